@@ -1,0 +1,28 @@
+# Each target sets up its own environment, so a fresh clone needs only Python 3.10+ and pip.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+# torch/torchvision pinned to the releases this workplace serves from disk (a CUDA build on x86_64).
+TORCH  := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: venv demo test clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(VENV)/bin/curriculum score --dataset digits
+	$(VENV)/bin/curriculum stats --dataset digits
+	$(VENV)/bin/curriculum train --dataset digits --pacing exp
+
+test: venv
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) runs .cache

@@ -1,0 +1,360 @@
+"""Datasets: a name -> uint8 images, int64 labels, class names and a fingerprint.
+
+``load_dataset(name)`` resolves (``curriculum datasets`` lists them, see ``list_datasets``):
+
+* built in, no network: ``digits`` (the default; scikit-learn's 8x8 digits, values 0..16 scaled
+  to uint8 by round(v * 255 / 16), a stratified seeded split of 1347 train / 450 test),
+  ``gabor``, ``gabor-full`` and ``gaussian`` (seed 000's synthetic sets, see
+  ``curriculum.synthetic``: the paper's Gabor description does not add up, read it there);
+* Hugging Face ``datasets`` by name: ``cifar10``, ``cifar100``, ``cifar100:<super-class>`` (the
+  5 fine classes of one of the 20 coarse classes, e.g. ``cifar100:small-mammals`` as in seed
+  000; labels re-indexed 0..4 in fine-label order, classes named by their fine labels),
+  ``mnist``, ``fashion-mnist``, ``svhn`` (cropped digits; the 'extra' split is not used);
+* ``hf:<repo id>[:<config>]`` or ``hf:<path>`` (a ``save_to_disk`` folder, or anything
+  ``datasets.load_dataset(path)`` reads): the image column (a ``datasets.Image`` feature) and
+  the label column (a ``ClassLabel``) are found automatically;
+* ``torchvision:<ClassName>`` (downloaded into ``<cache>/torchvision``);
+* ``folder:<path>``: ``path/train/<class>/*`` + ``path/test/<class>/*``, or ``path/<class>/*``
+  split 80/20 per class with seed 0.
+
+Decoded sources are cached as ``<cache>/<safe name>/arrays[-sizeS].npz`` (written atomically),
+so only the first load decodes; local sources are re-read when their files change, and a cache
+whose local source was deleted still loads. Images of different sizes are resized to
+``image_size`` or to the most common size (see ``curriculum.data_sources``).
+
+Label noise (``label_noise=P``, as in Zhang et al. 2017): a fraction P of the train labels,
+chosen with ``noise_seed``, is replaced by labels drawn uniformly from all K classes, so a
+replaced label equals the original with probability 1/K and about P (K - 1) / K of the labels
+change; P = 1 gives labels independent of the images. Test labels are never touched. The name
+records it (``digits+noise0.2``, ``+noise0.2-seed3`` for another seed; ``+size32`` for
+``image_size=32``) and ``load_dataset`` accepts such names back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from scoring.errors import UserError
+
+from . import data_sources as src
+from .synthetic import make_gabor, make_gaussian
+
+__all__ = ["Split", "Dataset", "load_dataset", "list_datasets", "default_cache_dir",
+           "compute_fingerprint", "apply_label_noise", "CIFAR100_SUPERCLASSES"]
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """One split; treat the arrays as read-only (the fingerprint describes them)."""
+
+    images: np.ndarray  # uint8 [M, H, W, C], C in {1, 3}
+    labels: np.ndarray  # int64 [M]
+
+    def __post_init__(self) -> None:
+        im, lab = self.images, self.labels
+        if im.dtype != np.uint8 or im.ndim != 4 or im.shape[3] not in (1, 3):
+            raise ValueError(f"images must be uint8 [M, H, W, C] with C in (1, 3), got "
+                             f"{im.dtype} {im.shape}")
+        if lab.dtype != np.int64 or lab.shape != (len(im),):
+            raise ValueError(f"labels must be int64 [{len(im)}], got {lab.dtype} {lab.shape}")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    name: str  # canonical name, e.g. "digits", "cifar100:small-mammals", "digits+noise0.2"
+    train: Split
+    test: Split
+    classes: tuple[str, ...]
+    fingerprint: str  # compute_fingerprint(train, test)
+    # The train labels before label noise (None without noise), to tell which were replaced.
+    clean_train_labels: np.ndarray | None = None
+
+    def split(self, name: str) -> Split:
+        if name == "train":
+            return self.train
+        if name == "test":
+            return self.test
+        raise UserError(f"Unknown split {name!r}; use 'train' or 'test'.")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.images.shape[1:])  # type: ignore[return-value]
+
+    @classmethod
+    def build(cls, name: str, train: Split, test: Split, classes, **kw) -> "Dataset":
+        """A Dataset with its fingerprint computed (for data made in memory)."""
+        return cls(name, train, test, tuple(classes), compute_fingerprint(train, test), **kw)
+
+
+def compute_fingerprint(train: Split, test: Split) -> str:
+    """sha256 (hex) over the shapes, labels and image bytes of both splits."""
+    h = hashlib.sha256(b"curriculum-dataset-v1\n")
+    for tag, s in (("train", train), ("test", test)):
+        h.update(f"{tag} {tuple(s.images.shape)} {len(s.labels)}\n".encode())
+        h.update(np.ascontiguousarray(s.labels, dtype="<i8").tobytes())
+        h.update(memoryview(np.ascontiguousarray(s.images)).cast("B"))
+    return h.hexdigest()
+
+
+def default_cache_dir() -> Path:
+    """``$CURRICULUM_CACHE``, else ``~/.cache/curriculum``."""
+    env = os.environ.get("CURRICULUM_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "curriculum"
+
+
+# name -> (hub id, config, description)
+HF_NAMED = {
+    "cifar10": ("uoft-cs/cifar10", None, "CIFAR-10, 32x32x3, 10 classes, 50000 / 10000"),
+    "cifar100": ("uoft-cs/cifar100", None, "CIFAR-100 fine labels, 32x32x3, 100 classes, "
+                                           "50000 / 10000"),
+    "mnist": ("ylecun/mnist", None, "MNIST, 28x28 grey, 10 classes, 60000 / 10000"),
+    "fashion-mnist": ("zalando-datasets/fashion_mnist", None,
+                      "Fashion-MNIST, 28x28 grey, 10 classes, 60000 / 10000"),
+    "svhn": ("ufldl-stanford/svhn", "cropped_digits",
+             "SVHN cropped digits, 32x32x3, 10 classes, 73257 / 26032 ('extra' unused)"),
+}
+ALIASES = {"fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10",
+           "cifar-100": "cifar100"}
+
+# The 20 CIFAR-100 coarse classes (Hugging Face's names with '_' -> '-') and their fine classes.
+CIFAR100_SUPERCLASSES = {
+    "aquatic-mammals": ("beaver", "dolphin", "otter", "seal", "whale"),
+    "fish": ("aquarium_fish", "flatfish", "ray", "shark", "trout"),
+    "flowers": ("orchid", "poppy", "rose", "sunflower", "tulip"),
+    "food-containers": ("bottle", "bowl", "can", "cup", "plate"),
+    "fruit-and-vegetables": ("apple", "mushroom", "orange", "pear", "sweet_pepper"),
+    "household-electrical-devices": ("clock", "keyboard", "lamp", "telephone", "television"),
+    "household-furniture": ("bed", "chair", "couch", "table", "wardrobe"),
+    "insects": ("bee", "beetle", "butterfly", "caterpillar", "cockroach"),
+    "large-carnivores": ("bear", "leopard", "lion", "tiger", "wolf"),
+    "large-man-made-outdoor-things": ("bridge", "castle", "house", "road", "skyscraper"),
+    "large-natural-outdoor-scenes": ("cloud", "forest", "mountain", "plain", "sea"),
+    "large-omnivores-and-herbivores": ("camel", "cattle", "chimpanzee", "elephant", "kangaroo"),
+    "medium-mammals": ("fox", "porcupine", "possum", "raccoon", "skunk"),
+    "non-insect-invertebrates": ("crab", "lobster", "snail", "spider", "worm"),
+    "people": ("baby", "boy", "girl", "man", "woman"),
+    "reptiles": ("crocodile", "dinosaur", "lizard", "snake", "turtle"),
+    "small-mammals": ("hamster", "mouse", "rabbit", "shrew", "squirrel"),
+    "trees": ("maple_tree", "oak_tree", "palm_tree", "pine_tree", "willow_tree"),
+    "vehicles-1": ("bicycle", "bus", "motorcycle", "pickup_truck", "train"),
+    "vehicles-2": ("lawn_mower", "rocket", "streetcar", "tank", "tractor"),
+}
+_SUPER_ALIASES = {"mediumsizedmammals": "medium-mammals", "vehicle1": "vehicles-1",
+                  "vehicle2": "vehicles-2", "insect": "insects", "reptile": "reptiles",
+                  "tree": "trees", "flower": "flowers", "smallmammal": "small-mammals"}
+_FINE_NAME_FIXES = {"cra": "crab"}  # a typo in the Hugging Face ClassLabel names
+
+
+def _super_key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _resolve_superclass(name: str) -> str | None:
+    key = _super_key(name)
+    for canonical in CIFAR100_SUPERCLASSES:
+        if _super_key(canonical) == key:
+            return canonical
+    return _SUPER_ALIASES.get(key)
+
+
+def list_datasets() -> list[tuple[str, str]]:
+    """(name or name pattern, one-line description), for ``curriculum datasets``."""
+    rows = [
+        ("digits", "scikit-learn handwritten digits, 8x8 grey, 10 classes, 1347 / 450 "
+                   "(stratified, seed 0); built in, the default"),
+        ("gabor", "Gabor patches (seed 000), 32x32x3, 12 classes (RGB channel x orientation "
+                  "45/90/135/180 +-30 deg, parity set per class), 960 / 240; built in"),
+        ("gabor-full", "Gabor patches, all 24 parity x channel x orientation classes, "
+                       "1920 / 480; built in"),
+        ("gaussian", "two overlapping Gaussians (seed 000), N(0, I) vs N(0.1, I) in 3072 dims "
+                     "as 32x32x3, 5000 / 1000; built in"),
+    ]
+    rows += [(n, f"{d} (Hugging Face {hub})") for n, (hub, _, d) in HF_NAMED.items()]
+    rows += [(f"cifar100:{s}", f"CIFAR-100 super-class, 5 classes ({', '.join(f)}), 2500 / 500")
+             for s, f in CIFAR100_SUPERCLASSES.items()]
+    rows += [
+        ("hf:<repo id>[:<config>]", "a Hugging Face image-classification dataset on the Hub "
+                                    "(Image + ClassLabel columns found automatically)"),
+        ("hf:<path>", "a folder written by datasets' save_to_disk (splits train + test)"),
+        ("torchvision:<ClassName>", "a torchvision dataset, e.g. torchvision:CIFAR10, "
+                                    "downloaded into the cache folder"),
+        ("folder:<path>", "images in path/train/<class>/ + path/test/<class>/, or in "
+                          "path/<class>/ split 80/20 per class (seed 0)"),
+    ]
+    return rows
+
+
+def apply_label_noise(labels: np.ndarray, fraction: float, num_classes: int,
+                      seed: int = 0) -> np.ndarray:
+    """A copy of ``labels`` with round(fraction * M) of them (chosen by ``seed``) replaced by
+    labels drawn uniformly from 0..K-1 (a replacement may equal the original)."""
+    rng = np.random.default_rng(seed)
+    m = len(labels)
+    n = int(round(fraction * m))
+    out = np.array(labels, dtype=np.int64, copy=True)
+    idx = rng.choice(m, size=n, replace=False)
+    out[idx] = rng.integers(0, num_classes, size=n)
+    return out
+
+
+_SUFFIX = re.compile(r"\+(?:noise(?P<p>[0-9.eE+-]+?)(?:-seed(?P<s>\d+))?|size(?P<size>\d+))$")
+
+
+def _split_suffixes(name: str) -> tuple[str, dict]:
+    found: dict = {}
+    while (m := _SUFFIX.search(name)) is not None:
+        if m.group("size"):
+            found.setdefault("image_size", int(m.group("size")))
+        else:
+            found.setdefault("label_noise", float(m.group("p")))
+            found.setdefault("noise_seed", int(m.group("s") or 0))
+        name = name[: m.start()]
+    return name, found
+
+
+def _is_local_path(text: str) -> bool:
+    """A path (exists, or starts with / . ~, or has more than one '/'), not a Hub id."""
+    return (text.startswith(("/", ".", "~")) or text.count("/") > 1
+            or Path(text).expanduser().exists())
+
+
+def _read(base: str, cache_dir: Path, image_size: int | None) -> tuple[str, src.RawData]:
+    """Canonical base name and the raw arrays of a name without suffixes."""
+    prefix, sep, rest = base.partition(":")
+    prefix = prefix.strip().lower()
+    if not sep:
+        key = ALIASES.get(prefix.replace("_", "-"), prefix.replace("_", "-"))
+        if key == "digits":
+            return key, src.read_digits()
+        if key in ("gabor", "gabor-full"):
+            return key, make_gabor(full=key == "gabor-full")
+        if key == "gaussian":
+            return key, make_gaussian()
+        if key in HF_NAMED:
+            hub, config, _ = HF_NAMED[key]
+            extra = ("coarse_label",) if key == "cifar100" else ()
+            raw = src.cached(key, cache_dir, image_size, lambda: src.hf_to_raw(
+                src.load_hf_source(hub, config, local=False), key, image_size, extra))
+            if key == "cifar100":
+                raw.classes = tuple(_FINE_NAME_FIXES.get(c, c) for c in raw.classes)
+            return key, raw
+    elif prefix in ("cifar100", "cifar-100"):
+        superclass = _resolve_superclass(rest)
+        if superclass is None:
+            raise UserError(f"CIFAR-100 has no super-class {rest!r}; run `curriculum datasets` "
+                            f"for the 20 names (e.g. cifar100:small-mammals).")
+        _, full = _read("cifar100", cache_dir, image_size)
+        return f"cifar100:{superclass}", _superclass_subset(full, superclass)
+    elif prefix == "hf" and rest:
+        local = _is_local_path(rest)
+        if local:
+            path = Path(rest).expanduser().resolve()
+            key = f"hf:{path}"
+            signature = src.tree_signature(path) if path.exists() else None
+            if not path.exists() and not src.cache_path(cache_dir, key, image_size).exists():
+                raise UserError(f"No dataset at {path}; pass a folder written by "
+                                f"datasets.save_to_disk, or a Hub id like hf:uoft-cs/cifar10.")
+            return key, src.cached(key, cache_dir, image_size, lambda: src.hf_to_raw(
+                src.load_hf_source(str(path), None, local=True), key, image_size), signature)
+        repo, _, config = rest.partition(":")
+        key = f"hf:{rest}"
+        return key, src.cached(key, cache_dir, image_size, lambda: src.hf_to_raw(
+            src.load_hf_source(repo, config or None, local=False), key, image_size))
+    elif prefix == "torchvision" and rest:
+        key = f"torchvision:{rest}"
+        return key, src.cached(key, cache_dir, image_size, lambda: src.read_torchvision(
+            rest, cache_dir / "torchvision", image_size))
+    elif prefix == "folder" and rest:
+        path = Path(rest).expanduser().resolve()
+        key = f"folder:{path}"
+        if path.is_dir():
+            signature = src.tree_signature(path, only_images=True)
+        elif src.cache_path(cache_dir, key, image_size).exists():
+            signature = None
+        else:
+            raise UserError(f"No folder {path}; pass folder:PATH with PATH/<class>/*.png or "
+                            f"PATH/train/<class>/*.png + PATH/test/<class>/*.png.")
+        return key, src.cached(key, cache_dir, image_size,
+                               lambda: src.read_folder(path, image_size), signature)
+    raise UserError(f"Unknown dataset {base!r}; run `curriculum datasets` to list the names.")
+
+
+def _superclass_subset(full: src.RawData, superclass: str) -> src.RawData:
+    coarse_names = [str(c) for c in full.extras["coarse_label_names"]]
+    matches = [i for i, c in enumerate(coarse_names) if _resolve_superclass(c) == superclass]
+    if len(matches) != 1:
+        raise UserError(f"The cached CIFAR-100 has no coarse class {superclass!r} "
+                        f"({coarse_names}); delete the cache folder and load it again.")
+    coarse = matches[0]
+    tr = full.extras["train_coarse_label"] == coarse
+    te = full.extras["test_coarse_label"] == coarse
+    fine = np.unique(full.train_labels[tr])  # ascending fine-label order
+    remap = np.full(len(full.classes), -1, np.int64)
+    remap[fine] = np.arange(len(fine))
+    return src.RawData(full.train_images[tr], remap[full.train_labels[tr]],
+                       full.test_images[te], remap[full.test_labels[te]],
+                       tuple(full.classes[i] for i in fine))
+
+
+def load_dataset(name: str = "digits", *, label_noise: float = 0.0, noise_seed: int = 0,
+                 cache_dir: str | Path | None = None, image_size: int | None = None) -> Dataset:
+    """Resolve ``name`` (see the module docstring and ``list_datasets``) to a ``Dataset``."""
+    if not isinstance(name, str) or not name.strip():
+        raise UserError("Give a dataset name; run `curriculum datasets` to list them.")
+    base, found = _split_suffixes(name.strip())
+    for arg, given, default in (("label_noise", label_noise, 0.0), ("noise_seed", noise_seed, 0),
+                                ("image_size", image_size, None)):
+        if arg in found and given != default and given != found[arg]:
+            raise UserError(f"The name {name!r} says {arg}={found[arg]} but {arg}={given} was "
+                            f"passed; give it once.")
+    label_noise = found.get("label_noise", label_noise)
+    noise_seed = found.get("noise_seed", noise_seed)
+    image_size = found.get("image_size", image_size)
+    try:
+        p = float(label_noise)
+    except (TypeError, ValueError):
+        p = math.nan
+    if not 0.0 <= p <= 1.0:
+        raise UserError(f"Label noise must be a fraction in [0, 1], got {label_noise!r}.")
+    if (isinstance(noise_seed, bool) or not isinstance(noise_seed, (int, np.integer))
+            or noise_seed < 0):
+        raise UserError(f"The noise seed must be a non-negative integer, got {noise_seed!r}.")
+    if image_size is not None and (isinstance(image_size, bool) or not isinstance(
+            image_size, (int, np.integer)) or not 1 <= image_size <= 4096):
+        raise UserError(f"The image size must be an integer in 1..4096, got {image_size!r}.")
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+
+    canonical, raw = _read(base, cache, image_size)
+    train_x, test_x = raw.train_images, raw.test_images
+    if image_size is not None:  # sources decoded at this size already return it unchanged
+        train_x = src.resize_images(train_x, image_size)
+        test_x = src.resize_images(test_x, image_size)
+        canonical += f"+size{int(image_size)}"
+    classes = tuple(str(c) for c in raw.classes)
+    train_y = np.asarray(raw.train_labels, np.int64)
+    clean = None
+    if p > 0:
+        clean = train_y
+        train_y = apply_label_noise(train_y, p, len(classes), int(noise_seed))
+        canonical += f"+noise{p:g}" + (f"-seed{int(noise_seed)}" if noise_seed else "")
+    train = Split(np.ascontiguousarray(train_x), train_y)
+    test = Split(np.ascontiguousarray(test_x), np.asarray(raw.test_labels, np.int64))
+    for split in (train, test):
+        if len(split) and (split.labels.min() < 0 or split.labels.max() >= len(classes)):
+            raise UserError(f"{canonical} has labels outside 0..{len(classes) - 1}; "
+                            f"check its label column.")
+    return Dataset.build(canonical, train, test, classes, clean_train_labels=clean)

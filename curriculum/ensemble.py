@@ -1,0 +1,274 @@
+"""The score stage: train a reference ensemble and record every member's predictions.
+
+Members are independent models, each with its own seed for initialisation, batch order, dropout
+and augmentation. With several processes (``accelerate launch`` / ``torchrun``) process r trains
+members r, r + P, r + 2P, ... on the full dataset: members are split between processes, the data
+never is, and no gradient is ever synchronised. Each process writes its own members' records, so
+the only collective is the barrier before the scores are computed.
+
+A member checkpoints its training state next to its record, so a killed run restarts from the
+last committed checkpoint and ends with the same record as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from curriculum.config import to_dict
+from curriculum.data import Dataset, load_dataset
+from curriculum.engine import (
+    DeviceData,
+    TrainingConfig,
+    augment,
+    grad_scaler,
+    learning_rate,
+    make_accelerator,
+    new_model,
+    new_optimizer,
+    outputs_to_record,
+    predict,
+    set_lr,
+    train_step,
+)
+from curriculum.models import auto_arch
+from curriculum.report import write_report
+from scoring.errors import UserError
+from scoring.records import SPLITS, MemberRecord, member_dir, open_run, update_run
+
+TRAIN_RECORDS = ("eval", "online")
+
+
+@dataclass
+class ScoreConfig(TrainingConfig):
+    """Flags of ``curriculum score`` (see ``curriculum score --help``)."""
+
+    members: int = 10
+    epochs: float = 20
+    eval_every: float = 1.0
+    lr_decay_epochs: float = 20
+    train_record: str = "eval"
+    out: str | None = None
+
+    def validate(self) -> None:
+        super().validate()
+        if self.members < 2:
+            raise UserError(f"Agreement needs at least 2 members, got --members {self.members}; pass --members 2 or more.")
+        if not self.epochs > 0:
+            raise UserError(f"--epochs must be positive, got {self.epochs}; pass --epochs 1 or more.")
+        if not self.eval_every > 0:
+            raise UserError(f"--eval-every must be positive (in epochs; fractions allowed), got {self.eval_every}.")
+        if self.train_record not in TRAIN_RECORDS:
+            raise UserError(f"Unknown --train-record '{self.train_record}'; choose one of {', '.join(TRAIN_RECORDS)}.")
+
+    def resolved_arch(self, dataset: Dataset) -> str:
+        h, w, c = dataset.image_shape
+        return auto_arch((h, w), c, len(dataset.train.labels)) if self.arch == "auto" else self.arch
+
+    def record_settings(self) -> dict:
+        """The settings that decide the record: a run directory holds one such setting only."""
+        ignore = {"quiet", "out", "cpu"}
+        return {k: v for k, v in to_dict(self).items() if k not in ignore}
+
+
+def checkpoint_steps(epochs: float, eval_every: float, steps_per_epoch: int) -> list[int]:
+    """Training steps at which every member predicts every example: 0 (initialisation), every
+    ``eval_every`` epochs (rounded to whole steps) and the end of training."""
+    total = max(1, round(epochs * steps_per_epoch))
+    steps = {0, total}
+    k = 1
+    while (step := round(k * eval_every * steps_per_epoch)) < total:
+        steps.add(step)
+        k += 1
+    return sorted(steps)
+
+
+def member_seed(base_seed: int, member: int) -> int:
+    return base_seed * 100_003 + member
+
+
+class MemberTrainer:
+    """Trains one member step by step and snapshots everything a bit-exact resume needs."""
+
+    def __init__(self, config: ScoreConfig, arch: str, dataset: Dataset, data: DeviceData, member: int, total_steps: int, steps_per_epoch: int):
+        self.config, self.data, self.member = config, data, member
+        self.device = data.device
+        seed = member_seed(config.seed, member)
+        self.model = new_model(config, arch, dataset, seed, self.device)
+        self.optimizer = new_optimizer(config, self.model)
+        self.scaler = grad_scaler(self.device, config.precision)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        torch.manual_seed(seed)  # dropout draws from the global generator; its state is snapshotted too
+        self.total_steps, self.steps_per_epoch = total_steps, steps_per_epoch
+        self.decay_every = max(1, round(config.lr_decay_epochs * steps_per_epoch))
+        self.step = 0
+        self.perm = torch.empty(0, dtype=torch.long, device=self.device)
+        m = data.size("train")
+        self.online = {key: torch.zeros(m, device=self.device) for key in ("pred", "p_true", "el2n")}
+
+    def state(self) -> dict:
+        return {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler else None,
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+            "perm": self.perm,
+            "online": self.online,
+        }
+
+    def load_state(self, state: dict) -> None:
+        self.step = state["step"]
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scaler:
+            self.scaler.load_state_dict(state["scaler"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] is not None:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.perm, self.online = state["perm"], state["online"]
+
+    def run_to(self, target: int, progress: tqdm | None) -> None:
+        """Train until ``self.step == target``; a new epoch draws a new permutation of the data."""
+        b, m = self.config.batch_size, self.data.size("train")
+        while self.step < target:
+            position = self.step % self.steps_per_epoch
+            if position == 0:
+                self.perm = torch.randperm(m, generator=self.generator, device=self.device)
+            index = self.perm[position * b : (position + 1) * b]
+            x, y = self.data.batch("train", index)
+            if self.config.augment:
+                x = augment(x, self.generator)
+            set_lr(self.optimizer, learning_rate(self.config, self.step, self.total_steps, self.decay_every))
+            logits = train_step(self.model, self.optimizer, x, y, self.config.precision, self.scaler)
+            if self.config.train_record == "online":
+                for key, value in outputs_to_record(logits, y).items():
+                    self.online[key][index] = value.float()
+            self.step += 1
+            if progress is not None:
+                progress.update(1)
+
+    def record(self, initial: bool) -> dict[str, dict[str, np.ndarray]]:
+        """Predictions for the current checkpoint. In ``online`` mode the train row is the
+        latest training-mode output of each example (Pliushch et al.'s code); checkpoint 0 has
+        no training pass yet and uses the eval pass."""
+        rows = {split: predict(self.model, self.data, split, self.config.precision) for split in SPLITS}
+        if self.config.train_record == "online" and not initial:
+            rows["train"] = {key: value.cpu().numpy() for key, value in self.online.items()}
+        return rows
+
+
+def _state_path(run_dir: Path, member: int, checkpoint: int) -> Path:
+    return member_dir(run_dir, member) / f"state_{checkpoint:04d}.pt"
+
+
+def _save_state(path: Path, state: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def train_member(trainer: MemberTrainer, record: MemberRecord, run_dir: Path, steps: list[int], progress: tqdm | None) -> None:
+    """Resume ``trainer`` from its last committed checkpoint and record the remaining ones."""
+    done = record.committed()
+    if done:
+        state_file = _state_path(run_dir, trainer.member, done - 1)
+        if done < len(steps):
+            if not state_file.exists():
+                raise UserError(
+                    f"Training state {state_file} is missing; delete {state_file.parent} and run the same command "
+                    f"again to recompute member {trainer.member}."
+                )
+            trainer.load_state(torch.load(state_file, map_location=trainer.device, weights_only=False))
+        if progress is not None:
+            progress.update(steps[done - 1])
+    for index in range(done, len(steps)):
+        trainer.run_to(steps[index], progress)
+        record.append(trainer.record(initial=index == 0))
+        last = index == len(steps) - 1
+        if not last:
+            _save_state(_state_path(run_dir, trainer.member, index), trainer.state())
+        record.commit()
+        for old in member_dir(run_dir, trainer.member).glob("state_*.pt"):
+            if last or old != _state_path(run_dir, trainer.member, index):
+                old.unlink()
+
+
+def default_run_dir(dataset_name: str) -> Path:
+    """``runs/<dataset>``, with characters a path cannot hold replaced."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_.+" else "_" for ch in dataset_name)
+    return Path("runs") / safe
+
+
+def run_info(config: ScoreConfig, dataset: Dataset, arch: str, steps: list[int], steps_per_epoch: int) -> dict:
+    return {
+        "dataset": {
+            "name": dataset.name,
+            "fingerprint": dataset.fingerprint,
+            "classes": list(dataset.classes),
+            "image_shape": list(dataset.image_shape),
+            "sizes": {split: int(len(dataset.split(split).labels)) for split in SPLITS},
+        },
+        "settings": config.record_settings(),
+        "arch": arch,
+        "members": config.members,
+        "checkpoints": [{"index": i, "step": s, "epoch": s / steps_per_epoch} for i, s in enumerate(steps)],
+        "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
+    }
+
+
+def score(config: ScoreConfig) -> Path:
+    """Run the score stage (resuming if ``config.out`` holds a partial run of the same setting).
+
+    Returns the run directory; the main process ends by writing ``scores.parquet``,
+    ``summary.csv``, ``report.md`` and the figures (:func:`curriculum.report.write_report`).
+    """
+    config.validate()
+    accelerator = make_accelerator(config)
+    with accelerator.main_process_first():
+        dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed)
+    arch = config.resolved_arch(dataset)
+    run_dir = Path(config.out) if config.out else default_run_dir(dataset.name)
+    steps_per_epoch = math.ceil(len(dataset.train.labels) / config.batch_size)
+    steps = checkpoint_steps(config.epochs, config.eval_every, steps_per_epoch)
+    info = run_info(config, dataset, arch, steps, steps_per_epoch)
+    new_model(config, arch, dataset, config.seed, torch.device("cpu"))  # a bad --arch fails before any write
+    open_run(run_dir, info, write=False)  # every process checks, so all fail together on a mismatch
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        open_run(run_dir, info, write=True)
+    accelerator.wait_for_everyone()
+
+    data = DeviceData(dataset, accelerator.device)
+    sizes = {split: data.size(split) for split in SPLITS}
+    mine = range(accelerator.process_index, config.members, accelerator.num_processes)
+    started = time.perf_counter()
+    with tqdm(
+        total=len(mine) * steps[-1], unit="ex", unit_scale=config.batch_size, dynamic_ncols=True,
+        disable=config.quiet or not accelerator.is_main_process,
+    ) as progress:
+        for member in mine:
+            progress.set_description(f"{arch} member {member + 1}/{config.members}")
+            record = MemberRecord(run_dir, member, sizes)
+            if record.committed() == len(steps):
+                progress.update(steps[-1])
+                continue
+            trainer = MemberTrainer(config, arch, dataset, data, member, steps[-1], steps_per_epoch)
+            train_member(trainer, record, run_dir, steps, progress)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        write_report(run_dir, dataset, info, quiet=config.quiet)
+        update_run(run_dir, status="complete", seconds=round(time.perf_counter() - started, 1))
+    accelerator.wait_for_everyone()
+    return run_dir

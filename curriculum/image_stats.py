@@ -1,0 +1,106 @@
+"""The ``curriculum stats`` stage: image statistics of a dataset and their relation to learning order.
+
+Statistics are computed once per dataset fingerprint and cached (``<cache>/statistics/<fp>.npz``),
+so a second call is instant. With a score run of the same dataset, each statistic becomes a column
+of ``scores.parquet``, and the run gains ``statistics.csv`` (mean, std, Spearman r with
+accessibility and its p-value), ``statistics_curves.csv`` (mean over the examples all members get
+right, per checkpoint; seed 003, Fig. 4) and ``figures/statistics_vs_agreement.png``.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from curriculum.data import Dataset, default_cache_dir, load_dataset
+from curriculum.ensemble import default_run_dir
+from curriculum.report import statistics_figure
+from scoring.errors import UserError
+from scoring.records import SPLITS, atomic_write_bytes, load_record, read_run_info
+from scoring.relation import statistic_correlations, statistic_curves
+from scoring.scores import Scores
+from stats.images import STATISTICS, compute_statistics
+
+
+@dataclass
+class StatsConfig:
+    """Flags of ``curriculum stats``."""
+
+    dataset: str = "digits"
+    run: str | None = None
+    label_noise: float = 0.0
+    seed: int = 0
+    workers: int | None = None
+    quiet: bool = False
+
+
+def dataset_statistics(dataset: Dataset, workers: int | None = None, cache_dir: str | Path | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """``{split: {statistic: values [M]}}`` for every statistic of :data:`stats.images.STATISTICS`."""
+    path = Path(cache_dir or default_cache_dir()) / "statistics" / f"{dataset.fingerprint}.npz"
+    if path.exists():
+        with np.load(path) as cached:
+            return {split: {name: cached[f"{split}/{name}"] for name in STATISTICS} for split in SPLITS}
+    values = {split: compute_statistics(dataset.split(split).images, workers=workers) for split in SPLITS}
+    buffer = io.BytesIO()
+    np.savez(buffer, **{f"{split}/{name}": v for split, named in values.items() for name, v in named.items()})
+    atomic_write_bytes(path, buffer.getvalue())
+    return values
+
+
+def format_table(table: pd.DataFrame) -> str:
+    lines = [f"{'statistic':10} {'mean +- std':>22}  {'Spearman r':>10}  {'p-value':>9}"]
+    for row in table.itertuples():
+        r = f"{row.spearman_r:+10.3f}" if "spearman_r" in table else f"{'-':>10}"
+        p = f"{row.p_value:9.1e}" if "p_value" in table else f"{'-':>9}"
+        lines.append(f"{row.statistic:10} {row.mean:>10.3f} +- {row.std:<8.3f}  {r}  {p}")
+    return "\n".join(lines)
+
+
+def image_statistics(config: StatsConfig) -> pd.DataFrame:
+    """Compute (or read) the statistics and, when a score run exists, relate them to it.
+
+    Returns the printed table: per statistic, mean and std over the train split and, with a score
+    run, the Spearman correlation with accessibility and its p-value.
+    """
+    dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed)
+    values = dataset_statistics(dataset, config.workers)
+    names = list(STATISTICS)
+    run_dir = Path(config.run) if config.run else default_run_dir(dataset.name)
+    if not (run_dir / "scores.parquet").exists():
+        if config.run:
+            raise UserError(f"No scores at {run_dir}; run `curriculum score --dataset {config.dataset} --out {run_dir}` first.")
+        table = pd.DataFrame([
+            {"statistic": name, "mean": float(np.nanmean(v)), "std": float(np.nanstd(v))}
+            for name, v in values["train"].items()
+        ])
+        if not config.quiet:
+            print(format_table(table))
+            print(f"\nNo score run at {run_dir}: run `curriculum score --dataset {config.dataset}` to relate these to learning order.")
+        return table
+
+    scores = Scores.load(run_dir)
+    scores.check_fingerprint(dataset.fingerprint, f"dataset '{dataset.name}'")
+    info = read_run_info(run_dir)
+    epochs = [c["epoch"] for c in info["checkpoints"]]
+    records = {
+        split: load_record(run_dir, split, dataset.split(split).labels, info["members"], len(epochs))
+        for split in SPLITS
+    }
+    for split in SPLITS:
+        scores.add_columns(split, values[split])
+    scores.save(run_dir / "scores.parquet")
+    curves = statistic_curves(records, values, epochs)
+    table = statistic_correlations(scores.table, names)
+    atomic_write_bytes(run_dir / "statistics_curves.csv", curves.to_csv(index=False).encode())
+    atomic_write_bytes(run_dir / "statistics.csv", table.to_csv(index=False).encode())
+    summary = pd.read_csv(run_dir / "summary.csv")
+    figure = statistics_figure(summary, curves, run_dir / "figures" / "statistics_vs_agreement.png")
+    if not config.quiet:
+        print(f"Image statistics of {dataset.name} (train split) and their rank correlation with accessibility:")
+        print(format_table(table))
+        print(f"\nScores: {run_dir / 'scores.parquet'} (+ {len(names)} columns)   Figure: {figure}")
+    return table

@@ -1,0 +1,585 @@
+"""Network architectures, by name.
+
+``build_model(arch, in_channels=..., num_classes=..., image_size=(H, W))`` returns a fresh,
+randomly initialised ``torch.nn.Module`` that maps a float batch ``(N, C, H, W)`` to logits
+``(N, num_classes)`` (no softmax: the loss applies it). Initialisation draws from the global torch
+RNG only, so seeding torch before the call fixes the weights; nothing else in here draws from it.
+
+Names (``list_architectures()`` gives them with one line each):
+
+``st-vgg``
+    Stripped VGG of seed 000 (Hacohen, Choshen & Weinshall, "Let's Agree to Agree"), appendix B:
+    8 convolutions with 32, 32, 64, 64, 128, 128, 256, 256 filters, 3x3 kernels except the last two
+    (2x2), a 2x2 max-pool and 0.25 dropout after every second convolution, flatten, a 512-unit
+    fully connected layer, 0.5 dropout, and the output layer.
+``small-st-vgg``
+    Appendix B's smaller version: 4 convolutions (32, 32, 64, 64; 3x3), pool + 0.25 dropout after
+    every second one, a 128-unit fully connected layer, 0.5 dropout, output layer.
+``mnist-net``
+    Appendix B's "MNIST architecture": two 3x3 convolutions (32, 64), one 2x2 max-pool, 0.25
+    dropout, a 128-unit fully connected layer, 0.5 dropout, output layer.
+``fc``
+    Appendix B's fully connected network: flatten, two 1024-unit layers each followed by 0.5
+    dropout, output layer.
+``lenet5``
+    LeNet-5 in its common modern form: conv 6@5x5 (padded), max-pool, conv 16@5x5, max-pool,
+    fully connected 120, 84, output; ReLU; no dropout.
+``resnet18``
+    CIFAR-style ResNet-18: torchvision's ResNet-18 with a 3x3 stride-1 stem and no initial
+    max-pool (so 32x32 inputs reach the last stage at 4x4); global average pooling before the
+    classifier, hence any image size works.
+``linear-<name>``
+    ``<name>`` with every activation module replaced by ``Identity`` and every max-pool by an
+    average pool of the same geometry (seed 000, section 4.2), made by :func:`linearize`, which
+    rewrites the module tree. The network then computes an affine function of its input whenever
+    its normalisation layers do, i.e. in eval mode (train-mode batch norm divides by a batch
+    statistic). The paper's nets have no normalisation and are affine in both modes.
+``tv:<model>``
+    Any torchvision classification model, ``torchvision.models.get_model(model, weights=None,
+    num_classes=K)``; when ``in_channels != 3`` the first convolution is replaced by one with the
+    same geometry that takes ``in_channels``. These keep torchvision's geometry, so some need large
+    images (``tv:vit_b_16`` wants 224x224); :func:`build_model` runs one image through the model
+    and raises :class:`UserError` if it cannot take the requested size.
+
+What appendix B does not say, and what we chose:
+
+* Padding. The st-VGG convolutions are "same"-padded, so only the pools shrink the image (this
+  follows the authors' public Keras code of the companion curriculum paper; with "valid" padding
+  a 32x32 CIFAR image could not pass four pools and eight convolutions). Even (2x2) kernels pad
+  one zero row/column at the bottom/right, as Keras does. ``mnist-net`` uses "valid"
+  convolutions like the Keras MNIST example it matches (28x28 -> 26 -> 24 -> pool 12).
+* Activation. Appendix B names none for the VGGs; we use ELU, the authors' default in that
+  code, and ELU for ``fc`` (section 5: "2 intermediate layers, ELU and dropout"). ``mnist-net``
+  and ``lenet5`` use ReLU.
+* Initialisation. The paper's nets (``st-vgg``, ``small-st-vgg``, ``mnist-net``, ``fc``) use the
+  Keras defaults the paper trained with: Glorot-uniform weights and zero biases. ``lenet5`` keeps
+  PyTorch's default; ``resnet18`` and ``tv:`` models keep torchvision's.
+* L2 regularisation, learning rate and its schedule are the training engine's business.
+
+Any image size and channel count. Each builder tracks the feature-map size as it adds layers, so
+the classifier's input size is exact for the requested ``image_size``:
+
+* a 2x2 pool whose input side is already 1 pools with kernel/stride 1 on that axis, and a pool
+  whose input is 1x1 is left out (the dropout after it stays), so a side never drops below 1 --
+  e.g. st-VGG on 8x8 digits goes 8 -> 4 -> 2 -> 1 -> 1. Sizes where Keras' floor-mode pooling
+  works are unchanged (32 -> 16 -> 8 -> 4 -> 2, 28 -> 14 -> 7 -> 3 -> 1).
+* a "valid" convolution whose kernel is larger than the input side is "same"-padded on that axis
+  instead (``mnist-net`` and ``lenet5`` on tiny images).
+
+A model built for one image size expects that size (the fully connected layer is sized for it);
+the CIFAR ResNet and most ``tv:`` models pool adaptively and take any size.
+
+All models are plain modules (no dtype- or layout-specific code): they run under
+``torch.autocast`` (bfloat16 included), on ``channels_last`` inputs, and under ``torch.compile``.
+
+``auto_arch(image_size, in_channels, num_examples)`` is the rule behind ``--arch auto``; see its
+docstring.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import OrderedDict
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from scoring.errors import UserError
+
+__all__ = [
+    "build_model",
+    "list_architectures",
+    "auto_arch",
+    "check_arch",
+    "linearize",
+    "LINEAR_PREFIX",
+    "TORCHVISION_PREFIX",
+]
+
+LINEAR_PREFIX = "linear-"
+TORCHVISION_PREFIX = "tv:"
+
+# ---------------------------------------------------------------------------------------------
+# Building blocks
+# ---------------------------------------------------------------------------------------------
+
+
+class _Stack:
+    """Appends layers to a list while tracking channels and the feature map's height/width."""
+
+    def __init__(self, in_channels: int, image_size: tuple[int, int], act: Callable[[], nn.Module]):
+        self.layers: list[nn.Module] = []
+        self.channels = in_channels
+        self.h, self.w = image_size
+        self.act = act
+
+    def conv(self, out_channels: int, kernel: int, padding: str = "same") -> None:
+        """``kernel`` x ``kernel`` convolution (stride 1) followed by the activation.
+
+        ``padding="same"`` keeps the size (even kernels pad bottom/right, as Keras does);
+        ``"valid"`` shrinks each side by ``kernel - 1`` unless the side is smaller than the kernel,
+        in which case that axis is "same"-padded so the side stays >= 1.
+        """
+        if padding == "same":
+            pad_h = pad_w = kernel - 1
+        else:
+            pad_h = kernel - 1 if self.h < kernel else 0
+            pad_w = kernel - 1 if self.w < kernel else 0
+        if pad_h % 2 == 0 and pad_w % 2 == 0:
+            conv_padding: tuple[int, int] = (pad_h // 2, pad_w // 2)
+        else:  # asymmetric: explicit zero pad, extra row/column at the bottom/right
+            self.layers.append(
+                nn.ZeroPad2d((pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
+            )
+            conv_padding = (0, 0)
+        self.layers.append(nn.Conv2d(self.channels, out_channels, kernel, padding=conv_padding))
+        self.layers.append(self.act())
+        self.channels = out_channels
+        self.h = self.h + pad_h - kernel + 1
+        self.w = self.w + pad_w - kernel + 1
+
+    def pool(self) -> None:
+        """2x2 max-pool (floor mode); an axis of size 1 is not pooled, a 1x1 map not at all."""
+        kh = 2 if self.h >= 2 else 1
+        kw = 2 if self.w >= 2 else 1
+        if kh == kw == 1:
+            return
+        self.layers.append(nn.MaxPool2d((kh, kw)))
+        self.h //= kh
+        self.w //= kw
+
+    def dropout(self, p: float, enabled: bool) -> None:
+        if enabled:
+            self.layers.append(nn.Dropout(p))
+
+    @property
+    def flat(self) -> int:
+        return self.channels * self.h * self.w
+
+
+def _head(in_features: int, hidden: list[int], num_classes: int, act, dropout_p: float | None):
+    """Flatten, then ``hidden`` fully connected layers (activation, optional dropout), output."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    for width in hidden:
+        layers += [nn.Linear(in_features, width), act()]
+        if dropout_p is not None:
+            layers.append(nn.Dropout(dropout_p))
+        in_features = width
+    layers.append(nn.Linear(in_features, num_classes))
+    return nn.Sequential(*layers)
+
+
+def _keras_init(model: nn.Module) -> nn.Module:
+    """Keras defaults: Glorot-uniform weights, zero biases, for every conv and linear layer."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return model
+
+
+def _net(features: _Stack, classifier: nn.Sequential) -> nn.Sequential:
+    return nn.Sequential(
+        OrderedDict(features=nn.Sequential(*features.layers), classifier=classifier)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The architectures
+# ---------------------------------------------------------------------------------------------
+
+
+def _st_vgg(in_channels, num_classes, image_size, dropout):
+    s = _Stack(in_channels, image_size, nn.ELU)
+    for i, (filters, kernel) in enumerate(
+        [(32, 3), (32, 3), (64, 3), (64, 3), (128, 3), (128, 3), (256, 2), (256, 2)]
+    ):
+        s.conv(filters, kernel)
+        if i % 2 == 1:
+            s.pool()
+            s.dropout(0.25, dropout)
+    head = _head(s.flat, [512], num_classes, nn.ELU, 0.5 if dropout else None)
+    return _keras_init(_net(s, head))
+
+
+def _small_st_vgg(in_channels, num_classes, image_size, dropout):
+    s = _Stack(in_channels, image_size, nn.ELU)
+    for i, filters in enumerate([32, 32, 64, 64]):
+        s.conv(filters, 3)
+        if i % 2 == 1:
+            s.pool()
+            s.dropout(0.25, dropout)
+    head = _head(s.flat, [128], num_classes, nn.ELU, 0.5 if dropout else None)
+    return _keras_init(_net(s, head))
+
+
+def _mnist_net(in_channels, num_classes, image_size, dropout):
+    s = _Stack(in_channels, image_size, nn.ReLU)
+    s.conv(32, 3, padding="valid")
+    s.conv(64, 3, padding="valid")
+    s.pool()
+    s.dropout(0.25, dropout)
+    head = _head(s.flat, [128], num_classes, nn.ReLU, 0.5 if dropout else None)
+    return _keras_init(_net(s, head))
+
+
+def _fc(in_channels, num_classes, image_size, dropout):
+    h, w = image_size
+    head = _head(in_channels * h * w, [1024, 1024], num_classes, nn.ELU, 0.5 if dropout else None)
+    return _keras_init(nn.Sequential(OrderedDict(classifier=head)))
+
+
+def _lenet5(in_channels, num_classes, image_size, dropout):
+    s = _Stack(in_channels, image_size, nn.ReLU)
+    s.conv(6, 5, padding="same")
+    s.pool()
+    s.conv(16, 5, padding="valid")
+    s.pool()
+    head = _head(s.flat, [120, 84], num_classes, nn.ReLU, None)
+    return _net(s, head)
+
+
+def _resnet18(in_channels, num_classes, image_size, dropout):
+    from torchvision.models import resnet18
+
+    model = resnet18(weights=None, num_classes=num_classes)
+    model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
+    model.maxpool = nn.Identity()
+    return model
+
+
+# name -> (builder, one-line description)
+_ARCHS: dict[str, tuple[Callable[..., nn.Module], str]] = {
+    "st-vgg": (
+        _st_vgg,
+        "stripped VGG (seed 000, app. B): 8 convs 32-32-64-64-128-128-256-256, FC 512, ELU",
+    ),
+    "small-st-vgg": (
+        _small_st_vgg,
+        "small st-VGG (seed 000, app. B): 4 convs 32-32-64-64, FC 128, ELU",
+    ),
+    "mnist-net": (
+        _mnist_net,
+        "MNIST architecture (seed 000, app. B): 2 valid convs 32-64, pool, FC 128, ReLU",
+    ),
+    "fc": (
+        _fc,
+        "fully connected net (seed 000, app. B): 2 hidden layers of 1024, ELU, 0.5 dropout",
+    ),
+    "lenet5": (_lenet5, "LeNet-5 (ReLU, max-pool): convs 6@5x5, 16@5x5, FC 120-84"),
+    "resnet18": (
+        _resnet18,
+        "CIFAR-style ResNet-18: 3x3 stride-1 stem, no initial max-pool, global average pool",
+    ),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Linear variant
+# ---------------------------------------------------------------------------------------------
+
+# Every element-wise nonlinearity torch ships as a module. Softmax-like and GLU (which halves a
+# dimension) change shapes or normalise, so they are not activations here and are kept.
+_ACTIVATION_TYPES: tuple[type[nn.Module], ...] = tuple(
+    t
+    for t in (
+        getattr(nn, name, None)
+        for name in (
+            "ReLU", "ReLU6", "LeakyReLU", "PReLU", "RReLU", "ELU", "SELU", "CELU", "GELU",
+            "SiLU", "Mish", "Hardswish", "Hardsigmoid", "Hardtanh", "Hardshrink", "Softshrink",
+            "Sigmoid", "LogSigmoid", "Tanh", "Tanhshrink", "Softplus", "Softsign", "Threshold",
+        )
+    )
+    if t is not None
+)
+
+_MAX_TO_AVG = {nn.MaxPool1d: nn.AvgPool1d, nn.MaxPool2d: nn.AvgPool2d, nn.MaxPool3d: nn.AvgPool3d}
+_ADAPTIVE_MAX_TO_AVG = {
+    nn.AdaptiveMaxPool1d: nn.AdaptiveAvgPool1d,
+    nn.AdaptiveMaxPool2d: nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool3d: nn.AdaptiveAvgPool3d,
+}
+
+
+def _linear_replacement(module: nn.Module) -> nn.Module | None:
+    if isinstance(module, _ACTIVATION_TYPES):
+        return nn.Identity()
+    for max_type, avg_type in _MAX_TO_AVG.items():
+        if type(module) is max_type:
+            dilation = module.dilation if isinstance(module.dilation, tuple) else (module.dilation,)
+            if any(d != 1 for d in dilation) or module.return_indices:
+                raise UserError(
+                    f"Cannot make a linear variant of a dilated or index-returning max-pool "
+                    f"({module}); pick an architecture without one."
+                )
+            # count_include_pad=False: average the real pixels of a window, as max-pool takes the
+            # max of the real pixels; either choice is linear.
+            return avg_type(
+                module.kernel_size,
+                module.stride,
+                module.padding,
+                ceil_mode=module.ceil_mode,
+                count_include_pad=False,
+            )
+    for max_type, avg_type in _ADAPTIVE_MAX_TO_AVG.items():
+        if type(module) is max_type:
+            return avg_type(module.output_size)
+    return None
+
+
+def linearize(model: nn.Module) -> nn.Module:
+    """Replace, in place, every activation module by ``Identity`` and every max-pool by an
+    average pool of the same kernel, stride, padding and ceil mode (adaptive max-pool by
+    adaptive average pool of the same output size). Returns ``model``.
+
+    Only modules are rewritten: a model that calls ``torch.nn.functional`` activations in its
+    ``forward`` or multiplies activations together (squeeze-and-excitation, attention) stays
+    nonlinear; :func:`build_model` checks ``linear-tv:`` models numerically for that.
+    """
+    for name, child in list(model.named_children()):
+        replacement = _linear_replacement(child)
+        if replacement is not None:
+            setattr(model, name, replacement)
+        else:
+            linearize(child)
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# torchvision models
+# ---------------------------------------------------------------------------------------------
+
+
+def _torchvision_names() -> list[str]:
+    import torchvision.models as tvm
+
+    return sorted(tvm.list_models(module=tvm))
+
+
+def _unknown_tv(name: str, names: list[str]) -> UserError:
+    hint = difflib.get_close_matches(name, names, n=1)
+    return UserError(
+        f"Unknown torchvision model '{name}'"
+        + (f" (did you mean 'tv:{hint[0]}'?)" if hint else "")
+        + f"; choose one of {', '.join(names)}."
+    )
+
+
+def _replace_first_conv(model: nn.Module, in_channels: int) -> None:
+    for parent in model.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, nn.Conv2d):
+                if child.in_channels == in_channels:
+                    return
+                new = nn.Conv2d(
+                    in_channels,
+                    child.out_channels,
+                    child.kernel_size,
+                    stride=child.stride,
+                    padding=child.padding,
+                    dilation=child.dilation,
+                    bias=child.bias is not None,
+                    padding_mode=child.padding_mode,
+                )
+                setattr(parent, name, new)
+                return
+    raise UserError("This torchvision model has no convolution to adapt to the channel count.")
+
+
+def _torchvision(name: str, in_channels: int, num_classes: int) -> nn.Module:
+    import torchvision.models as tvm
+
+    names = _torchvision_names()
+    if name not in names:
+        raise _unknown_tv(name, names)
+    kwargs: dict = {"weights": None, "num_classes": num_classes}
+    if name in ("googlenet", "inception_v3"):
+        # Without auxiliary heads the model returns plain logits in training mode too.
+        kwargs.update(aux_logits=False, init_weights=True)
+    model = tvm.get_model(name, **kwargs)
+    if in_channels != 3:
+        _replace_first_conv(model, in_channels)
+    return model
+
+
+def _dry_run(model: nn.Module, arch: str, in_channels: int, image_size, num_classes: int,
+             check_linear: bool) -> None:
+    """One eval-mode forward at the requested size (and, for linear variants, a linearity check)
+    so that a size the model cannot take fails here with one sentence. Uses its own generator, so
+    the global RNG (and hence the next model's initialisation) is untouched."""
+    h, w = image_size
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, in_channels, h, w, generator=g) - 0.5
+    y = torch.rand(1, in_channels, h, w, generator=g) - 0.5
+    # For the linearity check: f at x, y, x + y, -x, 100 x and 0. Homogeneity alone
+    # (f(2x) = 2 f(x)) would not do: a ReLU net with zero biases (the usual initialisation)
+    # is positively homogeneous, yet not linear.
+    batch = torch.cat([x, y, x + y, -x, 100 * x, torch.zeros_like(x)]) if check_linear else x
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            try:
+                out = model(batch)
+            except (RuntimeError, ValueError, AssertionError, IndexError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise UserError(
+                    f"Architecture '{arch}' cannot take {h}x{w} images with {in_channels} "
+                    f"channel(s) ({first}); pick another architecture or resize the images."
+                ) from exc
+    finally:
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor) or out.shape != (len(batch), num_classes):
+        raise UserError(
+            f"Architecture '{arch}' does not return one row of {num_classes} logits per image; "
+            f"pick another architecture."
+        )
+    if check_linear and not _is_affine(out.double()):
+        raise UserError(
+            f"'{arch}' is not linear after replacing its activation and max-pool modules (it "
+            f"applies nonlinearities functionally, multiplies activations, or normalises each "
+            f"example); pick another architecture for the linear variant."
+        )
+
+
+def _is_affine(out: torch.Tensor, rtol: float = 1e-3) -> bool:
+    """Rows of ``out`` are f(x), f(y), f(x + y), f(-x), f(100 x), f(0); True if f looks affine."""
+    if not torch.isfinite(out).all():
+        return False
+    d_x, d_y, d_xy, d_mx, d_100x = out[:5] - out[5]
+    scale = max(d_x.abs().max(), d_y.abs().max(), d_xy.abs().max())
+    if scale == 0:  # output does not move with the input: nothing to call linear
+        return False
+    additive = (d_xy - d_x - d_y).abs().max() <= rtol * scale
+    odd = (d_mx + d_x).abs().max() <= rtol * scale
+    homogeneous = (d_100x - 100 * d_x).abs().max() <= rtol * 100 * max(
+        d_x.abs().max(), d_100x.abs().max() / 100
+    )
+    return bool(additive and odd and homogeneous)
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API
+# ---------------------------------------------------------------------------------------------
+
+
+def list_architectures() -> list[tuple[str, str]]:
+    """``(name, one-line description)`` for every accepted name or name pattern."""
+    rows = [(name, desc) for name, (_, desc) in _ARCHS.items()]
+    rows.append(
+        (
+            f"{LINEAR_PREFIX}<name>",
+            "linear variant of any of these: activations -> identity, max-pool -> average-pool",
+        )
+    )
+    rows.append(
+        (
+            f"{TORCHVISION_PREFIX}<model>",
+            "a torchvision classification model by name (e.g. tv:resnet50), untrained, "
+            "first conv adapted to the channel count",
+        )
+    )
+    return rows
+
+
+def _unknown(arch: str) -> UserError:
+    choices = list(_ARCHS) + [f"{LINEAR_PREFIX}<name>", f"{TORCHVISION_PREFIX}<torchvision model>"]
+    hint = difflib.get_close_matches(arch, list(_ARCHS), n=1)
+    return UserError(
+        f"Unknown architecture '{arch}'"
+        + (f" (did you mean '{hint[0]}'?)" if hint else "")
+        + f"; choose one of {', '.join(choices)}."
+    )
+
+
+def check_arch(arch: str) -> str:
+    """Return the normalised name if ``arch`` names a buildable architecture, else raise
+    :class:`UserError` -- a cheap check for the CLI before any work starts (image size is only
+    checked by :func:`build_model`)."""
+    if not isinstance(arch, str) or not arch.strip():
+        raise _unknown(str(arch))
+    name = arch.strip().lower()
+    base = name
+    while base.startswith(LINEAR_PREFIX):
+        base = base[len(LINEAR_PREFIX):]
+    if base.startswith(TORCHVISION_PREFIX):
+        tv_name = base[len(TORCHVISION_PREFIX):]
+        names = _torchvision_names()
+        if tv_name not in names:
+            raise _unknown_tv(tv_name, names)
+    elif base not in _ARCHS:
+        raise _unknown(arch)
+    return name
+
+
+def build_model(
+    arch: str,
+    *,
+    in_channels: int,
+    num_classes: int,
+    image_size: tuple[int, int],
+    dropout: bool = True,
+) -> nn.Module:
+    """A fresh model for ``(N, in_channels, H, W)`` inputs and ``num_classes`` logits.
+
+    ``dropout=False`` builds the paper's nets without their dropout layers (seed 000 removes them
+    for random labels); it does not touch torchvision models. Raises :class:`UserError` for an
+    unknown name, bad sizes, or an image size the architecture cannot take.
+    """
+    name = check_arch(arch)
+    if not (isinstance(in_channels, int) and in_channels >= 1):
+        raise UserError(f"in_channels must be a positive integer, got {in_channels!r}.")
+    if not (isinstance(num_classes, int) and num_classes >= 1):
+        raise UserError(f"num_classes must be a positive integer, got {num_classes!r}.")
+    try:
+        h, w = (int(s) for s in image_size)
+    except (TypeError, ValueError):
+        raise UserError(f"image_size must be (height, width), got {image_size!r}.") from None
+    if h < 1 or w < 1:
+        raise UserError(f"image_size must be positive, got {image_size!r}.")
+
+    linear = name.startswith(LINEAR_PREFIX)
+    base = name
+    while base.startswith(LINEAR_PREFIX):
+        base = base[len(LINEAR_PREFIX):]
+
+    if base.startswith(TORCHVISION_PREFIX):
+        model = _torchvision(base[len(TORCHVISION_PREFIX):], in_channels, num_classes)
+        if linear:
+            linearize(model)
+        _dry_run(model, name, in_channels, (h, w), num_classes, check_linear=linear)
+        return model
+
+    builder, _ = _ARCHS[base]
+    model = builder(in_channels, num_classes, (h, w), dropout)
+    if linear:
+        linearize(model)
+    return model
+
+
+def auto_arch(image_size: tuple[int, int], in_channels: int, num_examples: int) -> str:
+    """The architecture ``--arch auto`` picks.
+
+    Rule (channel count does not enter):
+
+    * largest side > 64 (ImageNet-like): ``tv:resnet18`` -- its strided stem and max-pool cut the
+      image by 4 before the expensive layers; st-VGG's same-padded 32-filter convolutions at full
+      resolution would be slow.
+    * largest side <= 28 (digits 8x8, MNIST / Fashion-MNIST 28x28), or fewer than 1000 training
+      examples: ``small-st-vgg`` -- seed 000's smaller st-VGG; on scikit-learn's 8x8 digits it
+      goes from ~50-65 % test accuracy after epoch 1 to ~90 % by epoch 3 and ~98 % by epoch 10
+      (SGD lr 0.05, momentum 0.9, batch 100; about 3 s of one CPU thread for the 10 epochs) --
+      a learning curve over epochs rather than a jump in the first one.
+    * otherwise (29..64, e.g. CIFAR 32x32, tiny ImageNet 64x64): ``st-vgg``, the net seed 000
+      uses for CIFAR-10/100, its subsets and tiny ImageNet.
+    """
+    h, w = (int(s) for s in image_size)
+    side = max(h, w)
+    if side > 64:
+        return f"{TORCHVISION_PREFIX}resnet18"
+    if side <= 28 or num_examples < 1000:
+        return "small-st-vgg"
+    return "st-vgg"

@@ -1,0 +1,192 @@
+"""Orderings: which examples a pacing function opens first.
+
+An ordering is a permutation of example indices, easiest first for a curriculum. The sampler
+(``curriculum.sampler``) draws step t's batch from its first ``pacing(t)`` entries.
+
+Kinds (``ORDERS``), as in Hacohen & Weinshall 2019 and Wu et al. 2021:
+
+- ``curriculum``: easiest first. Scores are ranked by a stable sort, so ties keep index order
+  (the lower example index first) and the same scores always give the same order.
+- ``anti``: hardest first: the curriculum ranking reversed (ties therefore higher index first).
+- ``random``: a permutation drawn from ``numpy.random.default_rng(seed)``; it gets the same
+  pacing as the curriculum, so it separates the effect of the order from that of the growing
+  training set.
+- ``none``: the vanilla control, all data from the first step. The ordering is the same as
+  ``random`` (it is irrelevant once the whole set is open); callers ask ``uses_pacing(kind)``
+  and train without pacing (a sampler with ``pacing=None``) when it is False.
+
+Class balancing (on by default, ``balanced=False`` turns it off) interleaves the ranking so that
+every prefix holds the k-th easiest example of every class together: round k takes the k-th
+example of each class (by its place in the ranking), and within a round the classes follow the
+place of that example in the ranking, so the round's easiest example comes first. When classes
+have unequal sizes, a class that has run out simply drops out of the later rounds, so no example
+is lost (as in Wu et al.'s code; Hacohen & Weinshall's assumes equal class sizes).
+
+Balancing is applied to each kind's own ranking: ``anti`` balances the reversed ranking and
+``random`` balances the shuffled one. With equal class sizes ``anti`` is exactly the reverse of
+the balanced ``curriculum`` (what both papers' code does, reversing after balancing); with unequal
+sizes it stays class-balanced in every prefix, where the plain reverse would open the largest
+classes' leftovers first. Both papers' code shuffles *after* balancing for ``random``; here the
+random control stays balanced, so it differs from the curriculum in the order only.
+
+Scores come from a column of the Scores table (its metadata says which direction is easier),
+from an external file (``load_external_scores``), or from self-taught scoring: P(true class)
+under a vanilla-trained model, higher is easier (``higher_is_easier=True``).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from scoring.errors import UserError
+
+__all__ = ["ORDERS", "balance_by_class", "load_external_scores", "order_examples",
+           "rank_easiest_first", "uses_pacing"]
+
+ORDERS = ("curriculum", "anti", "random", "none")
+
+
+def uses_pacing(kind: str) -> bool:
+    """Whether an ordering kind trains with a pacing function (every kind but ``none``)."""
+    _check_kind(kind)
+    return kind != "none"
+
+
+def rank_easiest_first(scores, *, higher_is_easier: bool = True) -> np.ndarray:
+    """Example indices sorted easiest first; ties keep index order (a stable sort)."""
+    s = np.asarray(scores, dtype=np.float64)
+    return np.argsort(-s if higher_is_easier else s, kind="stable")
+
+
+def balance_by_class(order, labels) -> np.ndarray:
+    """Interleave ``order`` by class: round k holds the k-th example of every class.
+
+    Within a round the examples keep their relative place in ``order``; a class with fewer
+    examples than the round number takes no part in that round.
+    """
+    order = np.asarray(order)
+    lab = np.asarray(labels)[order]
+    by_class = np.argsort(lab, kind="stable")  # positions grouped by class, in order within it
+    grouped = lab[by_class]
+    starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
+    sizes = np.diff(np.r_[starts, len(lab)])
+    round_of = np.empty(len(lab), dtype=np.int64)
+    round_of[by_class] = np.arange(len(lab)) - np.repeat(starts, sizes)
+    return order[np.lexsort((np.arange(len(lab)), round_of))]
+
+
+def order_examples(scores, labels, kind: str, *, higher_is_easier: bool = True,
+                   balanced: bool = True, seed: int = 0) -> np.ndarray:
+    """A permutation of the example indices for ordering ``kind`` (one of ``ORDERS``).
+
+    ``scores`` is one number per example (``higher_is_easier`` says its direction); it may be
+    None for ``random`` and ``none``. ``labels`` (one int per example) is needed for class
+    balancing and may be None with ``balanced=False``. ``seed`` only affects ``random``/``none``.
+    """
+    _check_kind(kind)
+    if labels is None and balanced:
+        raise UserError("Class-balanced ordering needs the labels; pass labels or "
+                        "balanced=False.")
+    if scores is not None:
+        scores = np.asarray(scores, dtype=np.float64)
+        if labels is not None and len(scores) != len(labels):
+            raise UserError(f"There are {len(scores)} scores for {len(labels)} labels; give "
+                            "one score per example of the dataset.")
+        bad = int(np.isnan(scores).sum())
+        if bad:
+            raise UserError(f"{bad} of {len(scores)} scores are NaN; fill them in (or choose "
+                            "a score defined for every example) before ordering.")
+
+    if kind in ("curriculum", "anti"):
+        if scores is None:
+            raise UserError(f"The {kind} ordering needs a score per example; pass scores.")
+        order = rank_easiest_first(scores, higher_is_easier=higher_is_easier)
+        if kind == "anti":
+            order = order[::-1]
+    else:
+        if scores is None and labels is None:
+            raise UserError(f"The {kind} ordering needs scores or labels to know the number "
+                            "of examples.")
+        order = np.random.default_rng(seed).permutation(
+            len(scores) if scores is not None else len(labels))
+    return balance_by_class(order, labels) if balanced else order
+
+
+def load_external_scores(path, labels) -> np.ndarray:
+    """Per-example scores from a file, in the dataset's example order.
+
+    - ``.csv`` / ``.parquet``: a ``score`` column; optional ``index`` (the example index each
+      row belongs to; without it rows are in dataset order) and ``label`` (checked).
+    - ``.npz`` with arrays ``labels`` and ``scores`` in dataset order, as the published C-scores
+      are (higher C-score = easier).
+
+    The file must cover every example once and its labels must equal ``labels``; otherwise a
+    ``UserError`` says how many differ and what to do.
+    """
+    path = Path(path)
+    labels = np.asarray(labels)
+    m = len(labels)
+    if not path.is_file():
+        raise UserError(f"Score file {path} does not exist; give the path of a .csv, .parquet "
+                        "or .npz file of per-example scores.")
+    suffix = path.suffix.lower()
+    index = file_labels = None
+    try:
+        if suffix == ".npz":
+            with np.load(path) as npz:
+                missing = [k for k in ("labels", "scores") if k not in npz.files]
+                if missing:
+                    raise UserError(f"{path} has no {' or '.join(missing)} array (it has "
+                                    f"{', '.join(npz.files) or 'none'}); a score .npz needs "
+                                    "'labels' and 'scores', as the published C-scores have.")
+                scores, file_labels = npz["scores"], npz["labels"]
+        elif suffix in (".csv", ".parquet"):
+            import pandas as pd
+
+            table = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+            if "score" not in table.columns:
+                raise UserError(f"{path} has no 'score' column (it has "
+                                f"{', '.join(map(str, table.columns))}); name the column of "
+                                "per-example scores 'score'.")
+            scores = table["score"].to_numpy()
+            if "index" in table.columns:
+                index = table["index"].to_numpy()
+            if "label" in table.columns:
+                file_labels = table["label"].to_numpy()
+        else:
+            raise UserError(f"Cannot read scores from {path}: use a .csv, .parquet or .npz "
+                            "file.")
+        scores = np.asarray(scores, dtype=np.float64)
+    except (ValueError, OSError, zipfile.BadZipFile) as err:
+        if isinstance(err, UserError):
+            raise
+        raise UserError(f"Cannot read scores from {path} ({err}); check the file.") from err
+
+    if scores.ndim != 1 or len(scores) != m:
+        raise UserError(f"{path} has {scores.size} scores but the dataset has {m} examples; "
+                        "use the score file made for this dataset (and split).")
+    if index is not None:
+        if (not np.issubdtype(index.dtype, np.integer)
+                or not np.array_equal(np.sort(index), np.arange(m))):
+            raise UserError(f"The 'index' column of {path} must hold every example index "
+                            f"0..{m - 1} exactly once.")
+        by_index = np.argsort(index)
+        scores = scores[by_index]
+        if file_labels is not None:
+            file_labels = file_labels[by_index]
+    if file_labels is not None:
+        file_labels = np.asarray(file_labels).reshape(-1)
+        differ = int((file_labels != labels).sum()) if len(file_labels) == m else m
+        if differ:
+            raise UserError(f"{differ} of {m} labels in {path} differ from the dataset's; the "
+                            "scores must be in the dataset's example order, so use the file "
+                            "made for this dataset and split (or add an 'index' column).")
+    return scores
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in ORDERS:
+        raise UserError(f"Unknown ordering {kind!r}; choose one of: {', '.join(ORDERS)}.")

@@ -1,0 +1,185 @@
+"""Figures of a score run (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from scoring import agreement  # noqa: E402
+from scoring.records import SPLITS, Record, atomic_write_bytes, load_record  # noqa: E402
+from scoring.scores import Scores  # noqa: E402
+from scoring.summary import checkpoint_summary, format_summary  # noqa: E402
+from stats.distributions import independent_null_consistency  # noqa: E402
+
+SPLIT_COLORS = {"train": "tab:blue", "test": "tab:orange"}
+
+
+def pick_checkpoints(count: int, panels: int = 7) -> list[int]:
+    """Up to ``panels`` checkpoint indices, dense early (where agreement forms) and always the last,
+    like the epochs 0, 1, 2, 5, 10, 20, 40 of Hacohen et al.'s Fig. 1."""
+    if count <= panels:
+        return list(range(count))
+    picks = np.unique(np.round(np.geomspace(1, count, panels)).astype(int) - 1)
+    return sorted({0, *picks.tolist(), count - 1})
+
+
+def consistency_histograms(records: dict[str, Record], epochs: list[float], path: Path) -> Path:
+    """Observed consistency histograms per checkpoint (rows: splits) beside the histogram that
+    independent members of the same accuracies would give (Poisson-binomial)."""
+    picks = pick_checkpoints(len(epochs))
+    fig, axes = plt.subplots(len(records), len(picks), figsize=(2.3 * len(picks), 2.4 * len(records)), squeeze=False, sharey="row")
+    for row, (split, record) in enumerate(records.items()):
+        correct = record.correct
+        n = correct.shape[0]
+        consistency = agreement.consistency(correct)
+        for col, e in enumerate(picks):
+            ax = axes[row, col]
+            values = np.round(consistency[e] * n).astype(int)
+            observed = np.bincount(values, minlength=n + 1) / len(values)
+            grid, null = independent_null_consistency(correct[:, e, :].mean(1))
+            width = 0.8 / (n + 1)
+            ax.bar(grid - width / 2, observed, width=width, color=SPLIT_COLORS.get(split, "tab:gray"), label="observed")
+            ax.bar(grid + width / 2, null, width=width, color="lightgray", edgecolor="gray", label="independent")
+            ax.set_title(f"{split}, epoch {epochs[e]:g}", fontsize=9)
+            ax.set_xlim(-0.08, 1.08)
+            ax.set_xlabel("consistency", fontsize=8)
+        axes[row, 0].set_ylabel("fraction of examples", fontsize=8)
+    axes[0, -1].legend(fontsize=7, loc="upper center")
+    fig.suptitle("Consistency over training: observed vs independent members", fontsize=10)
+    return _save(fig, path)
+
+
+def agreement_curve(summary: pd.DataFrame, path: Path) -> Path:
+    """TP-agreement, its lower bound and mean accuracy +- std over epochs (Pliushch et al., Fig. 2)."""
+    splits = list(summary["split"].unique())
+    fig, axes = plt.subplots(1, len(splits), figsize=(5 * len(splits), 3.6), squeeze=False, sharey=True)
+    for ax, split in zip(axes[0], splits):
+        rows = summary[summary["split"] == split]
+        x = rows["epoch"].to_numpy()
+        mean, std = rows["acc_mean"].to_numpy(), rows["acc_std"].to_numpy()
+        ax.plot(x, mean, color="black", label="mean accuracy")
+        ax.fill_between(x, mean - std, mean + std, color="black", alpha=0.15, label="accuracy +- std")
+        ax.plot(x, rows["tpa"], color="tab:red", label="TP-agreement")
+        ax.plot(x, rows["tpa_lower"], color="tab:red", linestyle="--", label="lower bound")
+        ax.set_title(split)
+        ax.set_xlabel("epoch")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("fraction")
+    axes[0, -1].legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, dpi=110, format=path.suffix.lstrip("."))
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def el2n_checkpoint(epochs: list[float], fraction: float = 0.1) -> int:
+    """EL2N is read early in training (Paul et al.): the first checkpoint after initialisation at
+    or past ``fraction`` of the training epochs."""
+    target = fraction * epochs[-1]
+    return next(i for i, epoch in enumerate(epochs) if i > 0 and epoch >= target - 1e-9)
+
+
+def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False) -> Scores:
+    """Turn a finished record into ``scores.parquet``, ``summary.csv``, figures and ``report.md``,
+    and print the per-checkpoint summary."""
+    run_dir = Path(run_dir)
+    epochs = [c["epoch"] for c in info["checkpoints"]]
+    records = {
+        split: load_record(run_dir, split, dataset.split(split).labels, info["members"], len(epochs))
+        for split in SPLITS
+    }
+    el2n_at = el2n_checkpoint(epochs)
+    scores = Scores.from_records(
+        records, dataset=dataset.name, fingerprint=dataset.fingerprint, el2n_checkpoint=el2n_at,
+        extra_meta={"arch": info["arch"], "members": info["members"], "epochs": epochs},
+    )
+    scores.save(run_dir / "scores.parquet")
+    summary = checkpoint_summary(records, epochs)
+    summary.to_csv(run_dir / "summary.csv", index=False)
+    figures = [
+        consistency_histograms(records, epochs, run_dir / "figures" / "consistency_histograms.png"),
+        agreement_curve(summary, run_dir / "figures" / "agreement_curve.png"),
+    ]
+    text = format_summary(summary)
+    lines = [
+        f"# Score run: {dataset.name}",
+        "",
+        f"{info['members']} members of `{info['arch']}`, {len(epochs)} checkpoints (epoch {epochs[-1]:g} last); "
+        f"dataset fingerprint `{dataset.fingerprint[:16]}`.",
+        "",
+        "```",
+        text,
+        "```",
+        "",
+        *[f"![{f.stem}](figures/{f.name})" for f in figures],
+        "",
+    ]
+    atomic_write_bytes(run_dir / "report.md", "\n".join(lines).encode())
+    if not quiet:
+        print(f"\n{info['members']} x {info['arch']} on {dataset.name}: per-checkpoint agreement "
+              "(c=0/c=1: fraction of examples no/every member gets right, observed/independent members)")
+        print(text)
+        print(f"\nScores: {run_dir / 'scores.parquet'}   Figures: {run_dir / 'figures'}")
+    return scores
+
+
+def statistics_figure(summary: pd.DataFrame, curves: pd.DataFrame, path: Path, min_agreement: float = 0.2) -> Path:
+    """The agreement curve beside, per statistic, its mean over the examples all members get right
+    (Pliushch et al., Fig. 4). Checkpoints with TP-agreement below ``min_agreement`` are left out,
+    as in their plots, since the mean over a handful of agreed examples is noise (or 0 when none)."""
+    names = list(curves["statistic"].unique())
+    fig, axes = plt.subplots(1, len(names) + 1, figsize=(3.6 * (len(names) + 1), 3.3), squeeze=False)
+    first = axes[0, 0]
+    for split in summary["split"].unique():
+        rows = summary[summary["split"] == split]
+        first.plot(rows["epoch"], rows["tpa"], color=SPLIT_COLORS.get(split), label=f"TPa {split}")
+        first.plot(rows["epoch"], rows["acc_mean"], color=SPLIT_COLORS.get(split), linestyle=":", label=f"accuracy {split}")
+    first.set_title("agreement")
+    first.set_xlabel("epoch")
+    first.set_ylim(0, 1.02)
+    first.legend(fontsize=7)
+    for ax, name in zip(axes[0, 1:], names):
+        for split in curves["split"].unique():
+            rows = curves[(curves["statistic"] == name) & (curves["split"] == split)]
+            shown = rows[rows["tpa"] >= min_agreement]
+            ax.plot(shown["epoch"], shown["agreed_mean"], marker=".", color=SPLIT_COLORS.get(split), label=f"agreed, {split}")
+            ax.axhline(rows["dataset_mean"].iloc[0], color=SPLIT_COLORS.get(split), linestyle="--", linewidth=0.8, label=f"all, {split}")
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0, 1].legend(fontsize=7)
+    fig.suptitle(f"Mean image statistic over the examples all members classify correctly (TPa >= {min_agreement:g})", fontsize=10)
+    return _save(fig, path)
+
+
+ORDER_COLORS = {"curriculum": "tab:green", "random": "tab:blue", "anti": "tab:red", "none": "black"}
+
+
+def learning_curves_figure(curves: pd.DataFrame, path: Path, title: str = "") -> Path:
+    """Test accuracy over training steps: mean over seeds per order, with a +- std band."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for order, rows in curves.groupby("order", sort=False):
+        stats = rows.groupby("step")["test_accuracy"].agg(["mean", "std"]).fillna(0.0)
+        color = ORDER_COLORS.get(order)
+        ax.plot(stats.index, stats["mean"], color=color, label=order)
+        ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=color, alpha=0.15)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)

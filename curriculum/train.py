@@ -1,0 +1,231 @@
+"""The curriculum stage: train new models easy-first, beside honest controls.
+
+Every order (``curriculum``, ``random``, ``anti``, ``none`` by default) is trained for the same
+seeds with the same step budget, learning-rate schedule, architecture and batch sampler; only the
+order of the examples and whether the pacing applies differ. Seed s gives every order the same
+initial weights and the same batch draws, so gains are paired comparisons (Wu et al. 2021 found
+a random order with the same pacing often does as well as a curriculum; the table shows both).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from curriculum.config import to_dict
+from curriculum.data import Dataset, load_dataset
+from curriculum.engine import (
+    DeviceData,
+    TrainingConfig,
+    augment,
+    grad_scaler,
+    learning_rate,
+    make_accelerator,
+    new_model,
+    new_optimizer,
+    predict,
+    set_lr,
+    train_step,
+)
+from curriculum.ensemble import default_run_dir
+from curriculum.models import auto_arch
+from curriculum.ordering import ORDERS, load_external_scores, order_examples, uses_pacing
+from curriculum.pacing import PACINGS, make_pacing
+from curriculum.report import learning_curves_figure
+from curriculum.sampler import CurriculumBatchSampler
+from scoring.comparison import compare_orders, format_comparison
+from scoring.errors import UserError
+from scoring.records import atomic_write_bytes, atomic_write_json
+from scoring.scores import Scores
+
+SELF_TAUGHT = "self-taught"
+
+
+@dataclass
+class CurriculumConfig(TrainingConfig):
+    """Flags of ``curriculum train`` (see ``curriculum train --help``)."""
+
+    pacing: str = "exp"
+    start: float | None = None
+    inc: float | None = None
+    step: int | None = None
+    step_lengths: str | None = None
+    a: float | None = None
+    b: float | None = None
+    orders: str = "curriculum,random,anti,none"
+    seeds: int = 3
+    steps: int | None = None
+    eval_every: int | None = None
+    lr_decay_steps: int | None = None
+    scores: str | None = None
+    by: str = "accessibility"
+    scores_file: str | None = None
+    balanced: bool = True
+    target: float | None = None
+    out: str | None = None
+
+    def order_list(self) -> list[str]:
+        orders = [o.strip() for o in self.orders.split(",") if o.strip()]
+        unknown = [o for o in orders if o not in ORDERS]
+        if unknown or not orders:
+            raise UserError(f"Unknown order(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(ORDERS)}.")
+        return list(dict.fromkeys(orders))
+
+    def pacing_params(self) -> dict:
+        params = {"start": self.start, "inc": self.inc, "step": self.step, "a": self.a, "b": self.b}
+        if self.step_lengths is not None:
+            try:
+                params["steps"] = [int(v) for v in str(self.step_lengths).split(",")]
+            except ValueError:
+                raise UserError(f"--step-lengths must be comma-separated whole numbers, got '{self.step_lengths}'.") from None
+        return {k: v for k, v in params.items() if v is not None}
+
+    def validate(self) -> None:
+        super().validate()
+        if self.pacing not in PACINGS:
+            raise UserError(f"Unknown pacing '{self.pacing}'; choose one of {', '.join(PACINGS)}.")
+        self.order_list()
+        if self.seeds < 1:
+            raise UserError(f"--seeds must be at least 1, got {self.seeds}.")
+        if self.steps is not None and self.steps < 1:
+            raise UserError(f"--steps must be at least 1, got {self.steps}.")
+        if self.target is not None and not 0 < self.target <= 1:
+            raise UserError(f"--target is an accuracy in (0, 1], got {self.target}.")
+
+
+@dataclass
+class Plan:
+    """What every order shares: data, architecture, budget and schedule."""
+
+    dataset: Dataset
+    data: DeviceData
+    arch: str
+    steps: int
+    eval_steps: list[int]
+    decay_every: int
+
+
+def make_plan(config: CurriculumConfig, dataset: Dataset, device: torch.device) -> Plan:
+    m = len(dataset.train.labels)
+    if config.batch_size > m:
+        raise UserError(f"--batch-size {config.batch_size} exceeds the {m} train examples; use at most {m}.")
+    steps = config.steps or 20 * math.ceil(m / config.batch_size)
+    every = config.eval_every or max(1, steps // 20)
+    eval_steps = sorted({*range(every, steps, every), steps})
+    h, w, c = dataset.image_shape
+    arch = auto_arch((h, w), c, m) if config.arch == "auto" else config.arch
+    return Plan(dataset, DeviceData(dataset, device), arch, steps, eval_steps, config.lr_decay_steps or max(1, steps // 4))
+
+
+def train_one(config: CurriculumConfig, plan: Plan, sampler: CurriculumBatchSampler, seed: int, label: str, progress: tqdm | None = None) -> tuple[torch.nn.Module, list[float], np.ndarray]:
+    """Train one model on ``sampler``'s batches; returns it, its test accuracy at every eval step
+    and its final test predictions. ``seed`` alone decides the initial weights and augmentations."""
+    device = plan.data.device
+    model = new_model(config, plan.arch, plan.dataset, seed, device)
+    optimizer = new_optimizer(config, model)
+    scaler = grad_scaler(device, config.precision)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    accuracies, evals = [], iter(plan.eval_steps)
+    next_eval = next(evals)
+    test_labels = plan.data.labels["test"].cpu().numpy()
+    for step, batch in enumerate(sampler, start=1):
+        x, y = plan.data.batch("train", torch.as_tensor(batch, device=device))
+        if config.augment:
+            x = augment(x, generator)
+        set_lr(optimizer, learning_rate(config, step - 1, plan.steps, plan.decay_every))
+        train_step(model, optimizer, x, y, config.precision, scaler)
+        if step == next_eval:
+            out = predict(model, plan.data, "test", config.precision)
+            accuracies.append(float((out["pred"] == test_labels).mean()))
+            next_eval = next(evals, None)
+            if progress is not None:
+                progress.set_postfix_str(f"{label} test acc {accuracies[-1]:.3f}")
+        if progress is not None:
+            progress.update(1)
+    return model, accuracies, out["pred"]
+
+
+def ranking_scores(config: CurriculumConfig, plan: Plan, run_dir: Path | None, progress: tqdm | None) -> tuple[np.ndarray, bool, str]:
+    """Per-train-example scores to order by, whether higher means easier, and a description."""
+    labels = plan.dataset.train.labels
+    if config.scores_file:
+        return load_external_scores(config.scores_file, labels), True, f"scores file {config.scores_file} (higher = easier)"
+    if config.by == SELF_TAUGHT:
+        # Hacohen & Weinshall's self-taught scoring: a vanilla model of the same architecture
+        # trained with the same budget, ranked by its P(true class) on the train set.
+        seed = config.seed + 10_000
+        sampler = CurriculumBatchSampler(np.arange(len(labels)), None, config.batch_size, plan.steps, seed=seed)
+        model, _, _ = train_one(config, plan, sampler, seed, SELF_TAUGHT, progress)
+        return predict(model, plan.data, "train", config.precision)["p_true"], True, "self-taught P(true class)"
+    scores = Scores.load(run_dir)
+    scores.check_fingerprint(plan.dataset.fingerprint, f"dataset '{plan.dataset.name}'")
+    values = scores.column(config.by, "train")
+    direction = scores.directions.get(config.by)
+    if direction is None:
+        raise UserError(f"Score column '{config.by}' has no easier direction; choose another --by or pass --scores-file.")
+    return values, direction == "higher", f"'{config.by}' of {run_dir}"
+
+
+def resolve_scores_run(config: CurriculumConfig, dataset: Dataset) -> Path | None:
+    """The score run to order by (None when the order comes from elsewhere), checked to exist."""
+    if config.scores_file or config.by == SELF_TAUGHT:
+        return None
+    run_dir = Path(config.scores) if config.scores else default_run_dir(dataset.name)
+    if not (run_dir / "scores.parquet").exists():
+        raise UserError(
+            f"No scores at {run_dir}; run `curriculum score --dataset {config.dataset}"
+            f"{' --out ' + str(run_dir) if config.scores else ''}` first, or pass --by self-taught or --scores-file."
+        )
+    return run_dir
+
+
+def curriculum_train(config: CurriculumConfig) -> pd.DataFrame:
+    """Train every order for every seed and compare them; returns the results table.
+
+    Writes ``config.json``, ``curves.csv`` (test accuracy per order, seed and eval step),
+    ``results.csv`` and ``figures/learning_curves.png`` into ``config.out`` (default
+    ``<score run>/curriculum/<pacing>``).
+    """
+    config.validate()
+    orders = config.order_list()
+    accelerator = make_accelerator(config)
+    dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed)
+    run_dir = resolve_scores_run(config, dataset)
+    plan = make_plan(config, dataset, accelerator.device)
+    labels = dataset.train.labels
+    m = len(labels)
+    pacing = make_pacing(config.pacing, num_examples=m, batch_size=config.batch_size, total_steps=plan.steps, **config.pacing_params())
+    out = Path(config.out) if config.out else (run_dir or default_run_dir(dataset.name)) / "curriculum" / config.pacing
+    started = time.perf_counter()
+    runs = len(orders) * config.seeds + (config.by == SELF_TAUGHT and not config.scores_file)
+    with tqdm(total=runs * plan.steps, unit="step", dynamic_ncols=True, disable=config.quiet) as progress:
+        scores, higher_is_easier, source = ranking_scores(config, plan, run_dir, progress)
+        curves, predictions = [], {}
+        for order_kind in orders:
+            for seed in range(config.seed, config.seed + config.seeds):
+                progress.set_description(f"{order_kind} seed {seed}")
+                order = order_examples(scores, labels, order_kind, higher_is_easier=higher_is_easier, balanced=config.balanced, seed=seed)
+                sampler = CurriculumBatchSampler(order, pacing if uses_pacing(order_kind) else None, config.batch_size, plan.steps, seed=seed)
+                _, accuracies, predictions[order_kind, seed] = train_one(config, plan, sampler, seed, order_kind, progress)
+                curves += [{"order": order_kind, "seed": seed, "step": s, "test_accuracy": a} for s, a in zip(plan.eval_steps, accuracies)]
+    curves = pd.DataFrame(curves)
+    results = compare_orders(curves, predictions, dataset.test.labels, target=config.target)
+    atomic_write_json(out / "config.json", {**to_dict(config), "arch": plan.arch, "steps": plan.steps, "order_source": source,
+                                            "dataset": {"name": dataset.name, "fingerprint": dataset.fingerprint},
+                                            "seconds": round(time.perf_counter() - started, 1)})
+    atomic_write_bytes(out / "curves.csv", curves.to_csv(index=False).encode())
+    atomic_write_bytes(out / "results.csv", results.to_csv(index=False).encode())
+    figure = learning_curves_figure(curves, out / "figures" / "learning_curves.png", title=f"{dataset.name}: {config.pacing} pacing, {plan.arch}, {config.seeds} seeds")
+    if not config.quiet:
+        print(f"\n{dataset.name}, {plan.arch}, {plan.steps} steps of {config.batch_size}, {config.pacing} pacing {pacing!r}, "
+              f"order by {source}; {config.seeds} seeds per order")
+        print(format_comparison(results))
+        print(f"\nResults: {out / 'results.csv'}   Figure: {figure}")
+    return results

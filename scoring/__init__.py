@@ -1,0 +1,29 @@
+"""Predictions -> per-example scores. numpy/pandas only: importing it never pulls in training code.
+
+    from scoring import Scores
+    scores = Scores.load("runs/digits")
+    order = scores.order(by="accessibility", split="train")   # example indices, easiest first
+"""
+
+from scoring import agreement
+from scoring.comparison import compare_orders
+from scoring.errors import UserError
+from scoring.records import MemberRecord, Record, load_record, read_run_info
+from scoring.relation import statistic_correlations, statistic_curves
+from scoring.scores import SCORE_DIRECTIONS, Scores
+from scoring.summary import checkpoint_summary
+
+__all__ = [
+    "MemberRecord",
+    "Record",
+    "SCORE_DIRECTIONS",
+    "Scores",
+    "UserError",
+    "agreement",
+    "checkpoint_summary",
+    "compare_orders",
+    "load_record",
+    "read_run_info",
+    "statistic_correlations",
+    "statistic_curves",
+]

@@ -1,0 +1,539 @@
+"""Agreement of an ensemble and other per-example training-dynamics scores.
+
+Array in, array out (numpy and ``stats`` only). Inputs are the prediction record of N members
+at E checkpoints on M examples (checkpoint 0 is initialisation):
+
+- ``correct`` bool ``[N, E, M]`` (integer 0/1 is accepted too), ``pred`` int ``[N, E, M]``,
+- ``p_true`` float ``[N, E, M]`` (P(true class)), ``el2n`` float ``[N, E, M]``.
+
+Every function uses all the checkpoints it is given. To leave initialisation out (Toneva's
+forgetting and Swayamdipta's data maps count from the first trained checkpoint), pass
+``correct[:, 1:]``; checkpoint indices in the output then count from checkpoint 1.
+
+Sources (see ``REFERENCE.md``):
+
+- Consistency, consensus, accessibility, the easy set (c > 0.9), "learned at least as fast",
+  cross-consistency with checkpoints matched by mean error (+-1 %), the independent null and
+  the fractions at c = 0 and c = 1: Hacohen, Choshen & Weinshall (seed 000, "Let's agree to
+  agree", sections 2-4 and Fig. 1c, 6, 7b).
+- True-positive agreement, its lower bound, mean accuracy and its population std, statistic over
+  agreed examples: Pliushch et al. (seed 003, "When deep classifiers agree", eq. 2-3, and their
+  code). The toolkit returns fractions in ``[0, 1]``; their code multiplies by 100.
+- Forgetting events: Toneva et al. 2019. Data maps: Swayamdipta et al. 2020. EL2N: Paul et al.
+  2021.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from scoring.errors import UserError
+from stats.distributions import pearson
+
+__all__ = [
+    "consistency",
+    "consensus",
+    "accessibility",
+    "accessibility_correlation",
+    "consistency_histogram",
+    "accuracy_mean_std",
+    "tp_agreement",
+    "tp_agreement_lower_bound",
+    "statistic_over_agreed",
+    "ExtremeFractions",
+    "extreme_fractions",
+    "easy_set",
+    "compare_easy_sets",
+    "learned_at_least_as_fast",
+    "learned_at_least_as_fast_from",
+    "learned_checkpoint",
+    "forgetting_events",
+    "data_map",
+    "mean_el2n",
+    "match_checkpoints",
+    "cross_consistency",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# validation
+
+
+def _record(a, name: str, kind: str) -> np.ndarray:
+    """Check a ``[N, E, M]`` record; ``kind`` is 'bool', 'int' or 'float'."""
+    a = np.asarray(a)
+    if a.ndim != 3 or 0 in a.shape:
+        raise UserError(
+            f"`{name}` must be a non-empty array of shape [members, checkpoints, examples]; "
+            f"got shape {a.shape}."
+        )
+    if kind == "bool":
+        if a.dtype == bool:
+            return a
+        if np.issubdtype(a.dtype, np.integer) and np.isin(a, (0, 1)).all():
+            return a.astype(bool)
+        raise UserError(f"`{name}` must be boolean (or integer 0/1); got dtype {a.dtype}.")
+    if kind == "int":
+        if not np.issubdtype(a.dtype, np.integer):
+            raise UserError(f"`{name}` must hold integer class labels; got dtype {a.dtype}.")
+        return a
+    if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+        raise UserError(f"`{name}` must be a float array; got dtype {a.dtype}.")
+    a = a.astype(np.float64)
+    if not np.isfinite(a).all():
+        raise UserError(f"`{name}` holds NaN or infinite values; fill in the record first.")
+    return a
+
+
+def _consistency_matrix(c, name: str) -> np.ndarray:
+    c = np.asarray(c, dtype=float)
+    if c.ndim != 2 or 0 in c.shape:
+        raise UserError(
+            f"`{name}` must be a non-empty consistency array of shape [checkpoints, examples]; "
+            f"got shape {c.shape}."
+        )
+    if not np.all((c >= 0) & (c <= 1)):
+        raise UserError(f"`{name}` must hold consistency values in [0, 1].")
+    return c
+
+
+def _member_accuracy(correct: np.ndarray) -> np.ndarray:
+    """``[N, E]`` accuracy of each member at each checkpoint."""
+    return correct.sum(axis=2) / correct.shape[2]
+
+
+# --------------------------------------------------------------------------------------------
+# agreement of an ensemble (seed 000)
+
+
+def consistency(correct) -> np.ndarray:
+    """Fraction of members that classify each example correctly, per checkpoint.
+
+    ``c[e, i] = mean_n correct[n, e, i]`` (seed 000, section 2).
+
+    Returns
+    -------
+    np.ndarray of float, shape [E, M]
+        Values ``k / N`` in ``[0, 1]``; **higher = easier**.
+    """
+    correct = _record(correct, "correct", "bool")
+    return correct.sum(axis=0) / correct.shape[0]  # integer count / N: exactly k/N as a float
+
+
+def consensus(pred) -> np.ndarray:
+    """Largest fraction of members that predict the same label, right or wrong.
+
+    ``s[e, i] = max_k mean_n (pred[n, e, i] == k)`` (seed 000, section 2). Needs no true label,
+    so it applies to out-of-sample probe sets too.
+
+    Returns
+    -------
+    np.ndarray of float, shape [E, M]
+        In ``[1/N, 1]``; higher = members agree more (not necessarily on the right label).
+    """
+    pred = _record(pred, "pred", "int")
+    s = np.sort(pred, axis=0)
+    same = s[1:] == s[:-1]  # [N-1, E, M]: member n+1 extends the run of equal labels
+    run = np.ones(pred.shape[1:], dtype=np.int64)
+    best = run.copy()
+    for step in same:
+        run = np.where(step, run + 1, 1)
+        np.maximum(best, run, out=best)
+    return best / pred.shape[0]
+
+
+def accessibility(correct) -> np.ndarray:
+    """Mean consistency over the recorded checkpoints (seed 000, section 4).
+
+    Returns
+    -------
+    np.ndarray of float, shape [M]
+        In ``[0, 1]``; **higher = learned earlier and more reliably = easier**.
+    """
+    return consistency(correct).mean(axis=0)
+
+
+def accessibility_correlation(correct_a, correct_b) -> tuple[float, float]:
+    """Pearson r (and p-value) between the accessibility of two collections (seed 000, Fig. 6).
+
+    The collections may differ in members and checkpoints, not in examples.
+
+    Returns
+    -------
+    (r, p) : tuple of float
+        ``r`` in ``[-1, 1]``; higher = the two collections learn the examples in a more similar
+        order. ``p`` in ``[0, 1]``. See ``stats.distributions.pearson``.
+    """
+    acc_a, acc_b = accessibility(correct_a), accessibility(correct_b)
+    if acc_a.shape != acc_b.shape:
+        raise UserError(
+            f"The two collections must score the same examples; got {acc_a.size} and {acc_b.size}."
+        )
+    return pearson(acc_a, acc_b)
+
+
+def consistency_histogram(correct) -> np.ndarray:
+    """Observed fraction of examples at each consistency value k/N, per checkpoint.
+
+    Draw it beside ``stats.distributions.independent_null_consistency(acc[:, e])``.
+
+    Returns
+    -------
+    np.ndarray of float, shape [E, N + 1]
+        ``h[e, k]`` = fraction of examples that exactly k members classify correctly at
+        checkpoint e; each row sums to 1.
+    """
+    correct = _record(correct, "correct", "bool")
+    n, e, m = correct.shape
+    counts = correct.sum(axis=0)  # [E, M]
+    hist = np.zeros((e, n + 1))
+    for k in range(n + 1):
+        hist[:, k] = (counts == k).sum(axis=1) / m
+    return hist
+
+
+class ExtremeFractions(NamedTuple):
+    """Fractions of examples at consistency 0 and 1, observed and under the independent null.
+
+    Each field is float ``[E]`` in ``[0, 1]``.
+    """
+
+    observed_at_0: np.ndarray
+    observed_at_1: np.ndarray
+    expected_at_0: np.ndarray
+    expected_at_1: np.ndarray
+
+
+def extreme_fractions(correct) -> ExtremeFractions:
+    """Observed vs independent-null fraction of examples that no member / every member gets right.
+
+    Under the null, member n is right on each example independently with probability a_n (its
+    accuracy at that checkpoint), so ``expected_at_0[e] = prod_n (1 - a[n, e])`` and
+    ``expected_at_1[e] = prod_n a[n, e]`` (seed 000, Fig. 1c). Observed far above expected at
+    both ends = the members agree far more than independent classifiers would.
+
+    Returns
+    -------
+    ExtremeFractions
+        Four float arrays of shape [E], each in ``[0, 1]``.
+    """
+    correct = _record(correct, "correct", "bool")
+    acc = _member_accuracy(correct)
+    return ExtremeFractions(
+        observed_at_0=(~correct.any(axis=0)).mean(axis=1),
+        observed_at_1=correct.all(axis=0).mean(axis=1),
+        expected_at_0=np.prod(1.0 - acc, axis=0),
+        expected_at_1=np.prod(acc, axis=0),
+    )
+
+
+def easy_set(consistency_row, threshold: float = 0.9) -> np.ndarray:
+    """The "easiest" examples at one checkpoint: consistency strictly above ``threshold``.
+
+    Seed 000, section 4.1 / Fig. 7b uses ``c > 0.9``. With N = 10 members, c = 9/10 is *not*
+    easy.
+
+    Returns
+    -------
+    np.ndarray of bool, same shape as ``consistency_row`` (usually [M])
+        True = easy.
+    """
+    if not 0.0 <= threshold <= 1.0:
+        raise UserError(f"The easy-set threshold must be in [0, 1]; got {threshold}.")
+    return np.asarray(consistency_row, dtype=float) > threshold
+
+
+def compare_easy_sets(cons_a, cons_b, threshold: float = 0.9):
+    """Sizes of the intersection and both differences of two easy sets, per checkpoint.
+
+    Seed 000, Fig. 7b: ``|A ∩ B|``, ``|A \\ B|``, ``|B \\ A|`` with ``A = easy_set(cons_a[e])``.
+
+    Returns
+    -------
+    (both, only_a, only_b) : three np.ndarray of int, shape [E]
+        Counts in ``[0, M]``.
+    """
+    cons_a = _consistency_matrix(cons_a, "cons_a")
+    cons_b = _consistency_matrix(cons_b, "cons_b")
+    if cons_a.shape != cons_b.shape:
+        raise UserError(
+            f"`cons_a` and `cons_b` must have the same shape; got {cons_a.shape} and "
+            f"{cons_b.shape}."
+        )
+    a, b = easy_set(cons_a, threshold), easy_set(cons_b, threshold)
+    return (a & b).sum(axis=1), (a & ~b).sum(axis=1), (~a & b).sum(axis=1)
+
+
+def learned_at_least_as_fast_from(cons, i: int, j: int) -> int:
+    """First checkpoint from which example i stays at least as consistent as example j.
+
+    The smallest e' with ``cons[e, i] >= cons[e, j]`` for every ``e >= e'``.
+
+    Returns
+    -------
+    int
+        In ``[0, E]``; ``E`` (one past the last index) when ``cons[-1, i] < cons[-1, j]``.
+        Lower = i leads j for longer.
+    """
+    cons = _consistency_matrix(cons, "cons")
+    m = cons.shape[1]
+    for name, k in (("i", i), ("j", j)):
+        if not -m <= k < m:
+            raise UserError(f"Example index {name}={k} is out of range for {m} examples.")
+    holds = cons[:, i] >= cons[:, j]
+    tail = int(np.cumprod(holds[::-1]).sum())  # length of the run of True at the end
+    return cons.shape[0] - tail
+
+
+def learned_at_least_as_fast(cons, i: int, j: int) -> bool:
+    """Whether example i is learned at least as fast as example j (seed 000, section 2).
+
+    True if from some checkpoint on ``cons[e, i] >= cons[e, j]``. Over a finite record this holds
+    exactly when it holds at the last checkpoint; ``learned_at_least_as_fast_from`` says from
+    which checkpoint on. (The paper writes ``for all e > e'`` with e' a recorded epoch, which
+    taken literally is vacuous at the last epoch; this follows REFERENCE.md's ``e >= e'``.)
+
+    Returns
+    -------
+    bool
+        True = i is learned at least as fast as j.
+    """
+    return learned_at_least_as_fast_from(cons, i, j) < np.asarray(cons).shape[0]
+
+
+# --------------------------------------------------------------------------------------------
+# true-positive agreement (seed 003)
+
+
+def accuracy_mean_std(correct):
+    """Mean accuracy over members and its population standard deviation, per checkpoint.
+
+    Returns
+    -------
+    (mean, std) : two np.ndarray of float, shape [E]
+        ``mean`` in ``[0, 1]``; ``std`` in ``[0, 0.5]``, over members with ``ddof=0`` (seed 003).
+    """
+    acc = _member_accuracy(_record(correct, "correct", "bool"))
+    return acc.mean(axis=0), acc.std(axis=0, ddof=0)
+
+
+def tp_agreement(correct) -> np.ndarray:
+    """True-positive agreement per checkpoint (seed 003, eq. 2).
+
+    ``TPa[e] = sum_i prod_n correct[n, e, i] / max(1, sum_i max_n correct[n, e, i])``: examples
+    every member gets right over examples some member gets right; 0 when no member gets any
+    example right. Pliushch et al.'s code multiplies by 100 (percent); this returns a fraction.
+
+    Returns
+    -------
+    np.ndarray of float, shape [E]
+        In ``[0, 1]``; higher = members agree more on what they have learned.
+    """
+    correct = _record(correct, "correct", "bool")
+    agreed = correct.all(axis=0).sum(axis=1)
+    learned = correct.any(axis=0).sum(axis=1)
+    return agreed / np.maximum(1, learned)
+
+
+def tp_agreement_lower_bound(correct) -> np.ndarray:
+    """Smallest true-positive agreement the member accuracies force (seed 003, eq. 3).
+
+    ``Lba[e] = 1 - min(sum_n (1 - acc[n, e]), 1)``: once the members' errors sum to less than
+    the whole set, some examples must be right for all of them. ``tp_agreement - lower bound``
+    is the agreement that accuracy alone cannot explain. A fraction (their code: percent).
+
+    Returns
+    -------
+    np.ndarray of float, shape [E]
+        In ``[0, 1]``; 0 while the summed error is at least 1.
+    """
+    acc = _member_accuracy(_record(correct, "correct", "bool"))
+    return 1.0 - np.minimum((1.0 - acc).sum(axis=0), 1.0)
+
+
+def statistic_over_agreed(correct, statistic) -> np.ndarray:
+    """Mean of a per-example statistic over the examples every member gets right, per checkpoint.
+
+    Seed 003's code: ``nanmean(metric[agreed])``, and 0 when no example is agreed on.
+
+    Parameters
+    ----------
+    statistic : array_like of float, shape [M]
+        E.g. an image statistic (entropy, segment count); NaN entries are ignored.
+
+    Returns
+    -------
+    np.ndarray of float, shape [E]
+        In the statistic's units; 0 where no example is agreed on, NaN where all agreed
+        examples have a NaN statistic.
+    """
+    correct = _record(correct, "correct", "bool")
+    statistic = np.asarray(statistic, dtype=float)
+    if statistic.shape != correct.shape[2:]:
+        raise UserError(
+            f"`statistic` must have one value per example ({correct.shape[2]}); "
+            f"got shape {statistic.shape}."
+        )
+    out = np.zeros(correct.shape[1])
+    for e, agreed in enumerate(correct.all(axis=0)):
+        values = statistic[agreed]
+        if values.size:
+            valid = values[~np.isnan(values)]
+            out[e] = valid.mean() if valid.size else np.nan
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# other per-example training-dynamics scores
+
+
+def learned_checkpoint(correct) -> np.ndarray:
+    """Checkpoint from which each member classifies each example correctly for good.
+
+    The smallest e such that ``correct[n, e', i]`` for every ``e' >= e``. An example right at
+    e = 0 and never wrong after gets 0; one wrong at the last checkpoint gets E.
+
+    Returns
+    -------
+    np.ndarray of int, shape [N, M]
+        In ``[0, E]``; ``E`` (one past the last index) = not learned by the end.
+        **Lower = easier.**
+    """
+    correct = _record(correct, "correct", "bool")
+    tail = np.cumprod(correct[:, ::-1, :], axis=1).sum(axis=1)  # trailing run of correct
+    return correct.shape[1] - tail
+
+
+def forgetting_events(correct) -> np.ndarray:
+    """Forgetting events (Toneva et al. 2019): correct -> incorrect transitions per member.
+
+    Counted between consecutive checkpoints. An example a member never gets right at any
+    checkpoint gets E (the number of checkpoints), more than any real count (at most E // 2),
+    so it ranks hardest. An example right only at initialisation counts as learned and forgotten;
+    pass ``correct[:, 1:]`` to count from the first trained checkpoint.
+
+    Returns
+    -------
+    np.ndarray of int, shape [N, M]
+        In ``[0, E // 2]``, or ``E`` for never learned. **Lower = easier.**
+    """
+    correct = _record(correct, "correct", "bool")
+    events = (correct[:, :-1, :] & ~correct[:, 1:, :]).sum(axis=1)
+    return np.where(correct.any(axis=1), events, correct.shape[1])
+
+
+def data_map(p_true, correct):
+    """Data-map coordinates (Swayamdipta et al. 2020), one point per example.
+
+    Per member, over checkpoints: confidence = mean P(true class), variability = its standard
+    deviation (``ddof=0``, as their code's ``np.std``), correctness = fraction of checkpoints
+    right. Each is then averaged over members. (Averaging per-member statistics keeps the
+    spread between members out of ``variability``; the std over all members and checkpoints
+    pooled would mix it in.)
+
+    Returns
+    -------
+    confidence : np.ndarray of float, shape [M]
+        In ``[0, 1]``; **higher = easier**.
+    variability : np.ndarray of float, shape [M]
+        In ``[0, 0.5]``; no easy direction (high = ambiguous, low = easy or hard).
+    correctness : np.ndarray of float, shape [M]
+        In ``[0, 1]``; higher = easier.
+    """
+    p_true = _record(p_true, "p_true", "float")
+    correct = _record(correct, "correct", "bool")
+    if p_true.shape != correct.shape:
+        raise UserError(
+            f"`p_true` and `correct` must have the same shape; got {p_true.shape} and "
+            f"{correct.shape}."
+        )
+    if not np.all((p_true >= 0) & (p_true <= 1)):
+        raise UserError("`p_true` must hold probabilities in [0, 1].")
+    confidence = p_true.mean(axis=1).mean(axis=0)
+    variability = p_true.std(axis=1, ddof=0).mean(axis=0)
+    correctness = correct.mean(axis=1).mean(axis=0)
+    return confidence, variability, correctness
+
+
+def mean_el2n(el2n, checkpoint: int) -> np.ndarray:
+    """EL2N (Paul et al. 2021) at one checkpoint, averaged over members.
+
+    Parameters
+    ----------
+    checkpoint : int
+        Index into the checkpoint axis; negative indices count from the end. Paul et al. use an
+        early checkpoint (a few epochs in), not initialisation (index 0).
+
+    Returns
+    -------
+    np.ndarray of float, shape [M]
+        In ``[0, sqrt(2)]``; **lower = easier**.
+    """
+    el2n = _record(el2n, "el2n", "float")
+    e = el2n.shape[1]
+    if not -e <= checkpoint < e:
+        raise UserError(f"Checkpoint {checkpoint} is out of range for {e} recorded checkpoints.")
+    return el2n[:, checkpoint, :].mean(axis=0)
+
+
+# --------------------------------------------------------------------------------------------
+# two architectures (seed 000, section 4.2)
+
+
+def match_checkpoints(err_a, err_b, tol: float = 0.01) -> list[tuple[int, int]]:
+    """Pairs of checkpoints of two collections at which their mean errors match.
+
+    For each checkpoint of a, the checkpoint of b with the nearest mean error (the earliest on a
+    tie); the pair is kept if the errors differ by at most ``tol`` (seed 000: +-1 %, with errors
+    as fractions). A 1e-12 slack absorbs float rounding, so 0.30 vs 0.29 matches at tol 0.01.
+    Several checkpoints of a may match the same checkpoint of b.
+
+    Returns
+    -------
+    list of (int, int)
+        ``(index in a, index in b)``, in increasing order of the index in a; may be empty.
+    """
+    err_a = np.asarray(err_a, dtype=float)
+    err_b = np.asarray(err_b, dtype=float)
+    if err_a.ndim != 1 or err_b.ndim != 1 or err_a.size == 0 or err_b.size == 0:
+        raise UserError("`err_a` and `err_b` must be non-empty 1-D arrays of mean error.")
+    if not (np.isfinite(err_a).all() and np.isfinite(err_b).all()):
+        raise UserError("`err_a` and `err_b` must be finite.")
+    if tol < 0:
+        raise UserError(f"The matching tolerance must be >= 0; got {tol}.")
+    diff = np.abs(err_a[:, None] - err_b[None, :])
+    nearest = diff.argmin(axis=1)
+    return [
+        (ia, int(ib))
+        for ia, ib in enumerate(nearest)
+        if diff[ia, ib] <= tol + 1e-12
+    ]
+
+
+def cross_consistency(correct_a, correct_b, pairs) -> np.ndarray:
+    """Consistency of the two collections merged, at each matched pair of checkpoints.
+
+    For a pair (ea, eb): ``(sum_n correct_a[n, ea, i] + sum_n correct_b[n, eb, i]) / (Na + Nb)``
+    (seed 000, section 4.2). The collections may differ in members and checkpoints.
+
+    Returns
+    -------
+    np.ndarray of float, shape [P, M]
+        In ``[0, 1]``; higher = easier for both architectures together.
+    """
+    correct_a = _record(correct_a, "correct_a", "bool")
+    correct_b = _record(correct_b, "correct_b", "bool")
+    if correct_a.shape[2] != correct_b.shape[2]:
+        raise UserError(
+            "The two collections must score the same examples; got "
+            f"{correct_a.shape[2]} and {correct_b.shape[2]}."
+        )
+    idx = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    ea, eb = idx[:, 0], idx[:, 1]
+    if ((ea < 0) | (ea >= correct_a.shape[1]) | (eb < 0) | (eb >= correct_b.shape[1])).any():
+        raise UserError("A checkpoint pair is out of range; build pairs with match_checkpoints.")
+    sum_a = correct_a.sum(axis=0)[ea]  # [P, M]
+    sum_b = correct_b.sum(axis=0)[eb]
+    return (sum_a + sum_b) / (correct_a.shape[0] + correct_b.shape[0])

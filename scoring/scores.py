@@ -1,0 +1,183 @@
+"""The per-example scores table, ``scores.parquet``: what other projects import.
+
+One row per example and split (``split``, ``index`` in that split, ``label``) and one column per
+score. The parquet metadata (key ``curriculum``) carries the schema version, the dataset name and
+fingerprint, and for each column the direction that means *easier* (``"higher"``, ``"lower"`` or
+``null`` when a column has none, as for data-map variability or image statistics)::
+
+    from scoring import Scores
+    scores = Scores.load("runs/digits")
+    easy_first = scores.order(by="accessibility", split="train")
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from scoring import agreement
+from scoring.errors import UserError
+from scoring.records import SCHEMA_VERSION, Record, atomic_write_bytes
+
+META_KEY = b"curriculum"
+
+#: Columns every score run writes, with the direction that means easier. Scores of training
+#: dynamics (learned checkpoint, forgetting, data map) use the checkpoints after initialisation,
+#: as Toneva et al. and Swayamdipta et al. count only what happens during training; consistency,
+#: consensus and accessibility use every recorded checkpoint, as REFERENCE.md defines them.
+SCORE_DIRECTIONS: dict[str, str | None] = {
+    "consistency": "higher",        # fraction of members correct at the last checkpoint
+    "consensus": "higher",          # agreement on a label (right or wrong) at the last checkpoint
+    "accessibility": "higher",      # consistency averaged over checkpoints
+    "learned_checkpoint": "lower",  # mean over members of the checkpoint from which it stays correct
+    "forgetting": "lower",          # mean over members of correct -> incorrect transitions
+    "confidence": "higher",         # data map: mean P(true class)
+    "variability": None,            # data map: std of P(true class); high = ambiguous, not hard
+    "correctness": "higher",        # data map: fraction of checkpoints correct
+    "el2n": "lower",                # mean EL2N over members at an early checkpoint
+}
+
+
+def score_columns(record: Record, el2n_checkpoint: int) -> dict[str, np.ndarray]:
+    """Every score of :data:`SCORE_DIRECTIONS` for the examples of one split's record."""
+    correct = record.correct
+    trained = correct[:, 1:]  # checkpoints after initialisation
+    confidence, variability, correctness = agreement.data_map(record.p_true[:, 1:], trained)
+    return {
+        "consistency": agreement.consistency(correct)[-1],
+        "consensus": agreement.consensus(record.pred)[-1],
+        "accessibility": agreement.accessibility(correct),
+        "learned_checkpoint": agreement.learned_checkpoint(trained).mean(0) + 1,
+        "forgetting": agreement.forgetting_events(trained).mean(0),
+        "confidence": confidence,
+        "variability": variability,
+        "correctness": correctness,
+        "el2n": agreement.mean_el2n(record.el2n, el2n_checkpoint),
+    }
+
+
+@dataclass
+class Scores:
+    """A scores table and its metadata; see the module docstring."""
+
+    table: pd.DataFrame
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_records(cls, records: dict[str, Record], *, dataset: str, fingerprint: str, el2n_checkpoint: int, extra_meta: dict | None = None) -> "Scores":
+        frames = []
+        for split, record in records.items():
+            columns = score_columns(record, el2n_checkpoint)
+            frame = pd.DataFrame({"split": split, "index": np.arange(len(record.labels)), "label": record.labels, **columns})
+            frames.append(frame)
+        meta = {
+            "schema_version": SCHEMA_VERSION,
+            "dataset": dataset,
+            "fingerprint": fingerprint,
+            "directions": dict(SCORE_DIRECTIONS),
+            "el2n_checkpoint": el2n_checkpoint,
+            **(extra_meta or {}),
+        }
+        return cls(pd.concat(frames, ignore_index=True), meta)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Scores":
+        """Load ``scores.parquet`` from a run directory or a file path."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / "scores.parquet"
+        if not path.exists():
+            raise UserError(f"No scores at {path}; run `curriculum score` first (its --out is the run directory).")
+        try:
+            table = pq.read_table(path)
+        except (OSError, pa.ArrowInvalid):
+            raise UserError(f"{path} is not a readable parquet file; run `curriculum score` again to rewrite it.") from None
+        raw = (table.schema.metadata or {}).get(META_KEY)
+        if raw is None:
+            raise UserError(f"{path} has no curriculum metadata; it was not written by `curriculum score`.")
+        return cls(table.to_pandas(), json.loads(raw))
+
+    def save(self, path: str | Path) -> Path:
+        """Write parquet atomically (temporary file + rename)."""
+        path = Path(path)
+        if path.suffix != ".parquet":
+            path = path / "scores.parquet"
+        table = pa.Table.from_pandas(self.table, preserve_index=False)
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(self.meta).encode()})
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        atomic_write_bytes(path, sink.getvalue().to_pybytes())
+        return path
+
+    @property
+    def fingerprint(self) -> str:
+        return self.meta["fingerprint"]
+
+    @property
+    def directions(self) -> dict[str, str | None]:
+        return self.meta["directions"]
+
+    def split(self, split: str) -> pd.DataFrame:
+        """Rows of one split, sorted by example index."""
+        rows = self.table[self.table["split"] == split]
+        if rows.empty:
+            raise UserError(f"The scores hold no '{split}' split; choose one of {', '.join(self.table['split'].unique())}.")
+        return rows.sort_values("index").reset_index(drop=True)
+
+    def column(self, by: str, split: str = "train") -> np.ndarray:
+        if by not in self.table.columns or by in ("split", "index"):
+            names = [c for c in self.table.columns if c not in ("split", "index", "label")]
+            raise UserError(f"Unknown score column '{by}'; choose one of {', '.join(names)}.")
+        return self.split(split)[by].to_numpy()
+
+    def order(self, by: str = "accessibility", split: str = "train", higher_is_easier: bool | None = None) -> np.ndarray:
+        """Example indices of ``split``, easiest first by column ``by`` (ties: lower index first).
+
+        The direction comes from the metadata; columns without one (e.g. ``variability``, image
+        statistics) need ``higher_is_easier`` to be given.
+        """
+        values = self.column(by, split)
+        if higher_is_easier is None:
+            direction = self.directions.get(by)
+            if direction is None:
+                raise UserError(f"Column '{by}' has no easier direction; pass higher_is_easier=True or False.")
+            higher_is_easier = direction == "higher"
+        key = -values if higher_is_easier else values
+        return np.lexsort((np.arange(len(values)), key))
+
+    def add_columns(self, split: str, columns: dict[str, np.ndarray], directions: dict[str, str | None] | None = None) -> None:
+        """Add per-example columns (e.g. image statistics) for the rows of ``split``, in index order."""
+        mask = (self.table["split"] == split).to_numpy()
+        index = self.table.loc[mask, "index"].to_numpy()
+        for name, values in columns.items():
+            values = np.asarray(values)
+            if len(values) != mask.sum():
+                raise ValueError(f"column {name} has {len(values)} values for {mask.sum()} {split} examples")
+            if name not in self.table.columns:
+                self.table[name] = np.nan
+            self.table.loc[mask, name] = values[index]
+            self.meta["directions"][name] = (directions or {}).get(name)
+
+    def check_fingerprint(self, fingerprint: str, what: str = "the dataset") -> None:
+        if fingerprint != self.fingerprint:
+            raise UserError(
+                f"These scores belong to dataset '{self.meta.get('dataset')}' with another fingerprint than "
+                f"{what}; run `curriculum score` on it or pass the matching --scores run."
+            )
+
+    def attach(self, dataset: Any) -> dict[str, pd.DataFrame]:
+        """Per-split tables aligned with ``dataset`` (anything with ``fingerprint``), checked first."""
+        self.check_fingerprint(dataset.fingerprint, f"'{getattr(dataset, 'name', 'the dataset')}'")
+        return {split: self.split(split) for split in self.table["split"].unique()}
+
+    def to_csv(self, path: str | Path) -> Path:
+        path = Path(path)
+        self.table.to_csv(path, index=False)
+        return path

@@ -1,0 +1,241 @@
+"""Numbers about distributions: bimodality, correlations, and the independent-member null.
+
+Array in, array out (numpy/scipy only). Sources of the formulas:
+
+- ``bimodality``: Pearson (1894), as used by Hacohen, Choshen & Weinshall (seed 000, "Let's agree
+  to agree", section 3): ``kurtosis(X) - skewness(X)^2 - 1`` with the *non-excess* kurtosis and
+  population (biased) moments, i.e. scipy's ``kurtosis(x, fisher=False) - skew(x)**2 - 1``.
+- ``pearson`` / ``spearman``: thin wrappers of ``scipy.stats.pearsonr`` / ``spearmanr``; seed 000
+  correlates the accessibility scores of two collections with Pearson r and its p-value.
+- ``mean_confidence_interval`` / ``paired_t_test``: Student-t interval and paired t-test over
+  seeds, for the curriculum stage's comparison of orders trained from the same seeds.
+- ``poisson_binomial_pmf`` / ``independent_null_consistency``: the baseline of seed 000, Fig. 1c
+  (REFERENCE.md, "Independent null"): had the N members been independent with accuracies a_n, the
+  number of members right on an example would follow a Poisson-binomial distribution.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats as _sps
+
+__all__ = [
+    "bimodality",
+    "pearson",
+    "spearman",
+    "poisson_binomial_pmf",
+    "independent_null_consistency",
+    "mean_confidence_interval",
+    "paired_t_test",
+]
+
+
+def bimodality(x, axis: int = -1) -> float | np.ndarray:
+    """Pearson's (1894) bimodality measure ``kurtosis - skewness^2 - 1`` along ``axis``.
+
+    Parameters
+    ----------
+    x : array_like of float
+        Samples, e.g. the consistency scores of all examples at one checkpoint (1-D), or one row
+        per checkpoint (2-D, ``axis=-1``).
+    axis : int
+        The axis that holds the samples.
+
+    Returns
+    -------
+    float or np.ndarray
+        In ``[0, inf)``; **lower = more bimodal**. A two-point distribution (any weights) gives 0,
+        a uniform distribution 0.8, a Gaussian 2. Moments are population moments (``ddof=0``;
+        scipy's ``bias=True``) and the kurtosis is non-excess (``fisher=False``). Pearson's
+        inequality ``kurtosis >= skewness^2 + 1`` makes the value non-negative; float rounding
+        below 0 is clipped to 0. A float for 1-D input, else an array with ``axis`` removed.
+        Constant input (zero variance, including a single sample) gives NaN, as does any NaN in
+        the input. Near a one-sided distribution (almost all mass at one end) the value says
+        little: report the fractions at the two ends beside it.
+
+    Raises
+    ------
+    ValueError
+        If ``axis`` holds no samples.
+    """
+    x = np.asarray(x, dtype=float)
+    if x.ndim == 0:
+        raise ValueError("bimodality needs an array of samples, not a scalar.")
+    x = np.moveaxis(x, axis, -1)
+    if x.shape[-1] == 0:
+        raise ValueError("bimodality needs at least one sample along the given axis.")
+    d = x - x.mean(axis=-1, keepdims=True)
+    m2 = np.mean(d**2, axis=-1)
+    m3 = np.mean(d**3, axis=-1)
+    m4 = np.mean(d**4, axis=-1)
+    constant = np.all(x == x[..., :1], axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = m4 / m2**2 - m3**2 / m2**3 - 1.0
+    out = np.where(constant, np.nan, np.maximum(out, 0.0))  # np.maximum keeps NaN
+    return float(out) if out.ndim == 0 else out
+
+
+def _paired(x, y, name: str) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if x.ndim != 1 or y.ndim != 1:
+        raise ValueError(f"{name} needs two 1-D arrays; got shapes {x.shape} and {y.shape}.")
+    if x.shape != y.shape:
+        raise ValueError(f"{name} needs arrays of equal length; got {x.size} and {y.size}.")
+    if np.isinf(x).any() or np.isinf(y).any():
+        raise ValueError(f"{name} got an infinite value; replace it with NaN to drop the pair.")
+    keep = ~(np.isnan(x) | np.isnan(y))
+    x, y = x[keep], y[keep]
+    if x.size < 3:
+        raise ValueError(f"{name} needs at least 3 pairs without NaN; got {x.size}.")
+    return x, y
+
+
+def _is_constant(v: np.ndarray) -> bool:
+    return bool(np.all(v == v[0]))
+
+
+def pearson(x, y) -> tuple[float, float]:
+    """Pearson correlation of two 1-D samples and its two-sided p-value.
+
+    Pairs where either value is NaN are dropped first.
+
+    Returns
+    -------
+    (r, p) : tuple of float
+        ``r`` in ``[-1, 1]`` (higher = stronger positive linear relation); ``p`` in ``[0, 1]``
+        (lower = stronger evidence against r = 0; scipy's exact test under normality).
+        ``(nan, nan)`` if either sample is constant after dropping.
+
+    Raises
+    ------
+    ValueError
+        On 1-D arrays of different length, an infinite value, or fewer than 3 pairs left.
+    """
+    x, y = _paired(x, y, "pearson")
+    if _is_constant(x) or _is_constant(y):
+        return float("nan"), float("nan")
+    res = _sps.pearsonr(x, y)
+    return float(res.statistic), float(res.pvalue)
+
+
+def spearman(x, y) -> tuple[float, float]:
+    """Spearman rank correlation of two 1-D samples and its two-sided p-value.
+
+    Pairs where either value is NaN are dropped first; ties get average ranks.
+
+    Returns
+    -------
+    (rho, p) : tuple of float
+        ``rho`` in ``[-1, 1]`` (higher = stronger positive monotone relation); ``p`` in
+        ``[0, 1]`` (scipy's t-approximation). ``(nan, nan)`` if either sample is constant.
+
+    Raises
+    ------
+    ValueError
+        On 1-D arrays of different length, an infinite value, or fewer than 3 pairs left.
+    """
+    x, y = _paired(x, y, "spearman")
+    if _is_constant(x) or _is_constant(y):
+        return float("nan"), float("nan")
+    res = _sps.spearmanr(x, y)
+    return float(res.statistic), float(res.pvalue)
+
+
+def poisson_binomial_pmf(p) -> np.ndarray:
+    """Distribution of the number of successes of independent Bernoulli(p_n) trials.
+
+    Exact dynamic-programming convolution, O(N^2).
+
+    Parameters
+    ----------
+    p : array_like of float, shape [N]
+        Success probability of each trial, each in ``[0, 1]``. N = 0 is allowed.
+
+    Returns
+    -------
+    np.ndarray of float, shape [N + 1]
+        ``pmf[k] = P(exactly k successes)``, each in ``[0, 1]``, summing to 1.
+        ``pmf[0] = prod(1 - p)``, ``pmf[N] = prod(p)``.
+
+    Raises
+    ------
+    ValueError
+        If ``p`` is not 1-D or holds a value outside ``[0, 1]`` (or NaN).
+    """
+    p = np.asarray(p, dtype=float)
+    if p.ndim != 1:
+        raise ValueError(
+            f"poisson_binomial_pmf needs a 1-D array of probabilities; got shape {p.shape}."
+        )
+    if not np.all((p >= 0.0) & (p <= 1.0)):  # also rejects NaN
+        raise ValueError("poisson_binomial_pmf needs every probability in [0, 1].")
+    pmf = np.ones(1)
+    for pn in p:
+        nxt = np.zeros(pmf.size + 1)
+        nxt[:-1] += pmf * (1.0 - pn)  # trial fails: count stays
+        nxt[1:] += pmf * pn  # trial succeeds: count + 1
+        pmf = nxt
+    return pmf
+
+
+def independent_null_consistency(acc) -> tuple[np.ndarray, np.ndarray]:
+    """Distribution of consistency k/N had the N members been independent with accuracies ``acc``.
+
+    The baseline histogram of seed 000, Fig. 1c: draw ``pmf`` at ``values`` beside the observed
+    histogram of consistency at the same checkpoint. ``pmf[0] = prod(1 - acc)`` and
+    ``pmf[-1] = prod(acc)`` are the expected fractions of examples at consistency 0 and 1.
+
+    Parameters
+    ----------
+    acc : array_like of float, shape [N], N >= 1
+        Accuracy of each member at one checkpoint, each in ``[0, 1]``.
+
+    Returns
+    -------
+    values : np.ndarray of float, shape [N + 1]
+        ``k / N`` for k = 0..N, in ``[0, 1]`` (higher = more members right = easier).
+    pmf : np.ndarray of float, shape [N + 1]
+        Probability of each value, in ``[0, 1]``, summing to 1.
+
+    Raises
+    ------
+    ValueError
+        If ``acc`` is empty, not 1-D, or holds a value outside ``[0, 1]``.
+    """
+    acc = np.asarray(acc, dtype=float)
+    if acc.ndim != 1 or acc.size == 0:
+        raise ValueError("independent_null_consistency needs a non-empty 1-D array of accuracies.")
+    pmf = poisson_binomial_pmf(acc)
+    return np.arange(acc.size + 1) / acc.size, pmf
+
+
+def mean_confidence_interval(x, level: float = 0.95) -> tuple[float, float]:
+    """Mean of a small sample and the half-width of its Student-t confidence interval.
+
+    Returns ``(mean, half_width)``; the half-width is NaN for a single value (no spread to
+    estimate) and 0 for a constant sample. NaN values are dropped first.
+    """
+    x = np.asarray(x, dtype=float)
+    x = x[~np.isnan(x)]
+    if x.size == 0:
+        raise ValueError("mean_confidence_interval needs at least one value that is not NaN.")
+    if x.size == 1:
+        return float(x[0]), float("nan")
+    sem = x.std(ddof=1) / np.sqrt(x.size)
+    return float(x.mean()), float(_sps.t.ppf(0.5 + level / 2, x.size - 1) * sem)
+
+
+def paired_t_test(a, b) -> tuple[float, float]:
+    """Mean difference ``a - b`` of paired samples (e.g. one value per seed) and the two-sided
+    p-value of the paired t-test. The p-value is NaN with fewer than 2 pairs, and 1 when every
+    difference is 0 (nothing distinguishes the two)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"paired_t_test needs two 1-D arrays of equal length; got {a.shape} and {b.shape}.")
+    diff = a - b
+    if diff.size < 2:
+        return float(diff.mean()) if diff.size else float("nan"), float("nan")
+    if np.all(diff == diff[0]):
+        return float(diff[0]), 1.0 if diff[0] == 0 else 0.0
+    return float(diff.mean()), float(_sps.ttest_rel(a, b).pvalue)

@@ -1,0 +1,557 @@
+"""Per-image statistics of seed 003 ("When deep classifiers agree"), fast over a whole dataset.
+
+Four statistics, each as a function over one image and a batch function over ``[M, H, W, C]``:
+
+=================  ===========================================  =====================================
+statistic          seed source                                  where this module departs
+=================  ===========================================  =====================================
+``segments``       ``DatasetMetrics.segment_count``: the        scikit-image's ``felzenszwalb(img,
+segment count      original C++ ``segment 0.5 500 20`` (sigma   scale=500, sigma=0.5, min_size=20)``
+                   0.5, k 500, min size 20) on 8-bit RGB.       (the call REFERENCE.md names) instead
+                                                                of the C++ binary: Gaussian borders
+                                                                are reflected (C++: clamped), merges
+                                                                need ``w < threshold`` (C++: ``<=``),
+                                                                float64 (C++: float32). Results equal
+                                                                the per-image scikit-image call.
+``entropy``        ``DatasetMetrics.img_entropy``: grey =       none in the definition: the values of
+mean local         0.2989 R + 0.5870 G + 0.1140 B on 0-255      a window are the *unrounded* float64
+intensity          (float64, not rounded), 10x10 windows,       greys, compared exactly, as the seed
+entropy            stride 1, valid positions only, Shannon      does. Computed per value group, not
+                   entropy (log2) of the window's values        per window (same number up to float
+                   (``np.unique``), mean over windows.          rounding, ~1e-15). Images smaller
+                                                                than the window raise ``ValueError``
+                                                                (the seed returns the mean of no
+                                                                windows: NaN).
+``dct``            ``DatasetMetrics.img_frequency``:            float64 (seed: float32 torch); the
+percentage of      orthonormal 2-D DCT-II of the grey image     seed stores ``100 * (k - 1) / n``
+DCT coefficients   in [0, 1]; coefficients sorted by ``|c|``;   (its comment misreads its own while
+for 99.98 %        smallest k with ``||c[:k]|| / ||c|| >=       loop, so one coefficient reads 0 %);
+                   0.9998`` (an L2-norm ratio).                 we return ``100 * k / n`` and give
+                                                                the seed's value with
+                                                                ``seed_off_by_one=True``. An all-zero
+                                                                image needs no coefficient: 0.
+``edges``          ``DatasetMetrics.edge_strength``: reads      a named substitute: the sum over the
+sum of edge        sums of MATLAB crisp-boundaries maps         image of the Sobel gradient magnitude
+strengths          (Isola et al. 2014), code never committed.   of the grey image in [0, 1]
+                                                                (``skimage.filters.sobel``:
+                                                                ``sqrt((gx^2 + gy^2) / 2)``, kernels
+                                                                ``[1, 2, 1] / 4 x [1, 0, -1]``,
+                                                                reflected borders). It is not the
+                                                                pointwise-mutual-information boundary
+                                                                detector; treat correlations with it
+                                                                as with a different statistic.
+=================  ===========================================  =====================================
+
+Inputs. One image is ``H x W``, ``H x W x 1`` or ``H x W x 3``; a batch is ``[M, H, W, C]`` with
+``C`` 1 or 3. Pixels are ``uint8`` (0-255), other integers within 0-255, or floats in [0, 1];
+floats are first quantised to ``uint8`` with ``round(255 x)``, as the seed did (it multiplied its
+[0, 1] tensors by 255 and cast), so a float image and its ``uint8`` twin get identical statistics.
+A one-channel image is its own grey (the seed used the channel as it was).
+
+Bad input gets one clear ``ValueError`` sentence naming the fix: NaN or infinite pixels, floats
+outside [0, 1], integers outside 0-255, shapes that are not an image or a batch, images with no
+pixels, images smaller than the entropy window. An empty batch (``M == 0``) is not an error: every
+batch function returns an empty ``float64`` array.
+
+Speed. Nothing loops over pixels or windows in Python. Entropy groups equal grey values per image
+(one sort) and, for every value that occurs at least twice, counts its pixels in all windows at
+once: pairs in closed form, larger groups with a 2-D difference grid and two cumulative sums.
+DCT and edges are whole-batch NumPy/SciPy. Segmentation must call scikit-image's compiled
+Felzenszwalb per image; it is fed three pre-smoothed images at a time stacked into one picture,
+separated by a row of a value so far from [0, 1] that no edge to it is ever merged, which
+gives the same segments as one call per image with less per-call overhead. Large jobs are split
+into chunks over a process pool, one process per core (``workers``); it dominates the run time:
+see ``experiments/README.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from typing import Callable, Iterable
+
+import numpy as np
+from scipy import fft as _fft
+from scipy import ndimage as _ndi
+
+__all__ = [
+    "GREY_WEIGHTS",
+    "SEGMENT_PARAMETERS",
+    "STATISTICS",
+    "compute_statistics",
+    "dct_percentage",
+    "dct_percentages",
+    "edge_strength",
+    "edge_strengths",
+    "local_entropies",
+    "local_entropy",
+    "segment_count",
+    "segment_counts",
+]
+
+#: Grey conversion of the seed code (MATLAB ``rgb2gray`` weights), applied to 0-255 values.
+GREY_WEIGHTS = (0.2989, 0.5870, 0.1140)
+#: Felzenszwalb parameters of the seed code (``segment 0.5 500 20``).
+SEGMENT_PARAMETERS = {"scale": 500.0, "sigma": 0.5, "min_size": 20}
+
+_DEFAULT_WINDOW = 10
+_DEFAULT_THRESHOLD = 0.9998
+# Felzenszwalb: images per stacked call (measured best on 32x32: 3) and the separator value.
+_SEGMENT_STACK = 3
+_SEPARATOR = 1.0e3
+# Entropy: window positions per tile side (bounds the difference grids of large images) and
+# pixels per sub-batch (bounds memory).
+_ENTROPY_TILE = 32
+_ENTROPY_PIXELS_PER_PASS = 1 << 18
+# Rough single-core seconds per pixel, used only to decide whether a process pool pays off.
+_SECONDS_PER_PIXEL = {"segments": 8e-7, "entropy": 1.5e-7, "dct": 2e-8, "edges": 2e-8}
+_POOL_MIN_SECONDS = 2.0
+
+
+# --------------------------------------------------------------------------------------------
+# input checking
+# --------------------------------------------------------------------------------------------
+
+
+def _to_uint8(array: np.ndarray, what: str) -> np.ndarray:
+    """Return ``array`` as uint8 pixels, or raise one clear ValueError."""
+    kind = array.dtype.kind
+    if array.dtype == np.uint8:
+        return array
+    if kind == "b":
+        raise ValueError(
+            f"{what} is boolean; pass uint8 (0-255) or float (0-1) pixels, e.g. mask.astype(np.uint8) * 255"
+        )
+    if kind in "iu":
+        if array.size and (array.min() < 0 or array.max() > 255):
+            raise ValueError(
+                f"{what} holds integers in [{array.min()}, {array.max()}], outside 0-255; "
+                "rescale to 0-255 and pass uint8"
+            )
+        return array.astype(np.uint8)
+    if kind == "f":
+        if array.size and not np.isfinite(array).all():
+            raise ValueError(f"{what} contains NaN or infinite values; replace or drop those pixels first")
+        if array.size and (array.min() < 0.0 or array.max() > 1.0):
+            raise ValueError(
+                f"float {what} must lie in [0, 1] but spans [{array.min():g}, {array.max():g}]; "
+                "divide 0-255 data by 255 (or pass it as uint8)"
+            )
+        return np.rint(array * 255.0).astype(np.uint8)
+    raise ValueError(f"{what} has dtype {array.dtype}; pass uint8 (0-255) or float (0-1) pixels")
+
+
+def _as_image(image) -> np.ndarray:
+    """One image -> uint8 ``[1, H, W, C]`` (C in {1, 3})."""
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3):
+        hint = " (RGBA? drop the alpha channel: image[..., :3])" if array.ndim == 3 and array.shape[2] == 4 else ""
+        raise ValueError(
+            f"an image must be H x W, H x W x 1 or H x W x 3, got shape {array.shape}{hint}; "
+            "use the batch functions for [M, H, W, C] arrays"
+        )
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"the image has no pixels (shape {array.shape})")
+    return _to_uint8(array, "the image")[None]
+
+
+def _as_batch(images) -> np.ndarray:
+    """A batch -> uint8 ``[M, H, W, C]`` (C in {1, 3}); an empty batch -> shape ``[0, 0, 0, 1]``."""
+    try:
+        array = np.asarray(images)
+    except ValueError as exc:  # ragged lists
+        raise ValueError(
+            "the images of a batch must all have the same shape; call the per-image functions "
+            f"(e.g. segment_count) on images of different sizes ({exc})"
+        ) from None
+    if array.dtype == object:
+        raise ValueError(
+            "the images of a batch must all have the same shape; call the per-image functions "
+            "(e.g. segment_count) on images of different sizes"
+        )
+    if array.size == 0 and array.ndim >= 1 and array.shape[0] == 0:
+        return np.zeros((0, 0, 0, 1), np.uint8)
+    if array.ndim != 4 or array.shape[3] not in (1, 3):
+        hint = ""
+        if array.ndim == 3:
+            hint = "; for a batch of grey images add a channel axis (images[..., None]); for one image use the per-image functions"
+        elif array.ndim == 4 and array.shape[3] == 4:
+            hint = "; drop the alpha channel (images[..., :3])"
+        raise ValueError(f"a batch must be [M, H, W, C] with C 1 or 3, got shape {array.shape}{hint}")
+    if array.shape[1] == 0 or array.shape[2] == 0:
+        raise ValueError(f"the images have no pixels (batch shape {array.shape})")
+    return _to_uint8(array, "the batch")
+
+
+def _check_window(window, height: int, width: int) -> int:
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+        raise ValueError(f"window must be a positive integer, got {window!r}")
+    window = int(window)
+    if height < window or width < window:
+        raise ValueError(
+            f"local entropy needs images of at least {window}x{window} pixels (the window) but got "
+            f"{height}x{width}; pass window={min(height, width)} or smaller"
+        )
+    return window
+
+
+def _check_threshold(threshold) -> float:
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        raise ValueError(f"threshold must be a number in (0, 1], got {threshold!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"threshold must be in (0, 1] (a norm ratio such as 0.9998), got {threshold!r}")
+    return value
+
+
+def _check_workers(workers) -> int:
+    if workers is None:
+        return _available_cores()
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ValueError(f"workers must be a positive integer or None (all cores), got {workers!r}")
+    return int(workers)
+
+
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+# --------------------------------------------------------------------------------------------
+# the four statistics over a checked uint8 batch, in this process
+# --------------------------------------------------------------------------------------------
+
+
+def _grey(batch: np.ndarray) -> np.ndarray:
+    """Seed grey on 0-255: the weighted sum in float64 (same operation order as the seed) or the channel."""
+    if batch.shape[3] == 1:
+        return batch[..., 0]
+    r, g, b = GREY_WEIGHTS
+    return r * batch[..., 0] + g * batch[..., 1] + b * batch[..., 2]
+
+
+def _segments_serial(batch: np.ndarray) -> np.ndarray:
+    from skimage.segmentation import felzenszwalb
+    from skimage.util import img_as_float64
+
+    m_total, height, width, channels = batch.shape
+    sigma = SEGMENT_PARAMETERS["sigma"]
+    out = np.empty(m_total, np.float64)
+    step = max(_SEGMENT_STACK, (_ENTROPY_PIXELS_PER_PASS // (height * width)) // _SEGMENT_STACK * _SEGMENT_STACK)
+    for start in range(0, m_total, step):
+        # Exactly the smoothing felzenszwalb applies per image (gaussian_filter, reflect, truncate 4,
+        # channels and images not mixed), done once for the whole sub-batch.
+        smooth = _ndi.gaussian_filter(
+            img_as_float64(batch[start : start + step]), sigma=(0, sigma, sigma, 0), mode="reflect", truncate=4.0
+        )
+        for first in range(0, len(smooth), _SEGMENT_STACK):
+            part = smooth[first : first + _SEGMENT_STACK]
+            m = len(part)
+            canvas = np.full((m, height + 1, width, channels), _SEPARATOR)
+            canvas[:, :height] = part
+            labels = felzenszwalb(
+                canvas.reshape(m * (height + 1), width, channels),
+                scale=SEGMENT_PARAMETERS["scale"],
+                sigma=0.0,
+                min_size=SEGMENT_PARAMETERS["min_size"],
+                channel_axis=-1,
+            )
+            labels = labels.reshape(m, height + 1, width)[:, :height].reshape(m, -1)
+            labels.sort(axis=1)
+            out[start + first : start + first + m] = 1 + np.count_nonzero(labels[:, 1:] != labels[:, :-1], axis=1)
+    return out
+
+
+def _xlog2x_table(n: int) -> np.ndarray:
+    """``F[c] = c * log2(c)`` for c = 0..n (F[0] = F[1] = 0)."""
+    table = np.zeros(n + 1, np.float64)
+    counts = np.arange(2, n + 1, dtype=np.float64)
+    table[2:] = counts * np.log2(counts)
+    return table
+
+
+def _group_window_sums(patch: np.ndarray, window: int, rows: int, cols: int, table: np.ndarray) -> np.ndarray:
+    """For each image of ``patch`` ``[m, rows + window - 1, cols + window - 1]``: the sum over its
+    ``rows x cols`` valid windows of ``sum_v F[count of value v in the window]``.
+
+    Values occurring once in the patch add F[1] = 0 and are skipped. A value occurring twice adds
+    F[2] = 2 for every window holding both pixels (a product of two interval overlaps). A value
+    occurring three or more times gets a ``(rows + 1) x (cols + 1)`` difference grid: each of its
+    pixels adds +1 to the rectangle of window positions that contain it; two cumulative sums give
+    its count in every window.
+    """
+    m, patch_rows, patch_cols = patch.shape
+    n = patch_rows * patch_cols
+    flat = patch.reshape(m, n)
+    order = np.argsort(flat, axis=1)
+    ordered = np.take_along_axis(flat, order, axis=1)
+    starts_mask = np.empty((m, n), bool)
+    starts_mask[:, 0] = True
+    np.not_equal(ordered[:, 1:], ordered[:, :-1], out=starts_mask[:, 1:])
+    starts_mask = starts_mask.ravel()
+    starts = np.flatnonzero(starts_mask)
+    sizes = np.diff(np.append(starts, m * n))
+    position = order.ravel()
+    ys, xs = np.divmod(position, patch_cols)
+    out = np.zeros(m, np.float64)
+
+    # values seen exactly twice: closed form
+    pair = starts[sizes == 2]
+    if pair.size:
+        y1, y2, x1, x2 = ys[pair], ys[pair + 1], xs[pair], xs[pair + 1]
+        n_rows = np.minimum(np.minimum(y1, y2), rows - 1) - np.maximum(np.maximum(y1, y2) - window + 1, 0) + 1
+        n_cols = np.minimum(np.minimum(x1, x2), cols - 1) - np.maximum(np.maximum(x1, x2) - window + 1, 0) + 1
+        both = np.clip(n_rows, 0, None) * np.clip(n_cols, 0, None)
+        out += table[2] * np.bincount(pair // n, weights=both, minlength=m)
+
+    # values seen three or more times: difference grids
+    big = sizes >= 3
+    n_big = int(np.count_nonzero(big))
+    if n_big:
+        group_of_entry = np.cumsum(starts_mask) - 1
+        entry_big = big[group_of_entry]
+        big_index = (np.cumsum(big) - 1)[group_of_entry[entry_big]]
+        y, x = ys[entry_big], xs[entry_big]
+        r0 = np.maximum(y - window + 1, 0)
+        r1 = np.minimum(y, rows - 1) + 1
+        c0 = np.maximum(x - window + 1, 0)
+        c1 = np.minimum(x, cols - 1) + 1
+        grid_cols = cols + 1
+        grid = (rows + 1) * grid_cols
+        base = big_index * grid
+        plus = np.concatenate([base + r0 * grid_cols + c0, base + r1 * grid_cols + c1])
+        minus = np.concatenate([base + r1 * grid_cols + c0, base + r0 * grid_cols + c1])
+        diff = np.bincount(plus, minlength=n_big * grid) - np.bincount(minus, minlength=n_big * grid)
+        diff = diff.reshape(n_big, rows + 1, grid_cols)
+        counts = np.cumsum(np.cumsum(diff, axis=1), axis=2)[:, :rows, :cols]
+        per_group = table[counts].sum(axis=(1, 2))
+        image_of_group = starts[big] // n
+        out += np.bincount(image_of_group, weights=per_group, minlength=m)
+    return out
+
+
+def _entropy_serial(batch: np.ndarray, window: int) -> np.ndarray:
+    m_total, height, width, _ = batch.shape
+    window = _check_window(window, height, width)
+    n_win_rows, n_win_cols = height - window + 1, width - window + 1
+    table = _xlog2x_table(window * window)
+    totals = np.zeros(m_total, np.float64)
+    tile = _ENTROPY_TILE
+    patch_pixels = (min(tile, n_win_rows) + window - 1) * (min(tile, n_win_cols) + window - 1)
+    step = max(1, _ENTROPY_PIXELS_PER_PASS // patch_pixels)
+    for start in range(0, m_total, step):
+        grey = _grey(batch[start : start + step])
+        for top in range(0, n_win_rows, tile):
+            rows = min(tile, n_win_rows - top)
+            for left in range(0, n_win_cols, tile):
+                cols = min(tile, n_win_cols - left)
+                patch = grey[:, top : top + rows + window - 1, left : left + cols + window - 1]
+                totals[start : start + step] += _group_window_sums(
+                    np.ascontiguousarray(patch), window, rows, cols, table
+                )
+    n = window * window
+    return math.log2(n) - totals / (n * n_win_rows * n_win_cols)
+
+
+def _dct_serial(batch: np.ndarray, threshold: float, seed_off_by_one: bool) -> np.ndarray:
+    m_total, height, width, _ = batch.shape
+    n = height * width
+    out = np.empty(m_total, np.float64)
+    step = max(1, _ENTROPY_PIXELS_PER_PASS // n)
+    for start in range(0, m_total, step):
+        grey = _grey(batch[start : start + step]) / 255.0
+        coefficients = _fft.dctn(grey, type=2, axes=(1, 2), norm="ortho")
+        energy = (coefficients * coefficients).reshape(len(grey), n)
+        energy.sort(axis=1)
+        cumulative = np.cumsum(energy[:, ::-1], axis=1)
+        total = cumulative[:, -1:]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.sqrt(cumulative) / np.sqrt(total)
+        # ratio is non-decreasing and ratio[-1] == 1, so k = 1 + #(ratio < threshold) <= n
+        k = 1 + np.count_nonzero(ratio < threshold, axis=1)
+        k[total[:, 0] == 0] = 0  # an all-zero image needs no coefficient
+        if seed_off_by_one:
+            k = np.maximum(k - 1, 0)
+        out[start : start + step] = 100.0 * k / n
+    return out
+
+
+def _edges_serial(batch: np.ndarray) -> np.ndarray:
+    m_total, height, width, _ = batch.shape
+    out = np.empty(m_total, np.float64)
+    step = max(1, _ENTROPY_PIXELS_PER_PASS // (height * width))
+    for start in range(0, m_total, step):
+        grey = _grey(batch[start : start + step]) / 255.0
+        # scipy's 'reflect' border (what skimage.filters.sobel uses) is numpy's 'symmetric'
+        padded = np.pad(grey, ((0, 0), (1, 1), (1, 1)), mode="symmetric")
+        smooth_cols = 0.25 * padded[:, :, :-2] + 0.5 * padded[:, :, 1:-1] + 0.25 * padded[:, :, 2:]
+        d_rows = smooth_cols[:, 2:, :] - smooth_cols[:, :-2, :]
+        smooth_rows = 0.25 * padded[:, :-2, :] + 0.5 * padded[:, 1:-1, :] + 0.25 * padded[:, 2:, :]
+        d_cols = smooth_rows[:, :, 2:] - smooth_rows[:, :, :-2]
+        magnitude = np.sqrt((d_rows * d_rows + d_cols * d_cols) * 0.5)
+        out[start : start + step] = magnitude.sum(axis=(1, 2))
+    return out
+
+
+def _compute_serial(batch: np.ndarray, names: tuple, params: dict) -> dict:
+    out = {}
+    for name in names:
+        if name == "segments":
+            out[name] = _segments_serial(batch)
+        elif name == "entropy":
+            out[name] = _entropy_serial(batch, params["window"])
+        elif name == "dct":
+            out[name] = _dct_serial(batch, params["threshold"], params["seed_off_by_one"])
+        else:
+            out[name] = _edges_serial(batch)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# the process pool
+# --------------------------------------------------------------------------------------------
+
+
+def _pool_context():
+    methods = multiprocessing.get_all_start_methods()
+    # forkserver: workers start from a clean process, safe even when the caller holds threads
+    # (torch, CUDA); spawn where it is missing.
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def _compute(batch: np.ndarray, names: tuple, params: dict, workers) -> dict:
+    workers = _check_workers(workers)
+    m_total, height, width, _ = batch.shape
+    if m_total == 0:
+        return {name: np.zeros(0, np.float64) for name in names}
+    if "entropy" in names:
+        params = dict(params, window=_check_window(params["window"], height, width))
+    pixels = m_total * height * width
+    serial_seconds = sum(_SECONDS_PER_PIXEL[name] for name in names) * pixels
+    workers = min(workers, m_total)
+    if workers == 1 or serial_seconds < _POOL_MIN_SECONDS:
+        return _compute_serial(batch, names, params)
+    # a few chunks per worker so that a slow chunk does not leave a core idle
+    n_chunks = min(m_total, workers * 4)
+    bounds = np.linspace(0, m_total, n_chunks + 1).astype(int)
+    chunks = [batch[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+        parts = list(pool.map(_compute_serial, chunks, [names] * n_chunks, [params] * n_chunks))
+    return {name: np.concatenate([part[name] for part in parts]) for name in names}
+
+
+def _names(names) -> tuple:
+    if names is None:
+        return tuple(STATISTICS)
+    if isinstance(names, str):
+        names = [names]
+    names = tuple(dict.fromkeys(names))
+    unknown = [name for name in names if name not in STATISTICS]
+    if unknown:
+        raise ValueError(f"unknown statistic {unknown[0]!r}; choose from {', '.join(STATISTICS)}")
+    return names
+
+
+# --------------------------------------------------------------------------------------------
+# public API: batches
+# --------------------------------------------------------------------------------------------
+
+
+def segment_counts(images, workers=None) -> np.ndarray:
+    """Felzenszwalb segment count of every image of ``images`` ``[M, H, W, C]``: float64 ``[M]``.
+
+    Same as ``skimage.segmentation.felzenszwalb(img, scale=500, sigma=0.5, min_size=20)`` per
+    image, counting its labels. ``workers``: processes (default: every core).
+    """
+    return _compute(_as_batch(images), ("segments",), {}, workers)["segments"]
+
+
+def local_entropies(images, window=_DEFAULT_WINDOW, workers=None) -> np.ndarray:
+    """Mean local intensity entropy (bits) of every image: float64 ``[M]``.
+
+    Raises ``ValueError`` when the images are smaller than ``window`` x ``window``.
+    """
+    return _compute(_as_batch(images), ("entropy",), {"window": window}, workers)["entropy"]
+
+
+def dct_percentages(images, threshold=_DEFAULT_THRESHOLD, workers=None, *, seed_off_by_one=False) -> np.ndarray:
+    """Percentage of DCT coefficients needed for an L2-norm ratio of ``threshold``: float64 ``[M]``.
+
+    ``100 * k / n``; ``seed_off_by_one=True`` gives the seed's stored ``100 * (k - 1) / n``.
+    """
+    params = {"threshold": _check_threshold(threshold), "seed_off_by_one": bool(seed_off_by_one)}
+    return _compute(_as_batch(images), ("dct",), params, workers)["dct"]
+
+
+def edge_strengths(images, workers=None) -> np.ndarray:
+    """Sum of Sobel gradient magnitudes (the crisp-boundaries substitute) of every image: float64 ``[M]``."""
+    return _compute(_as_batch(images), ("edges",), {}, workers)["edges"]
+
+
+#: name -> batch function; the names are the columns ``compute_statistics`` returns.
+STATISTICS: dict[str, Callable[..., np.ndarray]] = {
+    "segments": segment_counts,
+    "entropy": local_entropies,
+    "dct": dct_percentages,
+    "edges": edge_strengths,
+}
+
+
+def compute_statistics(
+    images,
+    names: Iterable[str] | str | None = None,
+    workers=None,
+    *,
+    window: int = _DEFAULT_WINDOW,
+    threshold: float = _DEFAULT_THRESHOLD,
+    seed_off_by_one: bool = False,
+) -> dict[str, np.ndarray]:
+    """Several statistics of a batch in one pass over one process pool.
+
+    ``names``: any of ``STATISTICS`` (default: all four, in that order). Returns name -> float64
+    ``[M]``. ``window``/``threshold``/``seed_off_by_one`` are passed to entropy and DCT.
+    """
+    names = _names(names)
+    params = {
+        "window": window,
+        "threshold": _check_threshold(threshold),
+        "seed_off_by_one": bool(seed_off_by_one),
+    }
+    return _compute(_as_batch(images), names, params, workers)
+
+
+# --------------------------------------------------------------------------------------------
+# public API: one image
+# --------------------------------------------------------------------------------------------
+
+
+def segment_count(image) -> int:
+    """Felzenszwalb segment count of one image (sigma 0.5, k 500, min size 20)."""
+    return int(_segments_serial(_as_image(image))[0])
+
+
+def local_entropy(image, window: int = _DEFAULT_WINDOW) -> float:
+    """Mean over all valid ``window`` x ``window`` windows (stride 1) of the Shannon entropy (bits)
+    of the window's grey values. Raises ``ValueError`` for an image smaller than the window."""
+    batch = _as_image(image)
+    return float(_entropy_serial(batch, _check_window(window, batch.shape[1], batch.shape[2]))[0])
+
+
+def dct_percentage(image, threshold: float = _DEFAULT_THRESHOLD, *, seed_off_by_one: bool = False) -> float:
+    """Percentage of orthonormal DCT-II coefficients of the grey image needed to reach an L2-norm
+    ratio of ``threshold`` (``100 * k / n``; the seed's ``100 * (k - 1) / n`` with
+    ``seed_off_by_one=True``)."""
+    return float(_dct_serial(_as_image(image), _check_threshold(threshold), bool(seed_off_by_one))[0])
+
+
+def edge_strength(image) -> float:
+    """Sum over the image of the Sobel gradient magnitude of its grey version in [0, 1] (the
+    substitute for the seed's crisp-boundaries edge strengths)."""
+    return float(_edges_serial(_as_image(image))[0])

@@ -1,0 +1,36 @@
+"""Shared fixtures: a subprocess runner for the CLI and one small finished score run on digits."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL_SCORE = ["--dataset", "digits", "--members", "3", "--epochs", "2", "--eval-every", "0.5", "--quiet"]
+
+
+def cli_env(tmp: Path) -> dict:
+    """One thread per process (so records do not depend on the thread count) and a private cache."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", CURRICULUM_CACHE=str(tmp / "cache"), PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def run_cli(args, tmp: Path, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "curriculum", *map(str, args)],
+        cwd=tmp, env=cli_env(tmp), capture_output=True, text=True, timeout=600, **kwargs,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def score_run(tmp_path_factory) -> Path:
+    """A finished 3-member run on digits (2 epochs, a checkpoint every half epoch)."""
+    tmp = tmp_path_factory.mktemp("score")
+    run_cli(["score", *SMALL_SCORE, "--out", tmp / "run"], tmp)
+    return tmp / "run"

@@ -1,0 +1,73 @@
+"""The record on disk: atomic rows, commit semantics, and clear errors on damage."""
+
+import json
+
+import numpy as np
+import pytest
+
+from scoring.errors import UserError
+from scoring.records import MemberRecord, load_record, member_dir, open_run
+
+SIZES = {"train": 4, "test": 3}
+
+
+def _rows(value: int) -> dict:
+    return {
+        split: {"pred": np.full(m, value), "p_true": np.full(m, value / 10), "el2n": np.full(m, 1 - value / 10)}
+        for split, m in SIZES.items()
+    }
+
+
+def test_rows_become_visible_only_when_committed(tmp_path):
+    record = MemberRecord(tmp_path, 0, SIZES)
+    record.append(_rows(1))
+    assert record.committed() == 0  # written but not committed: a resumed run ignores it
+    record.commit()
+    record.append(_rows(2))  # a run killed here leaves arrays one row ahead of progress.json
+    reopened = MemberRecord(tmp_path, 0, SIZES)
+    assert reopened.committed() == 1
+    reopened.append(_rows(3))
+    reopened.commit()
+    pred = np.load(member_dir(tmp_path, 0) / "train.pred.npy")
+    assert pred.dtype == np.int16 and pred[:, 0].tolist() == [1, 3]
+
+
+def test_load_record_stacks_members_and_derives_correctness(tmp_path):
+    for member in range(2):
+        record = MemberRecord(tmp_path, member, SIZES)
+        for value in (0, member + 1):
+            record.append(_rows(value))
+            record.commit()
+    labels = np.array([1, 1, 2, 2])
+    rec = load_record(tmp_path, "train", labels, members=2, checkpoints=2)
+    assert rec.pred.shape == (2, 2, 4)
+    # member 0 predicts 1 at checkpoint 1 (right for examples 0, 1), member 1 predicts 2 (right for 2, 3)
+    assert rec.correct[:, 1].tolist() == [[True, True, False, False], [False, False, True, True]]
+    assert rec.p_true[1, 1, 0] == pytest.approx(0.2, abs=1e-3)  # float16 storage
+
+
+def test_truncated_file_is_a_user_error_naming_the_fix(tmp_path):
+    record = MemberRecord(tmp_path, 0, SIZES)
+    record.append(_rows(1))
+    record.commit()
+    path = member_dir(tmp_path, 0) / "test.p_true.npy"
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(UserError, match="truncated or corrupt; delete the folder"):
+        load_record(tmp_path, "test", np.zeros(3, int), members=1, checkpoints=1)
+
+
+def test_unfinished_member_is_reported(tmp_path):
+    MemberRecord(tmp_path, 0, SIZES)
+    with pytest.raises(UserError, match="has 0 of 2 checkpoints"):
+        load_record(tmp_path, "train", np.zeros(4, int), members=1, checkpoints=2)
+
+
+def test_open_run_refuses_other_dataset_or_settings(tmp_path):
+    info = {"dataset": {"name": "a", "fingerprint": "f1"}, "settings": {"lr": 0.1}}
+    open_run(tmp_path / "run", info, write=True)
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "running"
+    assert open_run(tmp_path / "run", info, write=False)["dataset"]["name"] == "a"
+    with pytest.raises(UserError, match="holds a run of dataset 'a'"):
+        open_run(tmp_path / "run", {**info, "dataset": {"name": "b", "fingerprint": "f2"}}, write=True)
+    with pytest.raises(UserError, match=r"other settings \(lr\)"):
+        open_run(tmp_path / "run", {**info, "settings": {"lr": 0.2}}, write=True)
