@@ -16,10 +16,12 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# The score stage on the default dataset, its image statistics, then the curriculum stage with
+# Hacohen & Weinshall's exp pacing (a stage every 25 batches: digits has 14 batches an epoch).
 demo: venv
 	$(VENV)/bin/curriculum score --dataset digits
 	$(VENV)/bin/curriculum stats --dataset digits
-	$(VENV)/bin/curriculum train --dataset digits --pacing exp
+	$(VENV)/bin/curriculum train --dataset digits --pacing exp --step 25
 
 test: venv
 	$(PY) -m pytest -q tests

@@ -8,7 +8,7 @@ curriculum sampler and stage. Each CLI command is one function here:
 
 from curriculum.data import Dataset, Split, list_datasets, load_dataset
 from curriculum.ensemble import ScoreConfig, score
-# TEMP from curriculum.image_stats import StatsConfig, image_statistics
+from curriculum.image_stats import StatsConfig, image_statistics
 from curriculum.models import auto_arch, build_model, list_architectures
 from curriculum.ordering import ORDERS, load_external_scores, order_examples
 from curriculum.pacing import PACINGS, Pacing, make_pacing

@@ -277,15 +277,37 @@ def _xlog2x_table(n: int) -> np.ndarray:
     return table
 
 
+# Groups of up to this many equal pixels use inclusion-exclusion over their subsets; larger ones a
+# dense grid of window positions.
+_SUBSET_MAX = 6
+
+
+def _subset_masks(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """All subsets of ``size`` members with at least two of them: masks ``[S, size]`` and sizes ``[S]``."""
+    codes = np.arange(1 << size)
+    masks = (codes[:, None] >> np.arange(size)) & 1
+    keep = masks.sum(axis=1) >= 2
+    return masks[keep].astype(bool), masks[keep].sum(axis=1)
+
+
+def _newton_coefficients(table: np.ndarray, up_to: int) -> np.ndarray:
+    """``a[k]`` with ``F[c] = sum_k a[k] * C(c, k)`` (forward differences of F at 0), k = 0..up_to."""
+    return np.array(
+        [sum((-1) ** (k - j) * math.comb(k, j) * table[j] for j in range(k + 1)) for k in range(up_to + 1)]
+    )
+
+
 def _group_window_sums(patch: np.ndarray, window: int, rows: int, cols: int, table: np.ndarray) -> np.ndarray:
     """For each image of ``patch`` ``[m, rows + window - 1, cols + window - 1]``: the sum over its
-    ``rows x cols`` valid windows of ``sum_v F[count of value v in the window]``.
+    ``rows x cols`` valid windows of ``sum_v F[count of value v in the window]``, F = ``table``.
 
-    Values occurring once in the patch add F[1] = 0 and are skipped. A value occurring twice adds
-    F[2] = 2 for every window holding both pixels (a product of two interval overlaps). A value
-    occurring three or more times gets a ``(rows + 1) x (cols + 1)`` difference grid: each of its
-    pixels adds +1 to the rectangle of window positions that contain it; two cumulative sums give
-    its count in every window.
+    Work is done per value group (pixels of one image with the same value), never per window. A
+    pixel at (y, x) lies in the windows of a rectangle R of window positions. A value seen once
+    adds F[1] = 0 and is skipped. For a group S of up to ``_SUBSET_MAX`` pixels,
+    ``sum over windows F[count] = sum over subsets T of S with |T| >= 2 of a[|T|] * |intersection of
+    R over T|`` (``a``: Newton coefficients of F; an intersection of rectangles is a rectangle). A
+    larger group gets a difference grid over window positions (+1 on each pixel's rectangle) and
+    two running sums give its count in every window.
     """
     m, patch_rows, patch_cols = patch.shape
     n = patch_rows * patch_cols
@@ -298,21 +320,29 @@ def _group_window_sums(patch: np.ndarray, window: int, rows: int, cols: int, tab
     starts_mask = starts_mask.ravel()
     starts = np.flatnonzero(starts_mask)
     sizes = np.diff(np.append(starts, m * n))
-    position = order.ravel()
-    ys, xs = np.divmod(position, patch_cols)
+    ys, xs = np.divmod(order.ravel(), patch_cols)
     out = np.zeros(m, np.float64)
+    coefficients = _newton_coefficients(table, _SUBSET_MAX)
 
-    # values seen exactly twice: closed form
-    pair = starts[sizes == 2]
-    if pair.size:
-        y1, y2, x1, x2 = ys[pair], ys[pair + 1], xs[pair], xs[pair + 1]
-        n_rows = np.minimum(np.minimum(y1, y2), rows - 1) - np.maximum(np.maximum(y1, y2) - window + 1, 0) + 1
-        n_cols = np.minimum(np.minimum(x1, x2), cols - 1) - np.maximum(np.maximum(x1, x2) - window + 1, 0) + 1
-        both = np.clip(n_rows, 0, None) * np.clip(n_cols, 0, None)
-        out += table[2] * np.bincount(pair // n, weights=both, minlength=m)
+    for size in range(2, _SUBSET_MAX + 1):
+        first = starts[sizes == size]
+        if not first.size:
+            continue
+        members = first[:, None] + np.arange(size)
+        y, x = ys[members][:, None, :], xs[members][:, None, :]  # [groups, 1, size]
+        masks, subset_sizes = _subset_masks(size)  # [subsets, size]
+        far = patch_rows + patch_cols + window
+        y_low = np.where(masks, y, far).min(axis=2)
+        y_high = np.where(masks, y, -far).max(axis=2)
+        x_low = np.where(masks, x, far).min(axis=2)
+        x_high = np.where(masks, x, -far).max(axis=2)
+        n_rows = np.minimum(y_low, rows - 1) - np.maximum(y_high - window + 1, 0) + 1
+        n_cols = np.minimum(x_low, cols - 1) - np.maximum(x_high - window + 1, 0) + 1
+        shared = np.clip(n_rows, 0, None) * np.clip(n_cols, 0, None)  # [groups, subsets]
+        per_group = shared @ coefficients[subset_sizes]
+        out += np.bincount(first // n, weights=per_group, minlength=m)
 
-    # values seen three or more times: difference grids
-    big = sizes >= 3
+    big = sizes > _SUBSET_MAX
     n_big = int(np.count_nonzero(big))
     if n_big:
         group_of_entry = np.cumsum(starts_mask) - 1
@@ -328,12 +358,17 @@ def _group_window_sums(patch: np.ndarray, window: int, rows: int, cols: int, tab
         base = big_index * grid
         plus = np.concatenate([base + r0 * grid_cols + c0, base + r1 * grid_cols + c1])
         minus = np.concatenate([base + r1 * grid_cols + c0, base + r0 * grid_cols + c1])
-        diff = np.bincount(plus, minlength=n_big * grid) - np.bincount(minus, minlength=n_big * grid)
+        count_dtype = np.int16 if window * window < (1 << 15) else np.int32
+        diff = (np.bincount(plus, minlength=n_big * grid) - np.bincount(minus, minlength=n_big * grid)).astype(
+            count_dtype
+        )
         diff = diff.reshape(n_big, rows + 1, grid_cols)
-        counts = np.cumsum(np.cumsum(diff, axis=1), axis=2)[:, :rows, :cols]
-        per_group = table[counts].sum(axis=(1, 2))
-        image_of_group = starts[big] // n
-        out += np.bincount(image_of_group, weights=per_group, minlength=m)
+        for i in range(1, rows):
+            diff[:, i] += diff[:, i - 1]
+        for j in range(1, cols):
+            diff[:, :rows, j] += diff[:, :rows, j - 1]
+        per_group = table[diff[:, :rows, :cols]].sum(axis=(1, 2))
+        out += np.bincount(starts[big] // n, weights=per_group, minlength=m)
     return out
 
 
@@ -341,7 +376,7 @@ def _entropy_serial(batch: np.ndarray, window: int) -> np.ndarray:
     m_total, height, width, _ = batch.shape
     window = _check_window(window, height, width)
     n_win_rows, n_win_cols = height - window + 1, width - window + 1
-    table = _xlog2x_table(window * window)
+    table = _xlog2x_table(max(window * window, _SUBSET_MAX))
     totals = np.zeros(m_total, np.float64)
     tile = _ENTROPY_TILE
     patch_pixels = (min(tile, n_win_rows) + window - 1) * (min(tile, n_win_cols) + window - 1)

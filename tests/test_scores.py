@@ -1,0 +1,78 @@
+"""The Scores table: what other projects import."""
+
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scoring import Scores, UserError
+from scoring.records import Record
+from scoring.scores import SCORE_DIRECTIONS
+
+
+def _scores() -> Scores:
+    # 2 members x 3 checkpoints x 3 examples, labels all 0; checkpoint 0 is initialisation
+    pred = np.array([
+        [[1, 1, 1], [0, 1, 1], [0, 0, 1]],
+        [[0, 1, 1], [0, 0, 1], [0, 0, 0]],
+    ])
+    ones = np.ones(pred.shape, dtype=np.float32)
+    record = Record(pred=pred, p_true=ones * 0.5, el2n=ones, labels=np.zeros(3, dtype=np.int64))
+    return Scores.from_records({"train": record}, dataset="toy", fingerprint="abc", el2n_checkpoint=1)
+
+
+def test_scores_match_hand_computation():
+    table = _scores().split("train")
+    # consistency per checkpoint: e0 [1/2, 0, 0], e1 [1, 1/2, 0], e2 [1, 1, 1/2]
+    assert table["consistency"].tolist() == [1.0, 1.0, 0.5]
+    assert table["accessibility"].tolist() == pytest.approx([(0.5 + 1 + 1) / 3, 1.5 / 3, 0.5 / 3])
+    # member 0 stays right from checkpoint 1, 2, never (3); member 1 from 1, 1, 2
+    assert table["learned_checkpoint"].tolist() == pytest.approx([1.0, 1.5, 2.5])
+    assert table["forgetting"].tolist() == [0.0, 0.0, 1.0]  # member 0 never learns example 2 -> 2 checkpoints after init
+    assert table["confidence"].tolist() == pytest.approx([0.5, 0.5, 0.5])
+
+
+def test_order_follows_the_metadata_direction_and_breaks_ties_by_index():
+    scores = _scores()
+    assert scores.order(by="accessibility").tolist() == [0, 1, 2]
+    assert scores.order(by="learned_checkpoint").tolist() == [0, 1, 2]  # lower = easier
+    assert scores.order(by="consistency").tolist() == [0, 1, 2]  # tie 1.0 vs 1.0: lower index first
+    with pytest.raises(UserError, match="no easier direction"):
+        scores.order(by="variability")
+    assert scores.order(by="variability", higher_is_easier=False).tolist() == [0, 1, 2]
+    with pytest.raises(UserError, match="Unknown score column 'nope'"):
+        scores.order(by="nope")
+
+
+def test_save_load_roundtrip_keeps_metadata_and_csv(tmp_path):
+    scores = _scores()
+    scores.add_columns("train", {"entropy": np.array([3.0, 1.0, 2.0])})
+    path = scores.save(tmp_path)
+    loaded = Scores.load(tmp_path)
+    pd.testing.assert_frame_equal(loaded.table, scores.table)
+    assert loaded.fingerprint == "abc" and loaded.meta["el2n_checkpoint"] == 1
+    assert loaded.directions["entropy"] is None and loaded.directions["accessibility"] == "higher"
+    assert set(SCORE_DIRECTIONS) <= set(loaded.directions)
+    csv = pd.read_csv(loaded.to_csv(tmp_path / "s.csv"))
+    assert csv["entropy"].tolist() == [3.0, 1.0, 2.0] and path.name == "scores.parquet"
+
+
+def test_attach_refuses_another_fingerprint():
+    scores = _scores()
+    assert len(scores.attach(types.SimpleNamespace(fingerprint="abc", name="toy"))["train"]) == 3
+    with pytest.raises(UserError, match="another fingerprint"):
+        scores.attach(types.SimpleNamespace(fingerprint="zzz", name="other"))
+
+
+def test_missing_scores_name_the_command(tmp_path):
+    with pytest.raises(UserError, match="run `curriculum score` first"):
+        Scores.load(tmp_path)
+
+
+def test_real_run_orders_examples_easiest_first(score_run):
+    scores = Scores.load(score_run)
+    order = scores.order(by="accessibility", split="train")
+    values = scores.column("accessibility", "train")
+    assert sorted(order.tolist()) == list(range(1347))
+    assert np.all(np.diff(values[order]) <= 0)
