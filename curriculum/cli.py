@@ -8,6 +8,7 @@ User mistakes end with one sentence on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Callable, Sequence
 
@@ -110,7 +111,8 @@ def _train_parser(sub) -> None:
     )
     _shared_training_flags(train)
     add = train.add_argument
-    add("--pacing", choices=list(PACINGS), help=f"pacing family (default {d.pacing})")
+    # No argparse choices: an unknown name gets the one-sentence error of CurriculumConfig.validate.
+    add("--pacing", help=f"pacing family, one of {', '.join(PACINGS)} (default {d.pacing})")
     add("--start", type=float, help="exp/varied-exp/single-step: starting fraction of the data (default 0.04)")
     add("--inc", type=float, help="exp/varied-exp: growth factor per stage (default 1.9)")
     add("--step", type=int, help="exp/single-step: steps per stage (default 100)")
@@ -183,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Dataset downloads and decoding report through logging (curriculum.data); show them unless --quiet.
+    logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", None) else logging.INFO, format="%(message)s")
     func: Callable[[argparse.Namespace], None] = args.func
     try:
         func(args)

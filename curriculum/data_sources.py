@@ -266,7 +266,7 @@ def cached(key: str, cache_dir: Path, image_size: int | None, build: Callable[[]
     path = cache_path(cache_dir, key, image_size)
     raw = _read_cache(path, signature, image_size)
     if raw is not None:
-        log.info("loaded %s from cache %s", key, path)
+        log.debug("loaded %s from cache %s", key, path)
         return raw
     raw = build()
     _write_cache(path, raw, signature, key, image_size)

@@ -146,6 +146,9 @@ class MemberTrainer:
             position = self.step % self.steps_per_epoch
             if position == 0:
                 self.perm = torch.randperm(m, generator=self.generator, device=self.device)
+                if progress is not None:
+                    epochs = self.total_steps / self.steps_per_epoch
+                    progress.set_postfix_str(f"epoch {self.step // self.steps_per_epoch + 1}/{epochs:g}", refresh=False)
             index = self.perm[position * b : (position + 1) * b]
             x, y = self.data.batch("train", index)
             if self.config.augment:

@@ -83,7 +83,7 @@ def image_statistics(config: StatsConfig) -> pd.DataFrame:
         return table
 
     scores = Scores.load(run_dir)
-    scores.check_fingerprint(dataset.fingerprint, f"dataset '{dataset.name}'")
+    scores.check_fingerprint(dataset.fingerprint, dataset.name)
     info = read_run_info(run_dir)
     epochs = [c["epoch"] for c in info["checkpoints"]]
     records = {

@@ -178,7 +178,7 @@ def learning_curves_figure(curves: pd.DataFrame, path: Path, title: str = "") ->
         ax.plot(stats.index, stats["mean"], color=color, label=order)
         ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=color, alpha=0.15)
     ax.set_xlabel("training step")
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel("test accuracy (mean; band +- std over seeds)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend()

@@ -94,8 +94,11 @@ class CurriculumConfig(TrainingConfig):
         self.order_list()
         if self.seeds < 1:
             raise UserError(f"--seeds must be at least 1, got {self.seeds}.")
-        if self.steps is not None and self.steps < 1:
-            raise UserError(f"--steps must be at least 1, got {self.steps}.")
+        if self.seed < 0:
+            raise UserError(f"--seed must be a whole number >= 0, got {self.seed}.")
+        for flag, value in (("--steps", self.steps), ("--eval-every", self.eval_every), ("--lr-decay-steps", self.lr_decay_steps)):
+            if value is not None and value < 1:
+                raise UserError(f"{flag} is a number of steps and must be at least 1, got {value}.")
         if self.target is not None and not 0 < self.target <= 1:
             raise UserError(f"--target is an accuracy in (0, 1], got {self.target}.")
 
@@ -152,25 +155,38 @@ def train_one(config: CurriculumConfig, plan: Plan, sampler: CurriculumBatchSamp
     return model, accuracies, out["pred"]
 
 
-def ranking_scores(config: CurriculumConfig, plan: Plan, run_dir: Path | None, progress: tqdm | None) -> tuple[np.ndarray, bool, str]:
-    """Per-train-example scores to order by, whether higher means easier, and a description."""
-    labels = plan.dataset.train.labels
+def given_scores(config: CurriculumConfig, dataset: Dataset, run_dir: Path | None) -> tuple[np.ndarray, bool, str] | None:
+    """Per-train-example scores to order by, whether higher means easier, and a description;
+    None for self-taught scoring, which must train first. Read before any training starts, so
+    that a wrong file or run fails at once."""
+    labels = dataset.train.labels
     if config.scores_file:
         return load_external_scores(config.scores_file, labels), True, f"scores file {config.scores_file} (higher = easier)"
-    if config.by == SELF_TAUGHT:
-        # Hacohen & Weinshall's self-taught scoring: a vanilla model of the same architecture
-        # trained with the same budget, ranked by its P(true class) on the train set.
-        seed = config.seed + 10_000
-        sampler = CurriculumBatchSampler(np.arange(len(labels)), None, config.batch_size, plan.steps, seed=seed)
-        model, _, _ = train_one(config, plan, sampler, seed, SELF_TAUGHT, progress)
-        return predict(model, plan.data, "train", config.precision)["p_true"], True, "self-taught P(true class)"
+    if run_dir is None:
+        return None
     scores = Scores.load(run_dir)
-    scores.check_fingerprint(plan.dataset.fingerprint, f"dataset '{plan.dataset.name}'")
+    scores.check_fingerprint(dataset.fingerprint, dataset.name)
     values = scores.column(config.by, "train")
     direction = scores.directions.get(config.by)
     if direction is None:
         raise UserError(f"Score column '{config.by}' has no easier direction; choose another --by or pass --scores-file.")
     return values, direction == "higher", f"'{config.by}' of {run_dir}"
+
+
+def self_taught_scores(config: CurriculumConfig, plan: Plan, progress: tqdm | None) -> tuple[np.ndarray, bool, str]:
+    """Hacohen & Weinshall's self-taught scoring: a vanilla model of the same architecture,
+    trained with the same budget, ranks the train set by its P(true class) (higher = easier)."""
+    seed = config.seed + 10_000
+    sampler = CurriculumBatchSampler(np.arange(len(plan.dataset.train.labels)), None, config.batch_size, plan.steps, seed=seed)
+    model, _, _ = train_one(config, plan, sampler, seed, SELF_TAUGHT, progress)
+    return predict(model, plan.data, "train", config.precision)["p_true"], True, "self-taught P(true class)"
+
+
+def build_orders(config: CurriculumConfig, kinds: list[str], ranking: tuple[np.ndarray, bool, str], labels: np.ndarray) -> dict[tuple[str, int], np.ndarray]:
+    """The example order of every (order kind, seed) run."""
+    scores, higher_is_easier, _ = ranking
+    return {(kind, seed): order_examples(scores, labels, kind, higher_is_easier=higher_is_easier, balanced=config.balanced, seed=seed)
+            for kind in kinds for seed in range(config.seed, config.seed + config.seeds)}
 
 
 def resolve_scores_run(config: CurriculumConfig, dataset: Dataset) -> Path | None:
@@ -184,6 +200,14 @@ def resolve_scores_run(config: CurriculumConfig, dataset: Dataset) -> Path | Non
             f"{' --out ' + str(run_dir) if config.scores else ''}` first, or pass --by self-taught or --scores-file."
         )
     return run_dir
+
+
+def default_out(config: CurriculumConfig, run_dir: Path) -> Path:
+    """``<run>/curriculum/<pacing>`` when ordering by accessibility, else with the source appended
+    (``exp-self-taught``, ``exp-cscores``), so runs ordered differently do not overwrite each other."""
+    source = Path(config.scores_file).stem if config.scores_file else config.by
+    name = config.pacing if source == "accessibility" else f"{config.pacing}-{source}"
+    return run_dir / "curriculum" / name
 
 
 def curriculum_train(config: CurriculumConfig) -> pd.DataFrame:
@@ -202,19 +226,21 @@ def curriculum_train(config: CurriculumConfig) -> pd.DataFrame:
     labels = dataset.train.labels
     m = len(labels)
     pacing = make_pacing(config.pacing, num_examples=m, batch_size=config.batch_size, total_steps=plan.steps, **config.pacing_params())
-    out = Path(config.out) if config.out else (run_dir or default_run_dir(dataset.name)) / "curriculum" / config.pacing
+    out = Path(config.out) if config.out else default_out(config, run_dir or default_run_dir(dataset.name))
+    ranking = given_scores(config, dataset, run_dir)
+    run_orders = None if ranking is None else build_orders(config, orders, ranking, labels)
     started = time.perf_counter()
-    runs = len(orders) * config.seeds + (config.by == SELF_TAUGHT and not config.scores_file)
-    with tqdm(total=runs * plan.steps, unit="step", dynamic_ncols=True, disable=config.quiet) as progress:
-        scores, higher_is_easier, source = ranking_scores(config, plan, run_dir, progress)
+    with tqdm(total=(len(orders) * config.seeds + (ranking is None)) * plan.steps, unit="step", dynamic_ncols=True, disable=config.quiet) as progress:
+        if ranking is None:
+            ranking = self_taught_scores(config, plan, progress)
+            run_orders = build_orders(config, orders, ranking, labels)
         curves, predictions = [], {}
-        for order_kind in orders:
-            for seed in range(config.seed, config.seed + config.seeds):
-                progress.set_description(f"{order_kind} seed {seed}")
-                order = order_examples(scores, labels, order_kind, higher_is_easier=higher_is_easier, balanced=config.balanced, seed=seed)
-                sampler = CurriculumBatchSampler(order, pacing if uses_pacing(order_kind) else None, config.batch_size, plan.steps, seed=seed)
-                _, accuracies, predictions[order_kind, seed] = train_one(config, plan, sampler, seed, order_kind, progress)
-                curves += [{"order": order_kind, "seed": seed, "step": s, "test_accuracy": a} for s, a in zip(plan.eval_steps, accuracies)]
+        for (order_kind, seed), order in run_orders.items():
+            progress.set_description(f"{order_kind} seed {seed}")
+            sampler = CurriculumBatchSampler(order, pacing if uses_pacing(order_kind) else None, config.batch_size, plan.steps, seed=seed)
+            _, accuracies, predictions[order_kind, seed] = train_one(config, plan, sampler, seed, order_kind, progress)
+            curves += [{"order": order_kind, "seed": seed, "step": s, "test_accuracy": a} for s, a in zip(plan.eval_steps, accuracies)]
+    source = ranking[2]
     curves = pd.DataFrame(curves)
     results = compare_orders(curves, predictions, dataset.test.labels, target=config.target)
     atomic_write_json(out / "config.json", {**to_dict(config), "arch": plan.arch, "steps": plan.steps, "order_source": source,

@@ -41,9 +41,10 @@ def compare_orders(curves: pd.DataFrame, predictions: dict[tuple[str, int], np.n
     final test prediction of that run. Columns: final accuracy mean and 95 % t-interval
     half-width; ``auc``, the area under the test-accuracy curve over the eval steps divided by
     their span (a mean accuracy during training, in [0, 1]); mean steps to reach ``target``
-    (NaN if any seed never does; ``reached`` counts the seeds that do); TP-agreement and mean
-    consistency of the order's seeds on the test set at the end; and, per control present, the
-    paired mean gain in final accuracy and its p-value.
+    (NaN if any seed never does; ``reached`` counts the seeds that do; ``target`` is the accuracy
+    used, by default :func:`default_target`); TP-agreement and mean consistency of the order's
+    seeds on the test set at the end; and, per control present, the mean gain in final accuracy
+    over the control, paired by seed, and its p-value.
     """
     target = default_target(curves) if target is None else target
     orders = list(dict.fromkeys(curves["order"]))
@@ -61,23 +62,22 @@ def compare_orders(curves: pd.DataFrame, predictions: dict[tuple[str, int], np.n
         correct = np.stack([predictions[order, seed] == test_labels for seed in final.index])[:, None, :]
         row = {
             "order": order, "seeds": len(final), "final_acc": mean, "ci95": half, "auc": float(np.mean(areas)),
-            "steps_to_target": float(np.mean(reach)), "reached": int(np.sum(~np.isnan(reach))),
+            "target": float(target), "steps_to_target": float(np.mean(reach)), "reached": int(np.sum(~np.isnan(reach))),
             "tpa": float(agreement.tp_agreement(correct)[0]),
             "mean_consistency": float(agreement.consistency(correct)[0].mean()),
         }
         for control in CONTROLS:
             if control in orders and control != order:
-                gain, p = paired_t_test(final.to_numpy(), _final(curves, control).to_numpy())
+                paired = pd.concat([final, _final(curves, control)], axis=1, join="inner")  # pair by seed
+                gain, p = paired_t_test(paired.iloc[:, 0].to_numpy(), paired.iloc[:, 1].to_numpy())
                 row[f"gain_vs_{control}"], row[f"p_vs_{control}"] = gain, p
         rows.append(row)
-    table = pd.DataFrame(rows)
-    table.attrs["target"] = target
-    return table
+    return pd.DataFrame(rows)
 
 
 def format_comparison(table: pd.DataFrame) -> str:
     """The table ``curriculum train`` prints."""
-    target = table.attrs.get("target", float("nan"))
+    target = table["target"].iloc[0]
     gains = [c for c in ("none", "random") if f"gain_vs_{c}" in table]
     head = f"{'order':10} {'final acc (95% CI)':>20} {'AUC':>6} {f'steps to {target:.3f}':>16} {'TPa':>6} {'cons':>6}"
     head += "".join(f" {'vs ' + c + ' (p)':>17}" for c in gains)

@@ -165,16 +165,17 @@ class Scores:
             self.table.loc[mask, name] = values[index]
             self.meta["directions"][name] = (directions or {}).get(name)
 
-    def check_fingerprint(self, fingerprint: str, what: str = "the dataset") -> None:
+    def check_fingerprint(self, fingerprint: str, dataset_name: str) -> None:
+        """Refuse to pair these scores with a dataset whose images or labels differ."""
         if fingerprint != self.fingerprint:
             raise UserError(
-                f"These scores belong to dataset '{self.meta.get('dataset')}' with another fingerprint than "
-                f"{what}; run `curriculum score` on it or pass the matching --scores run."
+                f"These scores belong to dataset '{self.meta.get('dataset')}', not to '{dataset_name}' (the "
+                f"fingerprints differ); run `curriculum score --dataset {dataset_name}` or pass a matching run."
             )
 
     def attach(self, dataset: Any) -> dict[str, pd.DataFrame]:
         """Per-split tables aligned with ``dataset`` (anything with ``fingerprint``), checked first."""
-        self.check_fingerprint(dataset.fingerprint, f"'{getattr(dataset, 'name', 'the dataset')}'")
+        self.check_fingerprint(dataset.fingerprint, getattr(dataset, "name", "the dataset"))
         return {split: self.split(split) for split in self.table["split"].unique()}
 
     def to_csv(self, path: str | Path) -> Path:

@@ -214,28 +214,38 @@ def mean_confidence_interval(x, level: float = 0.95) -> tuple[float, float]:
     """Mean of a small sample and the half-width of its Student-t confidence interval.
 
     Returns ``(mean, half_width)``; the half-width is NaN for a single value (no spread to
-    estimate) and 0 for a constant sample. NaN values are dropped first.
+    estimate) and exactly 0 for a constant sample (whose mean is that value, free of rounding).
+    NaN values are dropped first. ``level`` is in (0, 1).
     """
+    if not 0 < level < 1:
+        raise ValueError(f"mean_confidence_interval needs a level in (0, 1), got {level}.")
     x = np.asarray(x, dtype=float)
     x = x[~np.isnan(x)]
     if x.size == 0:
         raise ValueError("mean_confidence_interval needs at least one value that is not NaN.")
     if x.size == 1:
         return float(x[0]), float("nan")
+    if np.all(x == x[0]):
+        return float(x[0]), 0.0
     sem = x.std(ddof=1) / np.sqrt(x.size)
     return float(x.mean()), float(_sps.t.ppf(0.5 + level / 2, x.size - 1) * sem)
 
 
 def paired_t_test(a, b) -> tuple[float, float]:
     """Mean difference ``a - b`` of paired samples (e.g. one value per seed) and the two-sided
-    p-value of the paired t-test. The p-value is NaN with fewer than 2 pairs, and 1 when every
-    difference is 0 (nothing distinguishes the two)."""
+    p-value of the paired t-test.
+
+    The p-value is NaN with fewer than 2 pairs. When the differences have no spread (equal up to
+    floating-point rounding, 1e-12 relative) the t statistic is 0/0 or infinite, so the p-value
+    is 1 if every difference is 0 (nothing distinguishes the two) and 0 otherwise (a constant
+    shift).
+    """
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"paired_t_test needs two 1-D arrays of equal length; got {a.shape} and {b.shape}.")
     diff = a - b
     if diff.size < 2:
         return float(diff.mean()) if diff.size else float("nan"), float("nan")
-    if np.all(diff == diff[0]):
-        return float(diff[0]), 1.0 if diff[0] == 0 else 0.0
+    if np.ptp(diff) <= 1e-12 * np.abs(diff).max():
+        return float(diff.mean()), 0.0 if diff.any() else 1.0
     return float(diff.mean()), float(_sps.ttest_rel(a, b).pvalue)

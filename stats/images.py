@@ -43,25 +43,29 @@ strengths          (Isola et al. 2014), code never committed.   of the grey imag
 =================  ===========================================  =====================================
 
 Inputs. One image is ``H x W``, ``H x W x 1`` or ``H x W x 3``; a batch is ``[M, H, W, C]`` with
-``C`` 1 or 3. Pixels are ``uint8`` (0-255), other integers within 0-255, or floats in [0, 1];
-floats are first quantised to ``uint8`` with ``round(255 x)``, as the seed did (it multiplied its
-[0, 1] tensors by 255 and cast), so a float image and its ``uint8`` twin get identical statistics.
-A one-channel image is its own grey (the seed used the channel as it was).
+``C`` 1 or 3. Pixels are ``uint8`` (0-255), other integers within 0-255, or floats in [0, 1].
+Floats are first quantised to ``uint8`` with ``round(255 x)``, so a float image and its ``uint8``
+twin get identical statistics (the seed multiplied its [0, 1] tensors by 255 and truncated, which
+gives the same bytes for tensors made from 8-bit images). A one-channel image is its own grey,
+as in the seed.
 
 Bad input gets one clear ``ValueError`` sentence naming the fix: NaN or infinite pixels, floats
 outside [0, 1], integers outside 0-255, shapes that are not an image or a batch, images with no
 pixels, images smaller than the entropy window. An empty batch (``M == 0``) is not an error: every
 batch function returns an empty ``float64`` array.
 
-Speed. Nothing loops over pixels or windows in Python. Entropy groups equal grey values per image
-(one sort) and, for every value that occurs at least twice, counts its pixels in all windows at
-once: pairs in closed form, larger groups with a 2-D difference grid and two cumulative sums.
-DCT and edges are whole-batch NumPy/SciPy. Segmentation must call scikit-image's compiled
-Felzenszwalb per image; it is fed three pre-smoothed images at a time stacked into one picture,
-separated by a row of a value so far from [0, 1] that no edge to it is ever merged, which
-gives the same segments as one call per image with less per-call overhead. Large jobs are split
-into chunks over a process pool, one process per core (``workers``); it dominates the run time:
-see ``experiments/README.md``.
+Speed. Nothing loops over pixels or windows in Python. Entropy sorts each image's greys once
+and works per group of equal values: a value seen once adds nothing; for a group of up to six
+pixels, inclusion-exclusion over its subsets (each window rectangle shared by a subset is one
+product of two interval lengths); a larger group gets a 2-D difference grid over window positions
+and two running sums. DCT and edges are whole-batch NumPy/SciPy. Segmentation has to call
+scikit-image's compiled Felzenszwalb once per image, so that an image's count never depends on
+the images beside it (the order in which tied edge weights are sorted does); the smoothing it
+would do per image is done once per sub-batch instead, with identical numbers. Jobs worth more
+than about two seconds are split into chunks over a process pool, one process per core
+(``workers``, default all; forked on Linux, spawned elsewhere, where the caller needs the usual
+``if __name__ == "__main__":`` guard). Felzenszwalb dominates the run time: see
+``experiments/README.md``.
 """
 
 from __future__ import annotations
@@ -98,13 +102,12 @@ SEGMENT_PARAMETERS = {"scale": 500.0, "sigma": 0.5, "min_size": 20}
 
 _DEFAULT_WINDOW = 10
 _DEFAULT_THRESHOLD = 0.9998
-# Felzenszwalb: images per stacked call (measured best on 32x32: 3) and the separator value.
-_SEGMENT_STACK = 3
-_SEPARATOR = 1.0e3
-# Entropy: window positions per tile side (bounds the difference grids of large images) and
-# pixels per sub-batch (bounds memory).
+# Entropy: window positions per tile side (bounds the difference grids of large images), and the
+# largest group of equal pixels done by inclusion-exclusion over its subsets (larger: a grid).
 _ENTROPY_TILE = 32
-_ENTROPY_PIXELS_PER_PASS = 1 << 18
+_SUBSET_MAX = 6
+# Pixels per sub-batch inside one process (bounds memory, keeps arrays in cache).
+_PIXELS_PER_PASS = 1 << 18
 # Rough single-core seconds per pixel, used only to decide whether a process pool pays off.
 _SECONDS_PER_PIXEL = {"segments": 8e-7, "entropy": 1.5e-7, "dct": 2e-8, "edges": 2e-8}
 _POOL_MIN_SECONDS = 2.0
@@ -241,31 +244,29 @@ def _segments_serial(batch: np.ndarray) -> np.ndarray:
     from skimage.segmentation import felzenszwalb
     from skimage.util import img_as_float64
 
-    m_total, height, width, channels = batch.shape
+    m_total, height, width, _ = batch.shape
     sigma = SEGMENT_PARAMETERS["sigma"]
     out = np.empty(m_total, np.float64)
-    step = max(_SEGMENT_STACK, (_ENTROPY_PIXELS_PER_PASS // (height * width)) // _SEGMENT_STACK * _SEGMENT_STACK)
+    step = max(1, _PIXELS_PER_PASS // (height * width))
     for start in range(0, m_total, step):
-        # Exactly the smoothing felzenszwalb applies per image (gaussian_filter, reflect, truncate 4,
-        # channels and images not mixed), done once for the whole sub-batch.
+        # Exactly the smoothing felzenszwalb applies per image (gaussian_filter, reflect borders,
+        # truncate 4, channels and images not mixed), done once for the whole sub-batch; each
+        # image then goes through the compiled segmentation on its own (sigma=0: no smoothing).
+        # One call per image keeps its edge array, and so the order it sorts tied edge weights
+        # in, exactly as in a plain call: stacking images into one call changed the count of
+        # images with many exactly tied edges, and made it depend on their neighbours.
         smooth = _ndi.gaussian_filter(
             img_as_float64(batch[start : start + step]), sigma=(0, sigma, sigma, 0), mode="reflect", truncate=4.0
         )
-        for first in range(0, len(smooth), _SEGMENT_STACK):
-            part = smooth[first : first + _SEGMENT_STACK]
-            m = len(part)
-            canvas = np.full((m, height + 1, width, channels), _SEPARATOR)
-            canvas[:, :height] = part
+        for i, image in enumerate(smooth):
             labels = felzenszwalb(
-                canvas.reshape(m * (height + 1), width, channels),
+                image,
                 scale=SEGMENT_PARAMETERS["scale"],
                 sigma=0.0,
                 min_size=SEGMENT_PARAMETERS["min_size"],
                 channel_axis=-1,
             )
-            labels = labels.reshape(m, height + 1, width)[:, :height].reshape(m, -1)
-            labels.sort(axis=1)
-            out[start + first : start + first + m] = 1 + np.count_nonzero(labels[:, 1:] != labels[:, :-1], axis=1)
+            out[start + i] = labels.max() + 1  # labels are 0..count-1
     return out
 
 
@@ -277,24 +278,28 @@ def _xlog2x_table(n: int) -> np.ndarray:
     return table
 
 
-# Groups of up to this many equal pixels use inclusion-exclusion over their subsets; larger ones a
-# dense grid of window positions.
-_SUBSET_MAX = 6
-
-
-def _subset_masks(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """All subsets of ``size`` members with at least two of them: masks ``[S, size]`` and sizes ``[S]``."""
-    codes = np.arange(1 << size)
-    masks = (codes[:, None] >> np.arange(size)) & 1
-    keep = masks.sum(axis=1) >= 2
-    return masks[keep].astype(bool), masks[keep].sum(axis=1)
-
-
 def _newton_coefficients(table: np.ndarray, up_to: int) -> np.ndarray:
     """``a[k]`` with ``F[c] = sum_k a[k] * C(c, k)`` (forward differences of F at 0), k = 0..up_to."""
     return np.array(
         [sum((-1) ** (k - j) * math.comb(k, j) * table[j] for j in range(k + 1)) for k in range(up_to + 1)]
     )
+
+
+def _subset_extremes(values: np.ndarray, far: int) -> tuple[np.ndarray, np.ndarray]:
+    """Min and max of ``values[:, members of T]`` for every subset T (bit mask) of the columns.
+
+    ``values`` ``[groups, size]`` -> two ``[groups, 2**size]`` arrays; the empty subset gets
+    ``far`` / ``-far``. Built bit by bit: the subsets whose highest bit is b extend those below it.
+    """
+    groups, size = values.shape
+    low = np.empty((groups, 1 << size), values.dtype)
+    high = np.empty((groups, 1 << size), values.dtype)
+    low[:, 0], high[:, 0] = far, -far
+    for bit in range(size):
+        half = 1 << bit
+        np.minimum(low[:, :half], values[:, bit : bit + 1], out=low[:, half : 2 * half])
+        np.maximum(high[:, :half], values[:, bit : bit + 1], out=high[:, half : 2 * half])
+    return low, high
 
 
 def _group_window_sums(patch: np.ndarray, window: int, rows: int, cols: int, table: np.ndarray) -> np.ndarray:
@@ -304,10 +309,10 @@ def _group_window_sums(patch: np.ndarray, window: int, rows: int, cols: int, tab
     Work is done per value group (pixels of one image with the same value), never per window. A
     pixel at (y, x) lies in the windows of a rectangle R of window positions. A value seen once
     adds F[1] = 0 and is skipped. For a group S of up to ``_SUBSET_MAX`` pixels,
-    ``sum over windows F[count] = sum over subsets T of S with |T| >= 2 of a[|T|] * |intersection of
-    R over T|`` (``a``: Newton coefficients of F; an intersection of rectangles is a rectangle). A
-    larger group gets a difference grid over window positions (+1 on each pixel's rectangle) and
-    two running sums give its count in every window.
+    ``sum over windows F[count] = sum over subsets T of S of a[|T|] * |intersection of R over T|``
+    (``a``: Newton coefficients of F, a[0] = a[1] = 0; an intersection of rectangles is a
+    rectangle). A larger group gets a difference grid over window positions (+1 on each pixel's
+    rectangle) and two running sums give its count in every window.
     """
     m, patch_rows, patch_cols = patch.shape
     n = patch_rows * patch_cols
@@ -319,27 +324,30 @@ def _group_window_sums(patch: np.ndarray, window: int, rows: int, cols: int, tab
     np.not_equal(ordered[:, 1:], ordered[:, :-1], out=starts_mask[:, 1:])
     starts_mask = starts_mask.ravel()
     starts = np.flatnonzero(starts_mask)
-    sizes = np.diff(np.append(starts, m * n))
-    ys, xs = np.divmod(order.ravel(), patch_cols)
+    sizes = np.diff(starts, append=m * n)
+    position = order.ravel()
+    row_of = np.repeat(np.arange(patch_rows), patch_cols)
+    col_of = np.tile(np.arange(patch_cols), patch_rows)
     out = np.zeros(m, np.float64)
     coefficients = _newton_coefficients(table, _SUBSET_MAX)
+    far = patch_rows + patch_cols + window
 
     for size in range(2, _SUBSET_MAX + 1):
         first = starts[sizes == size]
         if not first.size:
             continue
-        members = first[:, None] + np.arange(size)
-        y, x = ys[members][:, None, :], xs[members][:, None, :]  # [groups, 1, size]
-        masks, subset_sizes = _subset_masks(size)  # [subsets, size]
-        far = patch_rows + patch_cols + window
-        y_low = np.where(masks, y, far).min(axis=2)
-        y_high = np.where(masks, y, -far).max(axis=2)
-        x_low = np.where(masks, x, far).min(axis=2)
-        x_high = np.where(masks, x, -far).max(axis=2)
-        n_rows = np.minimum(y_low, rows - 1) - np.maximum(y_high - window + 1, 0) + 1
-        n_cols = np.minimum(x_low, cols - 1) - np.maximum(x_high - window + 1, 0) + 1
-        shared = np.clip(n_rows, 0, None) * np.clip(n_cols, 0, None)  # [groups, subsets]
-        per_group = shared @ coefficients[subset_sizes]
+        where = position[first[:, None] + np.arange(size)]
+        y_low, y_high = _subset_extremes(row_of[where], far)
+        x_low, x_high = _subset_extremes(col_of[where], far)
+        np.minimum(y_low, rows - 1, out=y_low)
+        np.maximum(y_high - (window - 1), 0, out=y_high)
+        np.minimum(x_low, cols - 1, out=x_low)
+        np.maximum(x_high - (window - 1), 0, out=x_high)
+        n_rows = np.clip(y_low - y_high + 1, 0, None)
+        n_cols = np.clip(x_low - x_high + 1, 0, None)
+        popcount = np.array([bin(mask).count("1") for mask in range(1 << size)])
+        # einsum, not @: no BLAS threads inside the pool's worker processes
+        per_group = np.einsum("gs,s->g", n_rows * n_cols, coefficients[popcount])
         out += np.bincount(first // n, weights=per_group, minlength=m)
 
     big = sizes > _SUBSET_MAX
@@ -348,7 +356,8 @@ def _group_window_sums(patch: np.ndarray, window: int, rows: int, cols: int, tab
         group_of_entry = np.cumsum(starts_mask) - 1
         entry_big = big[group_of_entry]
         big_index = (np.cumsum(big) - 1)[group_of_entry[entry_big]]
-        y, x = ys[entry_big], xs[entry_big]
+        where = position[entry_big]
+        y, x = row_of[where], col_of[where]
         r0 = np.maximum(y - window + 1, 0)
         r1 = np.minimum(y, rows - 1) + 1
         c0 = np.maximum(x - window + 1, 0)
@@ -359,9 +368,8 @@ def _group_window_sums(patch: np.ndarray, window: int, rows: int, cols: int, tab
         plus = np.concatenate([base + r0 * grid_cols + c0, base + r1 * grid_cols + c1])
         minus = np.concatenate([base + r1 * grid_cols + c0, base + r0 * grid_cols + c1])
         count_dtype = np.int16 if window * window < (1 << 15) else np.int32
-        diff = (np.bincount(plus, minlength=n_big * grid) - np.bincount(minus, minlength=n_big * grid)).astype(
-            count_dtype
-        )
+        signs = np.concatenate([np.ones(plus.size), -np.ones(minus.size)])
+        diff = np.bincount(np.concatenate([plus, minus]), weights=signs, minlength=n_big * grid).astype(count_dtype)
         diff = diff.reshape(n_big, rows + 1, grid_cols)
         for i in range(1, rows):
             diff[:, i] += diff[:, i - 1]
@@ -380,7 +388,7 @@ def _entropy_serial(batch: np.ndarray, window: int) -> np.ndarray:
     totals = np.zeros(m_total, np.float64)
     tile = _ENTROPY_TILE
     patch_pixels = (min(tile, n_win_rows) + window - 1) * (min(tile, n_win_cols) + window - 1)
-    step = max(1, _ENTROPY_PIXELS_PER_PASS // patch_pixels)
+    step = max(1, _PIXELS_PER_PASS // patch_pixels)
     for start in range(0, m_total, step):
         grey = _grey(batch[start : start + step])
         for top in range(0, n_win_rows, tile):
@@ -392,14 +400,15 @@ def _entropy_serial(batch: np.ndarray, window: int) -> np.ndarray:
                     np.ascontiguousarray(patch), window, rows, cols, table
                 )
     n = window * window
-    return math.log2(n) - totals / (n * n_win_rows * n_win_cols)
+    # entropy >= 0; clip the rounding (~1e-15) of a constant image's log2(n) - F[n] / n
+    return np.maximum(math.log2(n) - totals / (n * n_win_rows * n_win_cols), 0.0)
 
 
 def _dct_serial(batch: np.ndarray, threshold: float, seed_off_by_one: bool) -> np.ndarray:
     m_total, height, width, _ = batch.shape
     n = height * width
     out = np.empty(m_total, np.float64)
-    step = max(1, _ENTROPY_PIXELS_PER_PASS // n)
+    step = max(1, _PIXELS_PER_PASS // n)
     for start in range(0, m_total, step):
         grey = _grey(batch[start : start + step]) / 255.0
         coefficients = _fft.dctn(grey, type=2, axes=(1, 2), norm="ortho")
@@ -421,7 +430,7 @@ def _dct_serial(batch: np.ndarray, threshold: float, seed_off_by_one: bool) -> n
 def _edges_serial(batch: np.ndarray) -> np.ndarray:
     m_total, height, width, _ = batch.shape
     out = np.empty(m_total, np.float64)
-    step = max(1, _ENTROPY_PIXELS_PER_PASS // (height * width))
+    step = max(1, _PIXELS_PER_PASS // (height * width))
     for start in range(0, m_total, step):
         grey = _grey(batch[start : start + step]) / 255.0
         # scipy's 'reflect' border (what skimage.filters.sobel uses) is numpy's 'symmetric'
@@ -455,10 +464,11 @@ def _compute_serial(batch: np.ndarray, names: tuple, params: dict) -> dict:
 
 
 def _pool_context():
+    # fork where the platform has it (Linux): workers start at once and a script needs no
+    # ``if __name__ == "__main__":`` guard. Workers use no OpenMP or CUDA, so forking a parent that
+    # holds torch's threads is safe for them. Elsewhere spawn (the caller needs the guard).
     methods = multiprocessing.get_all_start_methods()
-    # forkserver: workers start from a clean process, safe even when the caller holds threads
-    # (torch, CUDA); spawn where it is missing.
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
 def _compute(batch: np.ndarray, names: tuple, params: dict, workers) -> dict:

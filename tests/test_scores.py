@@ -61,7 +61,7 @@ def test_save_load_roundtrip_keeps_metadata_and_csv(tmp_path):
 def test_attach_refuses_another_fingerprint():
     scores = _scores()
     assert len(scores.attach(types.SimpleNamespace(fingerprint="abc", name="toy"))["train"]) == 3
-    with pytest.raises(UserError, match="another fingerprint"):
+    with pytest.raises(UserError, match="fingerprints differ"):
         scores.attach(types.SimpleNamespace(fingerprint="zzz", name="other"))
 
 
