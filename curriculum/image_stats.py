@@ -25,6 +25,8 @@ from scoring.relation import statistic_correlations, statistic_curves
 from scoring.scores import Scores
 from stats.images import STATISTICS, compute_statistics
 
+ENTROPY_WINDOW = 10  # seed 003's window
+
 
 @dataclass
 class StatsConfig:
@@ -38,13 +40,23 @@ class StatsConfig:
     quiet: bool = False
 
 
+def entropy_window(dataset: Dataset) -> int:
+    """The seed's 10 x 10 entropy window, shrunk to the image for smaller images (digits is 8 x 8)."""
+    h, w, _ = dataset.image_shape
+    return min(ENTROPY_WINDOW, h, w)
+
+
 def dataset_statistics(dataset: Dataset, workers: int | None = None, cache_dir: str | Path | None = None) -> dict[str, dict[str, np.ndarray]]:
     """``{split: {statistic: values [M]}}`` for every statistic of :data:`stats.images.STATISTICS`."""
-    path = Path(cache_dir or default_cache_dir()) / "statistics" / f"{dataset.fingerprint}.npz"
+    window = entropy_window(dataset)
+    path = Path(cache_dir or default_cache_dir()) / "statistics" / f"{dataset.fingerprint}-w{window}.npz"
     if path.exists():
         with np.load(path) as cached:
             return {split: {name: cached[f"{split}/{name}"] for name in STATISTICS} for split in SPLITS}
-    values = {split: compute_statistics(dataset.split(split).images, workers=workers) for split in SPLITS}
+    try:
+        values = {split: compute_statistics(dataset.split(split).images, workers=workers, window=window) for split in SPLITS}
+    except ValueError as err:  # stats raises ValueError (it sits below scoring's UserError)
+        raise UserError(str(err)) from None
     buffer = io.BytesIO()
     np.savez(buffer, **{f"{split}/{name}": v for split, named in values.items() for name, v in named.items()})
     atomic_write_bytes(path, buffer.getvalue())
@@ -67,14 +79,19 @@ def image_statistics(config: StatsConfig) -> pd.DataFrame:
     run, the Spearman correlation with accessibility and its p-value.
     """
     dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed)
-    values = dataset_statistics(dataset, config.workers)
+    window = entropy_window(dataset)
     names = list(STATISTICS)
     run_dir = Path(config.run) if config.run else default_run_dir(dataset.name)
-    if not (run_dir / "scores.parquet").exists():
-        if config.run:
-            raise UserError(f"No scores at {run_dir}; run `curriculum score --dataset {config.dataset} --out {run_dir}` first.")
+    has_run = (run_dir / "scores.parquet").exists()
+    if config.run and not has_run:
+        raise UserError(f"No scores at {run_dir}; run `curriculum score --dataset {config.dataset} --out {run_dir}` first.")
+    if has_run:  # checked before the statistics are computed, so a wrong run costs nothing
+        scores = Scores.load(run_dir)
+        scores.check_fingerprint(dataset.fingerprint, dataset.name)
+    values = dataset_statistics(dataset, config.workers)
+    if not has_run:
         table = pd.DataFrame([
-            {"statistic": name, "mean": float(np.nanmean(v)), "std": float(np.nanstd(v))}
+            {"statistic": name, "mean": float(np.mean(v)), "std": float(np.std(v))}
             for name, v in values["train"].items()
         ])
         if not config.quiet:
@@ -82,8 +99,6 @@ def image_statistics(config: StatsConfig) -> pd.DataFrame:
             print(f"\nNo score run at {run_dir}: run `curriculum score --dataset {config.dataset}` to relate these to learning order.")
         return table
 
-    scores = Scores.load(run_dir)
-    scores.check_fingerprint(dataset.fingerprint, dataset.name)
     info = read_run_info(run_dir)
     epochs = [c["epoch"] for c in info["checkpoints"]]
     records = {
@@ -100,7 +115,8 @@ def image_statistics(config: StatsConfig) -> pd.DataFrame:
     summary = pd.read_csv(run_dir / "summary.csv")
     figure = statistics_figure(summary, curves, run_dir / "figures" / "statistics_vs_agreement.png")
     if not config.quiet:
-        print(f"Image statistics of {dataset.name} (train split) and their rank correlation with accessibility:")
+        print(f"Image statistics of {dataset.name} (train split; entropy window {window}x{window}) "
+              "and their rank correlation with accessibility:")
         print(format_table(table))
         print(f"\nScores: {run_dir / 'scores.parquet'} (+ {len(names)} columns)   Figure: {figure}")
     return table

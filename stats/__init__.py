@@ -1,4 +1,8 @@
-"""Numbers about images and distributions (numpy, scipy, scikit-image, OpenCV; no torch)."""
+"""Numbers about images and distributions (numpy, scipy, scikit-image, OpenCV; no torch).
+
+    from stats import compute_statistics, bimodality, spearman
+    values = compute_statistics(images_uint8)      # {"segments", "entropy", "dct", "edges"} -> [M]
+"""
 
 from stats.distributions import (
     bimodality,
@@ -9,13 +13,35 @@ from stats.distributions import (
     poisson_binomial_pmf,
     spearman,
 )
+from stats.images import (
+    STATISTICS,
+    compute_statistics,
+    dct_percentage,
+    dct_percentages,
+    edge_strength,
+    edge_strengths,
+    local_entropies,
+    local_entropy,
+    segment_count,
+    segment_counts,
+)
 
 __all__ = [
+    "STATISTICS",
     "bimodality",
+    "compute_statistics",
+    "dct_percentage",
+    "dct_percentages",
+    "edge_strength",
+    "edge_strengths",
     "independent_null_consistency",
+    "local_entropies",
+    "local_entropy",
     "mean_confidence_interval",
     "paired_t_test",
     "pearson",
     "poisson_binomial_pmf",
+    "segment_count",
+    "segment_counts",
     "spearman",
 ]

@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-from numpy.lib.stride_tricks import sliding_window_view
 from scipy import fft as sp_fft
 from skimage.filters import sobel
 from skimage.segmentation import felzenszwalb

@@ -1,0 +1,75 @@
+"""`curriculum stats`: statistics become score columns, their relation to learning order is saved,
+and the second call reads the cache."""
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import run_cli
+from curriculum.data import load_dataset
+from scoring import Scores, load_record
+from stats.distributions import spearman
+from stats.images import compute_statistics
+
+
+@pytest.fixture(scope="module")
+def stats_run(tmp_path_factory, score_run):
+    tmp = tmp_path_factory.mktemp("stats")
+    run = tmp / "run"
+    shutil.copytree(score_run, run)
+    proc = run_cli(["stats", "--run", run], tmp)
+    return tmp, run, proc
+
+
+def test_statistics_become_columns_with_the_library_values(stats_run):
+    _, run, proc = stats_run
+    scores = Scores.load(run)
+    train = scores.split("train")
+    images = load_dataset("digits").train.images
+    expected = compute_statistics(images[:20], window=8)  # digits are 8x8: the window shrinks to the image
+    for name in ("segments", "entropy", "dct", "edges"):
+        np.testing.assert_allclose(train[name].to_numpy()[:20], expected[name], err_msg=name)
+        assert scores.directions[name] is None
+        assert name in proc.stdout
+
+
+def test_correlations_and_agreed_curves_match_a_direct_computation(stats_run):
+    _, run, _ = stats_run
+    train = Scores.load(run).split("train")
+    table = pd.read_csv(run / "statistics.csv").set_index("statistic")
+    r, p = spearman(train["entropy"], train["accessibility"])
+    assert table.loc["entropy", "spearman_r"] == pytest.approx(r)
+    assert table.loc["entropy", "p_value"] == pytest.approx(p)
+    assert table.loc["edges", "mean"] == pytest.approx(train["edges"].mean())
+
+    curves = pd.read_csv(run / "statistics_curves.csv")
+    record = load_record(run, "train", train["label"].to_numpy(), members=3, checkpoints=5)
+    agreed = record.correct[:, -1].all(axis=0)  # examples all 3 members get right at the last checkpoint
+    last = curves[(curves.split == "train") & (curves.statistic == "dct") & (curves.checkpoint == 4)]
+    assert last["agreed_mean"].item() == pytest.approx(train["dct"][agreed].mean())
+    assert (run / "figures" / "statistics_vs_agreement.png").stat().st_size > 10_000
+
+
+def test_second_call_reads_the_cache(stats_run):
+    tmp, run, _ = stats_run
+    [cache] = (tmp / "cache" / "statistics").glob("*.npz")
+    with np.load(cache) as stored:
+        values = dict(stored)
+    values["train/edges"] = np.full_like(values["train/edges"], 7.0)  # a value only the cache can supply
+    np.savez(cache, **values)
+    run_cli(["stats", "--run", run, "--quiet"], tmp)
+    assert np.all(Scores.load(run).split("train")["edges"] == 7.0)
+
+
+def test_without_a_run_prints_the_table_and_the_command_to_run(tmp_path):
+    proc = run_cli(["stats", "--dataset", "digits"], tmp_path)
+    assert "entropy" in proc.stdout and "curriculum score --dataset digits" in proc.stdout
+
+
+def test_a_missing_or_foreign_run_is_refused(tmp_path, score_run):
+    proc = run_cli(["stats", "--run", tmp_path / "nowhere"], tmp_path, check=False)
+    assert proc.returncode == 2 and "run `curriculum score --dataset digits" in proc.stderr
+    proc = run_cli(["stats", "--dataset", "gabor", "--run", score_run], tmp_path, check=False)
+    assert proc.returncode == 2 and "fingerprints differ" in proc.stderr and "Traceback" not in proc.stderr
