@@ -78,22 +78,22 @@ def _cmd_train(args: argparse.Namespace) -> None:
     curriculum_train(_config_from(args, CurriculumConfig))
 
 
-def _cmd_datasets(args: argparse.Namespace) -> None:
-    from curriculum.data import list_datasets
-
-    rows = list_datasets()
+def _print_rows(rows: list[tuple[str, str]]) -> None:
     width = max(len(name) for name, _ in rows)
     for name, description in rows:
         print(f"{name:<{width}}  {description}")
+
+
+def _cmd_datasets(args: argparse.Namespace) -> None:
+    from curriculum.data import list_datasets
+
+    _print_rows(list_datasets())
 
 
 def _cmd_architectures(args: argparse.Namespace) -> None:
     from curriculum.models import list_architectures
 
-    rows = list_architectures()
-    width = max(len(name) for name, _ in rows)
-    for name, description in rows:
-        print(f"{name:<{width}}  {description}")
+    _print_rows(list_architectures())
 
 
 def _train_parser(sub) -> None:

@@ -91,8 +91,13 @@ def _paired(x, y, name: str) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _is_constant(v: np.ndarray) -> bool:
-    return bool(np.all(v == v[0]))
+def _correlation(test, x, y, name: str) -> tuple[float, float]:
+    """Run a scipy correlation ``test`` on NaN-free pairs; NaN for a constant sample."""
+    x, y = _paired(x, y, name)
+    if np.all(x == x[0]) or np.all(y == y[0]):
+        return float("nan"), float("nan")
+    res = test(x, y)
+    return float(res.statistic), float(res.pvalue)
 
 
 def pearson(x, y) -> tuple[float, float]:
@@ -112,11 +117,7 @@ def pearson(x, y) -> tuple[float, float]:
     ValueError
         On 1-D arrays of different length, an infinite value, or fewer than 3 pairs left.
     """
-    x, y = _paired(x, y, "pearson")
-    if _is_constant(x) or _is_constant(y):
-        return float("nan"), float("nan")
-    res = _sps.pearsonr(x, y)
-    return float(res.statistic), float(res.pvalue)
+    return _correlation(_sps.pearsonr, x, y, "pearson")
 
 
 def spearman(x, y) -> tuple[float, float]:
@@ -135,11 +136,7 @@ def spearman(x, y) -> tuple[float, float]:
     ValueError
         On 1-D arrays of different length, an infinite value, or fewer than 3 pairs left.
     """
-    x, y = _paired(x, y, "spearman")
-    if _is_constant(x) or _is_constant(y):
-        return float("nan"), float("nan")
-    res = _sps.spearmanr(x, y)
-    return float(res.statistic), float(res.pvalue)
+    return _correlation(_sps.spearmanr, x, y, "spearman")
 
 
 def poisson_binomial_pmf(p) -> np.ndarray:
