@@ -1,12 +1,13 @@
-"""Image statistics (stats.images): answers known by hand, the seed code's own loops, bad input."""
+"""Image statistics (stats.images): answers known by hand, the seed code's own loops, the plain
+library calls, bad input."""
 
 import math
 
+import cv2
 import numpy as np
 import pytest
 from scipy import fft as sp_fft
 from skimage.filters import sobel
-from skimage.segmentation import felzenszwalb
 
 from stats import images
 from stats.images import (
@@ -58,11 +59,13 @@ def seed_dct_k(image, threshold=0.9998):
     return k
 
 
-def skimage_segments(image):
+def opencv_segments(image):
+    """The plain per-image call: OpenCV's Felzenszwalb-Huttenlocher port on BGR (or one channel)."""
     image = np.asarray(image)
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[..., 0]
-    return felzenszwalb(image, scale=500, sigma=0.5, min_size=20).max() + 1
+    if image.ndim == 3:
+        image = image[..., 0] if image.shape[2] == 1 else np.ascontiguousarray(image[..., ::-1])
+    segmenter = cv2.ximgproc.segmentation.createGraphSegmentation(sigma=0.5, k=500, min_size=20)
+    return segmenter.processImage(image).max() + 1
 
 
 def skimage_edges(image):
@@ -138,10 +141,39 @@ def test_two_flat_halves():
     # Sobel (kernels [1, 2, 1] / 4 x [1, 0, -1]) sees a unit step in the two columns beside the
     # boundary: magnitude sqrt(1 / 2) there, 0 elsewhere.
     assert edge_strength(image) == pytest.approx(16 * 2 * math.sqrt(0.5), rel=1e-12)
-    # sigma 0.5 smoothing leaves two one-pixel boundary strips of 16 < min_size 20 pixels, which
-    # post-processing merges into the halves: two segments.
+    # sigma 0.5 (5 taps, weights 0.7866, 0.1065, 0.0003) smooths columns 14-17 to 0.07, 27.2,
+    # 227.8, 254.9. Flat columns join first (weight 0), then each half's outer columns (0.07);
+    # the strips 15 and 16 (16 pixels, threshold k / 16 = 31.25) do not join their half (27.1
+    # > 0.07 + 500 / 240) nor each other (200.6); as they are smaller than min_size 20, the
+    # post-processing merges each into its half along the 27.1 edge: two segments.
     assert segment_count(image) == 2
     assert segment_count(halves(16, 32, channels=3)) == 2
+
+
+def test_segments_of_a_low_contrast_step_grey_and_colour():
+    # halves 0 | 12: columns 14-17 smooth to 0.003, 1.281, 10.719, 11.997. One grey channel:
+    # weights 0.003, 1.277, 9.439, 1.277, 0.003. Each half (240 pixels after its 0.003 edge,
+    # threshold 0.003 + 500 / 240 = 2.087) takes its strip at 1.277; the halves (threshold
+    # 1.277 + 500 / 256 = 3.23) stay apart at 9.439: two segments.
+    image = halves(16, 32)
+    image[image == 255] = 12
+    assert segment_count(image) == 2
+    # The same grey as three equal channels (the original program reads PPM colour): every
+    # weight grows by sqrt(3), so 2.212 > 0.005 + 500 / 240 = 2.089 leaves both strips alone,
+    # and they join each other at 16.35 <= k / 16 = 31.25: a 32-pixel middle segment, three.
+    assert segment_count(np.repeat(image[..., None], 3, axis=2)) == 3
+
+
+def test_segments_use_four_neighbours():
+    # 16x16 blocks of grey level 8 at top left and bottom right, 0 elsewhere (colour): each block
+    # takes its boundary strips (weights <= 0.11 * 8 * sqrt(3) = 1.5 below its threshold, about
+    # 2) and is kept from the blocks beside it (about 0.79 * 8 * sqrt(3) = 10.9). The two equal
+    # blocks meet only at the centre corner, and OpenCV's graph has no diagonal edge: four
+    # segments. (The original program's 8-neighbour graph joins them there: two.)
+    image = np.zeros((32, 32, 3), np.uint8)
+    image[:16, :16] = 8
+    image[16:, 16:] = 8
+    assert segment_count(image) == 4
 
 
 def test_checkerboard():
@@ -203,28 +235,29 @@ def test_entropy_of_large_images_uses_tiles_and_matches():
     )
 
 
-def test_segments_match_skimage(colour_batch, grey_batch):
-    assert segment_counts(colour_batch, workers=1).tolist() == [skimage_segments(im) for im in colour_batch]
-    assert segment_counts(grey_batch, workers=1).tolist() == [skimage_segments(im) for im in grey_batch]
+def test_segments_match_the_plain_opencv_call(colour_batch, grey_batch):
+    assert segment_counts(colour_batch, workers=1).tolist() == [opencv_segments(im) for im in colour_batch]
+    assert segment_counts(grey_batch, workers=1).tolist() == [opencv_segments(im) for im in grey_batch]
 
 
-def test_segments_with_many_tied_edges_match_skimage():
+def test_segments_with_many_tied_edges_match_the_plain_call():
     # 4x4 blocks of three levels: many exactly equal edge weights, whose sorted order decides
     # some merges; the count must be the per-image call's, whatever the batch around the image
     rng = np.random.default_rng(11)
     cells = (rng.integers(0, 3, size=(150, 8, 8, 3)) * 100).astype(np.uint8)
     batch = np.repeat(np.repeat(cells, 4, axis=1), 4, axis=2)
-    expected = [skimage_segments(image) for image in batch]
+    expected = [opencv_segments(image) for image in batch]
     assert segment_counts(batch, workers=1).tolist() == expected
     assert segment_counts(batch[::-1], workers=1).tolist() == expected[::-1]
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (4, 4), (5, 30), (30, 5), (7, 19)])
-def test_segments_of_tiny_images_match_skimage(shape):
-    # images smaller than min_size, rows narrower than it
+@pytest.mark.parametrize("shape", [(1, 1), (1, 6), (2, 3), (4, 4), (5, 30), (30, 5), (7, 19)])
+def test_segments_of_tiny_images_match_the_plain_call(shape):
+    # images smaller than min_size, rows narrower than it, narrower than the 5-tap Gaussian
     rng = np.random.default_rng(sum(shape))
-    batch = (rng.integers(0, 2, size=(7, *shape, 3)) * 255).astype(np.uint8)
-    assert segment_counts(batch, workers=1).tolist() == [skimage_segments(im) for im in batch]
+    for channels in (3, 1):
+        batch = (rng.integers(0, 2, size=(7, *shape, channels)) * 255).astype(np.uint8)
+        assert segment_counts(batch, workers=1).tolist() == [opencv_segments(im) for im in batch]
 
 
 def test_dct_matches_seed_loop(colour_batch, grey_batch):
