@@ -12,7 +12,6 @@ last committed checkpoint and ends with the same record as an uninterrupted one.
 
 from __future__ import annotations
 
-import math
 import os
 import platform
 import time
@@ -77,6 +76,13 @@ class ScoreConfig(TrainingConfig):
         """The settings that decide the record: a run directory holds one such setting only."""
         ignore = {"quiet", "out", "cpu"}
         return {k: v for k, v in to_dict(self).items() if k not in ignore}
+
+
+def batches_per_epoch(num_examples: int, batch_size: int) -> int:
+    """Mini-batches in one pass over the data; the last batch takes the remainder, and a
+    remainder of a single example joins the batch before it (BatchNorm cannot train on one)."""
+    full, rest = divmod(num_examples, batch_size)
+    return max(1, full + (rest > 1))
 
 
 def checkpoint_steps(epochs: float, eval_every: float, steps_per_epoch: int) -> list[int]:
@@ -149,7 +155,8 @@ class MemberTrainer:
                 if progress is not None:
                     epochs = self.total_steps / self.steps_per_epoch
                     progress.set_postfix_str(f"epoch {self.step // self.steps_per_epoch + 1}/{epochs:g}", refresh=False)
-            index = self.perm[position * b : (position + 1) * b]
+            last = position == self.steps_per_epoch - 1
+            index = self.perm[position * b :] if last else self.perm[position * b : (position + 1) * b]
             x, y = self.data.batch("train", index)
             if self.config.augment:
                 x = augment(x, self.generator)
@@ -243,7 +250,7 @@ def score(config: ScoreConfig) -> Path:
         dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed)
     arch = config.resolved_arch(dataset)
     run_dir = Path(config.out) if config.out else default_run_dir(dataset.name)
-    steps_per_epoch = math.ceil(len(dataset.train.labels) / config.batch_size)
+    steps_per_epoch = batches_per_epoch(len(dataset.train.labels), config.batch_size)
     steps = checkpoint_steps(config.epochs, config.eval_every, steps_per_epoch)
     info = run_info(config, dataset, arch, steps, steps_per_epoch)
     new_model(config, arch, dataset, config.seed, torch.device("cpu"))  # a bad --arch fails before any write

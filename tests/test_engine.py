@@ -46,3 +46,11 @@ def test_augment_flips_and_shifts_within_padding_and_is_seeded():
         assert set(a[i].flatten().tolist()) <= set(x[i].flatten().tolist())
     many = augment(x.repeat(64, 1, 1, 1), torch.Generator().manual_seed(0))
     assert not torch.equal(many[0::2], x[0].expand_as(many[0::2]))  # something moved
+
+
+def test_an_epoch_never_ends_with_a_batch_of_one():
+    from curriculum.ensemble import batches_per_epoch
+
+    assert batches_per_epoch(1347, 100) == 14  # 13 full batches and one of 47
+    assert batches_per_epoch(1301, 100) == 13  # the single leftover example joins the 13th batch
+    assert batches_per_epoch(50, 100) == 1
