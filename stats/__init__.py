@@ -1,4 +1,4 @@
-"""Numbers about images and distributions (numpy, scipy, scikit-image, OpenCV; no torch).
+"""Numbers about images and distributions (numpy, scipy, scikit-image, OpenCV, numba; no torch).
 
     from stats import compute_statistics, bimodality, spearman
     values = compute_statistics(images_uint8)      # {"segments", "entropy", "dct", "edges"} -> [M]

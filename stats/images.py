@@ -5,16 +5,15 @@ Four statistics, each as a function over one image and a batch function over ``[
 =================  ===========================================  =====================================
 statistic          seed source                                  where this module departs
 =================  ===========================================  =====================================
-``segments``       ``DatasetMetrics.segment_count``: the        OpenCV's port of that program,
-segment count      original C++ ``segment 0.5 500 20`` (sigma   ``cv2.ximgproc.segmentation.
-                   0.5, k 500, min size 20) on 8-bit RGB.       createGraphSegmentation(0.5, 500,
-                                                                20)``. Its graph has 4-neighbour
-                                                                edges (the original's: 8) and its
-                                                                smoothing reflects the borders
-                                                                (the original's clamps): a
-                                                                different count on about half of
-                                                                natural 32x32 images; see
-                                                                "Segments" below.
+``segments``       ``DatasetMetrics.segment_count``: the        none in the algorithm: a transcription
+segment count      original C++ ``segment 0.5 500 20`` (sigma   of that program compiled with numba,
+                   0.5, k 500, min size 20) on 8-bit RGB.       float32 as in the C++. Edges of equal
+                                                                weight keep the order they are made
+                                                                in (a stable sort; ``std::sort``
+                                                                leaves it to the C++ library), which
+                                                                can change a count; a grey image is
+                                                                one channel (the program reads colour
+                                                                PPM only). See "Segments" below.
 ``entropy``        ``DatasetMetrics.img_entropy``: grey =       none in the definition: the values of
 mean local         0.2989 R + 0.5870 G + 0.1140 B on 0-255      a window are the *unrounded* float64
 intensity          (float64, not rounded), 10x10 windows,       greys, compared exactly, as the seed
@@ -56,39 +55,44 @@ outside [0, 1], integers outside 0-255, shapes that are not an image or a batch,
 pixels, images smaller than the entropy window. An empty batch (``M == 0``) is not an error: every
 batch function returns an empty ``float64`` array.
 
-Segments. ``cv2.ximgproc.segmentation.GraphSegmentation`` (opencv-contrib,
-``modules/ximgproc/src/graphsegmentation.cpp``) follows Felzenszwalb and Huttenlocher's own
-``segment`` in: float32 pixels smoothed per channel by a Gaussian of sigma 0.5 with 5 taps (the
-original's ``ceil(4 sigma) + 1`` one-sided taps; OpenCV's ``GaussianBlur`` picks 5 for float
-input); edge weight = euclidean distance of the smoothed colours (float32); edges sorted by weight
-with ``std::sort``; a merge when ``w <= Int(C) + k / |C|`` on both sides (``Int``: the weight of
-the component's last merge, so the first threshold is k); then a pass over the sorted edges that
-merges any component below ``min_size`` into its neighbour; count = number of components. It
-departs in two places, both of which change counts of small images: (1) the graph has only the
-4 horizontal and vertical neighbours of a pixel (each edge entered twice), where the original adds
-the two diagonals, so regions that touch only at a corner stay apart (tested); (2)
-``GaussianBlur`` reflects the border (``BORDER_REFLECT_101``), the original clamps it. Tied
-weights are ordered by ``std::sort`` in both, over a different edge order. Measured on the 60,000
-natural 32x32 patches of ``experiments/bench_stats.py`` against a C++ transcription of the
-original (not shipped): equal counts on 48.4 % of images (mean +0.17 segments, Spearman 0.81;
-the border rule alone changes 22 %). scikit-image's ``felzenszwalb(img, scale=500, sigma=0.5,
-min_size=20)`` keeps the 8-neighbour graph (float64, reflected borders, ``w < threshold``; its
-``scale / 255`` on [0, 1] pixels is the same k): it equals the original on 99.8 % of those
-images and OpenCV on 48.4 %, at 0.94 ms per image against OpenCV's 0.33 ms, the reason for
-OpenCV here. A grey image goes in as one channel (weights ``|a - b|``); three equal channels
-give the original's PPM behaviour (weights ``sqrt(3) |a - b|``, tested). Colour goes in as BGR,
-OpenCV's order; it only fixes the order in which squared channel differences are added.
+Segments. ``stats._felzenszwalb`` transcribes Felzenszwalb and Huttenlocher's ``segment`` (2006
+release: ``segment-image.h``, ``segment-graph.h``, ``disjoint-set.h``, ``filter.h``,
+``convolve.h``): each channel smoothed by the program's Gaussian (``ceil(4 sigma) + 1`` one-sided
+taps ``exp(-(i / sigma)^2 / 2)``, normalised; 3 taps for sigma 0.5; border pixels repeated), then
+edges to the right, down, down-right and up-right neighbours, weighing the euclidean distance of
+the smoothed colours, taken in order of weight; a merge when ``w <= threshold`` of both components
+(k at first, ``w + k / |C|`` after a merge, union by rank); then a pass over the sorted edges that
+merges any component smaller than ``min_size`` with its neighbour; count = number of components.
+Pixels, mask, weights and thresholds are float32 with the C++'s operation order, so weights and
+comparisons are the program's bit for bit. It departs in two places. (1) Ties: edges of equal
+weight stay in the order they are made (a stable radix sort on the weights' bits), whereas
+``std::sort`` leaves their order to the C++ library; when a tied edge decides a merge, counts can
+differ. On the 60,000 natural 32x32 patches of ``experiments/bench_stats.py`` the counts equal
+those of a C++ transcription of the original built with GCC (not shipped) on 100 % of images; on
+synthetic posterised images (flat 4x4 blocks of 2 or 3 levels, many equal weights) on only
+70-80 %. (2) A grey image is segmented as one channel (weights ``|a - b|``); the program
+reads colour PPM only, where a grey image is three equal channels (weights ``sqrt(3) |a - b|``):
+pass ``np.repeat(grey[..., None], 3, axis=2)`` for that (tested). scikit-image's
+``felzenszwalb(img, scale=500, sigma=0.5, min_size=20)`` is a close relative (float64, reflected
+borders, the same 8-neighbour graph; its ``scale / 255`` on [0, 1] pixels is the same k): equal
+counts on 99.8 % of those patches, at about 0.9 ms per image against 0.2 ms here.
 
-Speed. Nothing loops over pixels or windows in Python. Entropy sorts each image's greys once
-and works per group of equal values: a value seen once adds nothing; for a group of up to six
-pixels, inclusion-exclusion over its subsets (each window rectangle shared by a subset is one
-product of two interval lengths); a larger group gets a 2-D difference grid over window positions
-and two running sums. DCT and edges are whole-batch NumPy/SciPy. Segmentation calls OpenCV once
-per image (one segmenter per process), so an image's count never depends on the images beside
-it. Jobs worth more than about two seconds are split into chunks over a process pool, one process
-per core (``workers``, default all; forked on Linux, spawned elsewhere, where the caller needs the
-usual ``if __name__ == "__main__":`` guard). Segmentation dominates the run time: see
-``experiments/README.md``.
+Compilation. The segmenter is compiled on its first use in a process, not at import: importing
+numba and compiling take about 3.5 s, or 0.3 s when numba's on-disk cache holds it (written in
+``stats/__pycache__``, or the user's cache folder where that is read-only; ``NUMBA_CACHE_DIR``
+chooses another). Before a process pool starts, the parent compiles, so forked workers inherit
+the machine code instead of each importing numba and compiling; spawned workers load the cache.
+
+Speed. Nothing loops over pixels or windows in Python. Entropy sorts each image's greys once and
+works per group of equal values: a value seen once adds nothing; for a group of up to six pixels,
+inclusion-exclusion over its subsets (each window rectangle shared by a subset is one product of
+two interval lengths); a larger group gets a 2-D difference grid over window positions and two
+running sums. DCT and edges are whole-batch NumPy/SciPy. Segmentation is one compiled call per
+sub-batch that segments its images one by one, so an image's count never depends on the images
+beside it. Jobs worth more than about two seconds are split into chunks over a process pool, one
+process per core (``workers``, default all; forked on Linux, spawned elsewhere, where the caller
+needs the usual ``if __name__ == "__main__":`` guard). Segmentation and entropy take most of the
+time: see ``experiments/README.md``.
 """
 
 from __future__ import annotations
@@ -132,7 +136,7 @@ _SUBSET_MAX = 6
 # Pixels per sub-batch inside one process (bounds memory, keeps arrays in cache).
 _PIXELS_PER_PASS = 1 << 18
 # Rough single-core seconds per pixel, used only to decide whether a process pool pays off.
-_SECONDS_PER_PIXEL = {"segments": 3.5e-7, "entropy": 1.5e-7, "dct": 2e-8, "edges": 2e-8}
+_SECONDS_PER_PIXEL = {"segments": 2e-7, "entropy": 1.5e-7, "dct": 2e-8, "edges": 2e-8}
 _POOL_MIN_SECONDS = 2.0
 
 
@@ -264,24 +268,24 @@ def _grey(batch: np.ndarray) -> np.ndarray:
 
 
 @functools.cache
-def _segmenter():
-    """This process's OpenCV segmenter: made once, as it keeps no state between images."""
-    import cv2
+def _segmenter() -> Callable[[np.ndarray], np.ndarray]:
+    """This process's compiled segmenter, made on first use: importing numba and compiling take
+    about 3.5 s (0.3 s from numba's cache), which ``import stats`` should not pay."""
+    from stats import _felzenszwalb
 
-    return cv2.ximgproc.segmentation.createGraphSegmentation(**SEGMENT_PARAMETERS)
+    mask = _felzenszwalb.gaussian_mask(SEGMENT_PARAMETERS["sigma"])
+    k, min_size = float(SEGMENT_PARAMETERS["k"]), int(SEGMENT_PARAMETERS["min_size"])
+    return lambda batch: _felzenszwalb.segment_counts(batch, mask, k, min_size)
 
 
 def _segments_serial(batch: np.ndarray) -> np.ndarray:
     segmenter = _segmenter()
-    m_total, height, width, channels = batch.shape
+    m_total, height, width, _ = batch.shape
     out = np.empty(m_total, np.float64)
     step = max(1, _PIXELS_PER_PASS // (height * width))
     for start in range(0, m_total, step):
-        part = batch[start : start + step]
-        # one channel stays one channel; colour goes in as OpenCV's BGR, each image contiguous
-        images = part[..., 0] if channels == 1 else np.ascontiguousarray(part[..., ::-1])
-        for i, image in enumerate(images):
-            out[start + i] = segmenter.processImage(image).max() + 1  # labels are 0..count-1
+        # the compiled code takes C-contiguous pixels; copy a sub-batch at a time (bounded memory)
+        out[start : start + step] = segmenter(np.ascontiguousarray(batch[start : start + step]))
     return out
 
 
@@ -480,9 +484,9 @@ def _compute_serial(batch: np.ndarray, names: tuple, params: dict) -> dict:
 
 def _pool_context():
     # fork where the platform has it (Linux): workers start at once and a script needs no
-    # ``if __name__ == "__main__":`` guard. Workers use no OpenMP or CUDA, so forking a parent that
-    # holds torch's threads is safe for them; OpenCV (pthreads) segments 1024x1024 images in a
-    # child forked while its threads ran in the parent. Elsewhere spawn (the caller needs the guard).
+    # ``if __name__ == "__main__":`` guard. Workers use no threads, OpenMP or CUDA (the segmenter is
+    # plain compiled numba), so forking a parent that holds torch's threads is safe for them.
+    # Elsewhere spawn (the caller needs the guard).
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
@@ -503,6 +507,10 @@ def _compute(batch: np.ndarray, names: tuple, params: dict, workers) -> dict:
     n_chunks = min(m_total, workers * 4)
     bounds = np.linspace(0, m_total, n_chunks + 1).astype(int)
     chunks = [batch[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    if "segments" in names:
+        # compile (or load from numba's cache) once here: forked workers inherit the machine code
+        # instead of each importing numba and compiling; spawned ones load the cache this writes
+        _segmenter()
     with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
         parts = list(pool.map(_compute_serial, chunks, [names] * n_chunks, [params] * n_chunks))
     return {name: np.concatenate([part[name] for part in parts]) for name in names}
@@ -529,8 +537,8 @@ def segment_counts(images, workers=None) -> np.ndarray:
     """Felzenszwalb-Huttenlocher segment count of every image of ``images`` ``[M, H, W, C]``:
     float64 ``[M]``.
 
-    Same as OpenCV's ``createGraphSegmentation(sigma=0.5, k=500, min_size=20).processImage(img)``
-    per image (BGR), counting its labels. ``workers``: processes (default: every core).
+    The number of components of the original ``segment 0.5 500 20`` per image (see the module
+    docstring for where ties and grey images depart). ``workers``: processes (default: every core).
     """
     return _compute(_as_batch(images), ("segments",), {}, workers)["segments"]
 
@@ -595,7 +603,8 @@ def compute_statistics(
 
 
 def segment_count(image) -> int:
-    """Felzenszwalb-Huttenlocher segment count of one image (OpenCV; sigma 0.5, k 500, min size 20)."""
+    """Felzenszwalb-Huttenlocher segment count of one image (the original program's algorithm;
+    sigma 0.5, k 500, min size 20)."""
     return int(_segments_serial(_as_image(image))[0])
 
 

@@ -1,13 +1,14 @@
-"""Image statistics (stats.images): answers known by hand, the seed code's own loops, the plain
-library calls, bad input."""
+"""Image statistics (stats.images): answers known by hand, the seed code's own loops, the original
+segmentation program written plainly, the plain library calls, bad input."""
 
 import math
 
-import cv2
 import numpy as np
 import pytest
 from scipy import fft as sp_fft
+from skimage import data as skdata
 from skimage.filters import sobel
+from skimage.segmentation import felzenszwalb
 
 from stats import images
 from stats.images import (
@@ -59,13 +60,85 @@ def seed_dct_k(image, threshold=0.9998):
     return k
 
 
-def opencv_segments(image):
-    """The plain per-image call: OpenCV's Felzenszwalb-Huttenlocher port on BGR (or one channel)."""
-    image = np.asarray(image)
-    if image.ndim == 3:
-        image = image[..., 0] if image.shape[2] == 1 else np.ascontiguousarray(image[..., ::-1])
-    segmenter = cv2.ximgproc.segmentation.createGraphSegmentation(sigma=0.5, k=500, min_size=20)
-    return segmenter.processImage(image).max() + 1
+def original_segments(image, sigma=0.5, k=500.0, min_size=20):
+    """Felzenszwalb and Huttenlocher's ``segment`` (segment-image.h, segment-graph.h, filter.h,
+    convolve.h), written plainly in float32 as the C++ is; tied weights keep their creation order.
+    A grey image is one channel (the program itself reads only colour PPM)."""
+    image = np.asarray(image, np.uint8)
+    planes = (image[..., None] if image.ndim == 2 else image).transpose(2, 0, 1).astype(np.float32)
+    channels, height, width = planes.shape
+    # make_fgauss + normalize: exp(-0.5 (i / sigma)^2), i = 0..ceil(4 sigma), sum of both sides = 1
+    ratio = np.arange(math.ceil(4 * sigma) + 1, dtype=np.float32) / np.float32(sigma)
+    mask = np.exp(-0.5 * (ratio * ratio).astype(np.float64)).astype(np.float32)
+    mask = mask / (np.float32(2) * np.sum(mask[1:], dtype=np.float32) + mask[0])
+
+    def convolve_even(src):  # along the last axis, border pixels repeated; returns it transposed
+        index = np.arange(src.shape[-1])
+        total = mask[0] * src
+        for i in range(1, len(mask)):
+            left, right = np.maximum(index - i, 0), np.minimum(index + i, src.shape[-1] - 1)
+            total = total + mask[i] * (src[..., left] + src[..., right])
+        return total.swapaxes(-1, -2)
+
+    smooth = convolve_even(convolve_even(planes)).reshape(channels, -1)
+    edges = []  # (a, b) in the program's order: per pixel right, down, down-right, up-right
+    for y in range(height):
+        for x in range(width):
+            p = y * width + x
+            if x < width - 1:
+                edges.append((p, p + 1))
+            if y < height - 1:
+                edges.append((p, p + width))
+            if x < width - 1 and y < height - 1:
+                edges.append((p, p + width + 1))
+            if x < width - 1 and y > 0:
+                edges.append((p, p - width + 1))
+    a, b = np.array(edges, np.int64).reshape(-1, 2).T
+    squares = np.zeros(len(a), np.float32)
+    for c in range(channels):
+        d = smooth[c, a] - smooth[c, b]
+        squares = squares + d * d
+    weights = np.sqrt(squares)
+    order = np.argsort(weights, kind="stable")
+
+    parent, size = list(range(height * width)), [1] * (height * width)
+    threshold = [np.float32(k)] * (height * width)
+
+    def find(x):
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    def join(x, y):  # which root survives does not change the partition
+        parent[y] = x
+        size[x] += size[y]
+
+    for e in order:
+        x, y, w = find(a[e]), find(b[e]), weights[e]
+        if x != y and w <= threshold[x] and w <= threshold[y]:
+            join(x, y)
+            threshold[x] = w + np.float32(k) / np.float32(size[x])
+    for e in order:
+        x, y = find(a[e]), find(b[e])
+        if x != y and (size[x] < min_size or size[y] < min_size):
+            join(x, y)
+    return sum(find(p) == p for p in range(height * width))
+
+
+def natural_patches(count, seed=0):
+    """32x32 colour patches of the photographs shipped with scikit-image: random square crops of
+    side 32, 64, 96 or 128, block-averaged to 32x32."""
+    photos = [skdata.astronaut(), skdata.coffee(), skdata.chelsea(), skdata.rocket()]
+    rng = np.random.default_rng(seed)
+    out = np.empty((count, 32, 32, 3), np.uint8)
+    for i in range(count):
+        photo = photos[i % len(photos)]
+        factor = int(rng.integers(1, 5))
+        top = int(rng.integers(0, photo.shape[0] - 32 * factor + 1))
+        left = int(rng.integers(0, photo.shape[1] - 32 * factor + 1))
+        crop = photo[top : top + 32 * factor, left : left + 32 * factor].astype(np.float64)
+        out[i] = np.rint(crop.reshape(32, factor, 32, factor, 3).mean(axis=(1, 3)))
+    return out
 
 
 def skimage_edges(image):
@@ -142,7 +215,8 @@ def test_two_flat_halves():
     # boundary: magnitude sqrt(1 / 2) there, 0 elsewhere.
     assert edge_strength(image) == pytest.approx(16 * 2 * math.sqrt(0.5), rel=1e-12)
     # sigma 0.5 (5 taps, weights 0.7866, 0.1065, 0.0003) smooths columns 14-17 to 0.07, 27.2,
-    # 227.8, 254.9. Flat columns join first (weight 0), then each half's outer columns (0.07);
+    # 227.8, 254.9. Flat columns join first (weight 0), then each half's outer columns (0.07;
+    # diagonal edges weigh the same as horizontal ones here);
     # the strips 15 and 16 (16 pixels, threshold k / 16 = 31.25) do not join their half (27.1
     # > 0.07 + 500 / 240) nor each other (200.6); as they are smaller than min_size 20, the
     # post-processing merges each into its half along the 27.1 edge: two segments.
@@ -164,16 +238,18 @@ def test_segments_of_a_low_contrast_step_grey_and_colour():
     assert segment_count(np.repeat(image[..., None], 3, axis=2)) == 3
 
 
-def test_segments_use_four_neighbours():
+def test_segments_use_eight_neighbours():
     # 16x16 blocks of grey level 8 at top left and bottom right, 0 elsewhere (colour): each block
     # takes its boundary strips (weights <= 0.11 * 8 * sqrt(3) = 1.5 below its threshold, about
-    # 2) and is kept from the blocks beside it (about 0.79 * 8 * sqrt(3) = 10.9). The two equal
-    # blocks meet only at the centre corner, and OpenCV's graph has no diagonal edge: four
-    # segments. (The original program's 8-neighbour graph joins them there: two.)
+    # 2) and is kept from the blocks beside it (about 0.79 * 8 * sqrt(3) = 10.9). Equal blocks
+    # meet only at the centre corner, where the two diagonal edges (15, 15)-(16, 16) and
+    # (16, 15)-(15, 16) join pixels smoothed to the same value (weight 0): the 8-neighbour graph
+    # joins each pair of equal blocks, two segments. (A 4-neighbour graph, OpenCV's, gives four.)
     image = np.zeros((32, 32, 3), np.uint8)
     image[:16, :16] = 8
     image[16:, 16:] = 8
-    assert segment_count(image) == 4
+    assert segment_count(image) == 2
+    assert original_segments(image) == 2
 
 
 def test_checkerboard():
@@ -235,29 +311,39 @@ def test_entropy_of_large_images_uses_tiles_and_matches():
     )
 
 
-def test_segments_match_the_plain_opencv_call(colour_batch, grey_batch):
-    assert segment_counts(colour_batch, workers=1).tolist() == [opencv_segments(im) for im in colour_batch]
-    assert segment_counts(grey_batch, workers=1).tolist() == [opencv_segments(im) for im in grey_batch]
+def test_segments_match_the_original_program(colour_batch, grey_batch):
+    assert segment_counts(colour_batch, workers=1).tolist() == [original_segments(im) for im in colour_batch]
+    assert segment_counts(grey_batch, workers=1).tolist() == [original_segments(im) for im in grey_batch]
 
 
-def test_segments_with_many_tied_edges_match_the_plain_call():
+def test_segments_with_many_tied_edges_match_the_original_program():
     # 4x4 blocks of three levels: many exactly equal edge weights, whose sorted order decides
-    # some merges; the count must be the per-image call's, whatever the batch around the image
+    # some merges (ties keep their creation order); the count must not depend on the batch
     rng = np.random.default_rng(11)
-    cells = (rng.integers(0, 3, size=(150, 8, 8, 3)) * 100).astype(np.uint8)
+    cells = (rng.integers(0, 3, size=(40, 8, 8, 3)) * 100).astype(np.uint8)
     batch = np.repeat(np.repeat(cells, 4, axis=1), 4, axis=2)
-    expected = [opencv_segments(image) for image in batch]
+    expected = [original_segments(image) for image in batch]
     assert segment_counts(batch, workers=1).tolist() == expected
     assert segment_counts(batch[::-1], workers=1).tolist() == expected[::-1]
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 6), (2, 3), (4, 4), (5, 30), (30, 5), (7, 19)])
-def test_segments_of_tiny_images_match_the_plain_call(shape):
+def test_segments_of_tiny_images_match_the_original_program(shape):
     # images smaller than min_size, rows narrower than it, narrower than the 5-tap Gaussian
     rng = np.random.default_rng(sum(shape))
     for channels in (3, 1):
         batch = (rng.integers(0, 2, size=(7, *shape, channels)) * 255).astype(np.uint8)
-        assert segment_counts(batch, workers=1).tolist() == [opencv_segments(im) for im in batch]
+        assert segment_counts(batch, workers=1).tolist() == [original_segments(im) for im in batch]
+
+
+def test_segments_of_natural_patches_match_the_original_and_mostly_skimage():
+    batch = natural_patches(48)
+    got = segment_counts(batch, workers=1)
+    assert got.tolist() == [original_segments(image) for image in batch]
+    # scikit-image's version: reflected borders, float64, w < threshold; mostly the same counts
+    plain = [felzenszwalb(image, scale=500, sigma=0.5, min_size=20).max() + 1 for image in batch]
+    assert np.mean(got == plain) >= 0.95
+    assert got.min() >= 1 and got.max() > 1
 
 
 def test_dct_matches_seed_loop(colour_batch, grey_batch):
