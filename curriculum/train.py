@@ -35,7 +35,7 @@ from curriculum.engine import (
     train_step,
 )
 from curriculum.ensemble import default_run_dir
-from curriculum.models import auto_arch
+from curriculum.models import auto_arch, check_arch
 from curriculum.ordering import ORDERS, load_external_scores, order_examples, uses_pacing
 from curriculum.pacing import PACINGS, make_pacing
 from curriculum.report import learning_curves_figure
@@ -123,7 +123,7 @@ def make_plan(config: CurriculumConfig, dataset: Dataset, device: torch.device) 
     every = config.eval_every or max(1, steps // 20)
     eval_steps = sorted({*range(every, steps, every), steps})
     h, w, c = dataset.image_shape
-    arch = auto_arch((h, w), c, m) if config.arch == "auto" else config.arch
+    arch = auto_arch((h, w), c, m) if config.arch == "auto" else check_arch(config.arch)
     return Plan(dataset, DeviceData(dataset, device), arch, steps, eval_steps, config.lr_decay_steps or max(1, steps // 4))
 
 
