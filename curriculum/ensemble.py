@@ -270,7 +270,7 @@ def score(config: ScoreConfig) -> Path:
     ) as progress:
         for member in mine:
             progress.set_description(f"{arch} member {member + 1}/{config.members}")
-            record = MemberRecord(run_dir, member, sizes)
+            record = MemberRecord(run_dir, member, sizes, len(steps))
             if record.committed() == len(steps):
                 progress.update(steps[-1])
                 continue

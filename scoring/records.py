@@ -4,21 +4,22 @@ Layout of ``runs/<name>/``::
 
     run.json                         config, dataset, checkpoints, versions, status
     records/member_007/progress.json {"checkpoints": k}   (k rows of every array below are valid)
-    records/member_007/train.pred.npy    int16   [k, M_train]  predicted label
-    records/member_007/train.p_true.npy  float16 [k, M_train]  P(true class)
-    records/member_007/train.el2n.npy    float16 [k, M_train]  ||softmax - onehot||_2
+    records/member_007/train.pred.npy    int16   [E, M_train]  predicted label (first k rows valid)
+    records/member_007/train.p_true.npy  float16 [E, M_train]  P(true class)
+    records/member_007/train.el2n.npy    float16 [E, M_train]  ||softmax - onehot||_2
     records/member_007/test.*.npy        the same for the test split
 
-Every file is written to a temporary name and moved into place with ``os.replace``, so a reader
-never sees a partial file. ``progress.json`` is written last: a run killed between two array
-writes leaves arrays one row ahead of the progress count, and readers (and a resumed run) use only
-the committed rows. The ``.npy`` files can be memory-mapped (``np.load(..., mmap_mode="r")``).
+The arrays are allocated at their full size ``[checkpoints, M]`` when a member starts and filled
+one row per checkpoint in place; ``progress.json`` (written atomically, after the rows are
+flushed) says how many rows are complete, and readers and a resumed run use only those. A run
+killed mid-row leaves that row uncommitted, to be rewritten on resume. Every other file is
+written to a temporary name and moved into place with ``os.replace``, so no reader sees a
+partial one. The ``.npy`` files can be memory-mapped (``np.load(..., mmap_mode="r")``).
 This module is numpy-only; the training state a resumed member needs is the engine's business.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import tempfile
@@ -54,12 +55,6 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
-def atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    atomic_write_bytes(path, buffer.getbuffer())
-
-
 def member_dir(run_dir: Path, member: int) -> Path:
     return Path(run_dir) / "records" / f"member_{member:03d}"
 
@@ -82,6 +77,23 @@ def committed_checkpoints(folder: Path, member: int) -> int:
         raise _corrupt(progress, member) from None
 
 
+def _check_npy(path: Path, member: int, shape: tuple[int, ...], dtype: type) -> None:
+    """Refuse a ``.npy`` whose header or size is not that of a complete ``shape`` array (opening
+    a short file for writing would silently pad it with zeros)."""
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            header = read(handle)
+            offset = handle.tell()
+    except (OSError, ValueError, EOFError):
+        raise _corrupt(path, member) from None
+    stored_shape, _, stored_dtype = header
+    complete = offset + int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if stored_shape != shape or stored_dtype != np.dtype(dtype) or path.stat().st_size != complete:
+        raise _corrupt(path, member)
+
+
 def _load_array(path: Path, member: int, rows: int, mmap: bool) -> np.ndarray:
     try:
         array = np.load(path, mmap_mode="r" if mmap else None)
@@ -93,23 +105,25 @@ def _load_array(path: Path, member: int, rows: int, mmap: bool) -> np.ndarray:
 
 
 class MemberRecord:
-    """Append-only record of one member: one row per checkpoint and split."""
+    """Record of one member: a preallocated [checkpoints, M] array per split and field, filled
+    one row per checkpoint in place (O(M) bytes a checkpoint, whatever the number of checkpoints)."""
 
-    def __init__(self, run_dir: str | Path, member: int, sizes: dict[str, int]):
+    def __init__(self, run_dir: str | Path, member: int, sizes: dict[str, int], checkpoints: int):
         self.member = member
         self.dir = member_dir(Path(run_dir), member)
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.sizes = dict(sizes)
-        self._rows: dict[tuple[str, str], list[np.ndarray]] = {}
-        committed = self.committed()
+        self.rows = committed_checkpoints(self.dir, member)
+        self._arrays: dict[tuple[str, str], np.ndarray] = {}
         for split, size in self.sizes.items():
             for field, dtype in FIELDS.items():
-                rows: list[np.ndarray] = []
-                if committed:
-                    array = _load_array(self._path(split, field), member, committed, mmap=False)
-                    if array.shape[1] != size:
-                        raise _corrupt(self._path(split, field), member)
-                    rows = list(array.astype(dtype))
-                self._rows[split, field] = rows
+                path = self._path(split, field)
+                if self.rows:
+                    _check_npy(path, member, (checkpoints, size), dtype)
+                    array = np.lib.format.open_memmap(path, mode="r+")
+                else:
+                    array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(checkpoints, size))
+                self._arrays[split, field] = array
 
     def _path(self, split: str, field: str) -> Path:
         return self.dir / f"{split}.{field}.npy"
@@ -119,23 +133,21 @@ class MemberRecord:
         return committed_checkpoints(self.dir, self.member)
 
     def append(self, rows: dict[str, dict[str, np.ndarray]]) -> None:
-        """Add one checkpoint: ``rows[split][field]`` is a vector over that split's examples.
-
-        Arrays are rewritten whole (O(checkpoints x M) bytes), which keeps each file a plain
-        memory-mappable ``.npy``; call :meth:`commit` afterwards to make the row visible.
-        """
-        for split, size in self.sizes.items():
-            for field, dtype in FIELDS.items():
-                row = np.asarray(rows[split][field]).astype(dtype, copy=False)
-                if row.shape != (size,):
-                    raise ValueError(f"{split}.{field} row has shape {row.shape}, expected ({size},)")
-                self._rows[split, field].append(row)
-                atomic_save_npy(self._path(split, field), np.stack(self._rows[split, field]))
+        """Write the next checkpoint's row: ``rows[split][field]`` is a vector over that split's
+        examples. It becomes visible to readers (and to a resumed run) only with :meth:`commit`."""
+        for (split, field), array in self._arrays.items():
+            row = np.asarray(rows[split][field])
+            if row.shape != array.shape[1:]:
+                raise ValueError(f"{split}.{field} row has shape {row.shape}, expected {array.shape[1:]}")
+            array[self.rows] = row
+        self.rows += 1
 
     def commit(self) -> int:
-        count = len(self._rows[next(iter(self._rows))])
-        atomic_write_json(self.dir / "progress.json", {"checkpoints": count})
-        return count
+        """Flush the rows to disk, then record how many are complete (written last, atomically)."""
+        for array in self._arrays.values():
+            array.flush()
+        atomic_write_json(self.dir / "progress.json", {"checkpoints": self.rows})
+        return self.rows
 
 
 @dataclass(frozen=True)

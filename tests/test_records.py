@@ -19,22 +19,32 @@ def _rows(value: int) -> dict:
 
 
 def test_rows_become_visible_only_when_committed(tmp_path):
-    record = MemberRecord(tmp_path, 0, SIZES)
+    record = MemberRecord(tmp_path, 0, SIZES, checkpoints=2)
     record.append(_rows(1))
     assert record.committed() == 0  # written but not committed: a resumed run ignores it
     record.commit()
     record.append(_rows(2))  # a run killed here leaves arrays one row ahead of progress.json
-    reopened = MemberRecord(tmp_path, 0, SIZES)
+    reopened = MemberRecord(tmp_path, 0, SIZES, checkpoints=2)
     assert reopened.committed() == 1
     reopened.append(_rows(3))
     reopened.commit()
     pred = np.load(member_dir(tmp_path, 0) / "train.pred.npy")
-    assert pred.dtype == np.int16 and pred[:, 0].tolist() == [1, 3]
+    assert pred.dtype == np.int16 and pred[:, 0].tolist() == [1, 3]  # the uncommitted row was rewritten
+
+
+def test_reopening_a_damaged_member_is_refused(tmp_path):
+    record = MemberRecord(tmp_path, 0, SIZES, checkpoints=2)
+    record.append(_rows(1))
+    record.commit()
+    path = member_dir(tmp_path, 0) / "train.el2n.npy"
+    path.write_bytes(path.read_bytes()[:-5])
+    with pytest.raises(UserError, match="train.el2n.npy is truncated or corrupt"):
+        MemberRecord(tmp_path, 0, SIZES, checkpoints=2)
 
 
 def test_load_record_stacks_members_and_derives_correctness(tmp_path):
     for member in range(2):
-        record = MemberRecord(tmp_path, member, SIZES)
+        record = MemberRecord(tmp_path, member, SIZES, checkpoints=2)
         for value in (0, member + 1):
             record.append(_rows(value))
             record.commit()
@@ -47,7 +57,7 @@ def test_load_record_stacks_members_and_derives_correctness(tmp_path):
 
 
 def test_truncated_file_is_a_user_error_naming_the_fix(tmp_path):
-    record = MemberRecord(tmp_path, 0, SIZES)
+    record = MemberRecord(tmp_path, 0, SIZES, checkpoints=1)
     record.append(_rows(1))
     record.commit()
     path = member_dir(tmp_path, 0) / "test.p_true.npy"
@@ -57,7 +67,7 @@ def test_truncated_file_is_a_user_error_naming_the_fix(tmp_path):
 
 
 def test_unfinished_member_is_reported(tmp_path):
-    MemberRecord(tmp_path, 0, SIZES)
+    MemberRecord(tmp_path, 0, SIZES, checkpoints=2)
     with pytest.raises(UserError, match="has 0 of 2 checkpoints"):
         load_record(tmp_path, "train", np.zeros(4, int), members=1, checkpoints=2)
 
