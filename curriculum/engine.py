@@ -217,11 +217,6 @@ def predict(model: torch.nn.Module, data: DeviceData, split: str, precision: str
     return {key: torch.cat(value).cpu().numpy() for key, value in parts.items()}
 
 
-def accuracy(model: torch.nn.Module, data: DeviceData, split: str, precision: str) -> float:
-    out = predict(model, data, split, precision)
-    return float((out["pred"] == data.labels[split].cpu().numpy()).mean())
-
-
 def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler | None:
     """fp16 needs loss scaling; bf16 and fp32 do not."""
     return torch.amp.GradScaler(device.type) if precision == "fp16" else None

@@ -32,16 +32,6 @@ def test_rows_become_visible_only_when_committed(tmp_path):
     assert pred.dtype == np.int16 and pred[:, 0].tolist() == [1, 3]  # the uncommitted row was rewritten
 
 
-def test_reopening_a_damaged_member_is_refused(tmp_path):
-    record = MemberRecord(tmp_path, 0, SIZES, checkpoints=2)
-    record.append(_rows(1))
-    record.commit()
-    path = member_dir(tmp_path, 0) / "train.el2n.npy"
-    path.write_bytes(path.read_bytes()[:-5])
-    with pytest.raises(UserError, match="train.el2n.npy is truncated or corrupt"):
-        MemberRecord(tmp_path, 0, SIZES, checkpoints=2)
-
-
 def test_load_record_stacks_members_and_derives_correctness(tmp_path):
     for member in range(2):
         record = MemberRecord(tmp_path, member, SIZES, checkpoints=2)
@@ -56,14 +46,20 @@ def test_load_record_stacks_members_and_derives_correctness(tmp_path):
     assert rec.p_true[1, 1, 0] == pytest.approx(0.2, abs=1e-3)  # float16 storage
 
 
-def test_truncated_file_is_a_user_error_naming_the_fix(tmp_path):
-    record = MemberRecord(tmp_path, 0, SIZES, checkpoints=1)
+@pytest.mark.parametrize("reader", ["load_record", "resume"])
+def test_truncated_file_is_a_user_error_naming_the_fix(tmp_path, reader):
+    record = MemberRecord(tmp_path, 0, SIZES, checkpoints=2)
     record.append(_rows(1))
     record.commit()
     path = member_dir(tmp_path, 0) / "test.p_true.npy"
+    size = path.stat().st_size
     path.write_bytes(path.read_bytes()[:-3])
-    with pytest.raises(UserError, match="truncated or corrupt; delete the folder"):
-        load_record(tmp_path, "test", np.zeros(3, int), members=1, checkpoints=1)
+    with pytest.raises(UserError, match="test.p_true.npy is truncated or corrupt; delete the folder"):
+        if reader == "load_record":
+            load_record(tmp_path, "test", np.zeros(3, int), members=1, checkpoints=1)
+        else:
+            MemberRecord(tmp_path, 0, SIZES, checkpoints=2)
+    assert path.stat().st_size == size - 3  # refused, not padded back to size
 
 
 def test_unfinished_member_is_reported(tmp_path):
