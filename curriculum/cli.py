@@ -61,19 +61,19 @@ def _config_from(args: argparse.Namespace, cls: type):
 
 
 def _cmd_score(args: argparse.Namespace) -> None:
-    from curriculum.ensemble import ScoreConfig, score
+    from curriculum.stages.score import ScoreConfig, score
 
     score(_config_from(args, ScoreConfig))
 
 
 def _cmd_stats(args: argparse.Namespace) -> None:
-    from curriculum.image_stats import StatsConfig, image_statistics
+    from curriculum.stages.stats import StatsConfig, image_statistics
 
     image_statistics(_config_from(args, StatsConfig))
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from curriculum.train import CurriculumConfig, curriculum_train
+    from curriculum.stages.train import CurriculumConfig, curriculum_train
 
     curriculum_train(_config_from(args, CurriculumConfig))
 
@@ -99,7 +99,7 @@ def _cmd_architectures(args: argparse.Namespace) -> None:
 def _train_parser(sub) -> None:
     from curriculum.ordering import ORDERS
     from curriculum.pacing import PACINGS
-    from curriculum.train import SELF_TAUGHT, CurriculumConfig
+    from curriculum.stages.train import SELF_TAUGHT, CurriculumConfig
 
     d = CurriculumConfig()
     train = sub.add_parser(
@@ -134,7 +134,7 @@ def _train_parser(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from curriculum.ensemble import TRAIN_RECORDS, ScoreConfig
+    from curriculum.stages.score import TRAIN_RECORDS, ScoreConfig
 
     parser = argparse.ArgumentParser(
         prog="curriculum",

@@ -6,10 +6,8 @@
 """
 
 from scoring import agreement
-from scoring.comparison import compare_orders
 from scoring.errors import UserError
 from scoring.records import MemberRecord, Record, load_record, read_run_info
-from scoring.relation import statistic_correlations, statistic_curves
 from scoring.scores import SCORE_DIRECTIONS, Scores
 from scoring.summary import checkpoint_summary
 
@@ -21,9 +19,6 @@ __all__ = [
     "UserError",
     "agreement",
     "checkpoint_summary",
-    "compare_orders",
     "load_record",
     "read_run_info",
-    "statistic_correlations",
-    "statistic_curves",
 ]

@@ -55,6 +55,12 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+def default_run_dir(dataset_name: str) -> Path:
+    """``runs/<dataset>``, with characters a path cannot hold replaced."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_.+" else "_" for ch in dataset_name)
+    return Path("runs") / safe
+
+
 def member_dir(run_dir: Path, member: int) -> Path:
     return Path(run_dir) / "records" / f"member_{member:03d}"
 

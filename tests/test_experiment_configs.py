@@ -14,11 +14,11 @@ import pytest
 
 from curriculum.config import build_config
 from curriculum.data import list_datasets
-from curriculum.ensemble import ScoreConfig
-from curriculum.image_stats import StatsConfig
+from curriculum.stages.score import ScoreConfig
+from curriculum.stages.stats import StatsConfig
 from curriculum.models import check_arch
 from curriculum.pacing import make_pacing
-from curriculum.train import SELF_TAUGHT, CurriculumConfig
+from curriculum.stages.train import SELF_TAUGHT, CurriculumConfig
 from scoring.scores import SCORE_DIRECTIONS
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"

@@ -41,7 +41,7 @@ from curriculum.engine import (
 from curriculum.models import auto_arch
 from curriculum.report import write_report
 from scoring.errors import UserError
-from scoring.records import SPLITS, MemberRecord, member_dir, open_run, update_run
+from scoring.records import SPLITS, MemberRecord, default_run_dir, member_dir, open_run, update_run
 
 TRAIN_RECORDS = ("eval", "online")
 
@@ -213,12 +213,6 @@ def train_member(trainer: MemberTrainer, record: MemberRecord, run_dir: Path, st
         for old in member_dir(run_dir, trainer.member).glob("state_*.pt"):
             if last or old != _state_path(run_dir, trainer.member, index):
                 old.unlink()
-
-
-def default_run_dir(dataset_name: str) -> Path:
-    """``runs/<dataset>``, with characters a path cannot hold replaced."""
-    safe = "".join(ch if ch.isalnum() or ch in "-_.+" else "_" for ch in dataset_name)
-    return Path("runs") / safe
 
 
 def run_info(config: ScoreConfig, dataset: Dataset, arch: str, steps: list[int], steps_per_epoch: int) -> dict:

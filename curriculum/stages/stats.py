@@ -17,11 +17,10 @@ import numpy as np
 import pandas as pd
 
 from curriculum.data import Dataset, default_cache_dir, load_dataset
-from curriculum.ensemble import default_run_dir
 from curriculum.report import statistics_figure
+from curriculum.stages.stats_relation import statistic_correlations, statistic_curves
 from scoring.errors import UserError
-from scoring.records import SPLITS, atomic_write_bytes, load_record, read_run_info
-from scoring.relation import statistic_correlations, statistic_curves
+from scoring.records import SPLITS, atomic_write_bytes, default_run_dir, load_record, read_run_info
 from scoring.scores import Scores
 from stats.images import STATISTICS, compute_statistics
 

@@ -34,15 +34,14 @@ from curriculum.engine import (
     set_lr,
     train_step,
 )
-from curriculum.ensemble import default_run_dir
 from curriculum.models import auto_arch, check_arch
 from curriculum.ordering import ORDERS, load_external_scores, order_examples, uses_pacing
 from curriculum.pacing import PACINGS, make_pacing
 from curriculum.report import learning_curves_figure
 from curriculum.sampler import CurriculumBatchSampler
-from scoring.comparison import compare_orders, format_comparison
+from curriculum.stages.order_comparison import compare_orders, format_comparison
 from scoring.errors import UserError
-from scoring.records import atomic_write_bytes, atomic_write_json
+from scoring.records import atomic_write_bytes, atomic_write_json, default_run_dir
 from scoring.scores import Scores
 
 SELF_TAUGHT = "self-taught"

@@ -1,0 +1,4 @@
+"""One module per command, named for it: ``score``, ``stats``, ``train``.
+
+Each reads top to bottom: load the data, train or compute, write the run directory.
+"""
