@@ -97,7 +97,7 @@ def _cmd_architectures(args: argparse.Namespace) -> None:
 
 
 def _train_parser(sub) -> None:
-    from curriculum.ordering import ORDERS
+    from scoring.ordering import ORDERS
     from curriculum.pacing import PACINGS
     from curriculum.stages.train import SELF_TAUGHT, CurriculumConfig
 

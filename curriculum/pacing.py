@@ -1,7 +1,7 @@
 """Pacing functions: how many of the easiest examples are open for sampling at training step t.
 
 A pacing function maps a step ``t = 0, 1, 2, ...`` to a prefix size ``g(t)``: each mini-batch
-of step t is drawn from the first ``g(t)`` examples of an ordering (see ``curriculum.ordering``
+of step t is drawn from the first ``g(t)`` examples of an ordering (see ``scoring.ordering``
 and ``curriculum.sampler``). Every family here is one small class that checks its parameters
 when it is built; calling it returns the size clamped to ``[batch_size, M]``, with M the number
 of examples. The formulas follow ``REFERENCE.md``, "Pacing functions".

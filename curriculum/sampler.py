@@ -9,11 +9,11 @@ and ``sampler.batch(t)`` gives step t's batch directly (to resume a run at step 
 In your own training loop::
 
     from torch.utils.data import DataLoader
-    from curriculum.ordering import order_examples
     from curriculum.pacing import make_pacing
     from curriculum.sampler import CurriculumBatchSampler
+    from scoring import Scores
 
-    order = order_examples(scores, labels, "curriculum")  # easiest first, class-balanced
+    order = Scores.load("runs/digits").order("accessibility")  # easiest first, class-balanced
     pacing = make_pacing("exp", num_examples=len(order), batch_size=100)
     sampler = CurriculumBatchSampler(order, pacing, batch_size=100, num_steps=5000, seed=0)
     for x, y in DataLoader(dataset, batch_sampler=sampler):

@@ -24,18 +24,20 @@ import pyarrow.parquet as pq
 
 from scoring import agreement
 from scoring.errors import UserError
+from scoring.ordering import order_examples
 from scoring.records import SCHEMA_VERSION, Record, atomic_write_bytes
 
 META_KEY = b"curriculum"
 
-#: Columns every score run writes, with the direction that means easier. Scores of training
-#: dynamics (learned checkpoint, forgetting, data map) use the checkpoints after initialisation,
-#: as Toneva et al. and Swayamdipta et al. count only what happens during training; consistency,
-#: consensus and accessibility use every recorded checkpoint, as REFERENCE.md defines them.
+#: Columns every score run writes, with the direction that means easier. Every average over
+#: training (accessibility, learned checkpoint, forgetting, the data map) uses the checkpoints
+#: after initialisation: seed 000 averages consistency "over all epochs" of training, and Toneva
+#: et al. and Swayamdipta et al. count only what happens during training. Consistency and
+#: consensus are read at the last checkpoint.
 SCORE_DIRECTIONS: dict[str, str | None] = {
     "consistency": "higher",        # fraction of members correct at the last checkpoint
     "consensus": "higher",          # agreement on a label (right or wrong) at the last checkpoint
-    "accessibility": "higher",      # consistency averaged over checkpoints
+    "accessibility": "higher",      # consistency averaged over the checkpoints after initialisation
     "learned_checkpoint": "lower",  # mean over members of the checkpoint from which it stays correct
     "forgetting": "lower",          # mean over members of correct -> incorrect transitions
     "confidence": "higher",         # data map: mean P(true class)
@@ -53,7 +55,7 @@ def score_columns(record: Record, el2n_checkpoint: int) -> dict[str, np.ndarray]
     return {
         "consistency": agreement.consistency(correct)[-1],
         "consensus": agreement.consensus(record.pred)[-1],
-        "accessibility": agreement.accessibility(correct),
+        "accessibility": agreement.accessibility(correct),  # leaves checkpoint 0 out
         "learned_checkpoint": agreement.learned_checkpoint(trained).mean(0) + 1,
         "forgetting": agreement.forgetting_events(trained).mean(0),
         "confidence": confidence,
@@ -137,20 +139,25 @@ class Scores:
             raise UserError(f"Unknown score column '{by}'; choose one of {', '.join(names)}.")
         return self.split(split)[by].to_numpy()
 
-    def order(self, by: str = "accessibility", split: str = "train", higher_is_easier: bool | None = None) -> np.ndarray:
-        """Example indices of ``split``, easiest first by column ``by`` (ties: lower index first).
+    def order(self, by: str = "accessibility", split: str = "train", kind: str = "curriculum", *,
+              easier: str | None = None, balanced: bool = True, seed: int = 0) -> np.ndarray:
+        """Example indices of ``split`` in ``kind`` order (easiest first for ``curriculum``),
+        class-balanced unless ``balanced=False``: :func:`scoring.ordering.order_examples`.
 
         The direction comes from the metadata; columns without one (e.g. ``variability``, image
-        statistics) need ``higher_is_easier`` to be given.
+        statistics) need ``easier="higher"`` or ``"lower"``, and a given ``easier`` that
+        contradicts the metadata is refused.
         """
+        rows = self.split(split)
         values = self.column(by, split)
-        if higher_is_easier is None:
-            direction = self.directions.get(by)
-            if direction is None:
-                raise UserError(f"Column '{by}' has no easier direction; pass higher_is_easier=True or False.")
-            higher_is_easier = direction == "higher"
-        key = -values if higher_is_easier else values
-        return np.lexsort((np.arange(len(values)), key))
+        known = self.directions.get(by)
+        if easier is None:
+            if known is None:
+                raise UserError(f"Column '{by}' has no easier direction; pass easier='higher' or easier='lower'.")
+            easier = known
+        elif known is not None and easier != known:
+            raise UserError(f"Column '{by}' is {known}-is-easier by its metadata, not {easier}; leave easier out.")
+        return order_examples(values, rows["label"].to_numpy(), kind, easier=easier, balanced=balanced, seed=seed)
 
     def add_columns(self, split: str, columns: dict[str, np.ndarray], directions: dict[str, str | None] | None = None) -> None:
         """Add per-example columns (e.g. image statistics) for the rows of ``split``, in index order."""

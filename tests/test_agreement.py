@@ -61,26 +61,30 @@ def test_consensus_counts_agreement_whether_right_or_wrong():
         consensus(pred.astype(float))
 
 
-def test_accessibility():
-    # mean over checkpoints of the consistency rows:
-    # ex0 (1/3 + 1 + 1)/3 = 7/9, ex1 (1/3 + 2/3 + 2/3)/3 = 5/9, ex2 (0 + 1/3 + 1)/3 = 4/9,
-    # ex3 (1/3 + 0 + 0)/3 = 1/9
-    np.testing.assert_allclose(accessibility(CORRECT), [7 / 9, 5 / 9, 4 / 9, 1 / 9])
+def test_accessibility_leaves_the_initialisation_out():
+    # mean over checkpoints 1 and 2 of the consistency rows (checkpoint 0 is initialisation):
+    # ex0 (1 + 1)/2 = 1, ex1 (2/3 + 2/3)/2 = 2/3, ex2 (1/3 + 1)/2 = 2/3, ex3 (0 + 0)/2 = 0
+    np.testing.assert_allclose(accessibility(CORRECT), [1, 2 / 3, 2 / 3, 0])
+    # with the initialisation: ex0 (1/3 + 1 + 1)/3 = 7/9, ex1 5/9, ex2 4/9, ex3 1/9
+    np.testing.assert_allclose(accessibility(CORRECT, from_checkpoint=0), [7 / 9, 5 / 9, 4 / 9, 1 / 9])
+    with pytest.raises(UserError, match="after initialisation"):
+        accessibility(CORRECT[:, :1])
 
 
 def test_accessibility_correlation():
-    # Same record twice -> r = 1. Reversing the checkpoints keeps each example's mean, so r = 1.
-    r, _ = accessibility_correlation(CORRECT, CORRECT[:, ::-1])
+    # Same record twice -> r = 1. Swapping the two trained checkpoints keeps each mean: r = 1.
+    r, _ = accessibility_correlation(CORRECT, CORRECT[:, [0, 2, 1]])
     assert r == pytest.approx(1.0)
-    # A collection of 2 members and 2 checkpoints: ex0 (1+1+1+1)/4 = 1, ex1 (0+1+0+1)/4 = 1/2,
-    # ex2 0, ex3 (1+0+0+0)/4 = 1/4. r is scale-free, so use x = 9 * [7, 5, 4, 1]/9 and
-    # y = 4 * [1, 1/2, 0, 1/4] = [4, 2, 0, 1]; means 4.25 and 1.75
-    # dx = [2.75, .75, -.25, -3.25], dy = [2.25, .25, -1.75, -.75]: sum dxdy = 6.1875 + .1875
-    # + .4375 + 2.4375 = 9.25; sum dx^2 = 7.5625 + .5625 + .0625 + 10.5625 = 18.75;
-    # sum dy^2 = 5.0625 + .0625 + 3.0625 + .5625 = 8.75; r = 9.25 / sqrt(18.75 * 8.75) ~ 0.722
-    other = np.array([[[1, 0, 0, 1], [1, 1, 0, 0]], [[1, 0, 0, 0], [1, 1, 0, 0]]], dtype=bool)
+    # 2 members, 3 checkpoints (the first, initialisation, is left out): on checkpoints 1-2
+    # ex0 (1+1+1+1)/4 = 1, ex1 (1+0+1+0)/4 = 1/2, ex2 (0+1+0+0)/4 = 1/4, ex3 0.
+    # x = 3 * [1, 2/3, 2/3, 0] = [3, 2, 2, 0], y = 4 * [1, 1/2, 1/4, 0] = [4, 2, 1, 0];
+    # means 7/4 and 7/4: dx = [1.25, .25, .25, -1.75], dy = [2.25, .25, -.75, -1.75];
+    # sum dxdy = 2.8125 + .0625 - .1875 + 3.0625 = 5.75; sum dx^2 = 1.5625 + .0625 + .0625
+    # + 3.0625 = 4.75; sum dy^2 = 5.0625 + .0625 + .5625 + 3.0625 = 8.75
+    other = np.array([[[0, 0, 0, 0], [1, 1, 0, 0], [1, 0, 1, 0]],
+                      [[1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 0, 0]]], dtype=bool)
     r, p = accessibility_correlation(CORRECT, other)
-    assert r == pytest.approx(9.25 / np.sqrt(18.75 * 8.75))
+    assert r == pytest.approx(5.75 / np.sqrt(4.75 * 8.75))
     assert 0 <= p <= 1
     with pytest.raises(UserError):
         accessibility_correlation(CORRECT, CORRECT[:, :, :3])

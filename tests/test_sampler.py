@@ -4,7 +4,7 @@ import torch
 from scipy.stats import chisquare
 from torch.utils.data import DataLoader, TensorDataset
 
-from curriculum.ordering import order_examples
+from scoring.ordering import order_examples
 from curriculum.pacing import make_pacing
 from curriculum.sampler import CurriculumBatchSampler
 from scoring.errors import UserError
@@ -75,7 +75,7 @@ def test_works_inside_a_dataloader_in_a_training_loop():
     x = torch.randn(M, 5)
     y = (x[:, 0] > 0).long()
     scores = x[:, 0].abs().numpy()  # far from the boundary = easy
-    order = order_examples(scores, y.numpy(), "curriculum")
+    order = order_examples(scores, y.numpy(), "curriculum", easier="higher")
     pacing = make_pacing("exp", num_examples=M, batch_size=B, start=0.1, step=20)
     sampler = CurriculumBatchSampler(order, pacing, batch_size=B, num_steps=60, seed=0)
 

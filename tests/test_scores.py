@@ -26,7 +26,8 @@ def test_scores_match_hand_computation():
     table = _scores().split("train")
     # consistency per checkpoint: e0 [1/2, 0, 0], e1 [1, 1/2, 0], e2 [1, 1, 1/2]
     assert table["consistency"].tolist() == [1.0, 1.0, 0.5]
-    assert table["accessibility"].tolist() == pytest.approx([(0.5 + 1 + 1) / 3, 1.5 / 3, 0.5 / 3])
+    # accessibility leaves checkpoint 0 (initialisation) out: mean of e1 and e2
+    assert table["accessibility"].tolist() == pytest.approx([1.0, 0.75, 0.25])
     # member 0 stays right from checkpoint 1, 2, never (3); member 1 from 1, 1, 2
     assert table["learned_checkpoint"].tolist() == pytest.approx([1.0, 1.5, 2.5])
     assert table["forgetting"].tolist() == [0.0, 0.0, 1.0]  # member 0 never learns example 2 -> 2 checkpoints after init
@@ -40,7 +41,7 @@ def test_order_follows_the_metadata_direction_and_breaks_ties_by_index():
     assert scores.order(by="consistency").tolist() == [0, 1, 2]  # tie 1.0 vs 1.0: lower index first
     with pytest.raises(UserError, match="no easier direction"):
         scores.order(by="variability")
-    assert scores.order(by="variability", higher_is_easier=False).tolist() == [0, 1, 2]
+    assert scores.order(by="variability", easier="lower", balanced=False).tolist() == [0, 1, 2]
     with pytest.raises(UserError, match="Unknown score column 'nope'"):
         scores.order(by="nope")
 
@@ -70,9 +71,23 @@ def test_missing_scores_name_the_command(tmp_path):
         Scores.load(tmp_path)
 
 
-def test_real_run_orders_examples_easiest_first(score_run):
+@pytest.mark.parametrize("column", [c for c, d in SCORE_DIRECTIONS.items() if d is not None])
+def test_every_score_orders_easiest_first_by_its_documented_direction(score_run, column):
     scores = Scores.load(score_run)
-    order = scores.order(by="accessibility", split="train")
-    values = scores.column("accessibility", "train")
+    table = scores.split("train")
+    values, labels = table[column].to_numpy(), table["label"].to_numpy()
+    easiest = values.max if SCORE_DIRECTIONS[column] == "higher" else values.min
+    order = scores.order(by=column, split="train")
     assert sorted(order.tolist()) == list(range(1347))
-    assert np.all(np.diff(values[order]) <= 0)
+    # class-balanced: the first round holds every class's easiest example, the overall easiest first
+    first_round = order[:10]
+    assert sorted(labels[first_round].tolist()) == list(range(10))
+    assert values[first_round[0]] == easiest()
+    for i in first_round:
+        in_class = values[labels == labels[i]]
+        assert values[i] == (in_class.max() if SCORE_DIRECTIONS[column] == "higher" else in_class.min())
+    # unbalanced: monotone in the documented direction
+    flat = values[scores.order(by=column, split="train", balanced=False)]
+    assert np.all(np.diff(flat) <= 0) if SCORE_DIRECTIONS[column] == "higher" else np.all(np.diff(flat) >= 0)
+    with pytest.raises(UserError, match="not lower" if SCORE_DIRECTIONS[column] == "higher" else "not higher"):
+        scores.order(by=column, easier="lower" if SCORE_DIRECTIONS[column] == "higher" else "higher")

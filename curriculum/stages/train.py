@@ -35,7 +35,7 @@ from curriculum.engine import (
     train_step,
 )
 from curriculum.models import auto_arch, check_arch
-from curriculum.ordering import ORDERS, load_external_scores, order_examples, uses_pacing
+from scoring.ordering import ORDERS, load_external_scores, order_examples, uses_pacing
 from curriculum.pacing import PACINGS, make_pacing
 from curriculum.report import learning_curves_figure
 from curriculum.sampler import CurriculumBatchSampler
@@ -154,13 +154,13 @@ def train_one(config: CurriculumConfig, plan: Plan, sampler: CurriculumBatchSamp
     return model, accuracies, out["pred"]
 
 
-def given_scores(config: CurriculumConfig, dataset: Dataset, run_dir: Path | None) -> tuple[np.ndarray, bool, str] | None:
-    """Per-train-example scores to order by, whether higher means easier, and a description;
+def given_scores(config: CurriculumConfig, dataset: Dataset, run_dir: Path | None) -> tuple[np.ndarray, str, str] | None:
+    """Per-train-example scores to order by, which end is easier ("higher"/"lower"), and a description;
     None for self-taught scoring, which must train first. Read before any training starts, so
     that a wrong file or run fails at once."""
     labels = dataset.train.labels
     if config.scores_file:
-        return load_external_scores(config.scores_file, labels), True, f"scores file {config.scores_file} (higher = easier)"
+        return load_external_scores(config.scores_file, labels), "higher", f"scores file {config.scores_file} (higher = easier)"
     if run_dir is None:
         return None
     scores = Scores.load(run_dir)
@@ -169,22 +169,22 @@ def given_scores(config: CurriculumConfig, dataset: Dataset, run_dir: Path | Non
     direction = scores.directions.get(config.by)
     if direction is None:
         raise UserError(f"Score column '{config.by}' has no easier direction; choose another --by or pass --scores-file.")
-    return values, direction == "higher", f"'{config.by}' of {run_dir}"
+    return values, direction, f"'{config.by}' of {run_dir}"
 
 
-def self_taught_scores(config: CurriculumConfig, plan: Plan, progress: tqdm | None) -> tuple[np.ndarray, bool, str]:
+def self_taught_scores(config: CurriculumConfig, plan: Plan, progress: tqdm | None) -> tuple[np.ndarray, str, str]:
     """Hacohen & Weinshall's self-taught scoring: a vanilla model of the same architecture,
     trained with the same budget, ranks the train set by its P(true class) (higher = easier)."""
     seed = config.seed + 10_000
     sampler = CurriculumBatchSampler(np.arange(len(plan.dataset.train.labels)), None, config.batch_size, plan.steps, seed=seed)
     model, _, _ = train_one(config, plan, sampler, seed, SELF_TAUGHT, progress)
-    return predict(model, plan.data, "train", config.precision)["p_true"], True, "self-taught P(true class)"
+    return predict(model, plan.data, "train", config.precision)["p_true"], "higher", "self-taught P(true class)"
 
 
-def build_orders(config: CurriculumConfig, kinds: list[str], ranking: tuple[np.ndarray, bool, str], labels: np.ndarray) -> dict[tuple[str, int], np.ndarray]:
+def build_orders(config: CurriculumConfig, kinds: list[str], ranking: tuple[np.ndarray, str, str], labels: np.ndarray) -> dict[tuple[str, int], np.ndarray]:
     """The example order of every (order kind, seed) run."""
-    scores, higher_is_easier, _ = ranking
-    return {(kind, seed): order_examples(scores, labels, kind, higher_is_easier=higher_is_easier, balanced=config.balanced, seed=seed)
+    scores, easier, _ = ranking
+    return {(kind, seed): order_examples(scores, labels, kind, easier=easier, balanced=config.balanced, seed=seed)
             for kind in kinds for seed in range(config.seed, config.seed + config.seeds)}
 
 

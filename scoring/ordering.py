@@ -29,9 +29,12 @@ sizes it stays class-balanced in every prefix, where the plain reverse would ope
 classes' leftovers first. Both papers' code shuffles *after* balancing for ``random``; here the
 random control stays balanced, so it differs from the curriculum in the order only.
 
-Scores come from a column of the Scores table (its metadata says which direction is easier),
-from an external file (``load_external_scores``), or from self-taught scoring: P(true class)
-under a vanilla-trained model, higher is easier (``higher_is_easier=True``).
+Direction. A score has no built-in direction: accessibility is higher-is-easier, the learned
+checkpoint, forgetting and EL2N are lower-is-easier. ``order_examples`` therefore takes
+``easier="higher"`` or ``easier="lower"`` with no default, and ``Scores.order`` reads it from the
+scores' metadata, so no call can silently order hardest-first. Scores come from a column of the
+Scores table, from an external file (``load_external_scores``), or from self-taught scoring
+(P(true class) under a vanilla-trained model: ``easier="higher"``).
 """
 
 from __future__ import annotations
@@ -43,10 +46,12 @@ import numpy as np
 
 from scoring.errors import UserError
 
-__all__ = ["ORDERS", "balance_by_class", "load_external_scores", "order_examples",
+__all__ = ["DIRECTIONS", "ORDERS", "balance_by_class", "load_external_scores", "order_examples",
            "rank_easiest_first", "uses_pacing"]
 
 ORDERS = ("curriculum", "anti", "random", "none")
+#: What a score's direction can be: which end means easier.
+DIRECTIONS = ("higher", "lower")
 
 
 def uses_pacing(kind: str) -> bool:
@@ -55,10 +60,18 @@ def uses_pacing(kind: str) -> bool:
     return kind != "none"
 
 
-def rank_easiest_first(scores, *, higher_is_easier: bool = True) -> np.ndarray:
+def check_direction(easier, what: str = "the scores") -> str:
+    """``easier`` if it is ``"higher"`` or ``"lower"``; else one sentence naming the fix."""
+    if easier not in DIRECTIONS:
+        raise UserError(f"Say which end of {what} is easier: easier='higher' or easier='lower' "
+                        f"(got {easier!r}); a wrong guess would order hardest-first.")
+    return easier
+
+
+def rank_easiest_first(scores, *, easier: str) -> np.ndarray:
     """Example indices sorted easiest first; ties keep index order (a stable sort)."""
     s = np.asarray(scores, dtype=np.float64)
-    return np.argsort(-s if higher_is_easier else s, kind="stable")
+    return np.argsort(-s if check_direction(easier) == "higher" else s, kind="stable")
 
 
 def balance_by_class(order, labels) -> np.ndarray:
@@ -78,15 +91,19 @@ def balance_by_class(order, labels) -> np.ndarray:
     return order[np.lexsort((np.arange(len(lab)), round_of))]
 
 
-def order_examples(scores, labels, kind: str, *, higher_is_easier: bool = True,
+def order_examples(scores, labels, kind: str = "curriculum", *, easier: str | None = None,
                    balanced: bool = True, seed: int = 0) -> np.ndarray:
     """A permutation of the example indices for ordering ``kind`` (one of ``ORDERS``).
 
-    ``scores`` is one number per example (``higher_is_easier`` says its direction); it may be
-    None for ``random`` and ``none``. ``labels`` (one int per example) is needed for class
-    balancing and may be None with ``balanced=False``. ``seed`` only affects ``random``/``none``.
+    ``scores`` is one number per example and ``easier`` (``"higher"`` or ``"lower"``, required
+    for ``curriculum`` and ``anti``) says which end is easier; ``scores`` may be None for
+    ``random`` and ``none``. ``labels`` (one int per example) is needed for class balancing,
+    on by default, and may be None with ``balanced=False``. ``seed`` only affects
+    ``random``/``none``. ``Scores.order`` calls this with the direction from the metadata.
     """
     _check_kind(kind)
+    if kind in ("curriculum", "anti"):
+        check_direction(easier)
     if labels is None and balanced:
         raise UserError("Class-balanced ordering needs the labels; pass labels or "
                         "balanced=False.")
@@ -103,7 +120,7 @@ def order_examples(scores, labels, kind: str, *, higher_is_easier: bool = True,
     if kind in ("curriculum", "anti"):
         if scores is None:
             raise UserError(f"The {kind} ordering needs a score per example; pass scores.")
-        order = rank_easiest_first(scores, higher_is_easier=higher_is_easier)
+        order = rank_easiest_first(scores, easier=easier)
         if kind == "anti":
             order = order[::-1]
     else:
