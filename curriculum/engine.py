@@ -177,8 +177,9 @@ def train_step(
     y: torch.Tensor,
     precision: str,
     scaler: torch.amp.GradScaler | None = None,
-) -> torch.Tensor:
-    """One SGD step on (x, y); returns the (detached, float32) logits of the training-mode pass."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGD step on (x, y); returns the (detached, float32) logits of the training-mode pass
+    and the (detached) loss, for :class:`FiniteGuard`."""
     model.train()
     with autocast(x.device, precision):
         logits = model(x)
@@ -191,7 +192,7 @@ def train_step(
     else:
         loss.backward()
         optimizer.step()
-    return logits.detach().float()
+    return logits.detach().float(), loss.detach()
 
 
 def outputs_to_record(logits: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -215,6 +216,38 @@ def predict(model: torch.nn.Module, data: DeviceData, split: str, precision: str
         for key, value in outputs_to_record(logits, y).items():
             parts[key].append(value)
     return {key: torch.cat(value).cpu().numpy() for key, value in parts.items()}
+
+
+class Diverged(Exception):
+    """The training loss (or a prediction) stopped being finite at ``step``: nothing trained
+    further with these settings means anything, so the stage stops and says which flag to change."""
+
+    def __init__(self, step: int):
+        super().__init__(f"non-finite loss at step {step}")
+        self.step = step
+
+
+class FiniteGuard:
+    """Notices a non-finite training loss as soon as it appears.
+
+    The flag is accumulated on the device; the host reads it every step on the CPU (free there)
+    and every ``every`` steps on an accelerator, so the host never waits on the device per step.
+    ``check`` is also called before every checkpoint's predictions are recorded, so no
+    non-finite row is ever committed.
+    """
+
+    def __init__(self, device: torch.device, every: int = 50):
+        self.bad = torch.zeros((), dtype=torch.bool, device=device)
+        self.every = 1 if device.type == "cpu" else every
+
+    def update(self, loss: torch.Tensor, step: int) -> None:
+        self.bad |= ~torch.isfinite(loss.detach())
+        if step % self.every == 0:
+            self.check(step)
+
+    def check(self, step: int) -> None:
+        if bool(self.bad):
+            raise Diverged(step)
 
 
 def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler | None:

@@ -14,8 +14,8 @@ import pandas as pd  # noqa: E402
 from scoring import agreement  # noqa: E402
 from scoring.records import SPLITS, Record, atomic_write_bytes, load_record  # noqa: E402
 from scoring.scores import Scores  # noqa: E402
-from scoring.summary import checkpoint_summary, format_summary  # noqa: E402
-from stats.distributions import independent_null_consistency  # noqa: E402
+from scoring.summary import checkpoint_summary, format_reliability, format_summary  # noqa: E402
+from stats.distributions import class_conditional_null_consistency, independent_null_consistency  # noqa: E402
 
 SPLIT_COLORS = {"train": "tab:blue", "test": "tab:orange"}
 
@@ -30,8 +30,9 @@ def pick_checkpoints(count: int, panels: int = 7) -> list[int]:
 
 
 def consistency_histograms(records: dict[str, Record], epochs: list[float], path: Path) -> Path:
-    """Observed consistency histograms per checkpoint (rows: splits) beside the histogram that
-    independent members of the same accuracies would give (Poisson-binomial)."""
+    """Observed consistency histograms per checkpoint (rows: splits) beside the histograms that
+    independent members would give with the same accuracies (Poisson-binomial) and with the same
+    per-class accuracies (a mixture over classes)."""
     picks = pick_checkpoints(len(epochs))
     fig, axes = plt.subplots(len(records), len(picks), figsize=(2.3 * len(picks), 2.4 * len(records)), squeeze=False, sharey="row")
     for row, (split, record) in enumerate(records.items()):
@@ -43,15 +44,21 @@ def consistency_histograms(records: dict[str, Record], epochs: list[float], path
             values = np.round(consistency[e] * n).astype(int)
             observed = np.bincount(values, minlength=n + 1) / len(values)
             grid, null = independent_null_consistency(correct[:, e, :].mean(1))
-            width = 0.8 / (n + 1)
-            ax.bar(grid - width / 2, observed, width=width, color=SPLIT_COLORS.get(split, "tab:gray"), label="observed")
-            ax.bar(grid + width / 2, null, width=width, color="lightgray", edgecolor="gray", label="independent")
+            classes, sizes = np.unique(record.labels, return_counts=True)
+            by_class = np.stack([correct[:, e, record.labels == k].mean(1) for k in classes], axis=1)
+            _, class_null = class_conditional_null_consistency(by_class, sizes / sizes.sum())
+            width = 0.8 / (n + 1) / 1.5
+            ax.bar(grid - width, observed, width=width, color=SPLIT_COLORS.get(split, "tab:gray"), label="observed")
+            ax.bar(grid, null, width=width, color="lightgray", edgecolor="gray", label="independent")
+            ax.bar(grid + width, class_null, width=width, color="white", edgecolor="black", hatch="///", label="independent given class")
             ax.set_title(f"{split}, epoch {epochs[e]:g}", fontsize=9)
-            ax.set_xlim(-0.08, 1.08)
+            ax.set_xlim(-2 * width, 1 + 2 * width)
+            ax.set_xticks(grid if n <= 10 else grid[:: max(1, n // 5)])
+            ax.tick_params(axis="x", labelsize=6)
             ax.set_xlabel("consistency", fontsize=8)
         axes[row, 0].set_ylabel("fraction of examples", fontsize=8)
     axes[0, -1].legend(fontsize=7, loc="upper center")
-    fig.suptitle("Consistency over training: observed vs independent members", fontsize=10)
+    fig.suptitle("Consistency over training: observed vs independent members (same accuracies; same per-class accuracies)", fontsize=10)
     return _save(fig, path)
 
 
@@ -115,6 +122,9 @@ def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False) -> Sco
         agreement_curve(summary, run_dir / "figures" / "agreement_curve.png"),
     ]
     text = format_summary(summary)
+    reliability = format_reliability(scores.reliability, info["members"])
+    reliability_title = (f"Reliability of each score's order: split-half Spearman, Spearman-Brown corrected to "
+                         f"{info['members']} members (what a second run with another --seed is expected to reach)")
     lines = [
         f"# Score run: {dataset.name}",
         "",
@@ -125,14 +135,23 @@ def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False) -> Sco
         text,
         "```",
         "",
+        reliability_title + ":",
+        "",
+        "```",
+        reliability,
+        "```",
+        "",
         *[f"![{f.stem}](figures/{f.name})" for f in figures],
         "",
     ]
     atomic_write_bytes(run_dir / "report.md", "\n".join(lines).encode())
     if not quiet:
         print(f"\n{info['members']} x {info['arch']} on {dataset.name}: per-checkpoint agreement "
-              "(c=0/c=1: fraction of examples no/every member gets right, observed/independent members)")
+              "(c=0/c=1: fraction of examples no/every member gets right: observed / independent members "
+              "of the same accuracies / independent given the class, with the same per-class accuracies)")
         print(text)
+        print(f"\n{reliability_title}:")
+        print(reliability)
         print(f"\nScores: {run_dir / 'scores.parquet'}   Figures: {run_dir / 'figures'}")
     return scores
 

@@ -44,6 +44,7 @@ __all__ = [
     "statistic_over_agreed",
     "ExtremeFractions",
     "extreme_fractions",
+    "class_conditional_extremes",
     "easy_set",
     "compare_easy_sets",
     "learned_at_least_as_fast",
@@ -237,6 +238,37 @@ def extreme_fractions(correct) -> ExtremeFractions:
         expected_at_0=np.prod(1.0 - acc, axis=0),
         expected_at_1=np.prod(acc, axis=0),
     )
+
+
+def class_conditional_extremes(correct, labels) -> tuple[np.ndarray, np.ndarray]:
+    """Fraction of examples no member / every member gets right, had members been independent
+    *given the class*: member n is right on an example of class k with probability a[n, k, e],
+    its accuracy on class k (its recall) at checkpoint e.
+
+    ``expected_at_0[e] = sum_k w_k prod_n (1 - a[n, k, e])`` and ``expected_at_1[e] = sum_k w_k
+    prod_n a[n, k, e]``, with w_k the fraction of examples in class k. Members that all favour
+    the same classes (at initialisation one member may predict one class for everything) agree
+    beyond the plain null of :func:`extreme_fractions` without agreeing on examples; this null
+    counts such agreement as expected, so observed fractions above it are agreement on examples.
+
+    Returns
+    -------
+    (expected_at_0, expected_at_1) : two np.ndarray of float, shape [E]
+        Each in ``[0, 1]``. Compare with the observed fractions of :func:`extreme_fractions`.
+    """
+    correct = _record(correct, "correct", "bool")
+    labels = np.asarray(labels)
+    if labels.shape != correct.shape[2:]:
+        raise UserError(f"`labels` must have one class per example ({correct.shape[2]}); got shape {labels.shape}.")
+    at0 = np.zeros(correct.shape[1])
+    at1 = np.zeros(correct.shape[1])
+    for k in np.unique(labels):
+        members = correct[:, :, labels == k]
+        acc = members.mean(axis=2)  # [N, E]: accuracy on class k
+        weight = members.shape[2] / labels.size
+        at0 += weight * np.prod(1.0 - acc, axis=0)
+        at1 += weight * np.prod(acc, axis=0)
+    return at0, at1
 
 
 def easy_set(consistency_row, threshold: float = 0.9) -> np.ndarray:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,12 +210,17 @@ def open_run(run_dir: str | Path, info: dict, *, write: bool) -> dict:
     """Start a run directory, or check that an existing one holds the same dataset and settings.
 
     ``info`` must carry ``dataset`` (with ``fingerprint``) and ``settings``; a directory that holds
-    a different one is refused rather than overwritten. Only one process should ``write``.
+    a different one is refused rather than overwritten, except a run marked diverged, which
+    starts afresh under the new settings. Only one process should ``write``.
     """
     run_dir = Path(run_dir)
     existing = read_run_info(run_dir)
-    if existing is None:
-        if run_dir.exists() and any(run_dir.iterdir()) and not (run_dir / "records").exists():
+    diverged = existing is not None and existing.get("status") == "diverged"
+    if diverged and write:
+        # A diverged run's records end in the step that broke; nothing in it is worth resuming.
+        shutil.rmtree(run_dir / "records", ignore_errors=True)
+    if existing is None or diverged:
+        if not diverged and run_dir.exists() and any(run_dir.iterdir()) and not (run_dir / "records").exists():
             raise UserError(f"Output directory {run_dir} is not empty and holds no run; pass another --out.")
         if write:
             atomic_write_json(run_dir / "run.json", {**info, "schema": SCHEMA_VERSION, "status": "running"})

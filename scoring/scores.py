@@ -26,6 +26,7 @@ from scoring import agreement
 from scoring.errors import UserError
 from scoring.ordering import order_examples
 from scoring.records import SCHEMA_VERSION, Record, atomic_write_bytes
+from scoring.reliability import DEFAULT_SPLITS, split_half_reliability
 
 META_KEY = b"curriculum"
 
@@ -65,6 +66,11 @@ def score_columns(record: Record, el2n_checkpoint: int) -> dict[str, np.ndarray]
     }
 
 
+def _json_float(value: float) -> float | None:
+    """JSON has no NaN: store None (read back as NaN)."""
+    return None if np.isnan(value) else round(float(value), 6)
+
+
 @dataclass
 class Scores:
     """A scores table and its metadata; see the module docstring."""
@@ -74,17 +80,24 @@ class Scores:
 
     @classmethod
     def from_records(cls, records: dict[str, Record], *, dataset: str, fingerprint: str, el2n_checkpoint: int, extra_meta: dict | None = None) -> "Scores":
-        frames = []
+        frames, reliability = [], {}
         for split, record in records.items():
             columns = score_columns(record, el2n_checkpoint)
             frame = pd.DataFrame({"split": split, "index": np.arange(len(record.labels)), "label": record.labels, **columns})
             frames.append(frame)
+            halves = split_half_reliability(record, lambda r: score_columns(r, el2n_checkpoint))
+            reliability[split] = {name: {k: _json_float(v) for k, v in values.items()} for name, values in halves.items()}
         meta = {
             "schema_version": SCHEMA_VERSION,
             "dataset": dataset,
             "fingerprint": fingerprint,
             "directions": dict(SCORE_DIRECTIONS),
             "el2n_checkpoint": el2n_checkpoint,
+            "reliability": {
+                "method": "split-half: Spearman rho between the scores of two random halves of the members, "
+                f"mean over {DEFAULT_SPLITS} splits ('half'), Spearman-Brown corrected to all members ('full')",
+                "values": reliability,
+            },
             **(extra_meta or {}),
         }
         return cls(pd.concat(frames, ignore_index=True), meta)
@@ -125,6 +138,17 @@ class Scores:
     @property
     def directions(self) -> dict[str, str | None]:
         return self.meta["directions"]
+
+    @property
+    def reliability(self) -> pd.DataFrame:
+        """Split-half reliability of every score's order, one row per score and one column per
+        split: the Spearman-Brown value, i.e. the Spearman correlation expected between this
+        ensemble's scores and those of a second, independent ensemble of the same size (higher =
+        more reliable; NaN where undefined). ``meta["reliability"]`` also holds the uncorrected
+        half-ensemble values."""
+        values = self.meta.get("reliability", {}).get("values", {})
+        return pd.DataFrame({split: {name: (np.nan if v["full"] is None else v["full"]) for name, v in cols.items()}
+                             for split, cols in values.items()})
 
     def split(self, split: str) -> pd.DataFrame:
         """Rows of one split, sorted by example index."""

@@ -25,6 +25,7 @@ __all__ = [
     "spearman",
     "poisson_binomial_pmf",
     "independent_null_consistency",
+    "class_conditional_null_consistency",
     "mean_confidence_interval",
     "paired_t_test",
 ]
@@ -205,6 +206,35 @@ def independent_null_consistency(acc) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("independent_null_consistency needs a non-empty 1-D array of accuracies.")
     pmf = poisson_binomial_pmf(acc)
     return np.arange(acc.size + 1) / acc.size, pmf
+
+
+def class_conditional_null_consistency(acc_by_class, weights) -> tuple[np.ndarray, np.ndarray]:
+    """Distribution of consistency k/N had the members been independent *given the class*.
+
+    A mixture over classes of :func:`independent_null_consistency`: an example of class k is
+    right for member n with probability ``acc_by_class[n, k]`` (its accuracy on that class), and
+    class k holds a fraction ``weights[k]`` of the examples. Members that merely favour the same
+    classes agree this much without agreeing on examples.
+
+    Parameters
+    ----------
+    acc_by_class : array_like of float, shape [N, K]
+        Each member's accuracy on each class, in ``[0, 1]``.
+    weights : array_like of float, shape [K]
+        Fraction of examples in each class (non-negative, summing to 1).
+
+    Returns
+    -------
+    values, pmf : as :func:`independent_null_consistency`.
+    """
+    acc = np.asarray(acc_by_class, dtype=float)
+    weights = np.asarray(weights, dtype=float)
+    if acc.ndim != 2 or acc.shape[0] == 0 or weights.shape != acc.shape[1:]:
+        raise ValueError("class_conditional_null_consistency needs accuracies [N, K] and K class weights.")
+    if not (np.all(weights >= 0) and np.isclose(weights.sum(), 1.0)):
+        raise ValueError("class_conditional_null_consistency needs class weights >= 0 that sum to 1.")
+    pmf = sum(w * poisson_binomial_pmf(acc[:, k]) for k, w in enumerate(weights))
+    return np.arange(acc.shape[0] + 1) / acc.shape[0], pmf
 
 
 def mean_confidence_interval(x, level: float = 0.95) -> tuple[float, float]:

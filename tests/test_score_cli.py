@@ -130,3 +130,22 @@ def test_config_file_supplies_flags_and_flags_win(tmp_path):
     (tmp_path / "bad.yaml").write_text("membres: 2\n")
     proc = run_cli(["score", "--config", tmp_path / "bad.yaml", "--out", tmp_path / "r2"], tmp_path, check=False)
     assert proc.returncode == 2 and "unknown key(s) membres" in proc.stderr
+
+
+def test_a_diverging_member_stops_at_once_and_the_fixed_command_starts_afresh(tmp_path):
+    out = tmp_path / "run"
+    args = ["score", "--dataset", "digits", "--members", "2", "--epochs", "1", "--eval-every", "0.5", "--quiet", "--out", out]
+    proc = run_cli([*args, "--lr", "1e4"], tmp_path, check=False)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Member 0 diverged at step" in lines[0] and "Lower --lr (now 10000)" in lines[0]
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "diverged" and info["diverged"]["member"] == 0
+    # the initialisation row was committed before training; no committed row is non-finite
+    progress = json.loads((out / "records" / "member_000" / "progress.json").read_text())
+    rows = np.load(out / "records" / "member_000" / "train.p_true.npy")[: progress["checkpoints"]]
+    assert progress["checkpoints"] == 1 and np.isfinite(rows).all()
+    run_cli([*args, "--lr", "0.05"], tmp_path)  # other settings: accepted, started afresh
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "complete" and "diverged" not in info and info["settings"]["lr"] == 0.05
+    assert np.isfinite(Scores.load(out).table["confidence"]).all()

@@ -167,3 +167,13 @@ def test_bad_input(args, message, score_run, tmp_path, monkeypatch, capsys):
     assert code == 2
     assert message in _one_error_line(capsys.readouterr().err)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_diverging_run_exits_2_and_writes_nothing(score_run, tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli(["train", "--scores", score_run, "--orders", "curriculum", *TINY, "--lr", "1e4", "--quiet", "--out", out],
+                   tmp_path, check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "The curriculum run (seed 0) diverged at step" in lines[0] and "nothing was written" in lines[0]
+    assert not out.exists()

@@ -26,6 +26,8 @@ from curriculum.config import to_dict
 from curriculum.data import Dataset, load_dataset
 from curriculum.engine import (
     DeviceData,
+    Diverged,
+    FiniteGuard,
     TrainingConfig,
     augment,
     grad_scaler,
@@ -116,6 +118,7 @@ class MemberTrainer:
         self.total_steps, self.steps_per_epoch = total_steps, steps_per_epoch
         self.decay_every = max(1, round(config.lr_decay_epochs * steps_per_epoch))
         self.step = 0
+        self.guard = FiniteGuard(self.device)
         self.perm = torch.empty(0, dtype=torch.long, device=self.device)
         m = data.size("train")
         self.online = {key: torch.zeros(m, device=self.device) for key in ("pred", "p_true", "el2n")}
@@ -161,11 +164,12 @@ class MemberTrainer:
             if self.config.augment:
                 x = augment(x, self.generator)
             set_lr(self.optimizer, learning_rate(self.config, self.step, self.total_steps, self.decay_every))
-            logits = train_step(self.model, self.optimizer, x, y, self.config.precision, self.scaler)
+            logits, loss = train_step(self.model, self.optimizer, x, y, self.config.precision, self.scaler)
             if self.config.train_record == "online":
                 for key, value in outputs_to_record(logits, y).items():
                     self.online[key][index] = value.float()
             self.step += 1
+            self.guard.update(loss, self.step)
             if progress is not None:
                 progress.update(1)
 
@@ -173,9 +177,12 @@ class MemberTrainer:
         """Predictions for the current checkpoint. In ``online`` mode the train row is the
         latest training-mode output of each example (Pliushch et al.'s code); checkpoint 0 has
         no training pass yet and uses the eval pass."""
+        self.guard.check(self.step)
         rows = {split: predict(self.model, self.data, split, self.config.precision) for split in SPLITS}
         if self.config.train_record == "online" and not initial:
             rows["train"] = {key: value.cpu().numpy() for key, value in self.online.items()}
+        if not all(np.isfinite(row[key]).all() for row in rows.values() for key in ("p_true", "el2n")):
+            raise Diverged(self.step)
         return rows
 
 
@@ -269,10 +276,19 @@ def score(config: ScoreConfig) -> Path:
                 progress.update(steps[-1])
                 continue
             trainer = MemberTrainer(config, arch, dataset, data, member, steps[-1], steps_per_epoch)
-            train_member(trainer, record, run_dir, steps, progress)
+            try:
+                train_member(trainer, record, run_dir, steps, progress)
+            except Diverged as err:
+                update_run(run_dir, status="diverged", diverged={"member": member, "step": err.step})
+                raise UserError(
+                    f"Member {member} diverged at step {err.step} (epoch {err.step / steps_per_epoch:.2f}): its training loss "
+                    f"is not finite. Lower --lr (now {config.lr:g}){' or train in full precision (--precision no)' if config.precision != 'no' else ''}; "
+                    f"{run_dir} is marked diverged, so the corrected command starts it afresh."
+                ) from None
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        write_report(run_dir, dataset, info, quiet=config.quiet)
-        update_run(run_dir, status="complete", seconds=round(time.perf_counter() - started, 1))
+        scores = write_report(run_dir, dataset, info, quiet=config.quiet)
+        update_run(run_dir, status="complete", seconds=round(time.perf_counter() - started, 1),
+                   reliability=scores.meta["reliability"])
     accelerator.wait_for_everyone()
     return run_dir

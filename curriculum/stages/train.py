@@ -23,6 +23,8 @@ from curriculum.config import to_dict
 from curriculum.data import Dataset, load_dataset
 from curriculum.engine import (
     DeviceData,
+    Diverged,
+    FiniteGuard,
     TrainingConfig,
     augment,
     grad_scaler,
@@ -134,6 +136,7 @@ def train_one(config: CurriculumConfig, plan: Plan, sampler: CurriculumBatchSamp
     optimizer = new_optimizer(config, model)
     scaler = grad_scaler(device, config.precision)
     generator = torch.Generator(device=device).manual_seed(seed)
+    guard = FiniteGuard(device)
     accuracies, evals = [], iter(plan.eval_steps)
     next_eval = next(evals)
     test_labels = plan.data.labels["test"].cpu().numpy()
@@ -142,7 +145,15 @@ def train_one(config: CurriculumConfig, plan: Plan, sampler: CurriculumBatchSamp
         if config.augment:
             x = augment(x, generator)
         set_lr(optimizer, learning_rate(config, step - 1, plan.steps, plan.decay_every))
-        train_step(model, optimizer, x, y, config.precision, scaler)
+        try:
+            guard.update(train_step(model, optimizer, x, y, config.precision, scaler)[1], step)
+            if step == next_eval:
+                guard.check(step)
+        except Diverged as err:
+            raise UserError(
+                f"The {label} run (seed {seed}) diverged at step {err.step}: its training loss is not finite. Lower --lr "
+                f"(now {config.lr:g}){' or train in full precision (--precision no)' if config.precision != 'no' else ''}; nothing was written."
+            ) from None
         if step == next_eval:
             out = predict(model, plan.data, "test", config.precision)
             accuracies.append(float((out["pred"] == test_labels).mean()))
