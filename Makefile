@@ -17,11 +17,11 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 # The score stage on the default dataset, its image statistics, then the curriculum stage with
-# Hacohen & Weinshall's exp pacing (a stage every 25 batches: digits has 14 batches an epoch).
+# Hacohen & Weinshall's exp pacing (its stage length derived from the budget: all data open by half of it).
 demo: venv
 	$(VENV)/bin/curriculum score --dataset digits
 	$(VENV)/bin/curriculum stats --dataset digits
-	$(VENV)/bin/curriculum train --dataset digits --pacing exp --step 25
+	$(VENV)/bin/curriculum train --dataset digits --pacing exp
 
 test: venv
 	$(PY) -m pytest -q tests

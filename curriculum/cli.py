@@ -115,8 +115,8 @@ def _train_parser(sub) -> None:
     add("--pacing", help=f"pacing family, one of {', '.join(PACINGS)} (default {d.pacing})")
     add("--start", type=float, help="exp/varied-exp/single-step: starting fraction of the data (default 0.04)")
     add("--inc", type=float, help="exp/varied-exp: growth factor per stage (default 1.9)")
-    add("--step", type=int, help="exp/single-step: steps per stage (default 100)")
-    add("--step-lengths", help="varied-exp: comma-separated stage lengths in steps")
+    add("--step", type=int, help="exp/single-step: steps per stage (default: derived from --steps so that all data is open by half the budget)")
+    add("--step-lengths", help="varied-exp: comma-separated stage lengths in steps (default: as --step)")
     add("--a", type=float, help="Wu et al. families: fraction of the budget at which all data is open, in (0, 10] (default 0.8)")
     add("--b", type=float, help="Wu et al. families: fraction of the data open at step 0, in [0, 1] (default 0.2)")
     add("--orders", help=f"comma-separated orders among {', '.join(ORDERS)} (default {d.orders})")
@@ -134,6 +134,7 @@ def _train_parser(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from curriculum.recipes import recipe_help
     from curriculum.stages.score import TRAIN_RECORDS, ScoreConfig
 
     parser = argparse.ArgumentParser(
@@ -153,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _shared_training_flags(score)
     score.add_argument("--members", type=int, help=f"ensemble size, at least 2 (default {d.members})")
-    score.add_argument("--epochs", type=float, help=f"training epochs per member (default {d.epochs:g})")
+    score.add_argument("--epochs", type=float, help=f"training epochs per member (default: the dataset's recipe, {recipe_help('epochs')})")
     score.add_argument("--eval-every", type=float, help=f"checkpoint interval in epochs, fractions allowed; checkpoint 0 is the initialisation (default {d.eval_every:g})")
     score.add_argument("--lr-decay-epochs", type=float, help=f"'step' schedule: epochs between LR decays (default {d.lr_decay_epochs:g})")
     score.add_argument("--train-record", choices=TRAIN_RECORDS, help="train-set predictions from a separate eval pass, or from the training pass itself as in Pliushch et al.'s code (default eval)")

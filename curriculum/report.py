@@ -188,9 +188,21 @@ def statistics_figure(summary: pd.DataFrame, curves: pd.DataFrame, path: Path, m
 ORDER_COLORS = {"curriculum": "tab:green", "random": "tab:blue", "anti": "tab:red", "none": "black"}
 
 
-def learning_curves_figure(curves: pd.DataFrame, path: Path, title: str = "") -> Path:
-    """Test accuracy over training steps: mean over seeds per order, with a +- std band."""
+def learning_curves_figure(curves: pd.DataFrame, path: Path, title: str = "", open_fraction: np.ndarray | None = None) -> Path:
+    """Test accuracy over training steps: mean over seeds per order, with a +- std band; on a
+    second axis, the fraction of the train set the pacing has opened at each step (``none``
+    trains on all of it from the start)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    if open_fraction is not None:
+        opened = ax.twinx()
+        opened.fill_between(np.arange(1, len(open_fraction) + 1), open_fraction, step="post", color="tab:gray", alpha=0.12, linewidth=0)
+        opened.plot(np.arange(1, len(open_fraction) + 1), open_fraction, color="tab:gray", linewidth=0.8, drawstyle="steps-post",
+                    label="open fraction (paced orders)")
+        opened.set_ylim(0, 1.02)
+        opened.set_ylabel("fraction of the train set open to the paced orders", color="tab:gray", fontsize=8)
+        opened.tick_params(axis="y", colors="tab:gray")
+        ax.set_zorder(opened.get_zorder() + 1)
+        ax.patch.set_visible(False)
     for order, rows in curves.groupby("order", sort=False):
         stats = rows.groupby("step")["test_accuracy"].agg(["mean", "std"]).fillna(0.0)
         color = ORDER_COLORS.get(order)
@@ -200,5 +212,9 @@ def learning_curves_figure(curves: pd.DataFrame, path: Path, title: str = "") ->
     ax.set_ylabel("test accuracy (mean; band +- std over seeds)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend()
+    handles, labels = ax.get_legend_handles_labels()
+    if open_fraction is not None:
+        extra = opened.get_legend_handles_labels()
+        handles, labels = handles + extra[0], labels + extra[1]
+    ax.legend(handles, labels, fontsize=8)
     return _save(fig, path)

@@ -32,15 +32,20 @@ def reference(name: str, params: dict, t: int) -> int:
         if name in ("exp", "varied-exp", "single-step"):
             start = p.get("start", Decimal("0.04"))
             inc = p.get("inc", Decimal("1.9"))
+            # no stage length given: derived so that all data is open by half the budget T
+            stages = next(k for k in itertools.count() if start * inc ** k >= 1)
+            derived = max(1, int(Decimal(T) / 2 / stages))
+            if name == "varied-exp" and "steps" not in params:
+                params = {**params, "steps": [derived]}
             if name == "exp":
-                k = t // int(p.get("step", 100))
+                k = t // int(p.get("step", derived))
             elif name == "varied-exp":
                 # increase points: cumulative sums of steps, the last length repeating
                 lengths = itertools.chain(params["steps"], itertools.repeat(params["steps"][-1]))
                 points = itertools.accumulate(lengths)
                 k = sum(1 for _ in itertools.takewhile(lambda q: q <= t, points))
             if name == "single-step":
-                value = start * m if t < int(p.get("step", 100)) else m
+                value = start * m if t < int(p.get("step", max(1, T // 2))) else m
             else:
                 value = min(start * inc ** min(k, 200), Decimal(1)) * m
             size = _rounded(value, ROUND_CEILING)
@@ -67,6 +72,7 @@ CASES = [
     ("exp", {"start": 0.1, "inc": 2.0, "step": 30}),
     ("exp", {"start": 0.001, "inc": 1.5, "step": 7}),  # start below the batch: clamped up
     ("varied-exp", {"steps": [20, 50, 10]}),
+    ("varied-exp", {}),
     ("varied-exp", {"start": 0.2, "inc": 1.3, "steps": [100]}),
     ("single-step", {}),
     ("single-step", {"start": 0.37, "step": 40}),
@@ -94,10 +100,28 @@ def test_every_registered_family_is_covered():
 
 def test_hacohen_defaults_give_their_published_schedule():
     # start 0.04 of 2500 examples = 100 = one batch, times 1.9 every 100 batches
-    exp = make_pacing("exp", num_examples=2500, batch_size=100)
+    exp = make_pacing("exp", num_examples=2500, batch_size=100, step=100)
     assert [exp(t) for t in (0, 99, 100, 199, 200, 300)] == [100, 100, 190, 190, 361, 686]
     assert exp(500) == 2477  # ceil(2500 * 0.04 * 1.9**5) = ceil(2476.099)
     assert exp(600) == 2500  # 0.04 * 1.9**6 > 1: all data
+
+
+@pytest.mark.parametrize("name", sorted(PACINGS))
+def test_without_a_stage_length_every_family_opens_all_data_within_the_budget(name):
+    # digits: 1347 examples, batch 100, 280 steps (20 epochs)
+    pacing = make_pacing(name, num_examples=1347, batch_size=100, total_steps=280)
+    full = pacing.full_at()
+    bound = 140 if name in ("exp", "varied-exp", "single-step") else int(0.8 * 280)
+    assert full is not None and full <= bound and pacing(full) == 1347
+    assert full == 0 or pacing(full - 1) < 1347
+
+
+def test_the_published_stage_length_on_a_small_budget_never_opens_all_data():
+    pacing = make_pacing("exp", num_examples=1347, batch_size=100, total_steps=280, step=100)
+    assert pacing.full_at() is None and pacing(279) == 195  # 100 -> 103 -> 195: 14 % of digits
+    assert make_pacing("exp", num_examples=1347, batch_size=100, total_steps=280).step == 23  # floor(140 / 6)
+    with pytest.raises(UserError, match="derives its stage length from the step budget"):
+        make_pacing("exp", num_examples=1347, batch_size=100)
 
 
 def test_wu_families_reach_all_data_at_a_times_T():
@@ -131,7 +155,6 @@ BAD = [
     ("exp", {"step": 2.5}, ">= 1"),
     ("single-step", {"start": -0.1}, "(0, 1]"),
     ("single-step", {"step": -3}, ">= 1"),
-    ("varied-exp", {}, "steps"),
     ("varied-exp", {"steps": []}, "steps"),
     ("varied-exp", {"steps": "100"}, "steps"),
     ("varied-exp", {"steps": [10, 0]}, ">= 1"),
@@ -163,7 +186,7 @@ def test_bad_sizes_raise_user_errors():
 
 
 def test_a_negative_step_is_a_programming_error():
-    pacing = make_pacing("exp", num_examples=M, batch_size=B)
+    pacing = make_pacing("exp", num_examples=M, batch_size=B, step=100)
     with pytest.raises(ValueError):
         pacing(-1)
 

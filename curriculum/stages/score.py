@@ -41,6 +41,7 @@ from curriculum.engine import (
     train_step,
 )
 from curriculum.models import auto_arch
+from curriculum.recipes import with_recipe
 from curriculum.report import write_report
 from scoring.errors import UserError
 from scoring.records import SPLITS, MemberRecord, default_run_dir, member_dir, open_run, update_run
@@ -53,8 +54,8 @@ class ScoreConfig(TrainingConfig):
     """Flags of ``curriculum score`` (see ``curriculum score --help``)."""
 
     members: int = 10
-    epochs: float = 20
-    eval_every: float = 1.0
+    epochs: float | None = None  # the dataset's recipe (curriculum/recipes.py): digits 4, else 20
+    eval_every: float = 0.25
     lr_decay_epochs: float = 20
     train_record: str = "eval"
     out: str | None = None
@@ -63,7 +64,7 @@ class ScoreConfig(TrainingConfig):
         super().validate()
         if self.members < 2:
             raise UserError(f"Agreement needs at least 2 members, got --members {self.members}; pass --members 2 or more.")
-        if not self.epochs > 0:
+        if self.epochs is not None and not self.epochs > 0:
             raise UserError(f"--epochs must be positive, got {self.epochs}; pass --epochs 1 or more.")
         if not self.eval_every > 0:
             raise UserError(f"--eval-every must be positive (in epochs; fractions allowed), got {self.eval_every}.")
@@ -245,6 +246,7 @@ def score(config: ScoreConfig) -> Path:
     Returns the run directory; the main process ends by writing ``scores.parquet``,
     ``summary.csv``, ``report.md`` and the figures (:func:`curriculum.report.write_report`).
     """
+    config = with_recipe(config)
     config.validate()
     accelerator = make_accelerator(config)
     with accelerator.main_process_first():

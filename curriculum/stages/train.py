@@ -9,6 +9,7 @@ a random order with the same pacing often does as well as a curriculum; the tabl
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -236,6 +237,10 @@ def curriculum_train(config: CurriculumConfig) -> pd.DataFrame:
     labels = dataset.train.labels
     m = len(labels)
     pacing = make_pacing(config.pacing, num_examples=m, batch_size=config.batch_size, total_steps=plan.steps, **config.pacing_params())
+    if pacing.full_at() is None:
+        logging.getLogger(__name__).warning(
+            f"Note: {pacing.describe()} opens at most {pacing(plan.steps - 1) / m:.0%} of the {m} train examples within the "
+            f"{plan.steps}-step budget, so the curriculum orders never see the rest; leave the stage length out to derive it.")
     out = Path(config.out) if config.out else default_out(config, run_dir or default_run_dir(dataset.name))
     ranking = given_scores(config, dataset, run_dir)
     run_orders = None if ranking is None else build_orders(config, orders, ranking, labels)
@@ -258,9 +263,10 @@ def curriculum_train(config: CurriculumConfig) -> pd.DataFrame:
                                             "seconds": round(time.perf_counter() - started, 1)})
     atomic_write_bytes(out / "curves.csv", curves.to_csv(index=False).encode())
     atomic_write_bytes(out / "results.csv", results.to_csv(index=False).encode())
-    figure = learning_curves_figure(curves, out / "figures" / "learning_curves.png", title=f"{dataset.name}: {config.pacing} pacing, {plan.arch}, {config.seeds} seeds")
+    figure = learning_curves_figure(curves, out / "figures" / "learning_curves.png", title=f"{dataset.name}: {config.pacing} pacing, {plan.arch}, {config.seeds} seeds",
+                                    open_fraction=np.array([pacing(t) for t in range(plan.steps)]) / m)
     if not config.quiet:
-        print(f"\n{dataset.name}, {plan.arch}, {plan.steps} steps of {config.batch_size}, {config.pacing} pacing {pacing!r}, "
+        print(f"\n{dataset.name}, {plan.arch}, {plan.steps} steps of {config.batch_size}, {pacing.describe()}, "
               f"order by {source}; {config.seeds} seeds per order")
         print(format_comparison(results))
         print(f"\nResults: {out / 'results.csv'}   Figure: {figure}")
