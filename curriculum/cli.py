@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG_SCORE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _shared_training_flags(score)
-    score.add_argument("--members", type=int, help=f"ensemble size, at least 2 (default {d.members})")
+    score.add_argument("--members", type=int, help=f"ensemble size, at least 2 (default: the dataset's recipe, {recipe_help('members')})")
     score.add_argument("--epochs", type=float, help=f"training epochs per member (default: the dataset's recipe, {recipe_help('epochs')})")
     score.add_argument("--eval-every", type=float, help=f"checkpoint interval in epochs, fractions allowed; checkpoint 0 is the initialisation (default {d.eval_every:g})")
     score.add_argument("--lr-decay-epochs", type=float, help=f"'step' schedule: epochs between LR decays (default {d.lr_decay_epochs:g})")

@@ -11,7 +11,7 @@ between two independent ensembles of the full size N:
 
 This is the classical test-theory estimate for an average of exchangeable measurements (members
 trained from different seeds are exchangeable); on digits it predicts the measured Spearman
-between two runs that differ only in ``--seed`` to within 0.02-0.04 (experiments/README.md).
+between two runs that differ only in ``--seed`` to within 0.015 (experiments/README.md).
 Rank correlation is computed here with numpy (average ranks for ties, then Pearson's r of the
 ranks, as ``scipy.stats.spearmanr`` does), so the scores package stays free of scipy.
 """

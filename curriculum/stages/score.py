@@ -53,8 +53,8 @@ TRAIN_RECORDS = ("eval", "online")
 class ScoreConfig(TrainingConfig):
     """Flags of ``curriculum score`` (see ``curriculum score --help``)."""
 
-    members: int = 10
-    epochs: float | None = None  # the dataset's recipe (curriculum/recipes.py): digits 4, else 20
+    members: int | None = None  # the dataset's recipe (curriculum/recipes.py): digits 12, else 10
+    epochs: float | None = None  # the dataset's recipe: digits 4, else 20
     eval_every: float = 0.25
     lr_decay_epochs: float = 20
     train_record: str = "eval"
@@ -62,7 +62,7 @@ class ScoreConfig(TrainingConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.members < 2:
+        if self.members is not None and self.members < 2:
             raise UserError(f"Agreement needs at least 2 members, got --members {self.members}; pass --members 2 or more.")
         if self.epochs is not None and not self.epochs > 0:
             raise UserError(f"--epochs must be positive, got {self.epochs}; pass --epochs 1 or more.")
