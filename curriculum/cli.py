@@ -157,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--eval-every", type=float, help=f"checkpoint interval in epochs, fractions allowed; checkpoint 0 is the initialisation (default {d.eval_every:g})")
     score.add_argument("--lr-decay-epochs", type=float, help=f"'step' schedule: epochs between LR decays (default {d.lr_decay_epochs:g})")
     score.add_argument("--train-record", choices=TRAIN_RECORDS, help="train-set predictions from a separate eval pass, or from the training pass itself as in Pliushch et al.'s code (default eval)")
+    score.add_argument("--record-probs", action="store_true", default=None, help="also keep every class probability per checkpoint (float16 [E, M, K] per member and split; the size is printed first; default off)")
     score.add_argument("--out", help="run directory (default runs/<dataset>)")
     score.set_defaults(func=_cmd_score)
 
