@@ -134,6 +134,37 @@ def _train_parser(sub) -> None:
     train.set_defaults(func=_cmd_train)
 
 
+def _cmd_export(args: argparse.Namespace) -> None:
+    from scoring.formats import export
+
+    files, notes = export(args.run, args.out, args.format, by=args.by, split=args.split, hf_dataset=args.hf_dataset)
+    for line in notes:
+        print(line)
+    for path in files[:3]:
+        print(f"wrote {path}")
+    if len(files) > 3:
+        print(f"... and {len(files) - 3} more files")
+
+
+def _export_parser(sub) -> None:
+    from scoring.formats import FORMATS
+
+    export = sub.add_parser(
+        "export", help="write a score run's scores in another format (CSV, parquet, C-score, forgetting, cartography, cleanlab, HF)",
+        description="Formats (see scoring/formats.py): parquet and csv (the table with ids, directions and provenance; "
+        "re-importable), cscore (.npz labels + scores, higher = easier), forgetting (Toneva et al.'s pickle), cartography "
+        "(dynamics_epoch_{e}.jsonl per member + td_metrics.jsonl; needs --record-probs), cleanlab (.npz pred_probs from "
+        "the test split by default: held-out), hf (a column added to a save_to_disk dataset, matched by id).",
+    )
+    export.add_argument("run", help="score run directory")
+    export.add_argument("--format", required=True, choices=FORMATS)
+    export.add_argument("--out", required=True, help="output file (a folder for cartography and hf)")
+    export.add_argument("--by", default="accessibility", help="score column for cscore and hf (default accessibility)")
+    export.add_argument("--split", help="split to export (default train; test for cleanlab)")
+    export.add_argument("--hf-dataset", help="hf: the save_to_disk folder of the dataset to add the column to")
+    export.set_defaults(func=_cmd_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from curriculum.stages.score import TRAIN_RECORDS, ScoreConfig
 
@@ -179,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats.set_defaults(func=_cmd_stats)
 
     _train_parser(sub)
+    _export_parser(sub)
     sub.add_parser("datasets", help="list the dataset names").set_defaults(func=_cmd_datasets)
     sub.add_parser("architectures", help="list the architecture names").set_defaults(func=_cmd_architectures)
     return parser

@@ -148,10 +148,11 @@ def add_hf_column(scores: Scores, dataset: Any, by: str = "accessibility", name:
 
 
 def export(run: str | Path, out: str | Path, format: str, *, by: str = "accessibility", split: str | None = None,
-           hf_dataset: str | Path | None = None) -> list[Path]:
-    """Write the scores of run directory ``run`` to ``out`` in ``format``; returns the files.
-    ``split`` defaults to train, and to test for ``cleanlab``; ``hf`` adds column ``by`` to the
-    ``save_to_disk`` folder ``hf_dataset`` (each of its splits) and saves the result to ``out``."""
+           hf_dataset: str | Path | None = None) -> tuple[list[Path], list[str]]:
+    """Write the scores of run directory ``run`` to ``out`` in ``format``; returns the files and
+    notes for the user (how many rows matched, caveats). ``split`` defaults to train, and to test
+    for ``cleanlab``; ``hf`` adds column ``by`` to the ``save_to_disk`` folder ``hf_dataset``
+    (each of its splits) and saves the result to ``out``."""
     if format not in FORMATS:
         raise UserError(f"Unknown format '{format}'; choose one of {', '.join(FORMATS)}.")
     run_dir, out = Path(run), Path(out)
@@ -160,24 +161,29 @@ def export(run: str | Path, out: str | Path, format: str, *, by: str = "accessib
     if format in ("parquet", "csv"):
         if out.suffix != f".{format}":
             raise UserError(f"The {format} export needs a file name ending in .{format}, got {out}.")
-        return write_table(scores, out, run_dir)
+        return write_table(scores, out, run_dir), []
     if format == "cscore":
-        return write_cscore(scores, out, by, split)
+        return write_cscore(scores, out, by, split), []
     if format == "forgetting":
-        return write_forgetting(scores, out, split)
+        return write_forgetting(scores, out, split), []
     if format == "cartography":
-        return write_cartography(scores, run_dir, out, split)
+        return write_cartography(scores, run_dir, out, split), []
     if format == "cleanlab":
-        return write_cleanlab(scores, run_dir, out, split)
+        caveat = [] if split == "test" else [f"{split} probabilities are in-sample (the members trained on these examples): "
+                                             "cleanlab expects out-of-sample ones and will under-report label issues."]
+        return write_cleanlab(scores, run_dir, out, split), caveat
     if hf_dataset is None:
         raise UserError("The hf export adds a column to a Hugging Face dataset; pass its save_to_disk folder (--hf-dataset PATH).")
     import datasets
 
     loaded = datasets.load_from_disk(str(hf_dataset))
     parts = loaded if isinstance(loaded, datasets.DatasetDict) else {None: loaded}
-    result = {key: add_hf_column(scores, part, by)[0] for key, part in parts.items()}
+    result, notes = {}, []
+    for key, part in parts.items():
+        result[key], aligned = add_hf_column(scores, part, by)
+        notes.append(f"{key or 'dataset'}: {aligned}")
     (datasets.DatasetDict(result) if None not in result else result[None]).save_to_disk(str(out))
-    return [out]
+    return [out], notes
 
 
 # ---------------------------------------------------------------------------------------------
