@@ -239,9 +239,11 @@ class Recorder:
 
     def finish(self) -> Scores:
         """Cut the record files to size, write ``run.json`` and ``scores.parquet``; return the
-        scores. Every member must have the same number of checkpoints (at least 2)."""
+        scores. At least 2 members, each with the same number of checkpoints (at least 2)."""
         counts = {member: record.rows for member, record in self._members.items()}
-        if sorted(counts) != list(range(len(counts))) or not counts:
+        if len(counts) < 2:
+            raise UserError(f"Agreement needs at least 2 members, got {len(counts)}; record another member before finish.")
+        if sorted(counts) != list(range(len(counts))):
             raise UserError(f"Members must be numbered 0..N-1, got {sorted(counts)}; record every member from 0.")
         if len(set(counts.values())) != 1 or min(counts.values()) < 2:
             raise UserError(f"Every member needs the same number of checkpoints, at least 2 (initialisation and one "

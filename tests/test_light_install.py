@@ -28,9 +28,10 @@ SCRIPT = textwrap.dedent('''
     export(RUN, OUT + "/s.csv", "csv")
     assert read_scores(OUT + "/s.csv").direction == "higher"
     recorder = Recorder(OUT + "/rec", labels={"train": np.array([0, 1])})
-    for k in range(2):
-        recorder.update(0, "train", logits=np.eye(2))
-        recorder.checkpoint(0)
+    for member in range(2):
+        for k in range(2):
+            recorder.update(member, "train", logits=np.eye(2))
+            recorder.checkpoint(member)
     assert recorder.finish().column("accessibility").tolist() == [1.0, 1.0]
     loaded = sorted(name.split(".")[0] for name in sys.modules)
     assert not set(BLOCKED) & set(loaded), loaded

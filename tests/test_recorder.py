@@ -92,6 +92,12 @@ def test_bad_use_is_one_sentence(tmp_path):
         recorder.checkpoint(0)
     with pytest.raises(UserError, match="not among the train ids"):
         recorder.update(0, "train", logits=np.zeros((1, 2)), ids=["x"])
+    with pytest.raises(UserError, match="at least 2 members, got 1"):
+        recorder.finish()
+    recorder.update(0, "train", logits=np.zeros((1, 2)), index=[2])
+    recorder.checkpoint(0)
+    recorder.update(1, "train", logits=np.zeros((3, 2)))
+    recorder.checkpoint(1)
     with pytest.raises(UserError, match="same number of checkpoints, at least 2"):
         recorder.finish()
     with pytest.raises(UserError, match="not empty"):
