@@ -10,7 +10,8 @@ from curriculum.data import Dataset, Split, list_datasets, load_dataset
 from curriculum.stages.score import ScoreConfig, score
 from curriculum.stages.stats import StatsConfig, image_statistics
 from curriculum.models import auto_arch, build_model, list_architectures
-from scoring.ordering import ORDERS, load_external_scores, order_examples
+from scoring.formats import load_external_scores
+from scoring.ordering import ORDERS, order_examples
 from curriculum.pacing import PACINGS, Pacing, make_pacing
 from curriculum.sampler import CurriculumBatchSampler
 from curriculum.stages.train import CurriculumConfig, curriculum_train

@@ -126,11 +126,43 @@ def _train_parser(sub) -> None:
     add("--lr-decay-steps", type=int, help="'step' schedule: steps between LR decays (default: budget / 4)")
     add("--scores", help="score run to order by (default runs/<dataset>)")
     add("--by", help=f"score column to order by, its direction from the scores' metadata, or '{SELF_TAUGHT}' (default {d.by})")
-    add("--scores-file", help="order by an external per-example score file instead (CSV/parquet 'score' column, or .npz with labels and scores; higher = easier)")
+    add("--scores-file", help="order by an external per-example score file instead: a `curriculum export` file, a CSV/parquet 'score' column (or --by NAME), C-score .npz, forgetting .pkl, cartography td_metrics.jsonl or dynamics folder, cleanlab .npz; rows matched by id when the file has ids")
+    add("--scores-direction", choices=("higher", "lower"), help="which --scores-file values are easier, when the file does not say (never assumed)")
     add("--balanced", action=argparse.BooleanOptionalAction, default=None, help="class-balanced interleaving of the order (default on)")
     add("--target", type=float, help="accuracy for 'steps to target' (default: 95%% of the none control's final accuracy)")
     add("--out", help="output directory (default <score run>/curriculum/<pacing>)")
     train.set_defaults(func=_cmd_train)
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from scoring.formats import export
+
+    files, notes = export(args.run, args.out, args.format, by=args.by, split=args.split, hf_dataset=args.hf_dataset)
+    for line in notes:
+        print(line)
+    for path in files[:3]:
+        print(f"wrote {path}")
+    if len(files) > 3:
+        print(f"... and {len(files) - 3} more files")
+
+
+def _export_parser(sub) -> None:
+    from scoring.formats import FORMATS
+
+    export = sub.add_parser(
+        "export", help="write a score run's scores in another format (CSV, parquet, C-score, forgetting, cartography, cleanlab, HF)",
+        description="Formats (see scoring/formats.py): parquet and csv (the table with ids, directions and provenance; "
+        "re-importable), cscore (.npz labels + scores, higher = easier), forgetting (Toneva et al.'s pickle), cartography "
+        "(dynamics_epoch_{e}.jsonl per member + td_metrics.jsonl; needs --record-probs), cleanlab (.npz pred_probs from "
+        "the test split by default: held-out), hf (a column added to a save_to_disk dataset, matched by id).",
+    )
+    export.add_argument("run", help="score run directory")
+    export.add_argument("--format", required=True, choices=FORMATS)
+    export.add_argument("--out", required=True, help="output file (a folder for cartography and hf)")
+    export.add_argument("--by", default="accessibility", help="score column for cscore and hf (default accessibility)")
+    export.add_argument("--split", help="split to export (default train; test for cleanlab)")
+    export.add_argument("--hf-dataset", help="hf: the save_to_disk folder of the dataset to add the column to")
+    export.set_defaults(func=_cmd_export)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--eval-every", type=float, help=f"checkpoint interval in epochs, fractions allowed; checkpoint 0 is the initialisation (default {d.eval_every:g})")
     score.add_argument("--lr-decay-epochs", type=float, help=f"'step' schedule: epochs between LR decays (default {d.lr_decay_epochs:g})")
     score.add_argument("--train-record", choices=TRAIN_RECORDS, help="train-set predictions from a separate eval pass, or from the training pass itself as in Pliushch et al.'s code (default eval)")
+    score.add_argument("--record-probs", action="store_true", default=None, help="also keep every class probability per checkpoint (float16 [E, M, K] per member and split; the size is printed first; default off)")
     score.add_argument("--out", help="run directory (default runs/<dataset>)")
     score.set_defaults(func=_cmd_score)
 
@@ -178,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats.set_defaults(func=_cmd_stats)
 
     _train_parser(sub)
+    _export_parser(sub)
     sub.add_parser("datasets", help="list the dataset names").set_defaults(func=_cmd_datasets)
     sub.add_parser("architectures", help="list the architecture names").set_defaults(func=_cmd_architectures)
     return parser

@@ -17,6 +17,11 @@
 * ``folder:<path>``: ``path/train/<class>/*`` + ``path/test/<class>/*``, or ``path/<class>/*``
   split 80/20 per class with seed 0.
 
+Every example has a stable ``id`` (the source's identity: the index in ``load_digits()``, a
+folder's relative path, a Hugging Face ``<split>/<row>`` or ``id`` column, torchvision's
+``<split>/<index>``, the synthetic sets' draw index) and a ``content_hash`` of its pixels; see
+``scoring.ids``. Both are columns of ``scores.parquet``.
+
 Decoded sources are cached as ``<cache>/<safe name>/arrays[-sizeS].npz`` (written atomically),
 so only the first load decodes; local sources are re-read when their files change, and a cache
 whose local source was deleted still loads. Images of different sizes are resized to
@@ -32,6 +37,7 @@ records it (``digits+noise0.2``, ``+noise0.2-seed3`` for another seed; ``+size32
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -42,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from scoring.errors import UserError
+from scoring.ids import as_ids, content_hashes
 
 from . import data_sources as src
 from .synthetic import make_gabor, make_gaussian
@@ -52,13 +59,19 @@ __all__ = ["Split", "Dataset", "load_dataset", "list_datasets", "default_cache_d
 
 @dataclass(frozen=True, eq=False)
 class Split:
-    """One split; treat the arrays as read-only (the fingerprint describes them)."""
+    """One split; treat the arrays as read-only (the fingerprint describes them). ``ids`` are
+    the examples' source ids (``scoring.ids``; default: the positions); ``content_hashes`` are
+    computed on first use."""
 
     images: np.ndarray  # uint8 [M, H, W, C], C in {1, 3}
     labels: np.ndarray  # int64 [M]
+    ids: np.ndarray | None = None  # str [M]
 
     def __post_init__(self) -> None:
         im, lab = self.images, self.labels
+        object.__setattr__(self, "ids", as_ids(np.arange(len(lab)) if self.ids is None else self.ids))
+        if len(self.ids) != len(lab):
+            raise ValueError(f"ids must be one per example ({len(lab)}), got {len(self.ids)}")
         if im.dtype != np.uint8 or im.ndim != 4 or im.shape[3] not in (1, 3):
             raise ValueError(f"images must be uint8 [M, H, W, C] with C in (1, 3), got "
                              f"{im.dtype} {im.shape}")
@@ -67,6 +80,10 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @functools.cached_property
+    def content_hashes(self) -> np.ndarray:
+        return content_hashes(self.images)
 
 
 @dataclass(frozen=True, eq=False)
@@ -307,7 +324,8 @@ def _superclass_subset(full: src.RawData, superclass: str) -> src.RawData:
     remap[fine] = np.arange(len(fine))
     return src.RawData(full.train_images[tr], remap[full.train_labels[tr]],
                        full.test_images[te], remap[full.test_labels[te]],
-                       tuple(full.classes[i] for i in fine))
+                       tuple(full.classes[i] for i in fine),
+                       train_ids=full.ids("train")[tr], test_ids=full.ids("test")[te])
 
 
 def load_dataset(name: str = "digits", *, label_noise: float = 0.0, noise_seed: int = 0,
@@ -351,8 +369,8 @@ def load_dataset(name: str = "digits", *, label_noise: float = 0.0, noise_seed: 
         clean = train_y
         train_y = apply_label_noise(train_y, p, len(classes), int(noise_seed))
         canonical += f"+noise{p:g}" + (f"-seed{int(noise_seed)}" if noise_seed else "")
-    train = Split(np.ascontiguousarray(train_x), train_y)
-    test = Split(np.ascontiguousarray(test_x), np.asarray(raw.test_labels, np.int64))
+    train = Split(np.ascontiguousarray(train_x), train_y, raw.ids("train"))
+    test = Split(np.ascontiguousarray(test_x), np.asarray(raw.test_labels, np.int64), raw.ids("test"))
     for split in (train, test):
         if len(split) and (split.labels.min() < 0 or split.labels.max() >= len(classes)):
             raise UserError(f"{canonical} has labels outside 0..{len(classes) - 1}; "

@@ -5,6 +5,9 @@ dataset classes, and image folders. Everything that decodes image files goes thr
 ``decode_images`` (all images of both splits in one go, in a thread pool) and is cached on disk
 as one ``.npz`` by ``cached``, so only the first load of a dataset pays for decoding.
 
+Every reader also returns each example's ``id`` (see ``scoring.ids``): the source's own identity,
+so scores survive re-splitting and reordering.
+
 Image mode: a dataset whose images are all grey (PIL modes 1, L, LA, I, I;16, F) becomes
 C = 1; anything else is converted to RGB (alpha dropped), C = 3.
 Image size: with ``image_size = S`` every image is resized to S x S; otherwise, if the images
@@ -32,10 +35,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from scoring.errors import UserError
+from scoring.ids import as_ids
 
 log = logging.getLogger("curriculum.data")
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: example ids
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm",
                     ".pgm"}
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F"}
@@ -47,7 +51,8 @@ DIGITS_TEST_SIZE = 450
 
 @dataclass
 class RawData:
-    """What a reader returns: both splits as arrays, class names, optional extra label arrays."""
+    """What a reader returns: both splits as arrays, class names, optional extra label arrays,
+    and the example ids of each split (None: positions, ``<split>/<i>``)."""
 
     train_images: np.ndarray
     train_labels: np.ndarray
@@ -55,6 +60,13 @@ class RawData:
     test_labels: np.ndarray
     classes: tuple[str, ...]
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+    train_ids: np.ndarray | None = None
+    test_ids: np.ndarray | None = None
+
+    def ids(self, split: str) -> np.ndarray:
+        stored = self.train_ids if split == "train" else self.test_ids
+        size = len(self.train_labels if split == "train" else self.test_labels)
+        return as_ids(stored) if stored is not None else np.array([f"{split}/{i}" for i in range(size)], dtype=object)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,7 +238,8 @@ def _read_cache(path: Path, signature: str | None, image_size: int | None) -> Ra
             extras = {k[len("extra_"):]: z[k] for k in z.files if k.startswith("extra_")}
             return RawData(z["train_images"], z["train_labels"].astype(np.int64),
                            z["test_images"], z["test_labels"].astype(np.int64),
-                           tuple(str(c) for c in z["classes"]), extras)
+                           tuple(str(c) for c in z["classes"]), extras,
+                           z["train_ids"].astype(object), z["test_ids"].astype(object))
     except FileNotFoundError:
         return None
     except Exception as err:  # a truncated or foreign file: rebuild it
@@ -242,6 +255,7 @@ def _write_cache(path: Path, raw: RawData, signature: str | None, key: str,
         "train_images": raw.train_images, "train_labels": raw.train_labels,
         "test_images": raw.test_images, "test_labels": raw.test_labels,
         "classes": np.array(raw.classes, dtype=str), "meta": np.array(json.dumps(meta)),
+        "train_ids": raw.ids("train").astype(str), "test_ids": raw.ids("test").astype(str),
         **{f"extra_{k}": v for k, v in raw.extras.items()},
     }
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -279,7 +293,7 @@ def cached(key: str, cache_dir: Path, image_size: int | None, build: Callable[[]
 
 def read_digits() -> RawData:
     """8x8 grey digits; values 0..16 -> uint8 round(v * 255 / 16); stratified 1347 / 450 split
-    (seed 0, see ``stratified_split``)."""
+    (seed 0, see ``stratified_split``); ids are the indices in ``load_digits()``."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -287,7 +301,8 @@ def read_digits() -> RawData:
     labels = bunch.target.astype(np.int64)
     train, test = stratified_split(labels, n_test=DIGITS_TEST_SIZE)
     classes = tuple(str(c) for c in bunch.target_names)
-    return RawData(images[train], labels[train], images[test], labels[test], classes)
+    return RawData(images[train], labels[train], images[test], labels[test], classes,
+                   train_ids=train, test_ids=test)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -318,9 +333,13 @@ def _hf_columns(features, what: str) -> tuple[str, str]:
     return image_col, label_col
 
 
-def _hf_split_arrays(ds, image_col: str, label_col: str, extra_cols: Sequence[str]):
+def _hf_split_arrays(ds, image_col: str, label_col: str, extra_cols: Sequence[str], split: str):
+    """Encoded images, labels, extra label columns and ids (an ``id`` column, else
+    ``<split>/<row>``) of one split."""
     import datasets
 
+    ids = (as_ids(ds["id"]) if "id" in ds.column_names
+           else np.array([f"{split}/{row}" for row in range(len(ds))], dtype=object))
     ds = ds.select_columns([image_col, label_col, *extra_cols])
     ds = ds.cast_column(image_col, datasets.Image(decode=False))
     table = ds.with_format("arrow")[:]
@@ -328,7 +347,7 @@ def _hf_split_arrays(ds, image_col: str, label_col: str, extra_cols: Sequence[st
     items = [c["bytes"] if c.get("bytes") is not None else c["path"] for c in cells]
     labels = np.asarray(table.column(label_col).to_numpy(), dtype=np.int64)
     extras = {c: np.asarray(table.column(c).to_numpy(), dtype=np.int64) for c in extra_cols}
-    return items, labels, extras
+    return items, labels, extras, ids
 
 
 def hf_to_raw(dsd, what: str, image_size: int | None,
@@ -350,22 +369,22 @@ def hf_to_raw(dsd, what: str, image_size: int | None,
     image_col, label_col = _hf_columns(train.features, what)
     feature = train.features[label_col]
     extras_cols = [c for c in extra_label_cols if c in train.features]
-    tr_items, tr_labels, tr_extra = _hf_split_arrays(train, image_col, label_col, extras_cols)
+    tr_items, tr_labels, tr_extra, tr_ids = _hf_split_arrays(train, image_col, label_col, extras_cols, "train")
     if (tr_labels < 0).any():
         raise UserError(f"{what}: some train labels are missing (-1); use a labelled dataset.")
     te_items = None
     for name in TEST_SPLIT_NAMES:
         if name in dsd:
-            items, labels, extra = _hf_split_arrays(dsd[name], image_col, label_col, extras_cols)
+            items, labels, extra, ids = _hf_split_arrays(dsd[name], image_col, label_col, extras_cols, name)
             if len(labels) and (labels >= 0).all():
-                te_items, te_labels, te_extra = items, labels, extra
+                te_items, te_labels, te_extra, te_ids = items, labels, extra, ids
                 break
     if te_items is None:
         log.info("%s has no labelled test split; splitting train 80/20 (seed %d)", what, SPLIT_SEED)
         tr_idx, te_idx = stratified_split(tr_labels)
-        te_items, te_labels = [tr_items[i] for i in te_idx], tr_labels[te_idx]
+        te_items, te_labels, te_ids = [tr_items[i] for i in te_idx], tr_labels[te_idx], tr_ids[te_idx]
         te_extra = {k: v[te_idx] for k, v in tr_extra.items()}
-        tr_items, tr_labels = [tr_items[i] for i in tr_idx], tr_labels[tr_idx]
+        tr_items, tr_labels, tr_ids = [tr_items[i] for i in tr_idx], tr_labels[tr_idx], tr_ids[tr_idx]
         tr_extra = {k: v[tr_idx] for k, v in tr_extra.items()}
     log.info("decoding %d images of %s", len(tr_items) + len(te_items), what)
     images = decode_images(tr_items + te_items, image_size)
@@ -380,7 +399,7 @@ def hf_to_raw(dsd, what: str, image_size: int | None,
         if isinstance(f, datasets.ClassLabel):
             extras[f"{col}_names"] = np.array(f.names, dtype=str)
     n = len(tr_items)
-    return RawData(images[:n], tr_labels, images[n:], te_labels, classes, extras)
+    return RawData(images[:n], tr_labels, images[n:], te_labels, classes, extras, tr_ids, te_ids)
 
 
 def load_hf_source(source: str, config: str | None, local: bool):
@@ -492,7 +511,7 @@ def read_torchvision(class_name: str, root: Path, image_size: int | None) -> Raw
     classes = getattr(parts[0], "classes", None)
     classes = tuple(str(c) for c in classes) if classes and len(classes) >= k else tuple(
         str(i) for i in range(k))
-    return RawData(tr_x, tr_y, te_x, te_y, classes)
+    return RawData(tr_x, tr_y, te_x, te_y, classes)  # ids: <split>/<index in that split>
 
 
 # ---------------------------------------------------------------------------------------------
@@ -511,7 +530,8 @@ def _class_files(root: Path) -> dict[str, list[Path]]:
 def read_folder(root: Path, image_size: int | None) -> RawData:
     """``root/train/<class>/*`` + ``root/test/<class>/*`` (or val/validation/valid), else
     ``root/<class>/*`` split by ``stratified_split`` (80/20 per class, seed 0). Classes are the
-    sub-folder names that hold images, sorted; files are sorted by path."""
+    sub-folder names that hold images, sorted; files are sorted by path. Ids are the paths
+    relative to ``root`` (``train/cat/001.png`` or ``cat/001.png``)."""
     test_dir = next((root / n for n in TEST_SPLIT_NAMES if (root / n).is_dir()), None)
     if (root / "train").is_dir() and test_dir is not None:
         train_files, test_files = _class_files(root / "train"), _class_files(test_dir)
@@ -534,5 +554,9 @@ def read_folder(root: Path, image_size: int | None) -> RawData:
                         f"*.png and {root}/test/<class>/*.png, or {root}/<class>/*.png.")
     log.info("decoding %d images under %s", len(tr) + len(te), root)
     images = decode_images([f for f, _ in tr] + [f for f, _ in te], image_size)
+    def ids(pairs):
+        return np.array([f.relative_to(root).as_posix() for f, _ in pairs], dtype=object)
+
     return RawData(images[: len(tr)], np.array([k for _, k in tr], np.int64),
-                   images[len(tr):], np.array([k for _, k in te], np.int64), classes)
+                   images[len(tr):], np.array([k for _, k in te], np.int64), classes,
+                   train_ids=ids(tr), test_ids=ids(te))

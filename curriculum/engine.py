@@ -195,26 +195,27 @@ def train_step(
     return logits.detach().float(), loss.detach()
 
 
-def outputs_to_record(logits: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Predicted label, P(true class) and EL2N = ||softmax - onehot(y)||_2 of a batch of logits."""
-    probs = torch.softmax(logits.float(), dim=1)
-    p_true = probs.gather(1, y[:, None]).squeeze(1)
-    el2n = torch.sqrt((probs.square().sum(1) - 2 * p_true + 1).clamp_min(0))
-    return {"pred": probs.argmax(1), "p_true": p_true, "el2n": el2n}
+def outputs_to_record(logits: torch.Tensor, y: torch.Tensor, probs: bool = False) -> dict[str, torch.Tensor]:
+    """Predicted label, P(true class) and EL2N = ||softmax - onehot(y)||_2 of a batch of logits
+    (and, with ``probs``, the class probabilities themselves)."""
+    p = torch.softmax(logits.float(), dim=1)
+    p_true = p.gather(1, y[:, None]).squeeze(1)
+    el2n = torch.sqrt((p.square().sum(1) - 2 * p_true + 1).clamp_min(0))
+    return {"pred": p.argmax(1), "p_true": p_true, "el2n": el2n, **({"probs": p} if probs else {})}
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, data: DeviceData, split: str, precision: str, batch_size: int = 1024) -> dict[str, np.ndarray]:
+def predict(model: torch.nn.Module, data: DeviceData, split: str, precision: str, batch_size: int = 1024, probs: bool = False) -> dict[str, np.ndarray]:
     """Eval-mode predictions of ``model`` on every example of ``split`` (see outputs_to_record)."""
     model.eval()
-    parts: dict[str, list[torch.Tensor]] = {"pred": [], "p_true": [], "el2n": []}
+    parts: dict[str, list[torch.Tensor]] = {}
     for start in range(0, data.size(split), batch_size):
         index = torch.arange(start, min(start + batch_size, data.size(split)), device=data.device)
         x, y = data.batch(split, index)
         with autocast(x.device, precision):
             logits = model(x)
-        for key, value in outputs_to_record(logits, y).items():
-            parts[key].append(value)
+        for key, value in outputs_to_record(logits, y, probs).items():
+            parts.setdefault(key, []).append(value)
     return {key: torch.cat(value).cpu().numpy() for key, value in parts.items()}
 
 

@@ -12,7 +12,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from scoring import agreement  # noqa: E402
-from scoring.records import SPLITS, Record, atomic_write_bytes, load_record  # noqa: E402
+from scoring.records import SPLITS, Record, atomic_write_bytes  # noqa: E402
+from scoring.run import write_scores  # noqa: E402
 from scoring.scores import Scores  # noqa: E402
 from scoring.summary import checkpoint_summary, format_reliability, format_summary  # noqa: E402
 from stats.distributions import class_conditional_null_consistency, independent_null_consistency  # noqa: E402
@@ -93,28 +94,17 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def el2n_checkpoint(epochs: list[float], fraction: float = 0.1) -> int:
-    """EL2N is read early in training (Paul et al.): the first checkpoint after initialisation at
-    or past ``fraction`` of the training epochs."""
-    target = fraction * epochs[-1]
-    return next(i for i, epoch in enumerate(epochs) if i > 0 and epoch >= target - 1e-9)
-
-
 def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False) -> Scores:
     """Turn a finished record into ``scores.parquet``, ``summary.csv``, figures and ``report.md``,
     and print the per-checkpoint summary."""
     run_dir = Path(run_dir)
     epochs = [c["epoch"] for c in info["checkpoints"]]
-    records = {
-        split: load_record(run_dir, split, dataset.split(split).labels, info["members"], len(epochs))
-        for split in SPLITS
-    }
-    el2n_at = el2n_checkpoint(epochs)
-    scores = Scores.from_records(
-        records, dataset=dataset.name, fingerprint=dataset.fingerprint, el2n_checkpoint=el2n_at,
-        extra_meta={"arch": info["arch"], "members": info["members"], "epochs": epochs},
+    parts = {split: dataset.split(split) for split in SPLITS}
+    scores, records = write_scores(
+        run_dir, info, {split: part.labels for split, part in parts.items()},
+        ids={split: part.ids for split, part in parts.items()},
+        hashes={split: part.content_hashes for split, part in parts.items()},
     )
-    scores.save(run_dir / "scores.parquet")
     summary = checkpoint_summary(records, epochs)
     summary.to_csv(run_dir / "summary.csv", index=False)
     figures = [

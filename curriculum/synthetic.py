@@ -104,10 +104,14 @@ def make_gabor(full: bool = False) -> RawData:
     test_y = labels[:, n_train:].reshape(-1)
     p_train, p_test = rng.permutation(len(train_y)), rng.permutation(len(test_y))
     classes = tuple(name for name, *_ in specs)
-    return RawData(train_x[p_train], train_y[p_train], test_x[p_test], test_y[p_test], classes)
+    draw = np.arange(len(specs) * per).reshape(len(specs), per)  # the id: the generator's draw index
+    return RawData(train_x[p_train], train_y[p_train], test_x[p_test], test_y[p_test], classes,
+                   train_ids=draw[:, :n_train].reshape(-1)[p_train],
+                   test_ids=draw[:, n_train:].reshape(-1)[p_test])
 
 
-def _gaussian_split(rng: np.random.Generator, n_per_class: int) -> tuple[np.ndarray, np.ndarray]:
+def _gaussian_split(rng: np.random.Generator, n_per_class: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Images, labels and draw indices (the ids), shuffled together."""
     parts, labels = [], []
     for k, mean in enumerate(GAUSSIAN_MEANS):
         x = rng.standard_normal((n_per_class, GAUSSIAN_DIM), dtype=np.float32) + np.float32(mean)
@@ -117,12 +121,13 @@ def _gaussian_split(rng: np.random.Generator, n_per_class: int) -> tuple[np.ndar
     x = np.concatenate(parts).reshape(-1, *GAUSSIAN_SHAPE)
     y = np.concatenate(labels)
     perm = rng.permutation(len(y))
-    return x[perm], y[perm]
+    return x[perm], y[perm], perm
 
 
 def make_gaussian() -> RawData:
     rng = np.random.default_rng(GAUSSIAN_SEED)
-    train_x, train_y = _gaussian_split(rng, GAUSSIAN_TRAIN_PER_CLASS)
-    test_x, test_y = _gaussian_split(rng, GAUSSIAN_TEST_PER_CLASS)
+    train_x, train_y, train_draw = _gaussian_split(rng, GAUSSIAN_TRAIN_PER_CLASS)
+    test_x, test_y, test_draw = _gaussian_split(rng, GAUSSIAN_TEST_PER_CLASS)
     classes = tuple(f"mean-{m:g}" for m in GAUSSIAN_MEANS)
-    return RawData(train_x, train_y, test_x, test_y, classes)
+    return RawData(train_x, train_y, test_x, test_y, classes,
+                   train_ids=[f"train/{i}" for i in train_draw], test_ids=[f"test/{i}" for i in test_draw])

@@ -30,7 +30,6 @@ from typing import NamedTuple
 import numpy as np
 
 from scoring.errors import UserError
-from stats.distributions import pearson
 
 __all__ = [
     "consistency",
@@ -182,6 +181,8 @@ def accessibility_correlation(correct_a, correct_b) -> tuple[float, float]:
         raise UserError(
             f"The two collections must score the same examples; got {acc_a.size} and {acc_b.size}."
         )
+    from stats.distributions import pearson  # scipy, only when asked for: importing scoring stays light
+
     return pearson(acc_a, acc_b)
 
 

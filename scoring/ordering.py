@@ -33,20 +33,17 @@ Direction. A score has no built-in direction: accessibility is higher-is-easier,
 checkpoint, forgetting and EL2N are lower-is-easier. ``order_examples`` therefore takes
 ``easier="higher"`` or ``easier="lower"`` with no default, and ``Scores.order`` reads it from the
 scores' metadata, so no call can silently order hardest-first. Scores come from a column of the
-Scores table, from an external file (``load_external_scores``), or from self-taught scoring
+Scores table, from an external file (``scoring.formats.load_external_scores``), or from self-taught scoring
 (P(true class) under a vanilla-trained model: ``easier="higher"``).
 """
 
 from __future__ import annotations
 
-import zipfile
-from pathlib import Path
-
 import numpy as np
 
 from scoring.errors import UserError
 
-__all__ = ["DIRECTIONS", "ORDERS", "balance_by_class", "load_external_scores", "order_examples",
+__all__ = ["DIRECTIONS", "ORDERS", "balance_by_class", "order_examples",
            "rank_easiest_first", "uses_pacing"]
 
 ORDERS = ("curriculum", "anti", "random", "none")
@@ -130,78 +127,6 @@ def order_examples(scores, labels, kind: str = "curriculum", *, easier: str | No
         order = np.random.default_rng(seed).permutation(
             len(scores) if scores is not None else len(labels))
     return balance_by_class(order, labels) if balanced else order
-
-
-def load_external_scores(path, labels) -> np.ndarray:
-    """Per-example scores from a file, in the dataset's example order.
-
-    - ``.csv`` / ``.parquet``: a ``score`` column; optional ``index`` (the example index each
-      row belongs to; without it rows are in dataset order) and ``label`` (checked).
-    - ``.npz`` with arrays ``labels`` and ``scores`` in dataset order, as the published C-scores
-      are (higher C-score = easier).
-
-    The file must cover every example once and its labels must equal ``labels``; otherwise a
-    ``UserError`` says how many differ and what to do.
-    """
-    path = Path(path)
-    labels = np.asarray(labels)
-    m = len(labels)
-    if not path.is_file():
-        raise UserError(f"Score file {path} does not exist; give the path of a .csv, .parquet "
-                        "or .npz file of per-example scores.")
-    suffix = path.suffix.lower()
-    index = file_labels = None
-    try:
-        if suffix == ".npz":
-            with np.load(path) as npz:
-                missing = [k for k in ("labels", "scores") if k not in npz.files]
-                if missing:
-                    raise UserError(f"{path} has no {' or '.join(missing)} array (it has "
-                                    f"{', '.join(npz.files) or 'none'}); a score .npz needs "
-                                    "'labels' and 'scores', as the published C-scores have.")
-                scores, file_labels = npz["scores"], npz["labels"]
-        elif suffix in (".csv", ".parquet"):
-            import pandas as pd
-
-            table = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
-            if "score" not in table.columns:
-                raise UserError(f"{path} has no 'score' column (it has "
-                                f"{', '.join(map(str, table.columns))}); name the column of "
-                                "per-example scores 'score'.")
-            scores = table["score"].to_numpy()
-            if "index" in table.columns:
-                index = table["index"].to_numpy()
-            if "label" in table.columns:
-                file_labels = table["label"].to_numpy()
-        else:
-            raise UserError(f"Cannot read scores from {path}: use a .csv, .parquet or .npz "
-                            "file.")
-        scores = np.asarray(scores, dtype=np.float64)
-    except (ValueError, OSError, zipfile.BadZipFile) as err:
-        if isinstance(err, UserError):
-            raise
-        raise UserError(f"Cannot read scores from {path} ({err}); check the file.") from err
-
-    if scores.ndim != 1 or len(scores) != m:
-        raise UserError(f"{path} has {scores.size} scores but the dataset has {m} examples; "
-                        "use the score file made for this dataset (and split).")
-    if index is not None:
-        if (not np.issubdtype(index.dtype, np.integer)
-                or not np.array_equal(np.sort(index), np.arange(m))):
-            raise UserError(f"The 'index' column of {path} must hold every example index "
-                            f"0..{m - 1} exactly once.")
-        by_index = np.argsort(index)
-        scores = scores[by_index]
-        if file_labels is not None:
-            file_labels = file_labels[by_index]
-    if file_labels is not None:
-        file_labels = np.asarray(file_labels).reshape(-1)
-        differ = int((file_labels != labels).sum()) if len(file_labels) == m else m
-        if differ:
-            raise UserError(f"{differ} of {m} labels in {path} differ from the dataset's; the "
-                            "scores must be in the dataset's example order, so use the file "
-                            "made for this dataset and split (or add an 'index' column).")
-    return scores
 
 
 def _check_kind(kind: str) -> None:

@@ -8,6 +8,8 @@ Layout of ``runs/<name>/``::
     records/member_007/train.p_true.npy  float16 [E, M_train]  P(true class)
     records/member_007/train.el2n.npy    float16 [E, M_train]  ||softmax - onehot||_2
     records/member_007/test.*.npy        the same for the test split
+    records/member_007/train.probs.npy   float16 [E, M_train, K] class probabilities (only when
+                                         asked for: --record-probs / Recorder(record_probs=True))
 
 The arrays are allocated at their full size ``[checkpoints, M]`` when a member starts and filled
 one row per checkpoint in place; ``progress.json`` (written atomically, after the rows are
@@ -33,6 +35,7 @@ import numpy as np
 from scoring.errors import UserError
 
 FIELDS = {"pred": np.int16, "p_true": np.float16, "el2n": np.float16}
+PROBS = "probs"  # the optional [E, M, K] float16 field
 SPLITS = ("train", "test")
 SCHEMA_VERSION = 1
 
@@ -111,26 +114,61 @@ def _load_array(path: Path, member: int, rows: int, mmap: bool) -> np.ndarray:
     return array[:rows]
 
 
-class MemberRecord:
-    """Record of one member: a preallocated [checkpoints, M] array per split and field, filled
-    one row per checkpoint in place (O(M) bytes a checkpoint, whatever the number of checkpoints)."""
+def probs_bytes(members: int, checkpoints: int, sizes: dict[str, int], num_classes: int) -> int:
+    """Disk size of the float16 class probabilities of a whole run."""
+    return 2 * members * checkpoints * sum(sizes.values()) * num_classes
 
-    def __init__(self, run_dir: str | Path, member: int, sizes: dict[str, int], checkpoints: int):
+
+class MemberRecord:
+    """Record of one member: a preallocated [checkpoints, M] array per split and field (and
+    [checkpoints, M, K] probabilities when ``num_classes`` is given), filled one row per
+    checkpoint in place (O(M) bytes a checkpoint, whatever the number of checkpoints)."""
+
+    def __init__(self, run_dir: str | Path, member: int, sizes: dict[str, int], checkpoints: int, num_classes: int | None = None):
         self.member = member
         self.dir = member_dir(Path(run_dir), member)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.sizes = dict(sizes)
         self.rows = committed_checkpoints(self.dir, member)
+        self.fields = {**FIELDS, **({PROBS: np.float16} if num_classes else {})}
+        self.num_classes = num_classes
         self._arrays: dict[tuple[str, str], np.ndarray] = {}
         for split, size in self.sizes.items():
-            for field, dtype in FIELDS.items():
+            for field, dtype in self.fields.items():
                 path = self._path(split, field)
+                shape = self._shape(checkpoints, split, field)
                 if self.rows:
-                    _check_npy(path, member, (checkpoints, size), dtype)
+                    _check_npy(path, member, shape, dtype)
                     array = np.lib.format.open_memmap(path, mode="r+")
                 else:
-                    array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(checkpoints, size))
+                    array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
                 self._arrays[split, field] = array
+
+    def _shape(self, checkpoints: int, split: str, field: str) -> tuple[int, ...]:
+        size = self.sizes[split]
+        return (checkpoints, size, self.num_classes) if field == PROBS else (checkpoints, size)
+
+    @property
+    def capacity(self) -> int:
+        """Checkpoints the files have room for."""
+        return next(iter(self._arrays.values())).shape[0]
+
+    def resize(self, checkpoints: int) -> None:
+        """Reallocate every file to ``checkpoints`` rows, keeping the committed ones (for a
+        writer that does not know the number of checkpoints in advance). Each file is swapped in
+        atomically, so a reader sees the committed rows throughout."""
+        if checkpoints < self.rows:
+            raise ValueError(f"cannot shrink to {checkpoints} rows below the {self.rows} written")
+        for (split, field), old in self._arrays.items():
+            old.flush()
+            path = self._path(split, field)
+            tmp = path.with_name(f".{path.name}.resize")
+            new = np.lib.format.open_memmap(tmp, mode="w+", dtype=old.dtype, shape=self._shape(checkpoints, split, field))
+            new[: self.rows] = old[: self.rows]
+            new.flush()
+            del new, old
+            os.replace(tmp, path)
+            self._arrays[split, field] = np.lib.format.open_memmap(path, mode="r+")
 
     def _path(self, split: str, field: str) -> Path:
         return self.dir / f"{split}.{field}.npy"
@@ -142,6 +180,8 @@ class MemberRecord:
     def append(self, rows: dict[str, dict[str, np.ndarray]]) -> None:
         """Write the next checkpoint's row: ``rows[split][field]`` is a vector over that split's
         examples. It becomes visible to readers (and to a resumed run) only with :meth:`commit`."""
+        if self.rows >= self.capacity:
+            raise ValueError(f"member {self.member}: all {self.capacity} checkpoints are written")
         for (split, field), array in self._arrays.items():
             row = np.asarray(rows[split][field])
             if row.shape != array.shape[1:]:
@@ -194,6 +234,21 @@ def load_record(run_dir: str | Path, split: str, labels: np.ndarray, members: in
         el2n=np.stack(arrays["el2n"]).astype(np.float32),
         labels=np.asarray(labels, dtype=np.int64),
     )
+
+
+def load_probs(run_dir: str | Path, split: str, member: int, checkpoints: int) -> np.ndarray:
+    """One member's committed class probabilities of ``split``: float16 memmap [E, M, K]."""
+    path = member_dir(Path(run_dir), member) / f"{split}.{PROBS}.npy"
+    if not path.exists():
+        raise UserError(f"{Path(run_dir)} holds no class probabilities; run `curriculum score` with "
+                        "--record-probs (or Recorder(record_probs=True)) to keep them.")
+    try:
+        array = np.load(path, mmap_mode="r")
+    except (OSError, ValueError, EOFError):
+        raise _corrupt(path, member) from None
+    if array.ndim != 3 or array.shape[0] < checkpoints:
+        raise _corrupt(path, member)
+    return array[:checkpoints]
 
 
 def read_run_info(run_dir: str | Path) -> dict | None:

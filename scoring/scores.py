@@ -1,7 +1,7 @@
 """The per-example scores table, ``scores.parquet``: what other projects import.
 
-One row per example and split (``split``, ``index`` in that split, ``label``) and one column per
-score. The parquet metadata (key ``curriculum``) carries the schema version, the dataset name and
+One row per example and split (``split``, ``index`` in that split, the example's stable ``id``
+and ``content_hash`` (see ``scoring.ids``), ``label``) and one column per score. The parquet metadata (key ``curriculum``) carries the schema version, the dataset name and
 fingerprint, and for each column the direction that means *easier* (``"higher"``, ``"lower"`` or
 ``null`` when a column has none, as for data-map variability or image statistics)::
 
@@ -24,11 +24,13 @@ import pyarrow.parquet as pq
 
 from scoring import agreement
 from scoring.errors import UserError
+from scoring.ids import Alignment, align, as_ids
 from scoring.ordering import order_examples
 from scoring.records import SCHEMA_VERSION, Record, atomic_write_bytes
 from scoring.reliability import DEFAULT_SPLITS, split_half_reliability
 
 META_KEY = b"curriculum"
+KEY_COLUMNS = ("split", "index", "id", "content_hash")  # what identifies a row; never a score
 
 #: Columns every score run writes, with the direction that means easier. Every average over
 #: training (accessibility, learned checkpoint, forgetting, the data map) uses the checkpoints
@@ -79,11 +81,20 @@ class Scores:
     meta: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_records(cls, records: dict[str, Record], *, dataset: str, fingerprint: str, el2n_checkpoint: int, extra_meta: dict | None = None) -> "Scores":
+    def from_records(cls, records: dict[str, Record], *, dataset: str, fingerprint: str, el2n_checkpoint: int, extra_meta: dict | None = None,
+                     ids: dict[str, np.ndarray] | None = None, hashes: dict[str, np.ndarray] | None = None) -> "Scores":
+        """The table of every split's record; ``ids`` and ``hashes`` (per split, one per example)
+        fill the ``id`` and ``content_hash`` columns (positions and None when not given)."""
         frames, reliability = [], {}
         for split, record in records.items():
             columns = score_columns(record, el2n_checkpoint)
-            frame = pd.DataFrame({"split": split, "index": np.arange(len(record.labels)), "label": record.labels, **columns})
+            m = len(record.labels)
+            frame = pd.DataFrame({
+                "split": split, "index": np.arange(m),
+                "id": as_ids(ids[split]) if ids and split in ids else as_ids(np.arange(m)),
+                "content_hash": np.asarray(hashes[split], dtype=object) if hashes and split in hashes else np.full(m, None, dtype=object),
+                "label": record.labels, **columns,
+            })
             frames.append(frame)
             halves = split_half_reliability(record, lambda r: score_columns(r, el2n_checkpoint))
             reliability[split] = {name: {k: _json_float(v) for k, v in values.items()} for name, values in halves.items()}
@@ -158,8 +169,8 @@ class Scores:
         return rows.sort_values("index").reset_index(drop=True)
 
     def column(self, by: str, split: str = "train") -> np.ndarray:
-        if by not in self.table.columns or by in ("split", "index"):
-            names = [c for c in self.table.columns if c not in ("split", "index", "label")]
+        if by not in self.table.columns or by in KEY_COLUMNS:
+            names = [c for c in self.table.columns if c not in (*KEY_COLUMNS, "label")]
             raise UserError(f"Unknown score column '{by}'; choose one of {', '.join(names)}.")
         return self.split(split)[by].to_numpy()
 
@@ -201,13 +212,21 @@ class Scores:
         if fingerprint != self.fingerprint:
             raise UserError(
                 f"These scores belong to dataset '{self.meta.get('dataset')}', not to '{dataset_name}' (the "
-                f"fingerprints differ); run `curriculum score --dataset {dataset_name}` or pass a matching run."
+                f"fingerprints differ); run `curriculum score --dataset {dataset_name}`, pass a matching run, or "
+                f"re-map them by example id with Scores.align."
             )
 
     def attach(self, dataset: Any) -> dict[str, pd.DataFrame]:
         """Per-split tables aligned with ``dataset`` (anything with ``fingerprint``), checked first."""
         self.check_fingerprint(dataset.fingerprint, getattr(dataset, "name", "the dataset"))
         return {split: self.split(split) for split in self.table["split"].unique()}
+
+    def align(self, target: Any, by: str | None = None, split: str | None = None) -> Alignment:
+        """These scores matched to a user's examples by ``id`` or ``content_hash``, one row per
+        example of ``target`` in its order: a Hugging Face ``datasets.Dataset`` (its ``id`` column
+        or split name + row), a list of ids or file paths, or uint8 images. ``str()`` of the result
+        says how many matched; see :func:`scoring.ids.align`."""
+        return align(self.table, target, by=by, split=split)
 
     def to_csv(self, path: str | Path) -> Path:
         path = Path(path)

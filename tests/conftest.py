@@ -34,3 +34,13 @@ def score_run(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("score")
     run_cli(["score", *SMALL_SCORE, "--out", tmp / "run"], tmp)
     return tmp / "run"
+
+
+@pytest.fixture(scope="session")
+def probs_run(tmp_path_factory) -> Path:
+    """A finished 2-member run on digits that keeps class probabilities (1 epoch, 3 checkpoints)."""
+    tmp = tmp_path_factory.mktemp("probs")
+    out = run_cli(["score", "--dataset", "digits", "--members", "2", "--epochs", "1", "--eval-every", "0.5", "--record-probs",
+                   "--out", tmp / "run"], tmp)
+    (tmp / "run" / "stdout.txt").write_text(out.stdout)
+    return tmp / "run"

@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scoring.ordering import (ORDERS, balance_by_class, load_external_scores,
-                                 order_examples, rank_easiest_first, uses_pacing)
+from scoring.formats import load_external_scores
+from scoring.ordering import ORDERS, balance_by_class, order_examples, rank_easiest_first, uses_pacing
 from scoring.errors import UserError
 
 # Six examples, two classes; higher score = easier.
@@ -125,21 +125,26 @@ def test_csv_and_parquet_in_dataset_order(tmp_path):
     pd.DataFrame({"score": SCORES}).to_csv(tmp_path / "s.csv", index=False)
     pd.DataFrame({"score": SCORES, "label": LABELS}).to_parquet(tmp_path / "s.parquet")
     for name in ("s.csv", "s.parquet"):
-        np.testing.assert_array_equal(load_external_scores(tmp_path / name, LABELS), SCORES)
+        np.testing.assert_array_equal(load_external_scores(tmp_path / name, LABELS, direction="higher")[0], SCORES)
+        with pytest.raises(UserError, match="does not say whether a higher or lower 'score' is easier"):
+            load_external_scores(tmp_path / name, LABELS)
 
 
 def test_csv_with_an_index_column_is_put_in_dataset_order(tmp_path):
     shuffled = np.array([3, 0, 5, 1, 4, 2])
     pd.DataFrame({"index": shuffled, "label": LABELS[shuffled], "score": SCORES[shuffled]}) \
         .to_csv(tmp_path / "s.csv", index=False)
-    np.testing.assert_array_equal(load_external_scores(tmp_path / "s.csv", LABELS), SCORES)
+    scores, easier = load_external_scores(tmp_path / "s.csv", LABELS, direction="lower")
+    np.testing.assert_array_equal(scores, SCORES)
+    assert easier == "lower"
 
 
 def test_npz_like_published_c_scores(tmp_path):
     np.savez(tmp_path / "cscores.npz", labels=LABELS, scores=SCORES.astype(np.float32))
-    scores = load_external_scores(tmp_path / "cscores.npz", LABELS)
+    scores, easier = load_external_scores(tmp_path / "cscores.npz", LABELS)  # the format says higher
     np.testing.assert_allclose(scores, SCORES, rtol=1e-6)
-    assert order_examples(scores, LABELS, "curriculum", easier="higher").tolist() == [0, 2, 4, 3, 5, 1]
+    assert easier == "higher"
+    assert order_examples(scores, LABELS, "curriculum", easier=easier).tolist() == [0, 2, 4, 3, 5, 1]
 
 
 def test_label_mismatch_names_the_count_and_the_fix(tmp_path):
@@ -148,8 +153,8 @@ def test_label_mismatch_names_the_count_and_the_fix(tmp_path):
     np.savez(tmp_path / "c.npz", labels=wrong, scores=SCORES)
     pd.DataFrame({"score": SCORES, "label": wrong}).to_parquet(tmp_path / "c.parquet")
     for name in ("c.npz", "c.parquet"):
-        with pytest.raises(UserError, match="2 of 6 labels .* differ .* dataset's example order"):
-            load_external_scores(tmp_path / name, LABELS)
+        with pytest.raises(UserError, match="2 of 6 labels .* differ from the dataset's; use the file made for this dataset"):
+            load_external_scores(tmp_path / name, LABELS, direction="higher")
 
 
 @pytest.mark.parametrize("write,text", [
@@ -160,7 +165,7 @@ def test_label_mismatch_names_the_count_and_the_fix(tmp_path):
     (lambda p: pd.DataFrame({"index": [0, 0, 1, 2, 3, 4], "score": SCORES})
      .to_csv(p / "f.csv", index=False), "exactly once"),
     (lambda p: np.savez(p / "f.npz", scores=SCORES), "no labels array"),
-    (lambda p: (p / "f.txt").write_text("1\n"), ".csv, .parquet or .npz"),
+    (lambda p: (p / "f.txt").write_text("1\n"), "use .csv, .parquet, .npz"),
     (lambda p: (p / "f.parquet").write_text("not parquet"), "Cannot read scores"),
     (lambda p: (p / "f.npz").write_bytes(b"PK\x03\x04 truncated"), "Cannot read scores"),
     (lambda p: None, "does not exist"),
@@ -169,4 +174,4 @@ def test_bad_score_files_raise_user_errors(tmp_path, write, text):
     write(tmp_path)
     path = next(iter(tmp_path.iterdir()), tmp_path / "missing.csv")
     with pytest.raises(UserError, match=text.replace("(", r"\(")):
-        load_external_scores(path, LABELS)
+        load_external_scores(path, LABELS, direction="higher")

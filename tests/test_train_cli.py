@@ -103,8 +103,10 @@ def test_scores_file_of_the_same_scores_repeats_the_run_exactly(full, score_run,
     train = Scores.load(score_run).split("train")
     rows = train[["index", "label", "accessibility"]].rename(columns={"accessibility": "score"})
     rows.sample(frac=1, random_state=0).to_csv(tmp_path / "mine.csv", index=False)
-    run_cli(["train", "--scores-file", tmp_path / "mine.csv", "--orders", "anti,none", *TINY, "--quiet",
-             "--out", tmp_path / "out"], tmp_path)
+    no_direction = run_cli(["train", "--scores-file", tmp_path / "mine.csv", "--orders", "anti,none", *TINY, "--quiet"], tmp_path, check=False)
+    assert no_direction.returncode == 2 and "--scores-direction higher|lower" in no_direction.stderr
+    run_cli(["train", "--scores-file", tmp_path / "mine.csv", "--scores-direction", "higher", "--orders", "anti,none", *TINY,
+             "--quiet", "--out", tmp_path / "out"], tmp_path)
     _, curves, config = _outputs(tmp_path / "out")
     _, before, _ = _outputs(full[1])
     before = before[before["order"].isin(["anti", "none"])]

@@ -44,7 +44,7 @@ from curriculum.models import auto_arch
 from curriculum.recipes import with_recipe
 from curriculum.report import write_report
 from scoring.errors import UserError
-from scoring.records import SPLITS, MemberRecord, default_run_dir, member_dir, open_run, update_run
+from scoring.records import SPLITS, MemberRecord, default_run_dir, member_dir, open_run, probs_bytes, update_run
 
 TRAIN_RECORDS = ("eval", "online")
 
@@ -58,6 +58,7 @@ class ScoreConfig(TrainingConfig):
     eval_every: float = 0.25
     lr_decay_epochs: float = 20
     train_record: str = "eval"
+    record_probs: bool = False
     out: str | None = None
 
     def validate(self) -> None:
@@ -123,6 +124,8 @@ class MemberTrainer:
         self.perm = torch.empty(0, dtype=torch.long, device=self.device)
         m = data.size("train")
         self.online = {key: torch.zeros(m, device=self.device) for key in ("pred", "p_true", "el2n")}
+        if config.record_probs:
+            self.online["probs"] = torch.zeros(m, dataset.num_classes, device=self.device)
 
     def state(self) -> dict:
         return {
@@ -167,7 +170,7 @@ class MemberTrainer:
             set_lr(self.optimizer, learning_rate(self.config, self.step, self.total_steps, self.decay_every))
             logits, loss = train_step(self.model, self.optimizer, x, y, self.config.precision, self.scaler)
             if self.config.train_record == "online":
-                for key, value in outputs_to_record(logits, y).items():
+                for key, value in outputs_to_record(logits, y, self.config.record_probs).items():
                     self.online[key][index] = value.float()
             self.step += 1
             self.guard.update(loss, self.step)
@@ -179,7 +182,7 @@ class MemberTrainer:
         latest training-mode output of each example (Pliushch et al.'s code); checkpoint 0 has
         no training pass yet and uses the eval pass."""
         self.guard.check(self.step)
-        rows = {split: predict(self.model, self.data, split, self.config.precision) for split in SPLITS}
+        rows = {split: predict(self.model, self.data, split, self.config.precision, probs=self.config.record_probs) for split in SPLITS}
         if self.config.train_record == "online" and not initial:
             rows["train"] = {key: value.cpu().numpy() for key, value in self.online.items()}
         if not all(np.isfinite(row[key]).all() for row in rows.values() for key in ("p_true", "el2n")):
@@ -266,6 +269,11 @@ def score(config: ScoreConfig) -> Path:
     data = DeviceData(dataset, accelerator.device)
     sizes = {split: data.size(split) for split in SPLITS}
     mine = range(accelerator.process_index, config.members, accelerator.num_processes)
+    probs = dataset.num_classes if config.record_probs else None
+    if probs and accelerator.is_main_process and not config.quiet:
+        size = probs_bytes(config.members, len(steps), sizes, probs)
+        print(f"--record-probs keeps {config.members} x {len(steps)} checkpoints x {sum(sizes.values())} examples x {probs} "
+              f"classes as float16: {size / 2**20:.1f} MiB in {run_dir / 'records'}")
     started = time.perf_counter()
     with tqdm(
         total=len(mine) * steps[-1], unit="ex", unit_scale=config.batch_size, dynamic_ncols=True,
@@ -273,7 +281,7 @@ def score(config: ScoreConfig) -> Path:
     ) as progress:
         for member in mine:
             progress.set_description(f"{arch} member {member + 1}/{config.members}")
-            record = MemberRecord(run_dir, member, sizes, len(steps))
+            record = MemberRecord(run_dir, member, sizes, len(steps), num_classes=probs)
             if record.committed() == len(steps):
                 progress.update(steps[-1])
                 continue

@@ -38,7 +38,8 @@ from curriculum.engine import (
     train_step,
 )
 from curriculum.models import auto_arch, check_arch
-from scoring.ordering import ORDERS, load_external_scores, order_examples, uses_pacing
+from scoring.formats import load_external_scores
+from scoring.ordering import ORDERS, order_examples, uses_pacing
 from curriculum.pacing import PACINGS, make_pacing
 from curriculum.report import learning_curves_figure
 from curriculum.sampler import CurriculumBatchSampler
@@ -69,6 +70,7 @@ class CurriculumConfig(TrainingConfig):
     scores: str | None = None
     by: str = "accessibility"
     scores_file: str | None = None
+    scores_direction: str | None = None
     balanced: bool = True
     target: float | None = None
     out: str | None = None
@@ -172,7 +174,10 @@ def given_scores(config: CurriculumConfig, dataset: Dataset, run_dir: Path | Non
     that a wrong file or run fails at once."""
     labels = dataset.train.labels
     if config.scores_file:
-        return load_external_scores(config.scores_file, labels), "higher", f"scores file {config.scores_file} (higher = easier)"
+        column = None if config.by == CurriculumConfig.by else config.by  # the default: the file's own score
+        values, easier = load_external_scores(config.scores_file, labels, ids=dataset.train.ids, column=column,
+                                              direction=config.scores_direction)
+        return values, easier, f"scores file {config.scores_file} ({easier} = easier)"
     if run_dir is None:
         return None
     scores = Scores.load(run_dir)
