@@ -14,7 +14,7 @@ In your own training loop::
     from scoring import Scores
 
     order = Scores.load("runs/digits").order("accessibility")  # easiest first, class-balanced
-    pacing = make_pacing("exp", num_examples=len(order), batch_size=100)
+    pacing = make_pacing("exp", num_examples=len(order), batch_size=100, total_steps=5000)
     sampler = CurriculumBatchSampler(order, pacing, batch_size=100, num_steps=5000, seed=0)
     for x, y in DataLoader(dataset, batch_sampler=sampler):
         ...  # one optimisation step per batch; len(sampler) == 5000 steps

@@ -104,7 +104,7 @@ def test_works_inside_a_dataloader_in_a_training_loop():
     ({"order": []}, "non-empty"),
     ({"order": [0.5, 1.5]}, "indices"),
     ({"pacing": 5}, "function of the step"),
-    ({"pacing": make_pacing("exp", num_examples=M + 1, batch_size=B)}, "401 examples"),
+    ({"pacing": make_pacing("exp", num_examples=M + 1, batch_size=B, step=10)}, "401 examples"),
 ])
 def test_mistakes_raise_user_errors(kwargs, text):
     args = {"order": _order(), "pacing": None, "batch_size": B, "num_steps": 10, **kwargs}
