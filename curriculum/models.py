@@ -78,13 +78,19 @@ docstring.
 
 from __future__ import annotations
 
-import difflib
 from collections import OrderedDict
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from curriculum.architectures import (
+    LINEAR_PREFIX,
+    TORCHVISION_PREFIX,
+    auto_arch,
+    check_arch,
+    list_architectures,
+)
 from scoring.errors import UserError
 
 __all__ = [
@@ -97,8 +103,6 @@ __all__ = [
     "TORCHVISION_PREFIX",
 ]
 
-LINEAR_PREFIX = "linear-"
-TORCHVISION_PREFIX = "tv:"
 
 # ---------------------------------------------------------------------------------------------
 # Building blocks
@@ -251,29 +255,14 @@ def _resnet18(in_channels, num_classes, image_size, dropout):
     return model
 
 
-# name -> (builder, one-line description)
-_ARCHS: dict[str, tuple[Callable[..., nn.Module], str]] = {
-    "st-vgg": (
-        _st_vgg,
-        "stripped VGG (seed 000, app. B): 8 convs 32-32-64-64-128-128-256-256, FC 512, ELU",
-    ),
-    "small-st-vgg": (
-        _small_st_vgg,
-        "small st-VGG (seed 000, app. B): 4 convs 32-32-64-64, FC 128, ELU",
-    ),
-    "mnist-net": (
-        _mnist_net,
-        "MNIST architecture (seed 000, app. B): 2 valid convs 32-64, pool, FC 128, ReLU",
-    ),
-    "fc": (
-        _fc,
-        "fully connected net (seed 000, app. B): 2 hidden layers of 1024, ELU, 0.5 dropout",
-    ),
-    "lenet5": (_lenet5, "LeNet-5 (ReLU, max-pool): convs 6@5x5, 16@5x5, FC 120-84"),
-    "resnet18": (
-        _resnet18,
-        "CIFAR-style ResNet-18: 3x3 stride-1 stem, no initial max-pool, global average pool",
-    ),
+# name -> builder (names and descriptions: curriculum.architectures)
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {
+    "st-vgg": _st_vgg,
+    "small-st-vgg": _small_st_vgg,
+    "mnist-net": _mnist_net,
+    "fc": _fc,
+    "lenet5": _lenet5,
+    "resnet18": _resnet18,
 }
 
 
@@ -353,21 +342,6 @@ def linearize(model: nn.Module) -> nn.Module:
 # ---------------------------------------------------------------------------------------------
 
 
-def _torchvision_names() -> list[str]:
-    import torchvision.models as tvm
-
-    return sorted(tvm.list_models(module=tvm))
-
-
-def _unknown_tv(name: str, names: list[str]) -> UserError:
-    hint = difflib.get_close_matches(name, names, n=1)
-    return UserError(
-        f"Unknown torchvision model '{name}'"
-        + (f" (did you mean 'tv:{hint[0]}'?)" if hint else "")
-        + f"; choose one of {', '.join(names)}."
-    )
-
-
 def _replace_first_conv(model: nn.Module, in_channels: int) -> None:
     for parent in model.modules():
         for name, child in parent.named_children():
@@ -392,9 +366,6 @@ def _replace_first_conv(model: nn.Module, in_channels: int) -> None:
 def _torchvision(name: str, in_channels: int, num_classes: int) -> nn.Module:
     import torchvision.models as tvm
 
-    names = _torchvision_names()
-    if name not in names:
-        raise _unknown_tv(name, names)
     kwargs: dict = {"weights": None, "num_classes": num_classes}
     if name in ("googlenet", "inception_v3"):
         # Without auxiliary heads the model returns plain logits in training mode too.
@@ -466,55 +437,6 @@ def _is_affine(out: torch.Tensor, rtol: float = 1e-3) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
-def list_architectures() -> list[tuple[str, str]]:
-    """``(name, one-line description)`` for every accepted name or name pattern."""
-    rows = [(name, desc) for name, (_, desc) in _ARCHS.items()]
-    rows.append(
-        (
-            f"{LINEAR_PREFIX}<name>",
-            "linear variant of any of these: activations -> identity, max-pool -> average-pool",
-        )
-    )
-    rows.append(
-        (
-            f"{TORCHVISION_PREFIX}<model>",
-            "a torchvision classification model by name (e.g. tv:resnet50), untrained, "
-            "first conv adapted to the channel count",
-        )
-    )
-    return rows
-
-
-def _unknown(arch: str) -> UserError:
-    choices = list(_ARCHS) + [f"{LINEAR_PREFIX}<name>", f"{TORCHVISION_PREFIX}<torchvision model>"]
-    hint = difflib.get_close_matches(arch, list(_ARCHS), n=1)
-    return UserError(
-        f"Unknown architecture '{arch}'"
-        + (f" (did you mean '{hint[0]}'?)" if hint else "")
-        + f"; choose one of {', '.join(choices)}."
-    )
-
-
-def check_arch(arch: str) -> str:
-    """Return the normalised name if ``arch`` names a buildable architecture, else raise
-    :class:`UserError` -- a cheap check for the CLI before any work starts (image size is only
-    checked by :func:`build_model`)."""
-    if not isinstance(arch, str) or not arch.strip():
-        raise _unknown(str(arch))
-    name = arch.strip().lower()
-    base = name
-    while base.startswith(LINEAR_PREFIX):
-        base = base[len(LINEAR_PREFIX):]
-    if base.startswith(TORCHVISION_PREFIX):
-        tv_name = base[len(TORCHVISION_PREFIX):]
-        names = _torchvision_names()
-        if tv_name not in names:
-            raise _unknown_tv(tv_name, names)
-    elif base not in _ARCHS:
-        raise _unknown(arch)
-    return name
-
-
 def build_model(
     arch: str,
     *,
@@ -553,33 +475,8 @@ def build_model(
         _dry_run(model, name, in_channels, (h, w), num_classes, check_linear=linear)
         return model
 
-    builder, _ = _ARCHS[base]
+    builder = _BUILDERS[base]
     model = builder(in_channels, num_classes, (h, w), dropout)
     if linear:
         linearize(model)
     return model
-
-
-def auto_arch(image_size: tuple[int, int], in_channels: int, num_examples: int) -> str:
-    """The architecture ``--arch auto`` picks.
-
-    Rule (channel count does not enter):
-
-    * largest side > 64 (ImageNet-like): ``tv:resnet18`` -- its strided stem and max-pool cut the
-      image by 4 before the expensive layers; st-VGG's same-padded 32-filter convolutions at full
-      resolution would be slow.
-    * largest side <= 28 (digits 8x8, MNIST / Fashion-MNIST 28x28), or fewer than 1000 training
-      examples: ``small-st-vgg`` -- seed 000's smaller st-VGG; on scikit-learn's 8x8 digits it
-      goes from ~50-65 % test accuracy after epoch 1 to ~90 % by epoch 3 and ~98 % by epoch 10
-      (SGD lr 0.05, momentum 0.9, batch 100; about 3 s of one CPU thread for the 10 epochs) --
-      a learning curve over epochs rather than a jump in the first one.
-    * otherwise (29..64, e.g. CIFAR 32x32, tiny ImageNet 64x64): ``st-vgg``, the net seed 000
-      uses for CIFAR-10/100, its subsets and tiny ImageNet.
-    """
-    h, w = (int(s) for s in image_size)
-    side = max(h, w)
-    if side > 64:
-        return f"{TORCHVISION_PREFIX}resnet18"
-    if side <= 28 or num_examples < 1000:
-        return "small-st-vgg"
-    return "st-vgg"

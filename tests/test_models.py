@@ -396,3 +396,11 @@ def test_auto_arch_learns_digits_quickly():
     with torch.no_grad():
         accuracy = (model(x[test]).argmax(1) == y[test]).float().mean().item()
     assert accuracy > 0.6, accuracy  # chance is 0.1
+
+
+def test_every_named_architecture_has_a_builder():
+    """Names live in the torch-free curriculum.architectures, builders in curriculum.models."""
+    from curriculum.architectures import ARCHITECTURES
+    from curriculum.models import _BUILDERS
+
+    assert list(ARCHITECTURES) == list(_BUILDERS)
