@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 from contextlib import nullcontext
-from dataclasses import dataclass
 from typing import ContextManager
 
 import numpy as np
@@ -19,53 +18,10 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 
+from curriculum.config import TrainingConfig
 from curriculum.data import Dataset
 from curriculum.models import build_model
 from scoring.errors import UserError
-
-OPTIMIZERS = ("sgd", "adam")
-LR_SCHEDULES = ("constant", "step", "cosine")
-PRECISIONS = ("no", "bf16", "fp16")
-
-
-@dataclass
-class TrainingConfig:
-    """Settings every training stage shares (each is also a CLI flag)."""
-
-    dataset: str = "digits"
-    arch: str = "auto"
-    batch_size: int = 100
-    optimizer: str = "sgd"
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    lr_schedule: str = "step"
-    lr_decay: float = 1.8
-    min_lr: float = 0.0
-    precision: str = "no"
-    augment: bool = False
-    dropout: bool = True
-    label_noise: float = 0.0
-    seed: int = 0
-    cpu: bool = False
-    quiet: bool = False
-
-    def validate(self) -> None:
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("lr schedule", self.lr_schedule, LR_SCHEDULES)
-        _choice("precision", self.precision, PRECISIONS)
-        if self.batch_size < 1:
-            raise UserError(f"--batch-size must be at least 1, got {self.batch_size}.")
-        if self.lr <= 0:
-            raise UserError(f"--lr must be positive, got {self.lr}.")
-        if self.lr_decay < 1:
-            raise UserError(f"--lr-decay divides the learning rate and must be >= 1, got {self.lr_decay}.")
-
-
-def _choice(what: str, value: str, options: tuple[str, ...]) -> None:
-    if value not in options:
-        raise UserError(f"Unknown {what} '{value}'; choose one of {', '.join(options)}.")
-
 
 def make_accelerator(config: TrainingConfig) -> Accelerator:
     """The process layout and device; mixed precision is applied by :func:`autocast` below.

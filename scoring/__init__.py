@@ -3,36 +3,38 @@
     from scoring import Scores
     scores = Scores.load("runs/digits")
     order = scores.order(by="accessibility", split="train")   # example indices, easiest first
+
+Names are imported on first use (PEP 562), so ``from scoring.errors import UserError`` in the
+command line does not load pandas and pyarrow.
 """
 
-from scoring import agreement
-from scoring.errors import UserError
-from scoring.ids import Alignment, content_hash, content_hashes
-from scoring.recorder import Recorder
-from scoring.records import MemberRecord, Record, load_record, read_run_info
-from scoring.scores import SCORE_DIRECTIONS, Scores
+import importlib
+
+_EXPORTS = {
+    "Alignment": "scoring.ids",
+    "MemberRecord": "scoring.records",
+    "Record": "scoring.records",
+    "Recorder": "scoring.recorder",
+    "SCORE_DIRECTIONS": "scoring.scores",
+    "Scores": "scoring.scores",
+    "UserError": "scoring.errors",
+    "agreement": "scoring.agreement",
+    "checkpoint_summary": "scoring.summary",
+    "content_hash": "scoring.ids",
+    "content_hashes": "scoring.ids",
+    "load_record": "scoring.records",
+    "read_run_info": "scoring.records",
+}
+
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):
-    """``checkpoint_summary`` needs scipy (bimodality); import it only when it is used."""
-    if name == "checkpoint_summary":
-        from scoring.summary import checkpoint_summary
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'scoring' has no attribute {name!r}")
+    module = importlib.import_module(_EXPORTS[name])
+    return module if module.__name__ == f"scoring.{name}" else getattr(module, name)
 
-        return checkpoint_summary
-    raise AttributeError(f"module 'scoring' has no attribute {name!r}")
 
-__all__ = [
-    "Alignment",
-    "MemberRecord",
-    "Record",
-    "Recorder",
-    "SCORE_DIRECTIONS",
-    "Scores",
-    "UserError",
-    "agreement",
-    "checkpoint_summary",
-    "content_hash",
-    "content_hashes",
-    "load_record",
-    "read_run_info",
-]
+def __dir__() -> list[str]:
+    return __all__

@@ -17,7 +17,6 @@ Array in, array out (numpy/scipy only). Sources of the formulas:
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats as _sps
 
 __all__ = [
     "bimodality",
@@ -29,6 +28,14 @@ __all__ = [
     "mean_confidence_interval",
     "paired_t_test",
 ]
+
+
+def _scipy_stats():
+    """scipy.stats, imported on first use: ``from scoring import Scores`` (whose metrics import
+    this module) must not pay for scipy."""
+    from scipy import stats
+
+    return stats
 
 
 def bimodality(x, axis: int = -1) -> float | np.ndarray:
@@ -118,7 +125,7 @@ def pearson(x, y) -> tuple[float, float]:
     ValueError
         On 1-D arrays of different length, an infinite value, or fewer than 3 pairs left.
     """
-    return _correlation(_sps.pearsonr, x, y, "pearson")
+    return _correlation(_scipy_stats().pearsonr, x, y, "pearson")
 
 
 def spearman(x, y) -> tuple[float, float]:
@@ -137,7 +144,7 @@ def spearman(x, y) -> tuple[float, float]:
     ValueError
         On 1-D arrays of different length, an infinite value, or fewer than 3 pairs left.
     """
-    return _correlation(_sps.spearmanr, x, y, "spearman")
+    return _correlation(_scipy_stats().spearmanr, x, y, "spearman")
 
 
 def poisson_binomial_pmf(p) -> np.ndarray:
@@ -255,7 +262,7 @@ def mean_confidence_interval(x, level: float = 0.95) -> tuple[float, float]:
     if np.all(x == x[0]):
         return float(x[0]), 0.0
     sem = x.std(ddof=1) / np.sqrt(x.size)
-    return float(x.mean()), float(_sps.t.ppf(0.5 + level / 2, x.size - 1) * sem)
+    return float(x.mean()), float(_scipy_stats().t.ppf(0.5 + level / 2, x.size - 1) * sem)
 
 
 def paired_t_test(a, b) -> tuple[float, float]:
@@ -275,4 +282,4 @@ def paired_t_test(a, b) -> tuple[float, float]:
         return float(diff.mean()) if diff.size else float("nan"), float("nan")
     if np.ptp(diff) <= 1e-12 * np.abs(diff).max():
         return float(diff.mean()), 0.0 if diff.any() else 1.0
-    return float(diff.mean()), float(_sps.ttest_rel(a, b).pvalue)
+    return float(diff.mean()), float(_scipy_stats().ttest_rel(a, b).pvalue)

@@ -105,7 +105,6 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable
 
 import numpy as np
-from scipy import fft as _fft
 
 __all__ = [
     "GREY_WEIGHTS",
@@ -424,13 +423,15 @@ def _entropy_serial(batch: np.ndarray, window: int) -> np.ndarray:
 
 
 def _dct_serial(batch: np.ndarray, threshold: float, seed_off_by_one: bool) -> np.ndarray:
+    from scipy import fft  # on first use: importing stats costs no scipy
+
     m_total, height, width, _ = batch.shape
     n = height * width
     out = np.empty(m_total, np.float64)
     step = max(1, _PIXELS_PER_PASS // n)
     for start in range(0, m_total, step):
         grey = _grey(batch[start : start + step]) / 255.0
-        coefficients = _fft.dctn(grey, type=2, axes=(1, 2), norm="ortho")
+        coefficients = fft.dctn(grey, type=2, axes=(1, 2), norm="ortho")
         energy = (coefficients * coefficients).reshape(len(grey), n)
         energy.sort(axis=1)
         cumulative = np.cumsum(energy[:, ::-1], axis=1)

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from curriculum.engine import TrainingConfig, augment, learning_rate, outputs_to_record
+from curriculum.config import TrainingConfig
+from curriculum.engine import augment, learning_rate, outputs_to_record
 from curriculum.stages.score import checkpoint_steps
 
 

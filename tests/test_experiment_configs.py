@@ -12,13 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from curriculum.config import build_config
+from curriculum.config import SELF_TAUGHT, CurriculumConfig, ScoreConfig, StatsConfig, build_config
 from curriculum.data import list_datasets
-from curriculum.stages.score import ScoreConfig
-from curriculum.stages.stats import StatsConfig
-from curriculum.models import check_arch
+from curriculum.architectures import check_arch
 from curriculum.pacing import make_pacing
-from curriculum.stages.train import SELF_TAUGHT, CurriculumConfig
 from scoring.scores import SCORE_DIRECTIONS
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
@@ -54,9 +51,7 @@ def test_config_is_valid(path):
     text = path.read_text()
     assert text.startswith("#"), "start with a comment header: paper, figure, what it shows, our choices"
     assert f"--config experiments/{path.name}" in text, "the header should say how to run it"
-    config = load(path)
-    if hasattr(config, "validate"):
-        config.validate()
+    config = load(path)  # build_config validates every value
     name = config.dataset
     assert name in NAMED_DATASETS or (name.startswith(DATASET_PREFIXES) and name.partition(":")[2]), name
     if hasattr(config, "arch"):

@@ -85,8 +85,8 @@ def test_two_processes_give_the_same_record(tmp_path, score_run, launcher):
     [
         (["--dataset", "nope"], "curriculum datasets"),
         (["--arch", "nope"], "Unknown architecture"),
-        (["--members", "1"], "--members 2 or more"),
-        (["--epochs", "0"], "--epochs 1 or more"),
+        (["--members", "1"], "--members must be a whole number >= 2, got 1."),
+        (["--epochs", "0"], "--epochs must be a finite number in (0, 10000], got 0."),
     ],
 )
 def test_bad_flags_exit_2_with_one_sentence(tmp_path, flags, message):

@@ -15,20 +15,18 @@ from __future__ import annotations
 import os
 import platform
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from curriculum.config import to_dict
+from curriculum.config import ScoreConfig, check_output_dir
 from curriculum.data import Dataset, load_dataset
 from curriculum.engine import (
     DeviceData,
     Diverged,
     FiniteGuard,
-    TrainingConfig,
     augment,
     grad_scaler,
     learning_rate,
@@ -40,47 +38,10 @@ from curriculum.engine import (
     set_lr,
     train_step,
 )
-from curriculum.models import auto_arch
 from curriculum.recipes import with_recipe
 from curriculum.report import write_report
 from scoring.errors import UserError
 from scoring.records import SPLITS, MemberRecord, default_run_dir, member_dir, open_run, probs_bytes, update_run
-
-TRAIN_RECORDS = ("eval", "online")
-
-
-@dataclass
-class ScoreConfig(TrainingConfig):
-    """Flags of ``curriculum score`` (see ``curriculum score --help``)."""
-
-    members: int | None = None  # the dataset's recipe (curriculum/recipes.py): digits 12, else 10
-    epochs: float | None = None  # the dataset's recipe: digits 4, else 20
-    eval_every: float = 0.25
-    lr_decay_epochs: float = 20
-    train_record: str = "eval"
-    record_probs: bool = False
-    out: str | None = None
-
-    def validate(self) -> None:
-        super().validate()
-        if self.members is not None and self.members < 2:
-            raise UserError(f"Agreement needs at least 2 members, got --members {self.members}; pass --members 2 or more.")
-        if self.epochs is not None and not self.epochs > 0:
-            raise UserError(f"--epochs must be positive, got {self.epochs}; pass --epochs 1 or more.")
-        if not self.eval_every > 0:
-            raise UserError(f"--eval-every must be positive (in epochs; fractions allowed), got {self.eval_every}.")
-        if self.train_record not in TRAIN_RECORDS:
-            raise UserError(f"Unknown --train-record '{self.train_record}'; choose one of {', '.join(TRAIN_RECORDS)}.")
-
-    def resolved_arch(self, dataset: Dataset) -> str:
-        h, w, c = dataset.image_shape
-        return auto_arch((h, w), c, len(dataset.train.labels)) if self.arch == "auto" else self.arch
-
-    def record_settings(self) -> dict:
-        """The settings that decide the record: a run directory holds one such setting only."""
-        ignore = {"quiet", "out", "cpu"}
-        return {k: v for k, v in to_dict(self).items() if k not in ignore}
-
 
 def batches_per_epoch(num_examples: int, batch_size: int) -> int:
     """Mini-batches in one pass over the data; the last batch takes the remainder, and a
@@ -92,6 +53,9 @@ def batches_per_epoch(num_examples: int, batch_size: int) -> int:
 def checkpoint_steps(epochs: float, eval_every: float, steps_per_epoch: int) -> list[int]:
     """Training steps at which every member predicts every example: 0 (initialisation), every
     ``eval_every`` epochs (rounded to whole steps) and the end of training."""
+    if eval_every * steps_per_epoch < 1:
+        raise UserError(f"--eval-every {eval_every:g} is shorter than one training step (an epoch is "
+                        f"{steps_per_epoch} steps); pass --eval-every {1 / steps_per_epoch:.3g} or more.")
     total = max(1, round(epochs * steps_per_epoch))
     steps = {0, total}
     k = 1
@@ -256,6 +220,7 @@ def score(config: ScoreConfig) -> Path:
         dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed)
     arch = config.resolved_arch(dataset)
     run_dir = Path(config.out) if config.out else default_run_dir(dataset.name)
+    check_output_dir(run_dir, "--out")
     steps_per_epoch = batches_per_epoch(len(dataset.train.labels), config.batch_size)
     steps = checkpoint_steps(config.epochs, config.eval_every, steps_per_epoch)
     info = run_info(config, dataset, arch, steps, steps_per_epoch)

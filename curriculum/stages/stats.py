@@ -10,12 +10,12 @@ right, per checkpoint; seed 003, Fig. 4) and ``figures/statistics_vs_agreement.p
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from curriculum.config import StatsConfig, check_output_dir
 from curriculum.data import Dataset, default_cache_dir, load_dataset
 from curriculum.report import statistics_figure
 from curriculum.stages.stats_relation import statistic_correlations, statistic_curves
@@ -25,18 +25,6 @@ from scoring.scores import Scores
 from stats.images import STATISTICS, compute_statistics
 
 ENTROPY_WINDOW = 10  # seed 003's window
-
-
-@dataclass
-class StatsConfig:
-    """Flags of ``curriculum stats``."""
-
-    dataset: str = "digits"
-    run: str | None = None
-    label_noise: float = 0.0
-    seed: int = 0
-    workers: int | None = None
-    quiet: bool = False
 
 
 def entropy_window(dataset: Dataset) -> int:
@@ -85,6 +73,7 @@ def image_statistics(config: StatsConfig) -> pd.DataFrame:
     if config.run and not has_run:
         raise UserError(f"No scores at {run_dir}; run `curriculum score --dataset {config.dataset} --out {run_dir}` first.")
     if has_run:  # checked before the statistics are computed, so a wrong run costs nothing
+        check_output_dir(run_dir, "--run")
         scores = Scores.load(run_dir)
         scores.check_fingerprint(dataset.fingerprint, dataset.name)
     values = dataset_statistics(dataset, config.workers)

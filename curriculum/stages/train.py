@@ -20,13 +20,12 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from curriculum.config import to_dict
+from curriculum.config import SELF_TAUGHT, CurriculumConfig, check_output_dir, to_dict
 from curriculum.data import Dataset, load_dataset
 from curriculum.engine import (
     DeviceData,
     Diverged,
     FiniteGuard,
-    TrainingConfig,
     augment,
     grad_scaler,
     learning_rate,
@@ -37,75 +36,15 @@ from curriculum.engine import (
     set_lr,
     train_step,
 )
-from curriculum.models import auto_arch, check_arch
 from scoring.formats import load_external_scores
-from scoring.ordering import ORDERS, order_examples, uses_pacing
-from curriculum.pacing import PACINGS, make_pacing
+from scoring.ordering import order_examples, uses_pacing
+from curriculum.pacing import make_pacing
 from curriculum.report import learning_curves_figure
 from curriculum.sampler import CurriculumBatchSampler
 from curriculum.stages.order_comparison import compare_orders, format_comparison
 from scoring.errors import UserError
 from scoring.records import atomic_write_bytes, atomic_write_json, default_run_dir
 from scoring.scores import Scores
-
-SELF_TAUGHT = "self-taught"
-
-
-@dataclass
-class CurriculumConfig(TrainingConfig):
-    """Flags of ``curriculum train`` (see ``curriculum train --help``)."""
-
-    pacing: str = "exp"
-    start: float | None = None
-    inc: float | None = None
-    step: int | None = None
-    step_lengths: str | None = None
-    a: float | None = None
-    b: float | None = None
-    orders: str = "curriculum,random,anti,none"
-    seeds: int = 3
-    steps: int | None = None
-    eval_every: int | None = None
-    lr_decay_steps: int | None = None
-    scores: str | None = None
-    by: str = "accessibility"
-    scores_file: str | None = None
-    scores_direction: str | None = None
-    balanced: bool = True
-    target: float | None = None
-    out: str | None = None
-
-    def order_list(self) -> list[str]:
-        orders = [o.strip() for o in self.orders.split(",") if o.strip()]
-        unknown = [o for o in orders if o not in ORDERS]
-        if unknown or not orders:
-            raise UserError(f"Unknown order(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(ORDERS)}.")
-        return list(dict.fromkeys(orders))
-
-    def pacing_params(self) -> dict:
-        params = {"start": self.start, "inc": self.inc, "step": self.step, "a": self.a, "b": self.b}
-        if self.step_lengths is not None:
-            try:
-                params["steps"] = [int(v) for v in str(self.step_lengths).split(",")]
-            except ValueError:
-                raise UserError(f"--step-lengths must be comma-separated whole numbers, got '{self.step_lengths}'.") from None
-        return {k: v for k, v in params.items() if v is not None}
-
-    def validate(self) -> None:
-        super().validate()
-        if self.pacing not in PACINGS:
-            raise UserError(f"Unknown pacing '{self.pacing}'; choose one of {', '.join(PACINGS)}.")
-        self.order_list()
-        if self.seeds < 1:
-            raise UserError(f"--seeds must be at least 1, got {self.seeds}.")
-        if self.seed < 0:
-            raise UserError(f"--seed must be a whole number >= 0, got {self.seed}.")
-        for flag, value in (("--steps", self.steps), ("--eval-every", self.eval_every), ("--lr-decay-steps", self.lr_decay_steps)):
-            if value is not None and value < 1:
-                raise UserError(f"{flag} is a number of steps and must be at least 1, got {value}.")
-        if self.target is not None and not 0 < self.target <= 1:
-            raise UserError(f"--target is an accuracy in (0, 1], got {self.target}.")
-
 
 @dataclass
 class Plan:
@@ -126,9 +65,7 @@ def make_plan(config: CurriculumConfig, dataset: Dataset, device: torch.device) 
     steps = config.steps or 20 * math.ceil(m / config.batch_size)
     every = config.eval_every or max(1, steps // 20)
     eval_steps = sorted({*range(every, steps, every), steps})
-    h, w, c = dataset.image_shape
-    arch = auto_arch((h, w), c, m) if config.arch == "auto" else check_arch(config.arch)
-    return Plan(dataset, DeviceData(dataset, device), arch, steps, eval_steps, config.lr_decay_steps or max(1, steps // 4))
+    return Plan(dataset, DeviceData(dataset, device), config.resolved_arch(dataset), steps, eval_steps, config.lr_decay_steps or max(1, steps // 4))
 
 
 def train_one(config: CurriculumConfig, plan: Plan, sampler: CurriculumBatchSampler, seed: int, label: str, progress: tqdm | None = None) -> tuple[torch.nn.Module, list[float], np.ndarray]:
@@ -247,6 +184,7 @@ def curriculum_train(config: CurriculumConfig) -> pd.DataFrame:
             f"Note: {pacing.describe()} opens at most {pacing(plan.steps - 1) / m:.0%} of the {m} train examples within the "
             f"{plan.steps}-step budget, so the curriculum orders never see the rest; leave the stage length out to derive it.")
     out = Path(config.out) if config.out else default_out(config, run_dir or default_run_dir(dataset.name))
+    check_output_dir(out, "--out")
     ranking = given_scores(config, dataset, run_dir)
     run_orders = None if ranking is None else build_orders(config, orders, ranking, labels)
     started = time.perf_counter()
