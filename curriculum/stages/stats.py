@@ -65,6 +65,7 @@ def image_statistics(config: StatsConfig) -> pd.DataFrame:
     Returns the printed table: per statistic, mean and std over the train split and, with a score
     run, the Spearman correlation with accessibility and its p-value.
     """
+    config.validate()
     dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed)
     window = entropy_window(dataset)
     names = list(STATISTICS)
