@@ -273,14 +273,21 @@ class StatsConfig(Config):
 
 def pacing_option(param: str, help: str) -> Any:
     """A pacing parameter: its families and default come from :mod:`curriculum.pacing`, where
-    the family checks its range; None leaves the family's default."""
+    the family checks its range; None leaves the family's default (a family's default of None
+    is derived when the pacing is built, shown as "derived")."""
     families = [name for name, cls in PACINGS.items() if param in cls.params]
-    defaults = {name: inspect.signature(PACINGS[name].__init__).parameters[param].default for name in families}
+    defaults = {name: pacing_default(name, param) for name in families}
     if len(set(defaults.values())) == 1:
-        default = f"{next(iter(defaults.values())):g}"
+        default = next(iter(defaults.values()))
     else:
-        default = ", ".join(f"{name} {value:g}" for name, value in defaults.items())
+        default = ", ".join(f"{name} {value}" for name, value in defaults.items())
     return option(None, f"{'/'.join(families)}: {help}", default_help=default)
+
+
+def pacing_default(family: str, param: str) -> str:
+    """The default of pacing ``family``'s ``param`` as the help shows it."""
+    value = inspect.signature(PACINGS[family].__init__).parameters[param].default
+    return "derived" if value is None else f"{value:g}"
 
 
 @dataclass
