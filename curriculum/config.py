@@ -62,6 +62,9 @@ def option(default: Any, help: str, *, range: str | None = None, choices: tuple[
 
 @dataclass(frozen=True)
 class Interval:
+    """A range written as in mathematics (``"(0, 10]"``), so the field, the help and the error
+    message all show the same text."""
+
     lo: float
     hi: float
     lo_open: bool
