@@ -18,7 +18,7 @@ from curriculum.config import CurriculumConfig, ScoreConfig, StatsConfig, add_ar
 from scoring.errors import UserError
 
 SCORE_EPILOG = """examples:
-  curriculum score                                   # digits, 10 members, 20 epochs
+  curriculum score                                   # digits: 10 members, 4 epochs (its recipe)
   curriculum score --dataset cifar10 --arch st-vgg --members 100 --epochs 140 --precision bf16
   accelerate launch --num_processes 8 -m curriculum score --dataset cifar10   # members split over 8 GPUs
 """

@@ -28,7 +28,8 @@ from typing import Any, TypeVar
 
 from curriculum.architectures import auto_arch, check_arch
 from scoring.ordering import ORDERS
-from curriculum.pacing import PACINGS, make_pacing
+from curriculum.pacing import OPEN_BY, PACINGS, make_pacing
+from curriculum.recipes import recipe_help
 from scoring.errors import UserError
 
 if typing.TYPE_CHECKING:
@@ -246,8 +247,9 @@ class ScoreConfig(TrainingConfig):
     """Flags of ``curriculum score`` (see ``curriculum score --help``)."""
 
     members: int = option(10, "ensemble size", range="[2, inf)")
-    epochs: float = option(20, "training epochs per member", range="(0, 10000]")
-    eval_every: float = option(1.0, "checkpoint interval in epochs, fractions allowed; checkpoint 0 is the "
+    epochs: float | None = option(None, "training epochs per member", range="(0, 10000]",
+                                  default_help=f"the dataset's recipe, {recipe_help('epochs')}")
+    eval_every: float = option(0.25, "checkpoint interval in epochs, fractions allowed; checkpoint 0 is the "
                                "initialisation", range="(0, 10000]")
     lr_decay_epochs: float = option(20, "'step' schedule: epochs between LR decays", range="(0, 10000]")
     train_record: str = option("eval", "train-set predictions from a separate eval pass, or from the training "
@@ -277,7 +279,7 @@ class StatsConfig(Config):
 def pacing_option(param: str, help: str) -> Any:
     """A pacing parameter: its families and default come from :mod:`curriculum.pacing`, where
     the family checks its range; None leaves the family's default (a family's default of None
-    is derived when the pacing is built, shown as "derived")."""
+    is derived from the step budget when the pacing is built)."""
     families = [name for name, cls in PACINGS.items() if param in cls.params]
     defaults = {name: pacing_default(name, param) for name in families}
     if len(set(defaults.values())) == 1:
@@ -290,7 +292,7 @@ def pacing_option(param: str, help: str) -> Any:
 def pacing_default(family: str, param: str) -> str:
     """The default of pacing ``family``'s ``param`` as the help shows it."""
     value = inspect.signature(PACINGS[family].__init__).parameters[param].default
-    return "derived" if value is None else f"{value:g}"
+    return f"derived: all data open by {OPEN_BY:.0%} of the budget" if value is None else f"{value:g}"
 
 
 @dataclass
@@ -301,7 +303,8 @@ class CurriculumConfig(TrainingConfig):
     start: float | None = pacing_option("start", "starting fraction of the data")
     inc: float | None = pacing_option("inc", "growth factor per stage")
     step: int | None = pacing_option("step", "steps per stage")
-    step_lengths: str | None = option(None, "varied-exp: comma-separated stage lengths in steps", comma=True)
+    step_lengths: str | None = option(None, "varied-exp: comma-separated stage lengths in steps", comma=True,
+                                      default_help="as --step")
     a: float | None = pacing_option("a", "fraction of the budget at which all data is open")
     b: float | None = pacing_option("b", "fraction of the data open at step 0")
     orders: str = option("curriculum,random,anti,none", "comma-separated orders", choices=ORDERS, comma=True)
@@ -400,7 +403,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             default = f"{default:g}"
         default = meta["default_help"] or default
         if default is not None:
-            text += f" (default {default})"
+            text += f" (default: {default})"
         kwargs: dict[str, Any] = {"default": None, "help": text.replace("%", "%%")}
         if spec.kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction

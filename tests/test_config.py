@@ -129,15 +129,15 @@ def test_every_field_is_a_flag_with_its_dataclass_default(command):
         default = spec.field.default
         if isinstance(default, (int, float, str)) and not isinstance(default, bool):
             shown = f"{default:g}" if isinstance(default, float) else str(default)
-            assert f"(default {shown})" in action.help, (name, action.help)
+            assert f"(default: {shown})" in action.help, (name, action.help)
 
 
 def test_pacing_defaults_in_the_help_come_from_the_pacing_classes():
-    help_text = {a.dest: a.help for a in _stage_parser("train")._actions}
+    help_text = {a.dest: a.help.replace("%%", "%") for a in _stage_parser("train")._actions}
     for param in ("start", "inc", "step", "a", "b"):
         for family in (name for name, cls in PACINGS.items() if param in cls.params):
             assert pacing_default(family, param) in help_text[param]
-    assert "(default 0.04)" in help_text["start"] and "(default 0.8)" in help_text["a"]
+    assert "(default: 0.04)" in help_text["start"] and "(default: 0.8)" in help_text["a"]
 
 
 def test_help_is_generated_and_flags_keep_their_names(tmp_path):
@@ -145,7 +145,7 @@ def test_help_is_generated_and_flags_keep_their_names(tmp_path):
     for flag in ("--members", "--eval-every", "--lr-decay-epochs", "--train-record {eval,online}", "--no-dropout",
                  "--augment", "--out", "--config FILE"):
         assert flag in proc.stdout
-    assert "in [0, 1) (default 0.9)" in proc.stdout  # --momentum: range and default from the field
+    assert "in [0, 1) (default: 0.9)" in proc.stdout  # --momentum: range and default from the field
 
 
 def test_flags_win_over_the_file_and_the_file_over_defaults(tmp_path):
