@@ -246,7 +246,8 @@ class TrainingConfig(Config):
 class ScoreConfig(TrainingConfig):
     """Flags of ``curriculum score`` (see ``curriculum score --help``)."""
 
-    members: int = option(10, "ensemble size", range="[2, inf)")
+    members: int | None = option(None, "ensemble size", range="[2, inf)",
+                                 default_help=f"the dataset's recipe, {recipe_help('members')}")
     epochs: float | None = option(None, "training epochs per member", range="(0, 10000]",
                                   default_help=f"the dataset's recipe, {recipe_help('epochs')}")
     eval_every: float = option(0.25, "checkpoint interval in epochs, fractions allowed; checkpoint 0 is the "

@@ -22,12 +22,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import pandas as pd
 
 from scoring.errors import UserError
+
+if TYPE_CHECKING:  # annotations only: curriculum.data imports this module, and `curriculum datasets` needs no pandas
+    import pandas as pd
 
 HASH_BYTES = 8
 
