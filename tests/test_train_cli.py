@@ -173,7 +173,7 @@ def test_bad_input(args, message, score_run, tmp_path, monkeypatch, capsys):
 
 def test_a_diverging_run_exits_2_and_writes_nothing(score_run, tmp_path):
     out = tmp_path / "out"
-    proc = run_cli(["train", "--scores", score_run, "--orders", "curriculum", *TINY, "--lr", "1e4", "--quiet", "--out", out],
+    proc = run_cli(["train", "--scores", score_run, "--orders", "curriculum", *TINY, "--lr", "10", "--quiet", "--out", out],
                    tmp_path, check=False)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
