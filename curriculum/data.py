@@ -4,8 +4,10 @@
 
 * built in, no network: ``digits`` (the default; scikit-learn's 8x8 digits, values 0..16 scaled
   to uint8 by round(v * 255 / 16), a stratified seeded split of 1347 train / 450 test),
-  ``gabor``, ``gabor-full`` and ``gaussian`` (seed 000's synthetic sets, see
+  ``gabor``, ``gabor-overlap`` and ``gaussian`` (seed 000's synthetic sets, see
   ``curriculum.synthetic``: the paper's Gabor description does not add up, read it there);
+  ``shapes`` (ten procedural shapes, 32x32x3, 5000 / 1000) and ``shapes:N[/T][-seedS]`` (any
+  size and seed), whose examples carry their difficulty factors (see ``curriculum.shapes``);
 * Hugging Face ``datasets`` by name: ``cifar10``, ``cifar100``, ``cifar100:<super-class>`` (the
   5 fine classes of one of the 20 coarse classes, e.g. ``cifar100:small-mammals`` as in seed
   000; labels re-indexed 0..4 in fine-label order, classes named by their fine labels),
@@ -42,7 +44,7 @@ import hashlib
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +53,7 @@ from scoring.errors import UserError
 from scoring.ids import as_ids, content_hashes
 
 from . import data_sources as src
+from .shapes import make_shapes, parse_shapes_name, shapes_name
 from .synthetic import make_gabor, make_gaussian
 
 __all__ = ["Split", "Dataset", "load_dataset", "list_datasets", "default_cache_dir",
@@ -61,11 +64,20 @@ __all__ = ["Split", "Dataset", "load_dataset", "list_datasets", "default_cache_d
 class Split:
     """One split; treat the arrays as read-only (the fingerprint describes them). ``ids`` are
     the examples' source ids (``scoring.ids``; default: the positions); ``content_hashes`` are
-    computed on first use."""
+    computed on first use.
+
+    ``factors``: for generated datasets (``gabor``, ``gaussian``, ``shapes``), the value of each
+    generating factor for every example, name -> numeric array ``[M]`` aligned with ``labels``
+    (e.g. ``shapes``' ``size``, ``contrast``, ``clutter``, ``occlusion``, ``noise``), so that a
+    score can be correlated with a difficulty known by construction. Empty for other sources.
+    Factors are not part of the fingerprint: they are a deterministic function of the same
+    generator as the images. Under ``image_size`` resizing they keep the generated image's units.
+    """
 
     images: np.ndarray  # uint8 [M, H, W, C], C in {1, 3}
     labels: np.ndarray  # int64 [M]
     ids: np.ndarray | None = None  # str [M]
+    factors: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         im, lab = self.images, self.labels
@@ -77,6 +89,11 @@ class Split:
                              f"{im.dtype} {im.shape}")
         if lab.dtype != np.int64 or lab.shape != (len(im),):
             raise ValueError(f"labels must be int64 [{len(im)}], got {lab.dtype} {lab.shape}")
+        for name, values in self.factors.items():
+            v = np.asarray(values)
+            if v.shape != (len(im),) or v.dtype.kind not in "biuf":
+                raise ValueError(f"factor {name!r} must be a numeric array [{len(im)}], got "
+                                 f"{v.dtype} {v.shape}")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -193,12 +210,18 @@ def list_datasets() -> list[tuple[str, str]]:
     rows = [
         ("digits", "scikit-learn handwritten digits, 8x8 grey, 10 classes, 1347 / 450 "
                    "(stratified, seed 0); built in, the default"),
-        ("gabor", "Gabor patches (seed 000), 32x32x3, 12 classes (RGB channel x orientation "
-                  "45/90/135/180 +-30 deg, parity set per class), 960 / 240; built in"),
-        ("gabor-full", "Gabor patches, all 24 parity x channel x orientation classes, "
-                       "1920 / 480; built in"),
+        ("gabor", "Gabor patches (seed 000), 32x32x3, 12 non-overlapping classes (RGB channel "
+                  "x parity x two base orientations 90 deg apart, each +-30 deg), 960 / 240; "
+                  "built in"),
+        ("gabor-overlap", "Gabor patches, 12 classes read literally from seed 000 (same-colour "
+                          "same-parity ranges overlap: ~1/4 of images ambiguous), 960 / 240; "
+                          "built in"),
         ("gaussian", "two overlapping Gaussians (seed 000), N(0, I) vs N(0.1, I) in 3072 dims "
                      "as 32x32x3, 5000 / 1000; built in"),
+        ("shapes", "ten procedural shapes, 32x32x3, 5000 / 1000, with their difficulty "
+                   "factors (size, contrast, clutter, occlusion, noise); built in"),
+        ("shapes:N[/T][-seedS]", "the same with N train, T test (default N // 5) images, from "
+                                 "seed S (default 0)"),
     ]
     rows += [(n, f"{d} (Hugging Face {hub})") for n, (hub, _, d) in HF_NAMED.items()]
     rows += [(f"cifar100:{s}", f"CIFAR-100 super-class, 5 classes ({', '.join(f)}), 2500 / 500")
@@ -251,14 +274,17 @@ def _is_local_path(text: str) -> bool:
 
 def _read(base: str, cache_dir: Path, image_size: int | None) -> tuple[str, src.RawData]:
     """Canonical base name and the raw arrays of a name without suffixes."""
+    shapes = parse_shapes_name(base)
+    if shapes is not None:  # generated in seconds: not cached
+        return shapes_name(*shapes), make_shapes(*shapes)
     prefix, sep, rest = base.partition(":")
     prefix = prefix.strip().lower()
     if not sep:
         key = ALIASES.get(prefix.replace("_", "-"), prefix.replace("_", "-"))
         if key == "digits":
             return key, src.read_digits()
-        if key in ("gabor", "gabor-full"):
-            return key, make_gabor(full=key == "gabor-full")
+        if key in ("gabor", "gabor-overlap"):
+            return key, make_gabor(overlap=key == "gabor-overlap")
         if key == "gaussian":
             return key, make_gaussian()
         if key in HF_NAMED:
@@ -369,8 +395,10 @@ def load_dataset(name: str = "digits", *, label_noise: float = 0.0, noise_seed: 
         clean = train_y
         train_y = apply_label_noise(train_y, p, len(classes), int(noise_seed))
         canonical += f"+noise{p:g}" + (f"-seed{int(noise_seed)}" if noise_seed else "")
-    train = Split(np.ascontiguousarray(train_x), train_y, raw.ids("train"))
-    test = Split(np.ascontiguousarray(test_x), np.asarray(raw.test_labels, np.int64), raw.ids("test"))
+    train = Split(np.ascontiguousarray(train_x), train_y, raw.ids("train"),
+                  dict(raw.train_factors))
+    test = Split(np.ascontiguousarray(test_x), np.asarray(raw.test_labels, np.int64),
+                 raw.ids("test"), dict(raw.test_factors))
     for split in (train, test):
         if len(split) and (split.labels.min() < 0 or split.labels.max() >= len(classes)):
             raise UserError(f"{canonical} has labels outside 0..{len(classes) - 1}; "

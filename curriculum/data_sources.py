@@ -52,7 +52,10 @@ DIGITS_TEST_SIZE = 450
 @dataclass
 class RawData:
     """What a reader returns: both splits as arrays, class names, optional extra label arrays,
-    and the example ids of each split (None: positions, ``<split>/<i>``)."""
+    the example ids of each split (None: positions, ``<split>/<i>``) and, for generated data,
+    each split's generating factors (name -> 1-D array, one value an example; see
+    ``curriculum.data.Split.factors``). Factors are not cached: only generated sources, which
+    are not cached, have them."""
 
     train_images: np.ndarray
     train_labels: np.ndarray
@@ -67,6 +70,8 @@ class RawData:
         stored = self.train_ids if split == "train" else self.test_ids
         size = len(self.train_labels if split == "train" else self.test_labels)
         return as_ids(stored) if stored is not None else np.array([f"{split}/{i}" for i in range(size)], dtype=object)
+    train_factors: dict[str, np.ndarray] = field(default_factory=dict)
+    test_factors: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------
