@@ -220,8 +220,8 @@ def list_datasets() -> list[tuple[str, str]]:
                      "as 32x32x3, 5000 / 1000; built in"),
         ("shapes", "ten procedural shapes, 32x32x3, 5000 / 1000, with their difficulty "
                    "factors (size, contrast, clutter, occlusion, noise); built in"),
-        ("shapes:N[/T][-seedS]", "the same with N train, T test (default N // 5) images, from "
-                                 "seed S (default 0)"),
+        ("shapes:<N>[/<T>][-seed<S>]", "the same with N train, T test (default N // 5) "
+                                       "images, from seed S (default 0)"),
     ]
     rows += [(n, f"{d} (Hugging Face {hub})") for n, (hub, _, d) in HF_NAMED.items()]
     rows += [(f"cifar100:{s}", f"CIFAR-100 super-class, 5 classes ({', '.join(f)}), 2500 / 500")
