@@ -27,23 +27,23 @@ a pixel's coverage is ``clip(0.5 - size * f, 0, 1)`` (one pixel of anti-aliasing
 Per image, in this order, from one generator per block (below):
   label       consecutive groups of ten hold each class once, in a random order (argsort of
               uniforms), so any N images hold every class N // 10 or N // 10 + 1 times
-  size        U(4, 13) px: half the width of the shape's bounding box; harder when small
+  size        U(5, 13) px: half the width of the shape's bounding box; harder when small
   x, y        the centre, U(size, 31 - size) px each (the shape stays inside the image)
   background  a mean colour U(48, 208) per channel
   direction   the shape's colour is background + contrast * d, d a random unit vector in RGB
               whose sign per channel points to the side with more room, so no channel clips
-  contrast    U(20, 128): the Euclidean RGB distance between shape and mean background colour, in
+  contrast    U(40, 128): the Euclidean RGB distance between shape and mean background colour, in
               grey levels (exact in the image, before clutter and noise); harder when low
-  clutter     U(0, 48): the standard deviation, in grey levels, of a smooth random colour field
+  clutter     U(0, 32): the standard deviation, in grey levels, of a smooth random colour field
               (8x8 Gaussian grid, bilinearly upsampled, scaled to unit std per image) added to the
               background only; blobs about the size of a small shape; harder when high
-  occluder    depth U(0, 0.5) of the shape's bounding box, from a random side (left, right, top,
+  occluder    depth U(0, 0.4) of the shape's bounding box, from a random side (left, right, top,
               bottom), across the whole box: the shape is hidden there and the (cluttered)
               background shows, as if behind a background-coloured surface; a visible occluder of
               its own colour would be a rectangle, i.e. another square-like object in the image.
               The factor ``occlusion`` is the measured fraction of the shape's area hidden;
               harder when high
-  noise       U(0, 32): standard deviation of i.i.d. Gaussian pixel noise, grey levels; harder
+  noise       U(0, 24): standard deviation of i.i.d. Gaussian pixel noise, grey levels; harder
               when high
 then round and clip to uint8. The factors are independent by construction, so each one's own
 effect on a score can be read off a rank correlation; ``x`` and ``y`` are nuisances, not
@@ -72,13 +72,13 @@ SHAPES_TRAIN = 5000
 SHAPES_TEST = 1000
 SHAPES_MAX = 1_000_000
 BLOCK = 1000
-SIZE_RANGE = (4.0, 13.0)  # px, shape radius
+SIZE_RANGE = (5.0, 13.0)  # px, half the width of the bounding box
 BACKGROUND_RANGE = (48.0, 208.0)  # grey levels, per channel
-CONTRAST_RANGE = (20.0, 128.0)  # grey levels, RGB distance
-CLUTTER_RANGE = (0.0, 48.0)  # grey levels, std of the background field
+CONTRAST_RANGE = (40.0, 128.0)  # grey levels, RGB distance
+CLUTTER_RANGE = (0.0, 32.0)  # grey levels, std of the background field
 CLUTTER_GRID = 8
-OCCLUDER_DEPTH = (0.0, 0.5)  # fraction of the shape's bounding box
-NOISE_RANGE = (0.0, 32.0)  # grey levels, std
+OCCLUDER_DEPTH = (0.0, 0.4)  # fraction of the shape's bounding box
+NOISE_RANGE = (0.0, 24.0)  # grey levels, std
 FACTORS = ("size", "contrast", "clutter", "occlusion", "noise", "x", "y")
 # Which direction of each factor makes an example easier ("higher" or "lower"; None: nuisance).
 EASIER = {"size": "higher", "contrast": "higher", "clutter": "lower", "occlusion": "lower",

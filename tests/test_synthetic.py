@@ -159,10 +159,10 @@ def test_shapes_loads_with_sizes_classes_and_factors():
     for split in (d.train, d.test):
         assert set(split.factors) == set(S.FACTORS)
         f = split.factors
-        assert ((f["size"] >= 4) & (f["size"] <= 13)).all()
-        assert ((f["contrast"] >= 20) & (f["contrast"] <= 128)).all()
-        assert ((f["clutter"] >= 0) & (f["clutter"] <= 48)).all()
-        assert ((f["noise"] >= 0) & (f["noise"] <= 32)).all()
+        assert ((f["size"] >= 5) & (f["size"] <= 13)).all()
+        assert ((f["contrast"] >= 40) & (f["contrast"] <= 128)).all()
+        assert ((f["clutter"] >= 0) & (f["clutter"] <= 32)).all()
+        assert ((f["noise"] >= 0) & (f["noise"] <= 24)).all()
         assert ((f["occlusion"] >= 0) & (f["occlusion"] < 1)).all()
         assert ((f["x"] >= f["size"]) & (f["x"] <= 31 - f["size"])).all()
     assert load_dataset("shapes:300/50-seed1+size16").train.factors.keys() == set(S.FACTORS)
