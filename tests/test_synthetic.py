@@ -254,8 +254,8 @@ def test_no_two_shape_classes_look_alike():
 
 def test_split_factors_must_align_with_the_labels():
     x, y = np.zeros((4, 2, 2, 3), np.uint8), np.zeros(4, np.int64)
-    assert Split(x, y, {"a": np.arange(4.0)}).factors["a"].shape == (4,)
+    assert Split(x, y, factors={"a": np.arange(4.0)}).factors["a"].shape == (4,)
     with pytest.raises(ValueError):
-        Split(x, y, {"a": np.arange(3.0)})
+        Split(x, y, factors={"a": np.arange(3.0)})
     with pytest.raises(ValueError):
-        Split(x, y, {"a": np.array(["x"] * 4)})
+        Split(x, y, factors={"a": np.array(["x"] * 4)})
