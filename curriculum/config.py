@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from curriculum.architectures import auto_arch, check_arch
 from scoring.ordering import ORDERS
 from curriculum.pacing import OPEN_BY, PACINGS, make_pacing
-from curriculum.recipes import recipe_help
+from curriculum.recipes import recipe_help, with_recipe
 from scoring.errors import UserError
 
 if typing.TYPE_CHECKING:
@@ -215,10 +215,14 @@ class TrainingConfig(Config):
     arch: str = option("auto", "architecture, or 'auto' to pick one for the data; see `curriculum architectures`")
     batch_size: int = option(100, "mini-batch size", range="[1, inf)")
     optimizer: str = option("sgd", "optimizer", choices=OPTIMIZERS)
-    lr: float = option(0.05, "initial learning rate", range="(0, 10]")
-    momentum: float = option(0.9, "SGD momentum", range="[0, 1)")
-    weight_decay: float = option(5e-4, "L2 weight decay", range="[0, 1)")
-    lr_schedule: str = option("step", "learning-rate schedule", choices=LR_SCHEDULES)
+    lr: float | None = option(None, "initial learning rate", range="(0, 10]",
+                              default_help=f"the dataset's recipe, {recipe_help('lr')}")
+    momentum: float | None = option(None, "SGD momentum", range="[0, 1)",
+                                    default_help=f"the dataset's recipe, {recipe_help('momentum')}")
+    weight_decay: float | None = option(None, "L2 weight decay", range="[0, 1)",
+                                        default_help=f"the dataset's recipe, {recipe_help('weight_decay')}")
+    lr_schedule: str | None = option(None, "learning-rate schedule", choices=LR_SCHEDULES,
+                                     default_help=f"the dataset's recipe, {recipe_help('lr_schedule')}")
     lr_decay: float = option(1.8, "'step' schedule: divide the LR by this factor at each decay", range="[1, inf)")
     min_lr: float = option(0.0, "floor of the learning rate, at most --lr", range="[0, 10]")
     precision: str = option("no", "mixed precision", choices=PRECISIONS)
@@ -382,7 +386,7 @@ def build_config(cls: type[C], file: str | Path | None = None, **flags: Any) -> 
             )
         values = {k: check_value(cls, k, v, f"{k} in {file}") for k, v in given.items()}
     values.update({k: check_value(cls, k, v) for k, v in flags.items() if v is not None})
-    config = cls(**values)
+    config = with_recipe(cls(**values))
     config.validate()
     return config
 

@@ -145,11 +145,14 @@ def test_help_is_generated_and_flags_keep_their_names(tmp_path):
     for flag in ("--members", "--eval-every", "--lr-decay-epochs", "--train-record {eval,online}", "--no-dropout",
                  "--augment", "--out", "--config FILE"):
         assert flag in proc.stdout
-    assert "in [0, 1) (default: 0.9)" in proc.stdout  # --momentum: range and default from the field
+    help_text = " ".join(proc.stdout.split())  # argparse wraps lines
+    # --momentum: range from the field, default from the recipes (curriculum/recipes.py)
+    assert "in [0, 1) (default: the dataset's recipe, gabor 0, gabor-overlap 0, gaussian 0, else 0.9)" in help_text
 
 
 def test_flags_win_over_the_file_and_the_file_over_defaults(tmp_path):
     (tmp_path / "c.yaml").write_text("members: 4\nlr: 0.1\n")
     config = build_config(ScoreConfig, tmp_path / "c.yaml", members="3", lr=None)
-    assert (config.members, config.lr, config.epochs) == (3, 0.1, ScoreConfig().epochs)
+    # flag > file > the dataset's recipe (digits: 4 epochs) > the generic default (momentum 0.9)
+    assert (config.members, config.lr, config.epochs, config.momentum) == (3, 0.1, 4.0, 0.9)
 

@@ -39,6 +39,7 @@ from curriculum.engine import (
 from scoring.formats import load_external_scores
 from scoring.ordering import order_examples, uses_pacing
 from curriculum.pacing import make_pacing
+from curriculum.recipes import with_recipe
 from curriculum.report import learning_curves_figure
 from curriculum.sampler import CurriculumBatchSampler
 from curriculum.stages.order_comparison import compare_orders, format_comparison
@@ -170,6 +171,7 @@ def curriculum_train(config: CurriculumConfig) -> pd.DataFrame:
     ``results.csv`` and ``figures/learning_curves.png`` into ``config.out`` (default
     ``<score run>/curriculum/<pacing>``).
     """
+    config = with_recipe(config)
     config.validate()
     orders = config.order_list()
     accelerator = make_accelerator(config)
