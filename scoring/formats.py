@@ -50,7 +50,8 @@ from scoring import agreement
 from scoring.errors import UserError
 from scoring.ids import as_ids
 from scoring.ordering import DIRECTIONS
-from scoring.records import atomic_write_bytes, load_probs, read_run_info
+from scoring.files import atomic_write_bytes
+from scoring.records import load_probs, read_run_info
 from scoring.scores import SCORE_DIRECTIONS, Scores
 
 FORMATS = ("parquet", "csv", "cscore", "forgetting", "cartography", "cleanlab", "hf")

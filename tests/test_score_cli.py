@@ -14,6 +14,7 @@ import pytest
 
 from conftest import SMALL_SCORE, cli_env, run_cli
 from scoring import Scores
+from scoring.files import LOCK_NAME
 
 DIGITS_SIZES = {"train": 1347, "test": 450}
 
@@ -98,7 +99,8 @@ def test_bad_flags_exit_2_with_one_sentence(tmp_path, flags, message):
 
 
 def _snapshot(run_dir):
-    return {p: p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+    """Every file's bytes, but the lock's (it names the last process that took it)."""
+    return {p: p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file() and p.name != LOCK_NAME}
 
 
 def test_other_dataset_or_settings_in_out_dir_is_refused_untouched(tmp_path, score_run):
