@@ -12,6 +12,7 @@ last committed checkpoint and ends with the same record as an uninterrupted one.
 
 from __future__ import annotations
 
+import io
 import pickle
 import platform
 import time
@@ -43,7 +44,7 @@ from curriculum.engine import (
 from curriculum.recipes import with_recipe
 from curriculum.report import write_report
 from scoring.errors import UserError
-from scoring.files import atomic_write, reading
+from scoring.files import atomic_write_bytes, reading
 from scoring.records import SPLITS, MemberRecord, default_run_dir, member_dir, open_run, probs_bytes, update_run
 
 def batches_per_epoch(num_examples: int, batch_size: int) -> int:
@@ -163,7 +164,11 @@ def _state_path(run_dir: Path, member: int, checkpoint: int) -> Path:
 
 
 def _save_state(path: Path, state: dict) -> None:
-    atomic_write(path, lambda handle: torch.save(state, handle))
+    """Serialised in memory first: torch's file writer turns a failed write (a full disk) into
+    an unrelated RuntimeError, where a plain write raises the OSError that says what happened."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getbuffer())
 
 
 def _load_state(path: Path, member: int) -> dict:
