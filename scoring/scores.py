@@ -213,11 +213,10 @@ class Scores:
     def carry_columns(self, previous: "Scores") -> None:
         """Take over the columns ``previous`` (an earlier table of the same run) has and this one
         lacks, with their directions: rewriting a run's scores keeps what ``curriculum stats`` added."""
-        for split in previous.table["split"].unique():
+        extra = [c for c in previous.table.columns if c not in self.table.columns]
+        for split in previous.table["split"].unique() if extra else ():
             rows = previous.split(split)
-            extra = [c for c in rows.columns if c not in self.table.columns]
-            if extra:
-                self.add_columns(split, {c: rows[c].to_numpy() for c in extra}, {c: previous.directions.get(c) for c in extra})
+            self.add_columns(split, {c: rows[c].to_numpy() for c in extra}, {c: previous.directions.get(c) for c in extra})
 
     def check_fingerprint(self, fingerprint: str, dataset_name: str) -> None:
         """Refuse to pair these scores with a dataset whose images or labels differ."""

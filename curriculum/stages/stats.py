@@ -10,6 +10,7 @@ right, per checkpoint; seed 003, Fig. 4) and ``figures/statistics_vs_agreement.p
 from __future__ import annotations
 
 import logging
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,7 @@ def dataset_statistics(dataset: Dataset, workers: int | None = None, cache_dir: 
     path = Path(cache_dir or default_cache_dir()) / "statistics" / f"{dataset.fingerprint}-w{window}.npz"
     if path.exists():
         try:
-            with reading(path, "it is recomputed", errors=(OSError, ValueError, EOFError, KeyError)), np.load(path) as cached:
+            with reading(path, "it is recomputed", errors=(OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)), np.load(path) as cached:
                 return {split: {name: cached[f"{split}/{name}"] for name in STATISTICS} for split in SPLITS}
         except CorruptFileError as err:  # a cache is recomputable: say so, then replace it
             log.warning("%s", err)
