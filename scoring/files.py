@@ -4,9 +4,8 @@
   sees the old file or the whole new one; the file gets the user's umask like any other tool's
   (``mkstemp`` alone would create it 0600, unreadable to a colleague sharing the run).
 - :func:`locked` makes one process at a time the owner of a directory, through ``flock`` on
-  ``<dir>/.lock``: the OS drops the lock when its process dies, so a lock left by a killed run is
-  taken over safely, and the file (which names the holder) is never deleted, which would let two
-  processes lock two different files.
+  ``<dir>/.lock`` (which names the holder): the OS drops the lock when its process dies, so a lock
+  left by a killed run is taken over safely.
 - :func:`writing` and :func:`reading` turn an ``OSError`` into a :class:`UserError` that says what
   went wrong with which file and how to fix it: a full disk or file-size limit, a permission, or a
   damaged file. A full disk fails only that write; the caller's atomic writes and commit order
@@ -129,27 +128,50 @@ def locked(directory: Path, option: str) -> Iterator[None]:
     """Own ``directory`` (created if needed) until the block ends or the process dies.
 
     A second owner is refused with one sentence naming the holder; ``option`` is the flag that
-    chooses another directory.
+    chooses another directory. The lock file is removed on release (a killed owner leaves it
+    behind, unlocked, for the next one to take over), and so is the directory if this call
+    created it and nothing was written into it.
     """
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise UserError(f"{directory} is a file, not a folder; pass another {option}.")
+    created = not directory.exists()
     make_dir(directory)
     path = directory / LOCK_NAME
-    with writing(path):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    fd = _lock_file(path, directory, option)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-            raise UserError(
-                f"{directory} is in use by {holder}; wait for it to finish (or stop it) and run the command again, "
-                f"or pass another {option}."
-            ) from None
         with writing(path):
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"process {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
         yield
     finally:
+        path.unlink(missing_ok=True)  # while still locked: a waiting opener sees the inode change
+        os.close(fd)
+        if created:
+            try:
+                directory.rmdir()
+            except OSError:  # results were written: keep them
+                pass
+
+
+def _lock_file(path: Path, directory: Path, option: str) -> int:
+    """An open, flock-ed descriptor of ``path``; retried when its owner removed the file between
+    our open and our lock (we would hold a lock on a file nobody else can find)."""
+    while True:
+        with writing(path):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise UserError(
+                f"{directory} is in use by {holder}; wait for it to finish (or stop it) and run the command again, "
+                f"or pass another {option}."
+            ) from None
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
         os.close(fd)

@@ -21,8 +21,12 @@ def test_a_second_owner_is_refused_and_a_released_lock_is_taken_over(tmp_path):
         with pytest.raises(UserError, match=rf"d is in use by process {os.getpid()} on .*; wait for it .* or pass another --out"):
             with locked(tmp_path / "d", "--out"):
                 pass
-    with locked(tmp_path / "d", "--out"):  # the file stays; the OS lock went with its holder
-        assert (tmp_path / "d" / LOCK_NAME).exists()
+    assert not (tmp_path / "d").exists()  # created by the lock and left empty: removed with it
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / LOCK_NAME).write_text("process 1 on gone\n")  # left by a killed owner: no OS lock
+    with locked(tmp_path / "d", "--out"):
+        assert (tmp_path / "d" / LOCK_NAME).read_text().startswith(f"process {os.getpid()} ")
+    assert list((tmp_path / "d").iterdir()) == []
 
 
 def test_a_file_is_not_a_directory_to_own(tmp_path):
