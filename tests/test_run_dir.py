@@ -103,7 +103,7 @@ def test_stats_and_train_refuse_a_directory_another_process_owns(tmp_path, score
     with locked(run, "--out"):
         stats = run_cli(["stats", "--run", run, "--quiet"], tmp_path, check=False)
         with locked(tmp_path / "out", "--out"):
-            train = run_cli(["train", "--scores", run, "--steps", "5", "--seeds", "1", "--quiet", "--out", tmp_path / "out"], tmp_path, check=False)
+            train = run_cli(["train", "--scores", run, "--steps", "20", "--seeds", "1", "--quiet", "--out", tmp_path / "out"], tmp_path, check=False)
     assert f"{run} is in use by process {os.getpid()} on " in _one_error(stats, "stats")
     assert f"{tmp_path / 'out'} is in use by process {os.getpid()} on " in _one_error(train, "train")
     assert _snapshot(run) == before and not (tmp_path / "out").exists()

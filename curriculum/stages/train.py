@@ -171,13 +171,13 @@ def default_out(config: CurriculumConfig, run_dir: Path) -> Path:
     return run_dir / "curriculum" / name
 
 
-def order_digest(ranking: tuple[np.ndarray, bool, str] | None) -> str | None:
+def order_digest(ranking: tuple[np.ndarray, str, str] | None) -> str | None:
     """A hash of the scores an order is built from (None for self-taught scores, which the
     settings decide): results of an output are never paired with other scores of the same path."""
     if ranking is None:
         return None
-    values, higher_is_easier, _ = ranking
-    return hashlib.sha256(np.ascontiguousarray(values, dtype=np.float64).tobytes() + bytes([higher_is_easier])).hexdigest()
+    values, easier, _ = ranking
+    return hashlib.sha256(np.ascontiguousarray(values, dtype=np.float64).tobytes() + easier.encode()).hexdigest()
 
 
 def check_output(out: Path, settings: dict) -> None:
