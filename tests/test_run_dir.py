@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SMALL_SCORE, cli_env, run_cli
+from conftest import SMALL_SCORE, cli_env, free_port, run_cli
 from scoring import Scores
 from scoring.files import LOCK_NAME, locked
 
@@ -67,7 +67,7 @@ def test_outputs_follow_the_umask_and_record_one_thread(plain_run):
 def test_torchrun_run_killed_and_resumed_matches_a_plain_run(tmp_path, plain_run):
     """Killed under torchrun (2 CPU processes, one member each) after a state file was written,
     resumed under torchrun: the same record as the plain two-thread run."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
            "-m", "curriculum", "score", *TINY, "--out", str(tmp_path / "run")]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=cli_env(tmp_path), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

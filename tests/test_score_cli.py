@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SMALL_SCORE, cli_env, run_cli
+from conftest import SMALL_SCORE, cli_env, free_port, run_cli
 from scoring import Scores
 from scoring.files import LOCK_NAME
 
@@ -69,7 +69,7 @@ def test_killed_run_resumes_to_the_same_record(tmp_path, score_run):
 
 @pytest.mark.parametrize("launcher", ["torchrun"])
 def test_two_processes_give_the_same_record(tmp_path, score_run, launcher):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
            "-m", "curriculum", "score", *SMALL_SCORE, "--members", "4", "--out", tmp_path / "run2"]
     proc = subprocess.run(list(map(str, cmd)), cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
