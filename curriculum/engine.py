@@ -26,6 +26,7 @@ from curriculum.models import build_model
 from scoring.errors import UserError
 from scoring.files import locked
 
+
 def make_accelerator(config: TrainingConfig) -> Accelerator:
     """The process layout and device; mixed precision is applied by :func:`autocast` below.
 
