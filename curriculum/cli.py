@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import typing
 from typing import Sequence
@@ -144,6 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.cli_parser.error(f"unrecognized arguments: {' '.join(extra)}")
     # Dataset downloads and decoding report through logging (curriculum.data); show them unless --quiet.
     logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", None) else logging.INFO, format="%(message)s")
+    # Past a file-size limit (ulimit -f) the write then fails with EFBIG, reported in one sentence,
+    # instead of the signal killing the process without a word.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         if args.cli_config is None:  # a listing or export: its flags are its own
             args.cli_run(args)

@@ -35,6 +35,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from scoring.errors import UserError
+from scoring.files import atomic_write
 from scoring.ids import as_ids
 
 log = logging.getLogger("curriculum.data")
@@ -254,7 +255,6 @@ def _read_cache(path: Path, signature: str | None, image_size: int | None) -> Ra
 
 def _write_cache(path: Path, raw: RawData, signature: str | None, key: str,
                  image_size: int | None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format": CACHE_FORMAT, "key": key, "signature": signature, "image_size": image_size}
     arrays = {
         "train_images": raw.train_images, "train_labels": raw.train_labels,
@@ -263,16 +263,7 @@ def _write_cache(path: Path, raw: RawData, signature: str | None, key: str,
         "train_ids": raw.ids("train").astype(str), "test_ids": raw.ids("test").astype(str),
         **{f"extra_{k}": v for k, v in raw.extras.items()},
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(path, lambda handle: np.savez(handle, **arrays))
 
 
 def cached(key: str, cache_dir: Path, image_size: int | None, build: Callable[[], RawData],

@@ -10,25 +10,32 @@ from __future__ import annotations
 
 import math
 import os
-from contextlib import nullcontext
-from typing import ContextManager
+from contextlib import ExitStack, contextmanager, nullcontext
+from pathlib import Path
+from typing import ContextManager, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list
 
 from curriculum.config import TrainingConfig
 from curriculum.data import Dataset
 from curriculum.models import build_model
 from scoring.errors import UserError
+from scoring.files import locked
+
 
 def make_accelerator(config: TrainingConfig) -> Accelerator:
     """The process layout and device; mixed precision is applied by :func:`autocast` below.
 
     Without a GPU, ``cpu=True`` is what makes Accelerate join the process group that
     ``torchrun`` / ``accelerate launch`` set up (otherwise every process would believe it is
-    alone and they would all train every member into the same files).
+    alone and they would all train every member into the same files). On the CPU every process
+    computes with one thread, whatever launched it: the numbers of a CPU kernel depend on its
+    thread count, so this is what makes a record the same under a plain run, ``torchrun`` (which
+    sets one thread) and any number of processes; it is also the fastest use of shared cores.
     """
     accelerator = Accelerator(cpu=config.cpu or not torch.cuda.is_available())
     launched = int(os.environ.get("WORLD_SIZE", "1"))
@@ -37,7 +44,39 @@ def make_accelerator(config: TrainingConfig) -> Accelerator:
             f"{launched} processes were launched but Accelerate sees {accelerator.num_processes}; "
             "launch with `accelerate launch` or `torchrun` and its default environment."
         )
+    if accelerator.device.type == "cpu":
+        torch.set_num_threads(1)
     return accelerator
+
+
+def compute_layout(device: torch.device) -> dict:
+    """What besides the settings decides the numbers a process computes: the device kind and, on
+    the CPU, the thread count (on a GPU, its model). Recorded with a run, checked on resume."""
+    if device.type == "cuda":
+        return {"device": "cuda", "gpu": torch.cuda.get_device_name(device)}
+    return {"device": device.type, "threads": torch.get_num_threads()}
+
+
+@contextmanager
+def run_lock(accelerator: Accelerator, directory: Path, option: str) -> Iterator[None]:
+    """Own ``directory`` for one launched run (see :func:`scoring.files.locked`).
+
+    The lock belongs to the run, not to each process: the main process takes it and tells the
+    others, so every process of a second, independent run stops with the same sentence before
+    it writes anything.
+    """
+    with ExitStack() as stack:
+        error = None
+        if accelerator.is_main_process:
+            try:
+                stack.enter_context(locked(directory, option))
+            except UserError as err:
+                error = str(err)
+        if accelerator.num_processes > 1:
+            error = broadcast_object_list([error])[0]
+        if error is not None:
+            raise UserError(error)
+        yield
 
 
 def autocast(device: torch.device, precision: str) -> ContextManager:

@@ -12,7 +12,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from scoring import agreement  # noqa: E402
-from scoring.records import SPLITS, Record, atomic_write_bytes  # noqa: E402
+from scoring.files import atomic_write, atomic_write_bytes  # noqa: E402
+from scoring.records import SPLITS, Record  # noqa: E402
 from scoring.run import write_scores  # noqa: E402
 from scoring.scores import Scores  # noqa: E402
 from scoring.summary import checkpoint_summary, format_reliability, format_summary  # noqa: E402
@@ -85,12 +86,11 @@ def agreement_curve(summary: pd.DataFrame, path: Path) -> Path:
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=110, format=path.suffix.lstrip("."))
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        atomic_write(path, lambda handle: fig.savefig(handle, dpi=110, format=path.suffix.lstrip(".")))
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -106,7 +106,7 @@ def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False) -> Sco
         hashes={split: part.content_hashes for split, part in parts.items()},
     )
     summary = checkpoint_summary(records, epochs)
-    summary.to_csv(run_dir / "summary.csv", index=False)
+    atomic_write_bytes(run_dir / "summary.csv", summary.to_csv(index=False).encode())
     figures = [
         consistency_histograms(records, epochs, run_dir / "figures" / "consistency_histograms.png"),
         agreement_curve(summary, run_dir / "figures" / "agreement_curve.png"),

@@ -9,3 +9,8 @@ the training code, can raise it too.
 
 class UserError(ValueError):
     """A mistake in the user's input (a name, a path, a parameter), not a bug."""
+
+
+class CorruptFileError(UserError):
+    """A file of ours that is truncated or damaged (not a permission problem): a caller that can
+    recompute the file may catch this and replace it."""

@@ -48,9 +48,10 @@ import pandas as pd
 
 from scoring import agreement
 from scoring.errors import UserError
+from scoring.files import atomic_write_bytes
 from scoring.ids import as_ids
 from scoring.ordering import DIRECTIONS
-from scoring.records import atomic_write_bytes, load_probs, read_run_info
+from scoring.records import load_probs, read_run_info
 from scoring.scores import SCORE_DIRECTIONS, Scores
 
 FORMATS = ("parquet", "csv", "cscore", "forgetting", "cartography", "cleanlab", "hf")

@@ -39,8 +39,9 @@ from typing import Any
 import numpy as np
 
 from scoring.errors import UserError
+from scoring.files import atomic_write_json
 from scoring.ids import as_ids, content_hashes
-from scoring.records import PROBS, MemberRecord, atomic_write_json, read_run_info, update_run
+from scoring.records import PROBS, MemberRecord, read_run_info, update_run
 from scoring.run import write_scores
 from scoring.scores import Scores
 

@@ -11,11 +11,13 @@ Layout of ``runs/<name>/``::
     records/member_007/train.probs.npy   float16 [E, M_train, K] class probabilities (only when
                                          asked for: --record-probs / Recorder(record_probs=True))
 
-The arrays are allocated at their full size ``[checkpoints, M]`` when a member starts and filled
-one row per checkpoint in place; ``progress.json`` (written atomically, after the rows are
+The arrays are allocated at their full size ``[checkpoints, M]`` when a member starts (every
+byte reserved on disk, so a disk that fills up fails there, with an error, rather than in the
+in-place write, where the memory map would kill the process) and filled one row per checkpoint in
+place; ``progress.json`` (written atomically, after the rows are
 flushed) says how many rows are complete, and readers and a resumed run use only those. A run
 killed mid-row leaves that row uncommitted, to be rewritten on resume. Every other file is
-written to a temporary name and moved into place with ``os.replace``, so no reader sees a
+written to a temporary name and moved into place (:mod:`scoring.files`), so no reader sees a
 partial one. The ``.npy`` files can be memory-mapped (``np.load(..., mmap_mode="r")``).
 This module is numpy-only; the training state a resumed member needs is the engine's business.
 """
@@ -25,38 +27,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from scoring.errors import UserError
+from scoring.errors import CorruptFileError, UserError
+from scoring.files import LOCK_NAME, atomic_write_json, make_dir, preallocate, read_json, reading, writing
 
 FIELDS = {"pred": np.int16, "p_true": np.float16, "el2n": np.float16}
 PROBS = "probs"  # the optional [E, M, K] float16 field
 SPLITS = ("train", "test")
 SCHEMA_VERSION = 1
-
-
-def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
-    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 def default_run_dir(dataset_name: str) -> Path:
@@ -69,35 +52,35 @@ def member_dir(run_dir: Path, member: int) -> Path:
     return Path(run_dir) / "records" / f"member_{member:03d}"
 
 
+def _recompute(folder: Path, member: int) -> str:
+    return f"delete the folder {folder} and run the same command again to recompute member {member}"
+
+
 def _corrupt(path: Path, member: int) -> UserError:
-    return UserError(
-        f"Record file {path} is truncated or corrupt; delete the folder {path.parent} and run the same "
-        f"command again to recompute member {member}."
-    )
+    return CorruptFileError(f"Record file {path} is truncated or corrupt; {_recompute(path.parent, member)}.")
 
 
-def committed_checkpoints(folder: Path, member: int) -> int:
-    """How many checkpoints of the member stored in ``folder`` are committed (0 if none)."""
+def committed_checkpoints(folder: Path, member: int, checkpoints: int) -> int:
+    """How many of the ``checkpoints`` rows of the member stored in ``folder`` are committed."""
     progress = folder / "progress.json"
     if not progress.exists():
         return 0
-    try:
-        return int(json.loads(progress.read_text())["checkpoints"])
-    except (ValueError, KeyError, TypeError):
-        raise _corrupt(progress, member) from None
+    with reading(progress, _recompute(folder, member), errors=(OSError, ValueError, KeyError, TypeError)):
+        done = int(json.loads(progress.read_text())["checkpoints"])
+        if not 0 <= done <= checkpoints:
+            raise ValueError(f"{done} of {checkpoints} checkpoints")
+    return done
 
 
 def _check_npy(path: Path, member: int, shape: tuple[int, ...], dtype: type) -> None:
     """Refuse a ``.npy`` whose header or size is not that of a complete ``shape`` array (opening
     a short file for writing would silently pad it with zeros)."""
-    try:
+    with reading(path, _recompute(path.parent, member)):
         with open(path, "rb") as handle:
             version = np.lib.format.read_magic(handle)
             read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
             header = read(handle)
             offset = handle.tell()
-    except (OSError, ValueError, EOFError):
-        raise _corrupt(path, member) from None
     stored_shape, _, stored_dtype = header
     complete = offset + int(np.prod(shape)) * np.dtype(dtype).itemsize
     if stored_shape != shape or stored_dtype != np.dtype(dtype) or path.stat().st_size != complete:
@@ -105,10 +88,8 @@ def _check_npy(path: Path, member: int, shape: tuple[int, ...], dtype: type) -> 
 
 
 def _load_array(path: Path, member: int, rows: int, mmap: bool) -> np.ndarray:
-    try:
+    with reading(path, _recompute(path.parent, member)):
         array = np.load(path, mmap_mode="r" if mmap else None)
-    except (OSError, ValueError, EOFError):
-        raise _corrupt(path, member) from None
     if array.ndim != 2 or array.shape[0] < rows:
         raise _corrupt(path, member)
     return array[:rows]
@@ -119,6 +100,15 @@ def probs_bytes(members: int, checkpoints: int, sizes: dict[str, int], num_class
     return 2 * members * checkpoints * sum(sizes.values()) * num_classes
 
 
+def _open_array(path: Path, shape: tuple[int, ...], dtype: type, create: bool) -> np.ndarray:
+    """Memory-map a record array, with every byte of it allocated on disk (see :func:`preallocate`)."""
+    with writing(path):
+        array = np.lib.format.open_memmap(path, mode="w+" if create else "r+", dtype=dtype, shape=shape)
+        with open(path, "r+b") as handle:
+            preallocate(handle.fileno(), path.stat().st_size)
+    return array
+
+
 class MemberRecord:
     """Record of one member: a preallocated [checkpoints, M] array per split and field (and
     [checkpoints, M, K] probabilities when ``num_classes`` is given), filled one row per
@@ -127,9 +117,9 @@ class MemberRecord:
     def __init__(self, run_dir: str | Path, member: int, sizes: dict[str, int], checkpoints: int, num_classes: int | None = None):
         self.member = member
         self.dir = member_dir(Path(run_dir), member)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        make_dir(self.dir)
         self.sizes = dict(sizes)
-        self.rows = committed_checkpoints(self.dir, member)
+        self.rows = committed_checkpoints(self.dir, member, checkpoints)
         self.fields = {**FIELDS, **({PROBS: np.float16} if num_classes else {})}
         self.num_classes = num_classes
         self._arrays: dict[tuple[str, str], np.ndarray] = {}
@@ -139,10 +129,7 @@ class MemberRecord:
                 shape = self._shape(checkpoints, split, field)
                 if self.rows:
                     _check_npy(path, member, shape, dtype)
-                    array = np.lib.format.open_memmap(path, mode="r+")
-                else:
-                    array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
-                self._arrays[split, field] = array
+                self._arrays[split, field] = _open_array(path, shape, dtype, create=not self.rows)
 
     def _shape(self, checkpoints: int, split: str, field: str) -> tuple[int, ...]:
         size = self.sizes[split]
@@ -163,7 +150,7 @@ class MemberRecord:
             old.flush()
             path = self._path(split, field)
             tmp = path.with_name(f".{path.name}.resize")
-            new = np.lib.format.open_memmap(tmp, mode="w+", dtype=old.dtype, shape=self._shape(checkpoints, split, field))
+            new = _open_array(tmp, self._shape(checkpoints, split, field), old.dtype, create=True)
             new[: self.rows] = old[: self.rows]
             new.flush()
             del new, old
@@ -175,7 +162,7 @@ class MemberRecord:
 
     def committed(self) -> int:
         """Number of checkpoints whose rows are complete on disk."""
-        return committed_checkpoints(self.dir, self.member)
+        return committed_checkpoints(self.dir, self.member, self.capacity)
 
     def append(self, rows: dict[str, dict[str, np.ndarray]]) -> None:
         """Write the next checkpoint's row: ``rows[split][field]`` is a vector over that split's
@@ -191,8 +178,9 @@ class MemberRecord:
 
     def commit(self) -> int:
         """Flush the rows to disk, then record how many are complete (written last, atomically)."""
-        for array in self._arrays.values():
-            array.flush()
+        for (split, field), array in self._arrays.items():
+            with writing(self._path(split, field)):
+                array.flush()
         atomic_write_json(self.dir / "progress.json", {"checkpoints": self.rows})
         return self.rows
 
@@ -217,7 +205,7 @@ def load_record(run_dir: str | Path, split: str, labels: np.ndarray, members: in
     arrays: dict[str, list[np.ndarray]] = {field: [] for field in FIELDS}
     for member in range(members):
         folder = member_dir(run_dir, member)
-        done = committed_checkpoints(folder, member)
+        done = committed_checkpoints(folder, member, checkpoints)
         if done < checkpoints:
             raise UserError(
                 f"Member {member} of {run_dir} has {done} of {checkpoints} checkpoints; run the score "
@@ -255,18 +243,20 @@ def read_run_info(run_dir: str | Path) -> dict | None:
     path = Path(run_dir) / "run.json"
     if not path.exists():
         return None
-    try:
-        return json.loads(path.read_text())
-    except ValueError:
-        raise UserError(f"{path} is corrupt; delete {run_dir} or pass another --out.") from None
+    return read_json(path, f"delete {run_dir} (its records cannot be trusted without it) or pass another --out")
+
+
+def _describe(compute: dict | None) -> str:
+    return ", ".join(f"{key} {value}" for key, value in sorted(compute.items())) if compute else "an unrecorded device and thread count"
 
 
 def open_run(run_dir: str | Path, info: dict, *, write: bool) -> dict:
     """Start a run directory, or check that an existing one holds the same dataset and settings.
 
-    ``info`` must carry ``dataset`` (with ``fingerprint``) and ``settings``; a directory that holds
-    a different one is refused rather than overwritten, except a run marked diverged, which
-    starts afresh under the new settings. Only one process should ``write``.
+    ``info`` must carry ``dataset`` (with ``fingerprint``), ``settings`` and ``compute`` (device
+    and thread count, which change the numbers); a directory that holds a different one is refused
+    rather than overwritten or mixed, except a run marked diverged, which starts afresh under the
+    new settings. Only one process should ``write``.
     """
     run_dir = Path(run_dir)
     existing = read_run_info(run_dir)
@@ -275,7 +265,12 @@ def open_run(run_dir: str | Path, info: dict, *, write: bool) -> dict:
         # A diverged run's records end in the step that broke; nothing in it is worth resuming.
         shutil.rmtree(run_dir / "records", ignore_errors=True)
     if existing is None or diverged:
-        if not diverged and run_dir.exists() and any(run_dir.iterdir()) and not (run_dir / "records").exists():
+        if not diverged and (run_dir / "records").exists():
+            raise UserError(
+                f"Run directory {run_dir} holds records but no run.json, so the settings they were made with are "
+                f"unknown; delete {run_dir / 'records'} (or pass another --out) and run the command again."
+            )
+        if not diverged and run_dir.exists() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
             raise UserError(f"Output directory {run_dir} is not empty and holds no run; pass another --out.")
         if write:
             atomic_write_json(run_dir / "run.json", {**info, "schema": SCHEMA_VERSION, "status": "running"})
@@ -294,6 +289,12 @@ def open_run(run_dir: str | Path, info: dict, *, write: bool) -> dict:
         raise UserError(
             f"Output directory {run_dir} holds a run with other settings ({', '.join(changed)}); "
             f"pass another --out or repeat the original settings to resume it."
+        )
+    if existing.get("compute") != info["compute"]:
+        raise UserError(
+            f"Run {run_dir} was recorded with {_describe(existing.get('compute'))}, and finishing it with "
+            f"{_describe(info['compute'])} would give a record that matches neither; resume it where it started "
+            f"or pass another --out."
         )
     return existing
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scoring.errors import CorruptFileError
 from scoring.records import Record, load_record
 from scoring.scores import Scores
 
@@ -32,5 +33,20 @@ def write_scores(run_dir: str | Path, info: dict, labels: dict[str, np.ndarray],
         records, dataset=info["dataset"]["name"], fingerprint=info["dataset"]["fingerprint"], el2n_checkpoint=el2n_checkpoint(epochs),
         extra_meta={"arch": info["arch"], "members": info["members"], "epochs": epochs}, ids=ids, hashes=hashes,
     )
+    _carry_columns(scores, run_dir / "scores.parquet")
     scores.save(run_dir / "scores.parquet")
     return scores, records
+
+
+def _carry_columns(scores: Scores, path: Path) -> None:
+    """Keep the columns a later stage (``curriculum stats``) added to this run's previous scores;
+    a damaged previous file is simply replaced by the fresh table, an unreadable one stops with
+    its one sentence."""
+    if not path.exists():
+        return
+    try:
+        previous = Scores.load(path)
+    except CorruptFileError:
+        return
+    if previous.fingerprint == scores.fingerprint:
+        scores.carry_columns(previous)

@@ -24,9 +24,10 @@ import pyarrow.parquet as pq
 
 from scoring import agreement
 from scoring.errors import UserError
+from scoring.files import atomic_write_bytes, reading
 from scoring.ids import Alignment, align, as_ids
 from scoring.ordering import order_examples
-from scoring.records import SCHEMA_VERSION, Record, atomic_write_bytes
+from scoring.records import SCHEMA_VERSION, Record
 from scoring.reliability import DEFAULT_SPLITS, split_half_reliability
 
 META_KEY = b"curriculum"
@@ -121,14 +122,16 @@ class Scores:
             path = path / "scores.parquet"
         if not path.exists():
             raise UserError(f"No scores at {path}; run `curriculum score` first (its --out is the run directory).")
-        try:
-            table = pq.read_table(path)
-        except (OSError, pa.ArrowInvalid):
-            raise UserError(f"{path} is not a readable parquet file; run `curriculum score` again to rewrite it.") from None
-        raw = (table.schema.metadata or {}).get(META_KEY)
-        if raw is None:
-            raise UserError(f"{path} has no curriculum metadata; it was not written by `curriculum score`.")
-        return cls(table.to_pandas(), json.loads(raw))
+        fix = "run `curriculum score` again with the same settings to rewrite it"
+        with reading(path, fix, errors=(OSError, pa.ArrowInvalid, ValueError)):
+            table = pq.read_table(pa.BufferReader(path.read_bytes()))
+            raw = (table.schema.metadata or {}).get(META_KEY)
+            if raw is None:
+                raise UserError(f"{path} has no curriculum metadata; it was not written by `curriculum score`.")
+            meta = json.loads(raw)
+            if not isinstance(meta, dict) or not {"directions", "fingerprint"} <= meta.keys():
+                raise ValueError("metadata without directions or fingerprint")
+        return cls(table.to_pandas(), meta)
 
     def save(self, path: str | Path) -> Path:
         """Write parquet atomically (temporary file + rename)."""
@@ -207,6 +210,14 @@ class Scores:
             self.table.loc[mask, name] = values[index]
             self.meta["directions"][name] = (directions or {}).get(name)
 
+    def carry_columns(self, previous: "Scores") -> None:
+        """Take over the columns ``previous`` (an earlier table of the same run) has and this one
+        lacks, with their directions: rewriting a run's scores keeps what ``curriculum stats`` added."""
+        extra = [c for c in previous.table.columns if c not in self.table.columns]
+        for split in previous.table["split"].unique() if extra else ():
+            rows = previous.split(split)
+            self.add_columns(split, {c: rows[c].to_numpy() for c in extra}, {c: previous.directions.get(c) for c in extra})
+
     def check_fingerprint(self, fingerprint: str, dataset_name: str) -> None:
         """Refuse to pair these scores with a dataset whose images or labels differ."""
         if fingerprint != self.fingerprint:
@@ -230,5 +241,5 @@ class Scores:
 
     def to_csv(self, path: str | Path) -> Path:
         path = Path(path)
-        self.table.to_csv(path, index=False)
+        atomic_write_bytes(path, self.table.to_csv(index=False).encode())
         return path

@@ -1,6 +1,7 @@
 """Shared fixtures: a subprocess runner for the CLI and one small finished score run on digits."""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,14 @@ def cli_env(tmp: Path) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", CURRICULUM_CACHE=str(tmp / "cache"), PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = str(ROOT)
     return env
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now, for torchrun's rendezvous (a fixed one collides with
+    other test runs on the same machine)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def run_cli(args, tmp: Path, check: bool = True, **kwargs) -> subprocess.CompletedProcess:

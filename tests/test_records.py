@@ -69,7 +69,7 @@ def test_unfinished_member_is_reported(tmp_path):
 
 
 def test_open_run_refuses_other_dataset_or_settings(tmp_path):
-    info = {"dataset": {"name": "a", "fingerprint": "f1"}, "settings": {"lr": 0.1}}
+    info = {"dataset": {"name": "a", "fingerprint": "f1"}, "settings": {"lr": 0.1}, "compute": {"device": "cpu", "threads": 1}}
     open_run(tmp_path / "run", info, write=True)
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "running"
     assert open_run(tmp_path / "run", info, write=False)["dataset"]["name"] == "a"
@@ -77,3 +77,31 @@ def test_open_run_refuses_other_dataset_or_settings(tmp_path):
         open_run(tmp_path / "run", {**info, "dataset": {"name": "b", "fingerprint": "f2"}}, write=True)
     with pytest.raises(UserError, match=r"other settings \(lr\)"):
         open_run(tmp_path / "run", {**info, "settings": {"lr": 0.2}}, write=True)
+    with pytest.raises(UserError, match="recorded with device cpu, threads 1, and finishing it with device cpu, threads 4"):
+        open_run(tmp_path / "run", {**info, "compute": {"device": "cpu", "threads": 4}}, write=True)
+
+
+def test_records_without_run_json_are_refused(tmp_path):
+    MemberRecord(tmp_path / "run", 0, SIZES, checkpoints=2)
+    info = {"dataset": {"name": "a", "fingerprint": "f1"}, "settings": {}, "compute": {}}
+    with pytest.raises(UserError, match="holds records but no run.json"):
+        open_run(tmp_path / "run", info, write=True)
+    assert not (tmp_path / "run" / "run.json").exists()
+
+
+def test_progress_beyond_the_arrays_is_corrupt(tmp_path):
+    record = MemberRecord(tmp_path, 0, SIZES, checkpoints=2)
+    record.append(_rows(1))
+    record.commit()
+    (member_dir(tmp_path, 0) / "progress.json").write_text('{"checkpoints": 3}')
+    with pytest.raises(UserError, match="progress.json is truncated or corrupt; delete the folder"):
+        MemberRecord(tmp_path, 0, SIZES, checkpoints=2)
+    with pytest.raises(UserError, match="progress.json is truncated or corrupt"):
+        load_record(tmp_path, "train", np.zeros(4, int), members=1, checkpoints=2)
+
+
+def test_record_files_are_allocated_on_disk(tmp_path):
+    """Not sparse: an in-place row write into a hole could fault (SIGBUS) when the disk is full."""
+    MemberRecord(tmp_path, 0, {"train": 100_000}, checkpoints=4)
+    path = member_dir(tmp_path, 0) / "train.pred.npy"
+    assert path.stat().st_blocks * 512 >= path.stat().st_size > 800_000

@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SMALL_SCORE, cli_env, run_cli
+from conftest import SMALL_SCORE, cli_env, free_port, run_cli
 from scoring import Scores
+from scoring.files import LOCK_NAME
 
 DIGITS_SIZES = {"train": 1347, "test": 450}
 
@@ -68,7 +69,7 @@ def test_killed_run_resumes_to_the_same_record(tmp_path, score_run):
 
 @pytest.mark.parametrize("launcher", ["torchrun"])
 def test_two_processes_give_the_same_record(tmp_path, score_run, launcher):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
            "-m", "curriculum", "score", *SMALL_SCORE, "--members", "4", "--out", tmp_path / "run2"]
     proc = subprocess.run(list(map(str, cmd)), cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -98,7 +99,8 @@ def test_bad_flags_exit_2_with_one_sentence(tmp_path, flags, message):
 
 
 def _snapshot(run_dir):
-    return {p: p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+    """Every file's bytes, but the lock's (it names the last process that took it)."""
+    return {p: p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file() and p.name != LOCK_NAME}
 
 
 def test_other_dataset_or_settings_in_out_dir_is_refused_untouched(tmp_path, score_run):

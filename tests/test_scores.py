@@ -4,6 +4,8 @@ import types
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from scoring import Scores, UserError
@@ -91,3 +93,26 @@ def test_every_score_orders_easiest_first_by_its_documented_direction(score_run,
     assert np.all(np.diff(flat) <= 0) if SCORE_DIRECTIONS[column] == "higher" else np.all(np.diff(flat) >= 0)
     with pytest.raises(UserError, match="not lower" if SCORE_DIRECTIONS[column] == "higher" else "not higher"):
         scores.order(by=column, easier="lower" if SCORE_DIRECTIONS[column] == "higher" else "higher")
+
+
+def test_damaged_metadata_names_the_file_and_the_fix(tmp_path):
+    path = tmp_path / "scores.parquet"
+    pq.write_table(pa.table({"a": [1]}).replace_schema_metadata({b"curriculum": b"{not json"}), path)
+    with pytest.raises(UserError, match="scores.parquet is truncated or corrupt; run `curriculum score` again"):
+        Scores.load(path)
+
+
+def test_carry_columns_keeps_what_a_later_stage_added():
+    def both_splits():
+        scores = _scores()
+        scores.table = pd.concat([scores.table, scores.table.assign(split="test")], ignore_index=True)
+        return scores
+
+    previous = both_splits()
+    previous.add_columns("train", {"entropy": np.array([3.0, 1.0, 2.0])})
+    previous.add_columns("test", {"entropy": np.array([5.0, 6.0, 7.0])})
+    fresh = both_splits()
+    fresh.carry_columns(previous)
+    assert fresh.split("train")["entropy"].tolist() == [3.0, 1.0, 2.0]
+    assert fresh.split("test")["entropy"].tolist() == [5.0, 6.0, 7.0]
+    assert fresh.directions["entropy"] is None and list(fresh.table.columns) == list(previous.table.columns)

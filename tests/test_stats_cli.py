@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_cli
+from conftest import SMALL_SCORE, run_cli
 from curriculum.data import load_dataset
 from scoring import Scores, load_record
 from stats.distributions import spearman
@@ -73,3 +73,38 @@ def test_a_missing_or_foreign_run_is_refused(tmp_path, score_run):
     assert proc.returncode == 2 and "run `curriculum score --dataset digits" in proc.stderr
     proc = run_cli(["stats", "--dataset", "gabor", "--run", score_run], tmp_path, check=False)
     assert proc.returncode == 2 and "fingerprints differ" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_score_rerun_keeps_the_statistics_columns(stats_run, tmp_path):
+    _, run, _ = stats_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    before = Scores.load(copy)
+    run_cli(["score", *SMALL_SCORE, "--out", copy], tmp_path)  # finished: only the report is written again
+    after = Scores.load(copy)
+    pd.testing.assert_frame_equal(after.table, before.table)
+    assert after.directions == before.directions
+
+
+@pytest.mark.parametrize("missing, message", [
+    ("summary.csv", "has no summary.csv; run `curriculum score --dataset digits --out"),
+    ("run.json", "holds scores but no run.json; delete"),
+])
+def test_a_run_missing_a_file_is_refused_before_anything_is_written(score_run, tmp_path, missing, message):
+    run = tmp_path / "run"
+    shutil.copytree(score_run, run)
+    (run / missing).unlink()
+    parquet = (run / "scores.parquet").read_bytes()
+    proc = run_cli(["stats", "--run", run], tmp_path, check=False)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert (run / "scores.parquet").read_bytes() == parquet
+
+
+def test_a_truncated_cache_is_recomputed(stats_run):
+    tmp, run, _ = stats_run
+    [cache] = (tmp / "cache" / "statistics").glob("*.npz")
+    cache.write_bytes(cache.read_bytes()[:200])
+    proc = run_cli(["stats", "--run", run, "--quiet"], tmp)
+    assert "is truncated or corrupt; it is recomputed" in proc.stderr
+    with np.load(cache) as stored:
+        assert len(stored.files) == 8

@@ -2,7 +2,9 @@
 100 examples), against the session's finished score run; bad input gives one sentence and exit
 status 2."""
 
+import hashlib
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -12,6 +14,7 @@ from matplotlib import image as mpimg
 from conftest import run_cli
 from curriculum import cli
 from scoring import Scores
+from scoring.files import LOCK_NAME
 
 ORDERS = ["curriculum", "random", "anti", "none"]
 TINY = ["--steps", "20", "--eval-every", "5", "--seeds", "2"]
@@ -179,3 +182,15 @@ def test_a_diverging_run_exits_2_and_writes_nothing(score_run, tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "The curriculum run (seed 0) diverged at step" in lines[0] and "nothing was written" in lines[0]
     assert not out.exists()
+
+
+def test_an_output_of_other_settings_is_refused_untouched(full, score_run, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(full[1], out)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != LOCK_NAME}
+    proc = run_cli(["train", "--scores", score_run, *TINY, "--seeds", "1", "--out", out], tmp_path, check=False)
+    assert proc.returncode == 2
+    assert f"Output directory {out} holds results of other settings (seeds)" in _one_error_line(proc.stderr)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != LOCK_NAME} == before
+    files = json.loads((out / "config.json").read_text())["files"]  # written last: it names the results it belongs to
+    assert files == {name: hashlib.sha256((out / name).read_bytes()).hexdigest() for name in files} and len(files) == 3

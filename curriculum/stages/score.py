@@ -12,7 +12,8 @@ last committed checkpoint and ends with the same record as an uninterrupted one.
 
 from __future__ import annotations
 
-import os
+import io
+import pickle
 import platform
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ from curriculum.engine import (
     Diverged,
     FiniteGuard,
     augment,
+    compute_layout,
     grad_scaler,
     learning_rate,
     make_accelerator,
@@ -35,12 +37,14 @@ from curriculum.engine import (
     new_optimizer,
     outputs_to_record,
     predict,
+    run_lock,
     set_lr,
     train_step,
 )
 from curriculum.recipes import with_recipe
 from curriculum.report import write_report
 from scoring.errors import UserError
+from scoring.files import atomic_write_bytes, reading
 from scoring.records import SPLITS, MemberRecord, default_run_dir, member_dir, open_run, probs_bytes, update_run
 
 def batches_per_epoch(num_examples: int, batch_size: int) -> int:
@@ -114,7 +118,8 @@ class MemberTrainer:
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] is not None:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
-        self.perm, self.online = state["perm"], state["online"]
+        self.perm = state["perm"].to(self.device)
+        self.online = {key: value.to(self.device) for key, value in state["online"].items()}
 
     def run_to(self, target: int, progress: tqdm | None) -> None:
         """Train until ``self.step == target``; a new epoch draws a new permutation of the data."""
@@ -159,9 +164,26 @@ def _state_path(run_dir: Path, member: int, checkpoint: int) -> Path:
 
 
 def _save_state(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    """Serialised in memory first: torch's file writer turns a failed write (a full disk) into
+    an unrelated RuntimeError, where a plain write raises the OSError that says what happened."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getbuffer())
+
+
+def _load_state(path: Path, member: int) -> dict:
+    """The saved state, on the CPU: the trainer moves it to its device, so a state saved under any
+    launcher (where the device may read ``cpu:0`` or another GPU index) loads under any other."""
+    fix = f"delete the folder {path.parent} and run the same command again to recompute member {member}"
+    with reading(path, fix, errors=(OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError)):
+        return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def _drop_states(run_dir: Path, member: int, keep: Path | None = None) -> None:
+    """Remove the member's training states but ``keep`` (all of them once it has finished)."""
+    for old in member_dir(run_dir, member).glob("state_*.pt"):
+        if old != keep:
+            old.unlink()
 
 
 def train_member(trainer: MemberTrainer, record: MemberRecord, run_dir: Path, steps: list[int], progress: tqdm | None) -> None:
@@ -175,22 +197,21 @@ def train_member(trainer: MemberTrainer, record: MemberRecord, run_dir: Path, st
                     f"Training state {state_file} is missing; delete {state_file.parent} and run the same command "
                     f"again to recompute member {trainer.member}."
                 )
-            trainer.load_state(torch.load(state_file, map_location=trainer.device, weights_only=False))
+            trainer.load_state(_load_state(state_file, trainer.member))
         if progress is not None:
             progress.update(steps[done - 1])
     for index in range(done, len(steps)):
         trainer.run_to(steps[index], progress)
         record.append(trainer.record(initial=index == 0))
         last = index == len(steps) - 1
-        if not last:
-            _save_state(_state_path(run_dir, trainer.member, index), trainer.state())
+        state_file = None if last else _state_path(run_dir, trainer.member, index)
+        if state_file is not None:
+            _save_state(state_file, trainer.state())
         record.commit()
-        for old in member_dir(run_dir, trainer.member).glob("state_*.pt"):
-            if last or old != _state_path(run_dir, trainer.member, index):
-                old.unlink()
+        _drop_states(run_dir, trainer.member, keep=state_file)
 
 
-def run_info(config: ScoreConfig, dataset: Dataset, arch: str, steps: list[int], steps_per_epoch: int) -> dict:
+def run_info(config: ScoreConfig, dataset: Dataset, arch: str, steps: list[int], steps_per_epoch: int, compute: dict) -> dict:
     return {
         "dataset": {
             "name": dataset.name,
@@ -202,6 +223,7 @@ def run_info(config: ScoreConfig, dataset: Dataset, arch: str, steps: list[int],
         "settings": config.record_settings(),
         "arch": arch,
         "members": config.members,
+        "compute": compute,
         "checkpoints": [{"index": i, "step": s, "epoch": s / steps_per_epoch} for i, s in enumerate(steps)],
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
     }
@@ -223,14 +245,27 @@ def score(config: ScoreConfig) -> Path:
     check_output_dir(run_dir, "--out")
     steps_per_epoch = batches_per_epoch(len(dataset.train.labels), config.batch_size)
     steps = checkpoint_steps(config.epochs, config.eval_every, steps_per_epoch)
-    info = run_info(config, dataset, arch, steps, steps_per_epoch)
+    info = run_info(config, dataset, arch, steps, steps_per_epoch, compute_layout(accelerator.device))
     new_model(config, arch, dataset, config.seed, torch.device("cpu"))  # a bad --arch fails before any write
-    open_run(run_dir, info, write=False)  # every process checks, so all fail together on a mismatch
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        open_run(run_dir, info, write=True)
-    accelerator.wait_for_everyone()
+    with run_lock(accelerator, run_dir, "--out"):
+        open_run(run_dir, info, write=False)  # every process checks, so all fail together on a mismatch
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            open_run(run_dir, info, write=True)
+        accelerator.wait_for_everyone()
+        started = time.perf_counter()
+        train_members(config, accelerator, dataset, arch, run_dir, steps, steps_per_epoch)
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            scores = write_report(run_dir, dataset, info, quiet=config.quiet)
+            update_run(run_dir, status="complete", seconds=round(time.perf_counter() - started, 1),
+                       reliability=scores.meta["reliability"])
+        accelerator.wait_for_everyone()
+    return run_dir
 
+
+def train_members(config: ScoreConfig, accelerator, dataset: Dataset, arch: str, run_dir: Path, steps: list[int], steps_per_epoch: int) -> None:
+    """Train and record this process's members (r, r + P, ...), each from where it stopped."""
     data = DeviceData(dataset, accelerator.device)
     sizes = {split: data.size(split) for split in SPLITS}
     mine = range(accelerator.process_index, config.members, accelerator.num_processes)
@@ -239,7 +274,6 @@ def score(config: ScoreConfig) -> Path:
         size = probs_bytes(config.members, len(steps), sizes, probs)
         print(f"--record-probs keeps {config.members} x {len(steps)} checkpoints x {sum(sizes.values())} examples x {probs} "
               f"classes as float16: {size / 2**20:.1f} MiB in {run_dir / 'records'}")
-    started = time.perf_counter()
     with tqdm(
         total=len(mine) * steps[-1], unit="ex", unit_scale=config.batch_size, dynamic_ncols=True,
         disable=config.quiet or not accelerator.is_main_process,
@@ -248,6 +282,7 @@ def score(config: ScoreConfig) -> Path:
             progress.set_description(f"{arch} member {member + 1}/{config.members}")
             record = MemberRecord(run_dir, member, sizes, len(steps), num_classes=probs)
             if record.committed() == len(steps):
+                _drop_states(run_dir, member)  # a run killed between the last commit and the clean-up
                 progress.update(steps[-1])
                 continue
             trainer = MemberTrainer(config, arch, dataset, data, member, steps[-1], steps_per_epoch)
@@ -260,10 +295,3 @@ def score(config: ScoreConfig) -> Path:
                     f"is not finite. Lower --lr (now {config.lr:g}){' or train in full precision (--precision no)' if config.precision != 'no' else ''}; "
                     f"{run_dir} is marked diverged, so the corrected command starts it afresh."
                 ) from None
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        scores = write_report(run_dir, dataset, info, quiet=config.quiet)
-        update_run(run_dir, status="complete", seconds=round(time.perf_counter() - started, 1),
-                   reliability=scores.meta["reliability"])
-    accelerator.wait_for_everyone()
-    return run_dir

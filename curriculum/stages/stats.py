@@ -9,7 +9,8 @@ right, per checkpoint; seed 003, Fig. 4) and ``figures/statistics_vs_agreement.p
 
 from __future__ import annotations
 
-import io
+import logging
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +20,16 @@ from curriculum.config import StatsConfig, check_output_dir
 from curriculum.data import Dataset, default_cache_dir, load_dataset
 from curriculum.report import statistics_figure
 from curriculum.stages.stats_relation import statistic_correlations, statistic_curves
-from scoring.errors import UserError
-from scoring.records import SPLITS, atomic_write_bytes, default_run_dir, load_record, read_run_info
+from scoring.errors import CorruptFileError, UserError
+from scoring.files import atomic_write, atomic_write_bytes, locked, reading
+from scoring.records import SPLITS, default_run_dir, load_record, read_run_info
 from scoring.scores import Scores
 from stats.images import STATISTICS, compute_statistics
 
 ENTROPY_WINDOW = 10  # seed 003's window
+SUMMARY_COLUMNS = ("split", "checkpoint", "epoch", "acc_mean", "tpa")
+
+log = logging.getLogger("curriculum.stats")
 
 
 def entropy_window(dataset: Dataset) -> int:
@@ -38,16 +43,42 @@ def dataset_statistics(dataset: Dataset, workers: int | None = None, cache_dir: 
     window = entropy_window(dataset)
     path = Path(cache_dir or default_cache_dir()) / "statistics" / f"{dataset.fingerprint}-w{window}.npz"
     if path.exists():
-        with np.load(path) as cached:
-            return {split: {name: cached[f"{split}/{name}"] for name in STATISTICS} for split in SPLITS}
+        try:
+            with reading(path, "it is recomputed", errors=(OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)), np.load(path) as cached:
+                return {split: {name: cached[f"{split}/{name}"] for name in STATISTICS} for split in SPLITS}
+        except CorruptFileError as err:  # a cache is recomputable: say so, then replace it
+            log.warning("%s", err)
     try:
         values = {split: compute_statistics(dataset.split(split).images, workers=workers, window=window) for split in SPLITS}
     except ValueError as err:  # stats raises ValueError (it sits below scoring's UserError)
         raise UserError(str(err)) from None
-    buffer = io.BytesIO()
-    np.savez(buffer, **{f"{split}/{name}": v for split, named in values.items() for name, v in named.items()})
-    atomic_write_bytes(path, buffer.getvalue())
+    flat = {f"{split}/{name}": v for split, named in values.items() for name, v in named.items()}
+    atomic_write(path, lambda handle: np.savez(handle, **flat))
     return values
+
+
+def read_run(run_dir: Path, dataset: Dataset) -> tuple[Scores, dict, pd.DataFrame, dict]:
+    """Everything ``stats`` needs from a score run (scores, run.json, summary, records), read and
+    checked before anything is computed or written."""
+    scores = Scores.load(run_dir)
+    scores.check_fingerprint(dataset.fingerprint, dataset.name)
+    info = read_run_info(run_dir)
+    if info is None:
+        raise UserError(f"{run_dir} holds scores but no run.json; delete {run_dir} and run `curriculum score` again to recompute it.")
+    summary_path = run_dir / "summary.csv"
+    rewrite = f"run `curriculum score --dataset {dataset.name} --out {run_dir}` again with the run's settings to rewrite it"
+    if not summary_path.exists():
+        raise UserError(f"{run_dir} has no summary.csv; {rewrite}.")
+    with reading(summary_path, rewrite):
+        summary = pd.read_csv(summary_path)
+        if not set(SUMMARY_COLUMNS) <= set(summary.columns):
+            raise ValueError("summary.csv lacks columns")
+    epochs = [c["epoch"] for c in info["checkpoints"]]
+    records = {
+        split: load_record(run_dir, split, dataset.split(split).labels, info["members"], len(epochs))
+        for split in SPLITS
+    }
+    return scores, info, summary, records
 
 
 def format_table(table: pd.DataFrame) -> str:
@@ -73,12 +104,8 @@ def image_statistics(config: StatsConfig) -> pd.DataFrame:
     has_run = (run_dir / "scores.parquet").exists()
     if config.run and not has_run:
         raise UserError(f"No scores at {run_dir}; run `curriculum score --dataset {config.dataset} --out {run_dir}` first.")
-    if has_run:  # checked before the statistics are computed, so a wrong run costs nothing
-        check_output_dir(run_dir, "--run")
-        scores = Scores.load(run_dir)
-        scores.check_fingerprint(dataset.fingerprint, dataset.name)
-    values = dataset_statistics(dataset, config.workers)
     if not has_run:
+        values = dataset_statistics(dataset, config.workers)
         table = pd.DataFrame([
             {"statistic": name, "mean": float(np.mean(v)), "std": float(np.std(v))}
             for name, v in values["train"].items()
@@ -87,22 +114,20 @@ def image_statistics(config: StatsConfig) -> pd.DataFrame:
             print(format_table(table))
             print(f"\nNo score run at {run_dir}: run `curriculum score --dataset {config.dataset}` to relate these to learning order.")
         return table
-
-    info = read_run_info(run_dir)
-    epochs = [c["epoch"] for c in info["checkpoints"]]
-    records = {
-        split: load_record(run_dir, split, dataset.split(split).labels, info["members"], len(epochs))
-        for split in SPLITS
-    }
-    for split in SPLITS:
-        scores.add_columns(split, values[split])
-    scores.save(run_dir / "scores.parquet")
-    curves = statistic_curves(records, values, epochs)
-    table = statistic_correlations(scores.table, names)
-    atomic_write_bytes(run_dir / "statistics_curves.csv", curves.to_csv(index=False).encode())
-    atomic_write_bytes(run_dir / "statistics.csv", table.to_csv(index=False).encode())
-    summary = pd.read_csv(run_dir / "summary.csv")
-    figure = statistics_figure(summary, curves, run_dir / "figures" / "statistics_vs_agreement.png")
+    check_output_dir(run_dir, "--run")
+    with locked(run_dir, "--run"):
+        # read and checked before the statistics are computed, so a wrong run costs nothing
+        scores, info, summary, records = read_run(run_dir, dataset)
+        values = dataset_statistics(dataset, config.workers)
+        for split in SPLITS:
+            scores.add_columns(split, values[split])
+        scores.save(run_dir / "scores.parquet")
+        epochs = [c["epoch"] for c in info["checkpoints"]]
+        curves = statistic_curves(records, values, epochs)
+        table = statistic_correlations(scores.table, names)
+        atomic_write_bytes(run_dir / "statistics_curves.csv", curves.to_csv(index=False).encode())
+        atomic_write_bytes(run_dir / "statistics.csv", table.to_csv(index=False).encode())
+        figure = statistics_figure(summary, curves, run_dir / "figures" / "statistics_vs_agreement.png")
     if not config.quiet:
         print(f"Image statistics of {dataset.name} (train split; entropy window {window}x{window}) "
               "and their rank correlation with accessibility:")

@@ -9,6 +9,7 @@ a random order with the same pacing often does as well as a curriculum; the tabl
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -33,6 +34,7 @@ from curriculum.engine import (
     new_model,
     new_optimizer,
     predict,
+    run_lock,
     set_lr,
     train_step,
 )
@@ -44,8 +46,14 @@ from curriculum.report import learning_curves_figure
 from curriculum.sampler import CurriculumBatchSampler
 from curriculum.stages.order_comparison import compare_orders, format_comparison
 from scoring.errors import UserError
-from scoring.records import atomic_write_bytes, atomic_write_json, default_run_dir
+from scoring.files import LOCK_NAME, atomic_write_bytes, atomic_write_json, read_json, writing
+from scoring.records import default_run_dir
 from scoring.scores import Scores
+
+RESULT_FILES = ("curves.csv", "results.csv", "figures/learning_curves.png")
+#: What config.json holds beside the settings: an output with other settings is refused.
+NOT_SETTINGS = {"quiet", "out", "cpu", "scores", "scores_file", "order_source", "seconds", "files"}
+
 
 @dataclass
 class Plan:
@@ -164,12 +172,51 @@ def default_out(config: CurriculumConfig, run_dir: Path) -> Path:
     return run_dir / "curriculum" / name
 
 
+def order_digest(ranking: tuple[np.ndarray, str, str] | None) -> str | None:
+    """A hash of the scores an order is built from (None for self-taught scores, which the
+    settings decide): results of an output are never paired with other scores of the same path."""
+    if ranking is None:
+        return None
+    values, easier, _ = ranking
+    return hashlib.sha256(np.ascontiguousarray(values, dtype=np.float64).tobytes() + easier.encode()).hexdigest()
+
+
+def check_output(out: Path, settings: dict) -> None:
+    """Refuse an output directory that holds results of other settings, or anything else."""
+    config_path = out / "config.json"
+    if config_path.exists():
+        old = read_json(config_path, f"delete {out} or pass another --out")
+        changed = sorted(key for key in settings if old.get(key) != settings[key])
+        if changed:
+            raise UserError(
+                f"Output directory {out} holds results of other settings ({', '.join(changed)}); "
+                f"pass another --out or delete {out}."
+            )
+    elif any(p.name != LOCK_NAME and not (p.name.startswith(".") and p.name.endswith(".tmp"))
+             and p.name not in {"figures", *RESULT_FILES} for p in out.iterdir()):
+        raise UserError(f"Output directory {out} is not empty and holds no curriculum run; pass another --out.")
+
+
+def write_outputs(out: Path, config_doc: dict, curves: pd.DataFrame, results: pd.DataFrame, **figure_args) -> Path:
+    """Write the results and then, last, ``config.json`` with the sha256 of each result file: the
+    folder is consistent at every instant (while it lacks config.json it claims no results)."""
+    with writing(out / "config.json"):
+        (out / "config.json").unlink(missing_ok=True)
+    atomic_write_bytes(out / "curves.csv", curves.to_csv(index=False).encode())
+    atomic_write_bytes(out / "results.csv", results.to_csv(index=False).encode())
+    figure = learning_curves_figure(curves, out / RESULT_FILES[2], **figure_args)
+    files = {name: hashlib.sha256((out / name).read_bytes()).hexdigest() for name in RESULT_FILES}
+    atomic_write_json(out / "config.json", {**config_doc, "files": files})
+    return figure
+
+
 def curriculum_train(config: CurriculumConfig) -> pd.DataFrame:
     """Train every order for every seed and compare them; returns the results table.
 
-    Writes ``config.json``, ``curves.csv`` (test accuracy per order, seed and eval step),
-    ``results.csv`` and ``figures/learning_curves.png`` into ``config.out`` (default
-    ``<score run>/curriculum/<pacing>``).
+    Writes ``curves.csv`` (test accuracy per order, seed and eval step), ``results.csv``,
+    ``figures/learning_curves.png`` and, last, ``config.json`` into ``config.out`` (default
+    ``<score run>/curriculum/<pacing>``), which it owns while it runs; an output holding results
+    of other settings is refused.
     """
     config = with_recipe(config)
     config.validate()
@@ -188,28 +235,30 @@ def curriculum_train(config: CurriculumConfig) -> pd.DataFrame:
     out = Path(config.out) if config.out else default_out(config, run_dir or default_run_dir(dataset.name))
     check_output_dir(out, "--out")
     ranking = given_scores(config, dataset, run_dir)
-    run_orders = None if ranking is None else build_orders(config, orders, ranking, labels)
-    started = time.perf_counter()
-    with tqdm(total=(len(orders) * config.seeds + (ranking is None)) * plan.steps, unit="step", dynamic_ncols=True, disable=config.quiet) as progress:
-        if ranking is None:
-            ranking = self_taught_scores(config, plan, progress)
-            run_orders = build_orders(config, orders, ranking, labels)
-        curves, predictions = [], {}
-        for (order_kind, seed), order in run_orders.items():
-            progress.set_description(f"{order_kind} seed {seed}")
-            sampler = CurriculumBatchSampler(order, pacing if uses_pacing(order_kind) else None, config.batch_size, plan.steps, seed=seed)
-            _, accuracies, predictions[order_kind, seed] = train_one(config, plan, sampler, seed, order_kind, progress)
-            curves += [{"order": order_kind, "seed": seed, "step": s, "test_accuracy": a} for s, a in zip(plan.eval_steps, accuracies)]
-    source = ranking[2]
-    curves = pd.DataFrame(curves)
-    results = compare_orders(curves, predictions, dataset.test.labels, target=config.target)
-    atomic_write_json(out / "config.json", {**to_dict(config), "arch": plan.arch, "steps": plan.steps, "order_source": source,
-                                            "dataset": {"name": dataset.name, "fingerprint": dataset.fingerprint},
-                                            "seconds": round(time.perf_counter() - started, 1)})
-    atomic_write_bytes(out / "curves.csv", curves.to_csv(index=False).encode())
-    atomic_write_bytes(out / "results.csv", results.to_csv(index=False).encode())
-    figure = learning_curves_figure(curves, out / "figures" / "learning_curves.png", title=f"{dataset.name}: {config.pacing} pacing, {plan.arch}, {config.seeds} seeds",
-                                    open_fraction=np.array([pacing(t) for t in range(plan.steps)]) / m)
+    settings = {**to_dict(config), "arch": plan.arch, "steps": plan.steps, "order_digest": order_digest(ranking),
+                "dataset": {"name": dataset.name, "fingerprint": dataset.fingerprint}}
+    settings = {key: value for key, value in settings.items() if key not in NOT_SETTINGS}
+    with run_lock(accelerator, out, "--out"):
+        check_output(out, settings)
+        run_orders = None if ranking is None else build_orders(config, orders, ranking, labels)
+        started = time.perf_counter()
+        with tqdm(total=(len(orders) * config.seeds + (ranking is None)) * plan.steps, unit="step", dynamic_ncols=True, disable=config.quiet) as progress:
+            if ranking is None:
+                ranking = self_taught_scores(config, plan, progress)
+                run_orders = build_orders(config, orders, ranking, labels)
+            curves, predictions = [], {}
+            for (order_kind, seed), order in run_orders.items():
+                progress.set_description(f"{order_kind} seed {seed}")
+                sampler = CurriculumBatchSampler(order, pacing if uses_pacing(order_kind) else None, config.batch_size, plan.steps, seed=seed)
+                _, accuracies, predictions[order_kind, seed] = train_one(config, plan, sampler, seed, order_kind, progress)
+                curves += [{"order": order_kind, "seed": seed, "step": s, "test_accuracy": a} for s, a in zip(plan.eval_steps, accuracies)]
+        source = ranking[2]
+        curves = pd.DataFrame(curves)
+        results = compare_orders(curves, predictions, dataset.test.labels, target=config.target)
+        config_doc = {**to_dict(config), **settings, "order_source": source, "seconds": round(time.perf_counter() - started, 1)}
+        figure = write_outputs(out, config_doc, curves, results,
+                               title=f"{dataset.name}: {config.pacing} pacing, {plan.arch}, {config.seeds} seeds",
+                               open_fraction=np.array([pacing(t) for t in range(plan.steps)]) / m)
     if not config.quiet:
         print(f"\n{dataset.name}, {plan.arch}, {plan.steps} steps of {config.batch_size}, {pacing.describe()}, "
               f"order by {source}; {config.seeds} seeds per order")

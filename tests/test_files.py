@@ -1,0 +1,57 @@
+"""scoring.files: atomic writes with the umask, the directory lock, and I/O errors as sentences."""
+
+import errno
+import os
+
+import pytest
+
+from scoring.errors import CorruptFileError, UserError
+from scoring.files import LOCK_NAME, atomic_write_bytes, locked, reading, umask, writing
+
+
+def test_atomic_write_follows_the_umask_and_leaves_no_temporary(tmp_path):
+    atomic_write_bytes(tmp_path / "a" / "f.txt", b"hello")
+    assert (tmp_path / "a" / "f.txt").read_bytes() == b"hello"
+    assert (tmp_path / "a" / "f.txt").stat().st_mode & 0o777 == 0o666 & ~umask()
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["f.txt"]
+
+
+def test_a_second_owner_is_refused_and_a_released_lock_is_taken_over(tmp_path):
+    with locked(tmp_path / "d", "--out"):
+        with pytest.raises(UserError, match=rf"d is in use by process {os.getpid()} on .*; wait for it .* or pass another --out"):
+            with locked(tmp_path / "d", "--out"):
+                pass
+    assert not (tmp_path / "d").exists()  # created by the lock and left empty: removed with it
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / LOCK_NAME).write_text("process 1 on gone\n")  # left by a killed owner: no OS lock
+    with locked(tmp_path / "d", "--out"):
+        assert (tmp_path / "d" / LOCK_NAME).read_text().startswith(f"process {os.getpid()} ")
+    assert list((tmp_path / "d").iterdir()) == []
+
+
+def test_a_file_is_not_a_directory_to_own(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(UserError, match="is a file, not a folder; pass another --run"):
+        with locked(tmp_path / "f", "--run"):
+            pass
+
+
+@pytest.mark.parametrize("code, message", [
+    (errno.ENOSPC, "the disk is full or a file-size limit was reached"),
+    (errno.EFBIG, "the disk is full or a file-size limit was reached"),
+    (errno.EACCES, "permission denied"),
+])
+def test_write_errors_become_sentences(tmp_path, code, message):
+    with pytest.raises(UserError, match=message):
+        with writing(tmp_path / "x"):
+            raise OSError(code, os.strerror(code))
+
+
+def test_read_errors_tell_permission_from_damage(tmp_path):
+    with pytest.raises(CorruptFileError, match="x is truncated or corrupt; delete it"):
+        with reading(tmp_path / "x", "delete it"):
+            raise ValueError("bad bytes")
+    with pytest.raises(UserError, match="permission denied") as info:
+        with reading(tmp_path / "x", "delete it"):
+            raise PermissionError(errno.EACCES, "denied")
+    assert not isinstance(info.value, CorruptFileError)
