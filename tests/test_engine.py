@@ -38,13 +38,13 @@ def test_outputs_to_record_matches_hand_computation():
 
 def test_augment_flips_and_shifts_within_padding_and_is_seeded():
     x = torch.arange(2 * 1 * 8 * 8, dtype=torch.float32).view(2, 1, 8, 8)
-    a = augment(x, torch.Generator().manual_seed(3))
-    b = augment(x, torch.Generator().manual_seed(3))
+    a = augment(x, [torch.Generator().manual_seed(3)])
+    b = augment(x, [torch.Generator().manual_seed(3)])
     assert torch.equal(a, b) and a.shape == x.shape
     # every output pixel comes from the same image (reflect padding of 1 pixel keeps values in-image)
     for i in range(2):
         assert set(a[i].flatten().tolist()) <= set(x[i].flatten().tolist())
-    many = augment(x.repeat(64, 1, 1, 1), torch.Generator().manual_seed(0))
+    many = augment(x.repeat(64, 1, 1, 1), [torch.Generator().manual_seed(0)])
     assert not torch.equal(many[0::2], x[0].expand_as(many[0::2]))  # something moved
 
 
