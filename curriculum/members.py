@@ -99,24 +99,24 @@ def _stack_optimizer_states(states: list[dict]) -> dict:
 class Members:
     """K members of one architecture; subclasses train them one by one or stacked.
 
-    ``models`` are the members built alone (``build(seed)`` for each seed); ``make_optimizer``
-    builds an optimizer over a list of tensors; ``precision`` is ``no``, ``bf16`` or ``fp16``.
+    ``models`` are the members, each built alone from its seed; ``make_optimizer`` builds an
+    optimizer over a list of tensors; ``precision`` is ``no``, ``bf16`` or ``fp16``; ``sample``
+    is an input batch (its device is the group's); ``compile`` applies ``torch.compile`` to the
+    forward passes.
     """
 
-    def __init__(self, models: list[nn.Module], seeds: list[int], make_optimizer: Callable, precision: str,
-                 sample: torch.Tensor, compile: bool = False):
+    def __init__(self, models: list[nn.Module], seeds: list[int], precision: str, sample: torch.Tensor):
         self.device = sample.device
         self.seeds = list(seeds)
         self.generators = [torch.Generator(device=self.device).manual_seed(seed) for seed in seeds]
         self.precision = precision
         self.noise_layout = _noise_layout(models[0], sample[:1])
         self.noise_size = sum(shape.numel() for _, shape in self.noise_layout)
-        self.compile = compile
 
     def __len__(self) -> int:
         return len(self.seeds)
 
-    def _noise(self, batch: int) -> list[dict[str, torch.Tensor]] | dict[str, torch.Tensor]:
+    def _noise(self, batch: int) -> dict[str, torch.Tensor]:
         """Every member's dropout noise for a step of ``batch`` examples, drawn from its own
         generator: a tensor [K, batch, *shape] per MemberDropout buffer name."""
         if not self.noise_size:
@@ -155,7 +155,7 @@ class MemberLoop(Members):
     """Members trained one after another at each step, each with its own optimizer."""
 
     def __init__(self, models, seeds, make_optimizer, precision, sample, compile=False):
-        super().__init__(models, seeds, make_optimizer, precision, sample, compile)
+        super().__init__(models, seeds, precision, sample)
         self.models = models
         self.forwards = [torch.compile(model) if compile else model for model in models]
         self.optimizers = [make_optimizer(list(model.parameters())) for model in models]
@@ -216,7 +216,7 @@ class StackedMembers(Members):
     """Members stacked into one model: one forward (``vmap``), one backward, one optimizer step."""
 
     def __init__(self, models, seeds, make_optimizer, precision, sample, compile=False):
-        super().__init__(models, seeds, make_optimizer, precision, sample, compile)
+        super().__init__(models, seeds, precision, sample)
         self.params, self.buffers = stack_module_state(models)
         self.skeleton = copy.deepcopy(models[0]).to("meta")
         self.optimizer = make_optimizer(list(self.params.values()))
