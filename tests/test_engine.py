@@ -69,10 +69,11 @@ def _digits_group(seeds, stacked, config=None):
 
 
 def _train(group, data, steps):
-    from curriculum.engine import train_steps
+    from curriculum.engine import FiniteGuard, train_steps
 
     perm = torch.stack([torch.randperm(data.size("train"), generator=g) for g in group.generators])
-    train_steps(group, data, 0, steps, lambda s: perm[:, (s % 13) * 100 : (s % 13 + 1) * 100], lambda s: 0.05, True)
+    batches = lambda s: perm[:, (s % 13) * 100 : (s % 13 + 1) * 100]  # noqa: E731
+    train_steps(group, data, 0, steps, batches, lambda s: 0.05, True, FiniteGuard(len(group), data.device))
 
 
 def test_a_member_trains_the_same_alone_and_beside_others():
@@ -144,3 +145,19 @@ def test_curriculum_batches_reach_the_device_in_chunks_equal_to_the_sampler():
     batches = DeviceBatches(samplers, torch.device("cpu"), chunk=5)
     for t in range(23):
         assert batches(t).tolist() == [s.batch(t) for s in samplers]
+
+
+def test_a_diverging_stacked_member_is_named_and_leaves_the_others_finite():
+    from curriculum.engine import Diverged
+
+    group, data = _digits_group([1, 2, 3], stacked=True)
+    states = [group.member_state(k) for k in range(3)]
+    first = next(iter(states[1]["model"]))
+    states[1]["model"][first] = torch.full_like(states[1]["model"][first], float("inf"))
+    group.load_member_states(states)
+    with pytest.raises(Diverged) as caught:
+        _train(group, data, 2)
+    assert caught.value.member == 1 and caught.value.step == 1
+    x, y = data.batch("train", torch.arange(300))
+    _, losses = group.train_step(x, y, 0.05)
+    assert torch.isfinite(losses[[0, 2]]).all() and not torch.isfinite(losses[1])
