@@ -6,7 +6,7 @@ moving the predictions to the host, as the score stage records them:
 
   plain       the sequential loop a careful user writes: data normalised once as a float tensor
               on the device, one member after another, ``model(x)``, cross-entropy, ``opt.step()``,
-              evaluation in batches of 1024 under ``torch.no_grad``
+              evaluation in batches of 1024 under ``torch.no_grad`` (label, P(true), EL2N)
   one by one  the engine (``curriculum.stages.score.GroupTrainer``) with ``stack="off"``
   stacked     the engine with ``stack="on"``: the members as one ``torch.func`` model
 Nothing is written to disk. Runs alternate (``--rounds``) after a short warm-up of each, and the
@@ -66,7 +66,8 @@ def sync(device: torch.device) -> None:
 
 
 def run_plain(config: ScoreConfig, dataset: Dataset, arch: str, precision: str, device: torch.device) -> dict:
-    """The plain sequential loop; returns the host predictions of the last checkpoint."""
+    """The plain sequential loop; at each checkpoint it moves predicted label, P(true class) and
+    EL2N to the host, as the engine does; returns the last checkpoint's predicted labels."""
     h, w, c = dataset.image_shape
     data = DeviceData(dataset, device)
     x_all = {s: data.batch(s, slice(None))[0] for s in ("train", "test")}
@@ -86,12 +87,16 @@ def run_plain(config: ScoreConfig, dataset: Dataset, arch: str, precision: str, 
             model.eval()
             with torch.no_grad():
                 for split in ("train", "test"):
-                    outs = []
+                    outs = {"pred": [], "p_true": [], "el2n": []}
                     for start in range(0, len(y_all[split]), 1024):
                         with autocast(device, precision):
-                            logits = model(x_all[split][start : start + 1024]).float()
-                        outs.append(logits.argmax(1))
-                    preds[member, split] = torch.cat(outs).cpu().numpy()
+                            probs = torch.softmax(model(x_all[split][start : start + 1024]).float(), dim=1)
+                        p_true = probs.gather(1, y_all[split][start : start + 1024, None]).squeeze(1)
+                        outs["pred"].append(probs.argmax(1))
+                        outs["p_true"].append(p_true)
+                        outs["el2n"].append(torch.sqrt((probs.square().sum(1) - 2 * p_true + 1).clamp_min(0)))
+                    host = {key: torch.cat(value).cpu().numpy() for key, value in outs.items()}
+                    preds[member, split] = host["pred"]
             if epoch == int(config.epochs):
                 break
             model.train()
