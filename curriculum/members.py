@@ -97,12 +97,12 @@ def _stack_optimizer_states(states: list[dict]) -> dict:
 
 
 class Members:
-    """K members of one architecture; subclasses train them one by one or stacked.
+    """K members of one architecture; the two kinds train them one by one or stacked.
 
-    ``models`` are the members, each built alone from its seed; ``make_optimizer`` builds an
-    optimizer over a list of tensors; ``precision`` is ``no``, ``bf16`` or ``fp16``; ``sample``
-    is an input batch (its device is the group's); ``compile`` applies ``torch.compile`` to the
-    forward passes.
+    Both are built from ``(models, seeds, make_optimizer, precision, sample, compile)``: the
+    members, each built alone from its seed; a function building an optimizer over a list of
+    tensors; ``no``, ``bf16`` or ``fp16``; an input batch (its device is the group's); and
+    whether to ``torch.compile`` the forward passes.
     """
 
     def __init__(self, models: list[nn.Module], seeds: list[int], precision: str, sample: torch.Tensor):

@@ -147,6 +147,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (the stage's 0.05 diverges on this synthetic data)")
     parser.add_argument("--arch", default="auto")
     parser.add_argument("--precision", default="auto", help="auto (bf16 on a GPU that supports it), no, bf16")
     parser.add_argument("--rounds", type=int, default=1, help="alternating timed rounds of the three (median reported)")
@@ -159,7 +160,7 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     dataset = synthetic_cifar(args.train, args.test)
     config = ScoreConfig(dataset="synthetic-cifar", arch=args.arch, members=args.members, epochs=args.epochs,
-                         batch_size=args.batch_size, precision=args.precision, quiet=True)
+                         batch_size=args.batch_size, lr=args.lr, precision=args.precision, quiet=True)
     arch, precision = resolve_arch(config, dataset), resolve_precision(config, device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()} CPU"
     print(f"{name}; torch {torch.__version__}, {torch.get_num_threads()} thread(s), load average "
