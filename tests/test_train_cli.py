@@ -179,3 +179,14 @@ def test_a_diverging_run_exits_2_and_writes_nothing(score_run, tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "The curriculum run (seed 0) diverged at step" in lines[0] and "nothing was written" in lines[0]
     assert not out.exists()
+
+
+def test_stacked_runs_reach_the_accuracies_they_reach_one_by_one(full, score_run, tmp_path):
+    """Every order x seed run stacked into one model (float reassociation only) against the same
+    runs trained one by one (the CPU default)."""
+    (tmp_path / "stack.yaml").write_text('stack: "on"\n')
+    run_cli(["train", "--scores", score_run, *TINY, "--quiet", "--config", tmp_path / "stack.yaml", "--out", tmp_path / "out"], tmp_path)
+    alone, stacked = _outputs(full[1])[1], _outputs(tmp_path / "out")[1]
+    both = alone.merge(stacked, on=["order", "seed", "step"], suffixes=("_alone", "_stacked"))
+    assert len(both) == len(alone) == 4 * 2 * 4
+    assert (both.test_accuracy_alone - both.test_accuracy_stacked).abs().max() <= 0.005
