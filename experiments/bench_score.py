@@ -188,6 +188,7 @@ def main() -> None:
             sync(device)
             times[way].append(time.perf_counter() - started)
             cpu_times[way].append(time.process_time() - cpu_started)
+            print(f"round {round_ + 1} {way}: {times[way][-1]:.1f} s ({cpu_times[way][-1]:.1f} CPU s)", flush=True)
 
     checkpoints = args.epochs + 1
     trained = args.members * args.epochs * args.train
