@@ -39,7 +39,8 @@ C = TypeVar("C")
 
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("constant", "step", "cosine")
-PRECISIONS = ("no", "bf16", "fp16")
+PRECISIONS = ("auto", "no", "bf16", "fp16")
+STACKING = ("auto", "on", "off")
 TRAIN_RECORDS = ("eval", "online")
 SELF_TAUGHT = "self-taught"
 SEED_RANGE = "[0, 4294967295]"  # what every RNG we seed accepts
@@ -225,11 +226,17 @@ class TrainingConfig(Config):
                                      default_help=f"the dataset's recipe, {recipe_help('lr_schedule')}")
     lr_decay: float = option(1.8, "'step' schedule: divide the LR by this factor at each decay", range="[1, inf)")
     min_lr: float = option(0.0, "floor of the learning rate, at most --lr", range="[0, 10]")
-    precision: str = option("no", "mixed precision", choices=PRECISIONS)
+    precision: str = option("auto", "mixed precision: auto is bf16 on a GPU that supports it, else no (float32)",
+                            choices=PRECISIONS)
     augment: bool = option(False, "random flip and crop on the device (off in the seed papers)")
     dropout: bool = option(True, "keep the architecture's dropout (seed 000 turns it off for random labels)")
     label_noise: float = option(0.0, "fraction of train labels replaced at random (1 = random labels)", range="[0, 1]")
     seed: int = option(0, "base seed; each model's seed is derived from it", range=SEED_RANGE)
+    stack: str = option("auto", "train the members of one architecture as one stacked model: auto (on a GPU; on a "
+                        "CPU a loop measured faster), on, or off (one by one)", choices=STACKING)
+    max_stack: int = option(32, "at most this many members in one stacked model (bounds device memory); more "
+                            "train in successive groups", range="[1, inf)")
+    compile: bool = option(False, "torch.compile the forward passes (pays off on long GPU runs)")
     cpu: bool = option(False, "train on the CPU even when a GPU is present")
     quiet: bool = option(False, "no progress bar or summary")
 

@@ -1,18 +1,27 @@
-"""Training primitives shared by the score stage and the curriculum stage.
+"""The training engine both stages use: data on the device, one training loop, members of one
+architecture trained together.
 
 The whole dataset lives on the device as one uint8 tensor (as in airbench): a mini-batch is an
 index into it, normalisation and augmentation run there too, so no DataLoader worker or host copy
-sits on the hot path. Accelerate supplies the device, the process layout and mixed precision;
-models are never wrapped in DistributedDataParallel, because ensemble members are independent.
+sits on the hot path. Accelerate supplies the device and the process layout; models are never
+wrapped in DistributedDataParallel, because ensemble members are independent.
+
+:func:`train_steps` is the one training loop (batch -> augment -> learning rate -> step) for a
+group of members (:mod:`curriculum.members`), trained one by one or stacked into one model; the
+score stage gives it each member's epoch permutations, the curriculum stage its sampler's batches.
+:func:`predict` evaluates all members of a group over a split in large batches and leaves the
+device once. :func:`resolve_arch` builds the architecture ``TrainingConfig.resolved_arch`` names
+(the one place ``--arch`` is resolved), so an image size it cannot take fails before any work.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from contextlib import ExitStack, contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import ContextManager, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -22,13 +31,15 @@ from accelerate.utils import broadcast_object_list
 
 from curriculum.config import TrainingConfig
 from curriculum.data import Dataset
+from curriculum.members import MemberLoop, Members, StackedMembers, own_dropout, stacking_refusal
 from curriculum.models import build_model
 from scoring.errors import UserError
 from scoring.files import locked
 
 
 def make_accelerator(config: TrainingConfig) -> Accelerator:
-    """The process layout and device; mixed precision is applied by :func:`autocast` below.
+    """The process layout and device; mixed precision is applied by
+    :func:`curriculum.members.autocast` around every forward pass.
 
     Without a GPU, ``cpu=True`` is what makes Accelerate join the process group that
     ``torchrun`` / ``accelerate launch`` set up (otherwise every process would believe it is
@@ -79,11 +90,20 @@ def run_lock(accelerator: Accelerator, directory: Path, option: str) -> Iterator
         yield
 
 
-def autocast(device: torch.device, precision: str) -> ContextManager:
-    if precision == "no":
-        return nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
+def resolve_precision(config: TrainingConfig, device: torch.device) -> str:
+    """``auto`` is bf16 on a GPU that supports it (no loss scaling needed), float32 elsewhere."""
+    if config.precision != "auto":
+        return config.precision
+    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "no"
+
+
+def resolve_arch(config: TrainingConfig, dataset: Dataset) -> str:
+    """The architecture to train (:meth:`TrainingConfig.resolved_arch`), built once on the CPU so
+    that an image size it cannot take fails before any work."""
+    arch = config.resolved_arch(dataset)
+    h, w, c = dataset.image_shape
+    build_model(arch, in_channels=c, num_classes=dataset.num_classes, image_size=(h, w), dropout=config.dropout)
+    return arch
 
 
 class DeviceData:
@@ -108,25 +128,26 @@ class DeviceData:
     def size(self, split: str) -> int:
         return len(self.labels[split])
 
-    def batch(self, split: str, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, split: str, index: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised float images (channels_last) and labels of the examples in ``index``."""
         x = (self.images[split][index].float().div_(255.0) - self.mean) / self.std
         return x.contiguous(memory_format=torch.channels_last), self.labels[split][index]
 
 
-def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def augment(x: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
     """Random horizontal flip and random crop (reflect padding of H/8 pixels), per example.
 
-    Both are gathers on the device; the random draws come from ``generator`` so that a member's
-    seed also decides its augmentations.
+    ``x`` holds one equal batch per generator, consecutively; each member's draws come from its
+    own generator (so its seed decides its augmentations), then one gather moves every pixel.
     """
     n, _, h, w = x.shape
-    flip = torch.rand(n, generator=generator, device=generator.device) < 0.5
-    x = torch.where(flip.to(x.device).view(n, 1, 1, 1), x.flip(3), x)
-    pad = max(1, h // 8)
+    b, pad = n // len(generators), max(1, h // 8)
+    draws = [(torch.rand(b, generator=g, device=g.device) < 0.5,
+              torch.randint(0, 2 * pad + 1, (b,), generator=g, device=g.device),
+              torch.randint(0, 2 * pad + 1, (b,), generator=g, device=g.device)) for g in generators]
+    flip, dy, dx = (torch.cat(parts).to(x.device) for parts in zip(*draws))
+    x = torch.where(flip.view(n, 1, 1, 1), x.flip(3), x)
     padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=generator.device).to(x.device)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=generator.device).to(x.device)
     rows = (torch.arange(h, device=x.device)[None, :] + dy[:, None])[:, None, :, None]
     cols = (torch.arange(w, device=x.device)[None, :] + dx[:, None])[:, None, None, :]
     batch = torch.arange(n, device=x.device)[:, None, None, None]
@@ -135,17 +156,54 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def new_model(config: TrainingConfig, arch: str, dataset: Dataset, seed: int, device: torch.device) -> torch.nn.Module:
-    """A freshly initialised model whose weights depend only on ``seed``."""
+    """A freshly initialised model whose weights depend only on ``seed``; its dropout draws
+    from noise the group supplies (:class:`curriculum.members.MemberDropout`)."""
     torch.manual_seed(seed)
     h, w, c = dataset.image_shape
     model = build_model(arch, in_channels=c, num_classes=dataset.num_classes, image_size=(h, w), dropout=config.dropout)
-    return model.to(device=device, memory_format=torch.channels_last)
+    return own_dropout(model).to(device=device, memory_format=torch.channels_last)
 
 
-def new_optimizer(config: TrainingConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
-    if config.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+def optimizer_factory(config: TrainingConfig) -> Callable[[list[torch.Tensor]], torch.optim.Optimizer]:
+    def make(params: list[torch.Tensor]) -> torch.optim.Optimizer:
+        if config.optimizer == "adam":
+            return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+    return make
+
+
+def resolve_stacking(config: TrainingConfig, arch: str, dataset: Dataset, device: torch.device, precision: str,
+                     warn: Callable[[str], None] | None = print) -> bool:
+    """Whether groups of members train stacked.
+
+    ``auto`` stacks on a GPU, where a step of a small CNN is bound by kernel launches, and not
+    on a CPU, where it is bound by arithmetic and a loop measured faster (experiments/README.md).
+    A model that cannot stack (fp16, or a forward ``vmap`` cannot take: one probe step) trains
+    one by one, said in one line through ``warn``; with ``on`` that is an error instead.
+    """
+    if config.stack == "off" or (config.stack == "auto" and device.type != "cuda"):
+        return False
+    h, w, c = dataset.image_shape
+    models = [new_model(config, arch, dataset, seed, device) for seed in (0, 1)]
+    sample = torch.randn(2, c, h, w, device=device).contiguous(memory_format=torch.channels_last)
+    refusal = stacking_refusal(models, optimizer_factory(config), precision, sample)
+    if refusal is None:
+        return True
+    if config.stack == "on":
+        raise UserError(f"Members of '{arch}' cannot be stacked ({refusal}); pass --stack off.")
+    if warn is not None:
+        warn(f"Members of '{arch}' cannot be stacked ({refusal}); training them one by one.")
+    return False
+
+
+def make_members(config: TrainingConfig, arch: str, dataset: Dataset, data: DeviceData, seeds: list[int],
+                 precision: str, stacked: bool) -> Members:
+    """A group of members built from ``seeds``, stacked or one by one (see resolve_stacking)."""
+    models = [new_model(config, arch, dataset, seed, data.device) for seed in seeds]
+    sample, _ = data.batch("train", slice(0, 1))
+    kind = StackedMembers if stacked and len(models) > 1 else MemberLoop
+    return kind(models, seeds, optimizer_factory(config), precision, sample, config.compile)
 
 
 def learning_rate(config: TrainingConfig, step: int, total_steps: int, decay_every: int) -> float:
@@ -160,93 +218,82 @@ def learning_rate(config: TrainingConfig, step: int, total_steps: int, decay_eve
     return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + math.cos(math.pi * progress))
 
 
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-
-
-def train_step(
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    precision: str,
-    scaler: torch.amp.GradScaler | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One SGD step on (x, y); returns the (detached, float32) logits of the training-mode pass
-    and the (detached) loss, for :class:`FiniteGuard`."""
-    model.train()
-    with autocast(x.device, precision):
-        logits = model(x)
-        loss = F.cross_entropy(logits.float(), y)
-    optimizer.zero_grad(set_to_none=True)
-    if scaler is not None:
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        loss.backward()
-        optimizer.step()
-    return logits.detach().float(), loss.detach()
-
-
-def outputs_to_record(logits: torch.Tensor, y: torch.Tensor, probs: bool = False) -> dict[str, torch.Tensor]:
-    """Predicted label, P(true class) and EL2N = ||softmax - onehot(y)||_2 of a batch of logits
-    (and, with ``probs``, the class probabilities themselves)."""
-    p = torch.softmax(logits.float(), dim=1)
-    p_true = p.gather(1, y[:, None]).squeeze(1)
-    el2n = torch.sqrt((p.square().sum(1) - 2 * p_true + 1).clamp_min(0))
-    return {"pred": p.argmax(1), "p_true": p_true, "el2n": el2n, **({"probs": p} if probs else {})}
-
-
-@torch.no_grad()
-def predict(model: torch.nn.Module, data: DeviceData, split: str, precision: str, batch_size: int = 1024, probs: bool = False) -> dict[str, np.ndarray]:
-    """Eval-mode predictions of ``model`` on every example of ``split`` (see outputs_to_record)."""
-    model.eval()
-    parts: dict[str, list[torch.Tensor]] = {}
-    for start in range(0, data.size(split), batch_size):
-        index = torch.arange(start, min(start + batch_size, data.size(split)), device=data.device)
-        x, y = data.batch(split, index)
-        with autocast(x.device, precision):
-            logits = model(x)
-        for key, value in outputs_to_record(logits, y, probs).items():
-            parts.setdefault(key, []).append(value)
-    return {key: torch.cat(value).cpu().numpy() for key, value in parts.items()}
-
-
 class Diverged(Exception):
-    """The training loss (or a prediction) stopped being finite at ``step``: nothing trained
-    further with these settings means anything, so the stage stops and says which flag to change."""
+    """Member ``member`` of a group (its index there) had a non-finite training loss (or
+    prediction) by ``step``: nothing trained further with these settings means anything, so the
+    stage stops and says which flag to change."""
 
-    def __init__(self, step: int):
-        super().__init__(f"non-finite loss at step {step}")
-        self.step = step
+    def __init__(self, step: int, member: int):
+        super().__init__(f"non-finite loss of member {member} at step {step}")
+        self.step, self.member = step, member
 
 
 class FiniteGuard:
-    """Notices a non-finite training loss as soon as it appears.
+    """Notices a member's non-finite training loss as soon as it appears.
 
-    The flag is accumulated on the device; the host reads it every step on the CPU (free there)
-    and every ``every`` steps on an accelerator, so the host never waits on the device per step.
-    ``check`` is also called before every checkpoint's predictions are recorded, so no
-    non-finite row is ever committed.
+    The per-member flags are accumulated on the device; the host reads them every step on the CPU
+    (free there) and every ``every`` steps on an accelerator, so the host never waits on the
+    device per step. Stages also call ``check`` before every checkpoint's predictions are
+    recorded, so no non-finite row is ever committed.
     """
 
-    def __init__(self, device: torch.device, every: int = 50):
-        self.bad = torch.zeros((), dtype=torch.bool, device=device)
+    def __init__(self, members: int, device: torch.device, every: int = 50):
+        self.bad = torch.zeros(members, dtype=torch.bool, device=device)
         self.every = 1 if device.type == "cpu" else every
 
-    def update(self, loss: torch.Tensor, step: int) -> None:
-        self.bad |= ~torch.isfinite(loss.detach())
+    def update(self, losses: torch.Tensor, step: int) -> None:
+        self.bad |= ~torch.isfinite(losses)
         if step % self.every == 0:
             self.check(step)
 
     def check(self, step: int) -> None:
-        if bool(self.bad):
-            raise Diverged(step)
+        if bool(self.bad.any()):
+            raise Diverged(step, int(self.bad.nonzero()[0, 0]))
 
 
-def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler | None:
-    """fp16 needs loss scaling; bf16 and fp32 do not."""
-    return torch.amp.GradScaler(device.type) if precision == "fp16" else None
+def train_steps(members: Members, data: DeviceData, start: int, stop: int, batches: Callable[[int], torch.Tensor],
+                lr: Callable[[int], float], augmented: bool, guard: FiniteGuard,
+                on_step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None) -> None:
+    """The training loop: steps ``start`` to ``stop - 1`` of every member of the group.
 
+    ``batches(step)`` gives the example indices [K, B] on the device (row k: member k's batch);
+    ``guard`` raises :class:`Diverged` once a member's loss is not finite;
+    ``on_step(index, logits, labels)`` sees each step's training-mode outputs without leaving
+    the device.
+    """
+    for step in range(start, stop):
+        index = batches(step)
+        x, y = data.batch("train", index.flatten())
+        if augmented:
+            x = augment(x, members.generators)
+        logits, losses = members.train_step(x, y, lr(step))
+        guard.update(losses, step + 1)
+        if on_step is not None:
+            on_step(index, logits, y.view(index.shape))
+
+
+def outputs_to_record(logits: torch.Tensor, y: torch.Tensor, probs: bool = False) -> dict[str, torch.Tensor]:
+    """Predicted label, P(true class) and EL2N = ||softmax - onehot(y)||_2 of logits [..., classes]
+    with labels ``y`` of shape [...] (or broadcastable to it); with ``probs``, the class
+    probabilities themselves."""
+    p = torch.softmax(logits.float(), dim=-1)
+    p_true = p.gather(-1, y.expand(p.shape[:-1])[..., None]).squeeze(-1)
+    el2n = torch.sqrt((p.square().sum(-1) - 2 * p_true + 1).clamp_min(0))
+    return {"pred": p.argmax(-1), "p_true": p_true, "el2n": el2n, **({"probs": p} if probs else {})}
+
+
+@torch.no_grad()
+def predict(members: Members, data: DeviceData, split: str, batch_size: int = 1024, probs: bool = False) -> dict[str, torch.Tensor]:
+    """Eval-mode outputs of every member on every example of ``split``: tensors [K, M] ([K, M,
+    classes] for ``probs``) on the device (see outputs_to_record), filled batch by batch
+    without a host synchronisation."""
+    out: dict[str, torch.Tensor] = {}
+    m = data.size(split)
+    for start in range(0, m, batch_size):
+        part = slice(start, min(start + batch_size, m))
+        x, y = data.batch(split, part)
+        for key, value in outputs_to_record(members.logits(x), y, probs).items():
+            if key not in out:
+                out[key] = torch.empty(len(members), m, *value.shape[2:], dtype=value.dtype, device=data.device)
+            out[key][:, part] = value
+    return out

@@ -90,6 +90,11 @@ class CurriculumBatchSampler(Sampler[list[int]]):
         picks = rng.choice(self.prefix_size(t), size=self.batch_size, replace=False)
         return self.order[picks].tolist()
 
+    def batches(self, start: int, stop: int) -> np.ndarray:
+        """Batches of steps ``start`` to ``stop - 1`` as one int64 array [steps, batch_size]
+        (for a training loop that moves many steps' indices to the device at once)."""
+        return np.array([self.batch(t) for t in range(start, stop)], dtype=np.int64).reshape(-1, self.batch_size)
+
     def __iter__(self) -> Iterator[list[int]]:
         for t in range(self.num_steps):
             yield self.batch(t)

@@ -2,12 +2,14 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from curriculum.config import TrainingConfig
 from curriculum.engine import augment, learning_rate, outputs_to_record
 from curriculum.stages.score import checkpoint_steps
+from scoring.errors import UserError
 
 
 def test_step_schedule_divides_every_n_steps_with_a_floor():
@@ -38,13 +40,13 @@ def test_outputs_to_record_matches_hand_computation():
 
 def test_augment_flips_and_shifts_within_padding_and_is_seeded():
     x = torch.arange(2 * 1 * 8 * 8, dtype=torch.float32).view(2, 1, 8, 8)
-    a = augment(x, torch.Generator().manual_seed(3))
-    b = augment(x, torch.Generator().manual_seed(3))
+    a = augment(x, [torch.Generator().manual_seed(3)])
+    b = augment(x, [torch.Generator().manual_seed(3)])
     assert torch.equal(a, b) and a.shape == x.shape
     # every output pixel comes from the same image (reflect padding of 1 pixel keeps values in-image)
     for i in range(2):
         assert set(a[i].flatten().tolist()) <= set(x[i].flatten().tolist())
-    many = augment(x.repeat(64, 1, 1, 1), torch.Generator().manual_seed(0))
+    many = augment(x.repeat(64, 1, 1, 1), [torch.Generator().manual_seed(0)])
     assert not torch.equal(many[0::2], x[0].expand_as(many[0::2]))  # something moved
 
 
@@ -54,3 +56,108 @@ def test_an_epoch_never_ends_with_a_batch_of_one():
     assert batches_per_epoch(1347, 100) == 14  # 13 full batches and one of 47
     assert batches_per_epoch(1301, 100) == 13  # the single leftover example joins the 13th batch
     assert batches_per_epoch(50, 100) == 1
+
+
+def _digits_group(seeds, stacked, config=None):
+    from curriculum.data import load_dataset
+    from curriculum.engine import DeviceData, TrainingConfig, make_members, resolve_arch
+
+    config = config or TrainingConfig(augment=True)
+    dataset = load_dataset("digits")
+    data = DeviceData(dataset, torch.device("cpu"))
+    return make_members(config, resolve_arch(config, dataset), dataset, data, seeds, "no", stacked), data
+
+
+def _train(group, data, steps):
+    from curriculum.engine import FiniteGuard, train_steps
+
+    perm = torch.stack([torch.randperm(data.size("train"), generator=g) for g in group.generators])
+    batches = lambda s: perm[:, (s % 13) * 100 : (s % 13 + 1) * 100]  # noqa: E731
+    train_steps(group, data, 0, steps, batches, lambda s: 0.05, True, FiniteGuard(len(group), data.device))
+
+
+def test_a_member_trains_the_same_alone_and_beside_others():
+    """Seed alone decides a member's weights, batches, augmentations and dropout (a loop group)."""
+    from curriculum.engine import predict
+
+    group, data = _digits_group([5, 6, 7], stacked=False)
+    alone, _ = _digits_group([6], stacked=False)
+    for g in (group, alone):
+        _train(g, data, 8)
+    together, single = predict(group, data, "test"), predict(alone, data, "test")
+    for key in together:
+        assert torch.equal(together[key][1], single[key][0]), key
+    assert not torch.equal(together["pred"][0], together["pred"][1])  # other seeds, other members
+
+
+def test_stacked_state_of_a_member_resumes_it_one_by_one():
+    """A member's saved state has the single-model format whatever the layout: stacked weights,
+    momentum and generator of member k continue the same training in a loop group."""
+    from curriculum.engine import predict
+
+    stacked, data = _digits_group([1, 2], stacked=True)
+    _train(stacked, data, 3)
+    loop, _ = _digits_group([1, 2], stacked=False)
+    loop.load_member_states([stacked.member_state(k) for k in range(2)])
+    assert loop.optimizers[1].state_dict()["state"][0]["momentum_buffer"].abs().sum() > 0
+    for g in (stacked, loop):
+        _train(g, data, 3)
+    a, b = predict(stacked, data, "test"), predict(loop, data, "test")
+    assert (a["p_true"] - b["p_true"]).abs().max() < 1e-4
+    assert (a["pred"] == b["pred"]).float().mean() > 0.995
+
+
+def _score(tmp_path, name, **flags):
+    from curriculum.data import load_dataset
+    from curriculum.stages.score import ScoreConfig, score
+    from scoring.records import SPLITS, load_record
+
+    run = score(ScoreConfig(dataset="digits", members=3, epochs=2, eval_every=0.5, augment=True, quiet=True,
+                            out=str(tmp_path / name), **flags))
+    dataset = load_dataset("digits")
+    return run, {split: load_record(run, split, dataset.split(split).labels, 3, 5) for split in SPLITS}
+
+
+def test_stacked_members_keep_the_record_they_have_one_by_one(tmp_path):
+    """Stacking only reassociates floating-point sums: >= 99.5 % of the predicted labels agree
+    at every checkpoint, every label a member is confident of agrees, and a resume with the
+    other layout is refused rather than mixing records."""
+    from curriculum.stages.score import ScoreConfig, score
+
+    _, alone = _score(tmp_path, "loop", stack="off")
+    run, stacked = _score(tmp_path, "stacked", stack="on")
+    for split in alone:
+        a, b = alone[split], stacked[split]
+        agree = (a.pred == b.pred).mean(axis=2)  # [member, checkpoint]
+        assert agree.min() >= 0.995, (split, agree)
+        confident = a.p_true > 0.5  # the true class outweighs all others together
+        assert confident.mean() > 0.05 and (a.pred == b.pred)[confident].all()
+        assert np.abs(a.p_true - b.p_true).max() < 0.01
+    with pytest.raises(UserError, match="layout"):
+        score(ScoreConfig(dataset="digits", members=3, epochs=2, eval_every=0.5, augment=True, quiet=True, out=str(run), stack="off"))
+
+
+def test_curriculum_batches_reach_the_device_in_chunks_equal_to_the_sampler():
+    from curriculum.sampler import CurriculumBatchSampler
+    from curriculum.stages.train import DeviceBatches
+
+    samplers = [CurriculumBatchSampler(np.arange(50), lambda t: 10 + t, 4, 23, seed=s) for s in (0, 1, 2)]
+    batches = DeviceBatches(samplers, torch.device("cpu"), chunk=5)
+    for t in range(23):
+        assert batches(t).tolist() == [s.batch(t) for s in samplers]
+
+
+def test_a_diverging_stacked_member_is_named_and_leaves_the_others_finite():
+    from curriculum.engine import Diverged
+
+    group, data = _digits_group([1, 2, 3], stacked=True)
+    states = [group.member_state(k) for k in range(3)]
+    first = next(iter(states[1]["model"]))
+    states[1]["model"][first] = torch.full_like(states[1]["model"][first], float("inf"))
+    group.load_member_states(states)
+    with pytest.raises(Diverged) as caught:
+        _train(group, data, 2)
+    assert caught.value.member == 1 and caught.value.step == 1
+    x, y = data.batch("train", torch.arange(300))
+    _, losses = group.train_step(x, y, 0.05)
+    assert torch.isfinite(losses[[0, 2]]).all() and not torch.isfinite(losses[1])

@@ -128,7 +128,11 @@ def test_cartography_dynamics_give_back_the_data_map(probs_run, tmp_path):
     for column in ("confidence", "correctness", "variability"):
         imported = read_scores(tmp_path / "carto", column=column, direction="higher" if column == "variability" else None)
         assert imported.table["id"].tolist() == train["id"].tolist()
-        np.testing.assert_allclose(imported.table["score"], train[column], atol=2e-3)  # float16 probabilities
+        gap = np.abs(imported.table["score"].to_numpy() - train[column].to_numpy())
+        if column == "correctness":  # where the top two probabilities round to the same float16, the exported argmax
+            assert (gap > 2e-3).mean() < 0.005 and gap.max() <= 0.25  # may flip: one checkpoint of one member (1 / 4)
+        else:
+            assert gap.max() <= 2e-3  # float16 probabilities
     metrics = read_scores(tmp_path / "carto" / "td_metrics.jsonl", column="forgetfulness")
     assert metrics.direction == "lower" and metrics.table["score"].tolist() == train["forgetting"].tolist()
 

@@ -47,8 +47,14 @@ def test_summary_is_printed(tmp_path):
     assert len([line for line in out.stdout.splitlines() if line.startswith(("train ", "test "))]) == 2 * 3
 
 
-def test_killed_run_resumes_to_the_same_record(tmp_path, score_run):
-    args = ["score", *SMALL_SCORE, "--out", tmp_path / "run"]
+@pytest.mark.parametrize("stack", ["off", "on"])
+def test_killed_run_resumes_to_the_same_record(tmp_path, score_run, stack):
+    """Bit-exact for a given layout: one by one, and members stacked into one model."""
+    (tmp_path / "stack.yaml").write_text(f'stack: "{stack}"\n')
+    args = ["score", *SMALL_SCORE, "--config", tmp_path / "stack.yaml", "--out", tmp_path / "run"]
+    if stack == "on":  # the uninterrupted stacked reference
+        run_cli([*args[:-1], tmp_path / "reference"], tmp_path)
+        score_run = tmp_path / "reference"
     proc = subprocess.Popen([sys.executable, "-m", "curriculum", *map(str, args)], cwd=tmp_path, env=cli_env(tmp_path))
     progress = tmp_path / "run" / "records" / "member_001" / "progress.json"
     deadline = time.time() + 300

@@ -194,3 +194,14 @@ def test_an_output_of_other_settings_is_refused_untouched(full, score_run, tmp_p
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != LOCK_NAME} == before
     files = json.loads((out / "config.json").read_text())["files"]  # written last: it names the results it belongs to
     assert files == {name: hashlib.sha256((out / name).read_bytes()).hexdigest() for name in files} and len(files) == 3
+
+
+def test_stacked_runs_reach_the_accuracies_they_reach_one_by_one(full, score_run, tmp_path):
+    """Every order x seed run stacked into one model (float reassociation only) against the same
+    runs trained one by one (the CPU default)."""
+    (tmp_path / "stack.yaml").write_text('stack: "on"\n')
+    run_cli(["train", "--scores", score_run, *TINY, "--quiet", "--config", tmp_path / "stack.yaml", "--out", tmp_path / "out"], tmp_path)
+    alone, stacked = _outputs(full[1])[1], _outputs(tmp_path / "out")[1]
+    both = alone.merge(stacked, on=["order", "seed", "step"], suffixes=("_alone", "_stacked"))
+    assert len(both) == len(alone) == 4 * 2 * 4
+    assert (both.test_accuracy_alone - both.test_accuracy_stacked).abs().max() <= 0.005

@@ -28,18 +28,17 @@ from curriculum.engine import (
     DeviceData,
     Diverged,
     FiniteGuard,
-    augment,
     compute_layout,
-    grad_scaler,
     learning_rate,
     make_accelerator,
-    new_model,
-    new_optimizer,
+    make_members,
+    resolve_stacking,
     outputs_to_record,
     predict,
+    resolve_arch,
+    resolve_precision,
     run_lock,
-    set_lr,
-    train_step,
+    train_steps,
 )
 from curriculum.recipes import with_recipe
 from curriculum.report import write_report
@@ -73,90 +72,83 @@ def member_seed(base_seed: int, member: int) -> int:
     return base_seed * 100_003 + member
 
 
-class MemberTrainer:
-    """Trains one member step by step and snapshots everything a bit-exact resume needs."""
+class GroupTrainer:
+    """Trains a group of members in lockstep and snapshots, per member, everything a bit-exact
+    resume needs. Member k's batches are its own epoch permutations, drawn from its generator."""
 
-    def __init__(self, config: ScoreConfig, arch: str, dataset: Dataset, data: DeviceData, member: int, total_steps: int, steps_per_epoch: int):
-        self.config, self.data, self.member = config, data, member
+    def __init__(self, config: ScoreConfig, arch: str, dataset: Dataset, data: DeviceData, members: list[int],
+                 precision: str, stacked: bool, total_steps: int, steps_per_epoch: int):
+        self.config, self.data, self.members = config, data, members
         self.device = data.device
-        seed = member_seed(config.seed, member)
-        self.model = new_model(config, arch, dataset, seed, self.device)
-        self.optimizer = new_optimizer(config, self.model)
-        self.scaler = grad_scaler(self.device, config.precision)
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
-        torch.manual_seed(seed)  # dropout draws from the global generator; its state is snapshotted too
+        self.group = make_members(config, arch, dataset, data, [member_seed(config.seed, m) for m in members], precision, stacked)
         self.total_steps, self.steps_per_epoch = total_steps, steps_per_epoch
         self.decay_every = max(1, round(config.lr_decay_epochs * steps_per_epoch))
         self.step = 0
-        self.guard = FiniteGuard(self.device)
-        self.perm = torch.empty(0, dtype=torch.long, device=self.device)
+        self.guard = FiniteGuard(len(members), self.device)
         m = data.size("train")
-        self.online = {key: torch.zeros(m, device=self.device) for key in ("pred", "p_true", "el2n")}
+        self.perm = torch.empty(len(members), m, dtype=torch.long, device=self.device)
+        self.online = {key: torch.zeros(len(members), m, device=self.device) for key in ("pred", "p_true", "el2n")}
         if config.record_probs:
-            self.online["probs"] = torch.zeros(m, dataset.num_classes, device=self.device)
+            self.online["probs"] = torch.zeros(len(members), m, dataset.num_classes, device=self.device)
 
-    def state(self) -> dict:
+    def member_state(self, k: int) -> dict:
         return {
+            **self.group.member_state(k),
             "step": self.step,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler else None,
-            "generator": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
+            "torch_rng": torch.get_rng_state(),  # only models that draw randomness functionally use it
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
-            "perm": self.perm,
-            "online": self.online,
+            "perm": self.perm[k].clone(),
+            "online": {key: value[k].clone() for key, value in self.online.items()},
         }
 
-    def load_state(self, state: dict) -> None:
-        self.step = state["step"]
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scaler:
-            self.scaler.load_state_dict(state["scaler"])
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"] is not None:
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        self.perm = state["perm"].to(self.device)
-        self.online = {key: value.to(self.device) for key, value in state["online"].items()}
+    def load_states(self, states: list[dict]) -> None:
+        self.group.load_member_states(states)
+        self.step = states[0]["step"]
+        torch.set_rng_state(states[0]["torch_rng"])
+        if states[0]["cuda_rng"] is not None:
+            torch.cuda.set_rng_state_all(states[0]["cuda_rng"])
+        self.perm = torch.stack([state["perm"] for state in states])
+        self.online = {key: torch.stack([state["online"][key] for state in states]) for key in self.online}
+
+    def _batches(self, step: int) -> torch.Tensor:
+        """Every member's batch at ``step``; a new epoch draws each member's permutation."""
+        b, position = self.config.batch_size, step % self.steps_per_epoch
+        if position == 0:
+            for row, generator in zip(self.perm, self.group.generators):
+                torch.randperm(row.numel(), generator=generator, device=self.device, out=row)
+        last = position == self.steps_per_epoch - 1
+        return self.perm[:, position * b :] if last else self.perm[:, position * b : (position + 1) * b]
+
+    def _store_online(self, index: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        for key, value in outputs_to_record(logits, labels, self.config.record_probs).items():
+            rows = index if value.dim() == 2 else index[..., None].expand_as(value)
+            self.online[key].scatter_(1, rows, value.float())
 
     def run_to(self, target: int, progress: tqdm | None) -> None:
-        """Train until ``self.step == target``; a new epoch draws a new permutation of the data."""
-        b, m = self.config.batch_size, self.data.size("train")
-        while self.step < target:
-            position = self.step % self.steps_per_epoch
-            if position == 0:
-                self.perm = torch.randperm(m, generator=self.generator, device=self.device)
-                if progress is not None:
-                    epochs = self.total_steps / self.steps_per_epoch
-                    progress.set_postfix_str(f"epoch {self.step // self.steps_per_epoch + 1}/{epochs:g}", refresh=False)
-            last = position == self.steps_per_epoch - 1
-            index = self.perm[position * b :] if last else self.perm[position * b : (position + 1) * b]
-            x, y = self.data.batch("train", index)
-            if self.config.augment:
-                x = augment(x, self.generator)
-            set_lr(self.optimizer, learning_rate(self.config, self.step, self.total_steps, self.decay_every))
-            logits, loss = train_step(self.model, self.optimizer, x, y, self.config.precision, self.scaler)
-            if self.config.train_record == "online":
-                for key, value in outputs_to_record(logits, y, self.config.record_probs).items():
-                    self.online[key][index] = value.float()
-            self.step += 1
-            self.guard.update(loss, self.step)
+        """Train every member until ``self.step == target``."""
+        online = self._store_online if self.config.train_record == "online" else None
+        lr = lambda step: learning_rate(self.config, step, self.total_steps, self.decay_every)  # noqa: E731
+        while self.step < target:  # an epoch at a time, to show progress
+            stop = min(target, self.step + self.steps_per_epoch)
+            train_steps(self.group, self.data, self.step, stop, self._batches, lr, self.config.augment, self.guard, online)
             if progress is not None:
-                progress.update(1)
+                progress.update((stop - self.step) * len(self.members))
+            self.step = stop
 
-    def record(self, initial: bool) -> dict[str, dict[str, np.ndarray]]:
-        """Predictions for the current checkpoint. In ``online`` mode the train row is the
-        latest training-mode output of each example (Pliushch et al.'s code); checkpoint 0 has
-        no training pass yet and uses the eval pass."""
+    def record(self, initial: bool) -> list[dict[str, dict[str, np.ndarray]]]:
+        """Every member's predictions for the current checkpoint, moved to the host once. In
+        ``online`` mode the train row is the latest training-mode output of each example
+        (Pliushch et al.'s code); checkpoint 0 has no training pass yet and uses the eval pass."""
         self.guard.check(self.step)
-        rows = {split: predict(self.model, self.data, split, self.config.precision, probs=self.config.record_probs) for split in SPLITS}
+        rows = {split: predict(self.group, self.data, split, probs=self.config.record_probs) for split in SPLITS}
         if self.config.train_record == "online" and not initial:
-            rows["train"] = {key: value.cpu().numpy() for key, value in self.online.items()}
-        if not all(np.isfinite(row[key]).all() for row in rows.values() for key in ("p_true", "el2n")):
-            raise Diverged(self.step)
-        return rows
+            rows["train"] = self.online
+        host = {split: {key: value.cpu().numpy() for key, value in fields.items()} for split, fields in rows.items()}
+        for k in range(len(self.members)):
+            if not all(np.isfinite(fields[key][k]).all() for fields in host.values() for key in ("p_true", "el2n")):
+                raise Diverged(self.step, k)
+        return [{split: {key: value[k] for key, value in fields.items()} for split, fields in host.items()}
+                for k in range(len(self.members))]
 
 
 def _state_path(run_dir: Path, member: int, checkpoint: int) -> Path:
@@ -186,32 +178,49 @@ def _drop_states(run_dir: Path, member: int, keep: Path | None = None) -> None:
             old.unlink()
 
 
-def train_member(trainer: MemberTrainer, record: MemberRecord, run_dir: Path, steps: list[int], progress: tqdm | None) -> None:
-    """Resume ``trainer`` from its last committed checkpoint and record the remaining ones."""
-    done = record.committed()
-    if done:
-        state_file = _state_path(run_dir, trainer.member, done - 1)
-        if done < len(steps):
-            if not state_file.exists():
-                raise UserError(
-                    f"Training state {state_file} is missing; delete {state_file.parent} and run the same command "
-                    f"again to recompute member {trainer.member}."
-                )
-            trainer.load_state(_load_state(state_file, trainer.member))
+def train_group(trainer: GroupTrainer, records: list[MemberRecord], run_dir: Path, steps: list[int], progress: tqdm | None) -> None:
+    """Resume the group from its members' last common checkpoint and record the remaining ones.
+
+    At each checkpoint every member's state is saved before any record is committed, and older
+    states are removed only after all are committed, so a run killed at any point finds the
+    state of the checkpoint where its least advanced member stopped.
+    """
+    done = [record.committed() for record in records]
+    start = min(done)
+    if start:
+        if start < len(steps):
+            states = []
+            for member in trainer.members:
+                state_file = _state_path(run_dir, member, start - 1)
+                if not state_file.exists():
+                    raise UserError(
+                        f"Training state {state_file} is missing; delete {state_file.parent} and run the same command "
+                        f"again to recompute member {member}."
+                    )
+                states.append(_load_state(state_file, member))
+            trainer.load_states(states)
         if progress is not None:
-            progress.update(steps[done - 1])
-    for index in range(done, len(steps)):
+            progress.update(steps[start - 1] * len(records))
+    for index in range(start, len(steps)):
         trainer.run_to(steps[index], progress)
-        record.append(trainer.record(initial=index == 0))
+        rows = trainer.record(initial=index == 0)
         last = index == len(steps) - 1
-        state_file = None if last else _state_path(run_dir, trainer.member, index)
-        if state_file is not None:
-            _save_state(state_file, trainer.state())
-        record.commit()
-        _drop_states(run_dir, trainer.member, keep=state_file)
+        if not last:
+            for k, member in enumerate(trainer.members):
+                _save_state(_state_path(run_dir, member, index), trainer.member_state(k))
+        for record, row in zip(records, rows):
+            if record.committed() == index:  # a member ahead of the group already holds this row
+                record.append(row)
+                record.commit()
+        for member in trainer.members:
+            _drop_states(run_dir, member, keep=None if last else _state_path(run_dir, member, index))
 
 
-def run_info(config: ScoreConfig, dataset: Dataset, arch: str, steps: list[int], steps_per_epoch: int, compute: dict) -> dict:
+def run_info(config: ScoreConfig, dataset: Dataset, arch: str, steps: list[int], steps_per_epoch: int, precision: str, layout: str, compute: dict) -> dict:
+    """run.json. Its settings hold the resolved precision and the stacking layout: a stacked
+    member's record depends on its group (float reassociation), so a run resumes bit-exactly
+    only with the same layout and is refused with another."""
+    settings = {key: value for key, value in config.record_settings().items() if key not in ("stack", "max_stack")}
     return {
         "dataset": {
             "name": dataset.name,
@@ -220,7 +229,7 @@ def run_info(config: ScoreConfig, dataset: Dataset, arch: str, steps: list[int],
             "image_shape": list(dataset.image_shape),
             "sizes": {split: int(len(dataset.split(split).labels)) for split in SPLITS},
         },
-        "settings": config.record_settings(),
+        "settings": {**settings, "precision": precision, "layout": layout},
         "arch": arch,
         "members": config.members,
         "compute": compute,
@@ -240,13 +249,16 @@ def score(config: ScoreConfig) -> Path:
     accelerator = make_accelerator(config)
     with accelerator.main_process_first():
         dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed)
-    arch = config.resolved_arch(dataset)
+    arch = resolve_arch(config, dataset)  # a bad --arch fails before any write
+    device, processes = accelerator.device, accelerator.num_processes
+    precision = resolve_precision(config, device)
+    stacked = resolve_stacking(config, arch, dataset, device, precision, warn=None if config.quiet else print)
+    layout = f"stacked in groups of up to {config.max_stack}, {processes} process(es)" if stacked else "one by one"
     run_dir = Path(config.out) if config.out else default_run_dir(dataset.name)
     check_output_dir(run_dir, "--out")
     steps_per_epoch = batches_per_epoch(len(dataset.train.labels), config.batch_size)
     steps = checkpoint_steps(config.epochs, config.eval_every, steps_per_epoch)
-    info = run_info(config, dataset, arch, steps, steps_per_epoch, compute_layout(accelerator.device))
-    new_model(config, arch, dataset, config.seed, torch.device("cpu"))  # a bad --arch fails before any write
+    info = run_info(config, dataset, arch, steps, steps_per_epoch, precision, layout, compute_layout(device))
     with run_lock(accelerator, run_dir, "--out"):
         open_run(run_dir, info, write=False)  # every process checks, so all fail together on a mismatch
         accelerator.wait_for_everyone()
@@ -254,7 +266,7 @@ def score(config: ScoreConfig) -> Path:
             open_run(run_dir, info, write=True)
         accelerator.wait_for_everyone()
         started = time.perf_counter()
-        train_members(config, accelerator, dataset, arch, run_dir, steps, steps_per_epoch)
+        train_members(config, accelerator, dataset, arch, run_dir, steps, steps_per_epoch, precision, stacked)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             scores = write_report(run_dir, dataset, info, quiet=config.quiet)
@@ -264,11 +276,14 @@ def score(config: ScoreConfig) -> Path:
     return run_dir
 
 
-def train_members(config: ScoreConfig, accelerator, dataset: Dataset, arch: str, run_dir: Path, steps: list[int], steps_per_epoch: int) -> None:
-    """Train and record this process's members (r, r + P, ...), each from where it stopped."""
+def train_members(config: ScoreConfig, accelerator, dataset: Dataset, arch: str, run_dir: Path, steps: list[int],
+                  steps_per_epoch: int, precision: str, stacked: bool) -> None:
+    """Train and record this process's members (r, r + P, ...) in groups, each from where it stopped."""
+    processes = accelerator.num_processes
     data = DeviceData(dataset, accelerator.device)
     sizes = {split: data.size(split) for split in SPLITS}
-    mine = range(accelerator.process_index, config.members, accelerator.num_processes)
+    mine = list(range(accelerator.process_index, config.members, processes))
+    groups = [mine[i : i + config.max_stack] for i in range(0, len(mine), config.max_stack)]
     probs = dataset.num_classes if config.record_probs else None
     if probs and accelerator.is_main_process and not config.quiet:
         size = probs_bytes(config.members, len(steps), sizes, probs)
@@ -278,20 +293,23 @@ def train_members(config: ScoreConfig, accelerator, dataset: Dataset, arch: str,
         total=len(mine) * steps[-1], unit="ex", unit_scale=config.batch_size, dynamic_ncols=True,
         disable=config.quiet or not accelerator.is_main_process,
     ) as progress:
-        for member in mine:
-            progress.set_description(f"{arch} member {member + 1}/{config.members}")
-            record = MemberRecord(run_dir, member, sizes, len(steps), num_classes=probs)
-            if record.committed() == len(steps):
-                _drop_states(run_dir, member)  # a run killed between the last commit and the clean-up
-                progress.update(steps[-1])
+        for group in groups:
+            names = f"{group[0] + 1}" if len(group) == 1 else f"{group[0] + 1}..{group[-1] + 1}"
+            progress.set_description(f"{arch} members {names} of {config.members}")
+            records = [MemberRecord(run_dir, member, sizes, len(steps), num_classes=probs) for member in group]
+            if all(record.committed() == len(steps) for record in records):
+                for member in group:
+                    _drop_states(run_dir, member)  # a run killed between the last commit and the clean-up
+                progress.update(steps[-1] * len(group))
                 continue
-            trainer = MemberTrainer(config, arch, dataset, data, member, steps[-1], steps_per_epoch)
+            trainer = GroupTrainer(config, arch, dataset, data, group, precision, stacked, steps[-1], steps_per_epoch)
             try:
-                train_member(trainer, record, run_dir, steps, progress)
+                train_group(trainer, records, run_dir, steps, progress)
             except Diverged as err:
+                member = group[err.member]
                 update_run(run_dir, status="diverged", diverged={"member": member, "step": err.step})
                 raise UserError(
                     f"Member {member} diverged at step {err.step} (epoch {err.step / steps_per_epoch:.2f}): its training loss "
-                    f"is not finite. Lower --lr (now {config.lr:g}){' or train in full precision (--precision no)' if config.precision != 'no' else ''}; "
+                    f"is not finite. Lower --lr (now {config.lr:g}){' or train in full precision (--precision no)' if precision != 'no' else ''}; "
                     f"{run_dir} is marked diverged, so the corrected command starts it afresh."
                 ) from None

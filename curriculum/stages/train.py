@@ -27,17 +27,17 @@ from curriculum.engine import (
     DeviceData,
     Diverged,
     FiniteGuard,
-    augment,
-    grad_scaler,
     learning_rate,
     make_accelerator,
-    new_model,
-    new_optimizer,
+    make_members,
     predict,
+    resolve_arch,
+    resolve_precision,
+    resolve_stacking,
     run_lock,
-    set_lr,
-    train_step,
+    train_steps,
 )
+from curriculum.members import Members
 from scoring.formats import load_external_scores
 from scoring.ordering import order_examples, uses_pacing
 from curriculum.pacing import make_pacing
@@ -57,11 +57,13 @@ NOT_SETTINGS = {"quiet", "out", "cpu", "scores", "scores_file", "order_source", 
 
 @dataclass
 class Plan:
-    """What every order shares: data, architecture, budget and schedule."""
+    """What every order shares: data, architecture, precision, layout, budget and schedule."""
 
     dataset: Dataset
     data: DeviceData
     arch: str
+    precision: str
+    stacked: bool
     steps: int
     eval_steps: list[int]
     decay_every: int
@@ -74,44 +76,59 @@ def make_plan(config: CurriculumConfig, dataset: Dataset, device: torch.device) 
     steps = config.steps or 20 * math.ceil(m / config.batch_size)
     every = config.eval_every or max(1, steps // 20)
     eval_steps = sorted({*range(every, steps, every), steps})
-    return Plan(dataset, DeviceData(dataset, device), config.resolved_arch(dataset), steps, eval_steps, config.lr_decay_steps or max(1, steps // 4))
+    arch = resolve_arch(config, dataset)
+    precision = resolve_precision(config, device)
+    stacked = resolve_stacking(config, arch, dataset, device, precision, warn=None if config.quiet else print)
+    return Plan(dataset, DeviceData(dataset, device), arch, precision, stacked, steps, eval_steps,
+                config.lr_decay_steps or max(1, steps // 4))
 
 
-def train_one(config: CurriculumConfig, plan: Plan, sampler: CurriculumBatchSampler, seed: int, label: str, progress: tqdm | None = None) -> tuple[torch.nn.Module, list[float], np.ndarray]:
-    """Train one model on ``sampler``'s batches; returns it, its test accuracy at every eval step
-    and its final test predictions. ``seed`` alone decides the initial weights and augmentations."""
-    device = plan.data.device
-    model = new_model(config, plan.arch, plan.dataset, seed, device)
-    optimizer = new_optimizer(config, model)
-    scaler = grad_scaler(device, config.precision)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    guard = FiniteGuard(device)
-    accuracies, evals = [], iter(plan.eval_steps)
-    next_eval = next(evals)
-    test_labels = plan.data.labels["test"].cpu().numpy()
-    for step, batch in enumerate(sampler, start=1):
-        x, y = plan.data.batch("train", torch.as_tensor(batch, device=device))
-        if config.augment:
-            x = augment(x, generator)
-        set_lr(optimizer, learning_rate(config, step - 1, plan.steps, plan.decay_every))
+class DeviceBatches:
+    """Every run's sampler batches as index tensors [K, B] on the device, prepared ``chunk``
+    steps at a time: one host-to-device copy per chunk (from pinned memory, asynchronous on a
+    GPU) instead of a blocking copy every step."""
+
+    def __init__(self, samplers: list[CurriculumBatchSampler], device: torch.device, chunk: int = 1024):
+        self.samplers, self.device, self.chunk = samplers, device, chunk
+        self.start, self.indices = 0, torch.empty(0, len(samplers), samplers[0].batch_size, dtype=torch.long)
+
+    def __call__(self, step: int) -> torch.Tensor:
+        if not self.start <= step < self.start + len(self.indices):
+            stop = min(step + self.chunk, len(self.samplers[0]))
+            host = torch.from_numpy(np.stack([sampler.batches(step, stop) for sampler in self.samplers], axis=1))
+            if self.device.type == "cuda":
+                host = host.pin_memory()
+            self.start, self.indices = step, host.to(self.device, non_blocking=True)
+        return self.indices[step - self.start]
+
+
+def train_runs(config: CurriculumConfig, plan: Plan, samplers: list[CurriculumBatchSampler], seeds: list[int],
+               labels: list[str], progress: tqdm | None = None) -> tuple[Members, np.ndarray, np.ndarray]:
+    """Train one model per (sampler, seed) as one group; returns the group, every run's test
+    accuracy at every eval step [K, evals] and its final test predictions [K, M_test]. ``seed``
+    alone decides a run's initial weights, augmentations and dropout; ``labels`` name the runs."""
+    group = make_members(config, plan.arch, plan.dataset, plan.data, seeds, plan.precision, plan.stacked)
+    batches = DeviceBatches(samplers, plan.data.device)
+    guard = FiniteGuard(len(seeds), plan.data.device)
+    lr = lambda step: learning_rate(config, step, plan.steps, plan.decay_every)  # noqa: E731
+    test_labels = plan.data.labels["test"]
+    accuracies, start = [], 0
+    for stop in plan.eval_steps:
         try:
-            guard.update(train_step(model, optimizer, x, y, config.precision, scaler)[1], step)
-            if step == next_eval:
-                guard.check(step)
+            train_steps(group, plan.data, start, stop, batches, lr, config.augment, guard)
+            guard.check(stop)
         except Diverged as err:
             raise UserError(
-                f"The {label} run (seed {seed}) diverged at step {err.step}: its training loss is not finite. Lower --lr "
-                f"(now {config.lr:g}){' or train in full precision (--precision no)' if config.precision != 'no' else ''}; nothing was written."
+                f"The {labels[err.member]} run (seed {seeds[err.member]}) diverged at step {err.step}: its training loss is not "
+                f"finite. Lower --lr (now {config.lr:g}){' or train in full precision (--precision no)' if plan.precision != 'no' else ''}; "
+                "nothing was written."
             ) from None
-        if step == next_eval:
-            out = predict(model, plan.data, "test", config.precision)
-            accuracies.append(float((out["pred"] == test_labels).mean()))
-            next_eval = next(evals, None)
-            if progress is not None:
-                progress.set_postfix_str(f"{label} test acc {accuracies[-1]:.3f}")
+        pred = predict(group, plan.data, "test")["pred"]
+        accuracies.append((pred == test_labels).float().mean(1))
         if progress is not None:
-            progress.update(1)
-    return model, accuracies, out["pred"]
+            progress.update((stop - start) * len(seeds))
+        start = stop
+    return group, torch.stack(accuracies, 1).cpu().numpy(), pred.cpu().numpy()
 
 
 def given_scores(config: CurriculumConfig, dataset: Dataset, run_dir: Path | None) -> tuple[np.ndarray, str, str] | None:
@@ -140,8 +157,8 @@ def self_taught_scores(config: CurriculumConfig, plan: Plan, progress: tqdm | No
     trained with the same budget, ranks the train set by its P(true class) (higher = easier)."""
     seed = config.seed + 10_000
     sampler = CurriculumBatchSampler(np.arange(len(plan.dataset.train.labels)), None, config.batch_size, plan.steps, seed=seed)
-    model, _, _ = train_one(config, plan, sampler, seed, SELF_TAUGHT, progress)
-    return predict(model, plan.data, "train", config.precision)["p_true"], "higher", "self-taught P(true class)"
+    group, _, _ = train_runs(config, plan, [sampler], [seed], [SELF_TAUGHT], progress)
+    return predict(group, plan.data, "train")["p_true"][0].cpu().numpy(), "higher", "self-taught P(true class)"
 
 
 def build_orders(config: CurriculumConfig, kinds: list[str], ranking: tuple[np.ndarray, str, str], labels: np.ndarray) -> dict[tuple[str, int], np.ndarray]:
@@ -247,11 +264,16 @@ def curriculum_train(config: CurriculumConfig) -> pd.DataFrame:
                 ranking = self_taught_scores(config, plan, progress)
                 run_orders = build_orders(config, orders, ranking, labels)
             curves, predictions = [], {}
-            for (order_kind, seed), order in run_orders.items():
-                progress.set_description(f"{order_kind} seed {seed}")
-                sampler = CurriculumBatchSampler(order, pacing if uses_pacing(order_kind) else None, config.batch_size, plan.steps, seed=seed)
-                _, accuracies, predictions[order_kind, seed] = train_one(config, plan, sampler, seed, order_kind, progress)
-                curves += [{"order": order_kind, "seed": seed, "step": s, "test_accuracy": a} for s, a in zip(plan.eval_steps, accuracies)]
+            runs = list(run_orders)
+            for first in range(0, len(runs), config.max_stack):
+                group = runs[first : first + config.max_stack]
+                progress.set_description(f"runs {first + 1}..{first + len(group)} of {len(runs)}")
+                samplers = [CurriculumBatchSampler(run_orders[kind, seed], pacing if uses_pacing(kind) else None, config.batch_size, plan.steps, seed=seed)
+                            for kind, seed in group]
+                _, accuracies, final = train_runs(config, plan, samplers, [seed for _, seed in group], [kind for kind, _ in group], progress)
+                for k, (kind, seed) in enumerate(group):
+                    predictions[kind, seed] = final[k]
+                    curves += [{"order": kind, "seed": seed, "step": s, "test_accuracy": float(a)} for s, a in zip(plan.eval_steps, accuracies[k])]
         source = ranking[2]
         curves = pd.DataFrame(curves)
         results = compare_orders(curves, predictions, dataset.test.labels, target=config.target)

@@ -1,0 +1,278 @@
+"""Models of one architecture trained in lockstep: one by one, or stacked into one model.
+
+A group holds K members, each with its own seed. The seed decides the member's initial weights
+(the model is built alone from it, then stacked), and its own ``torch.Generator`` draws its batch
+order, augmentations and dropout masks. Dropout therefore never touches the global RNG: every
+``nn.Dropout`` is replaced by :class:`MemberDropout`, whose uniform noise the group draws from the
+member's generator before each step. So a member's training is the same whether it is trained
+alone, in a loop beside others, or stacked with them, up to floating-point reassociation.
+
+Stacked (``torch.func``): parameters and buffers are stacked along a new leading dimension
+(``stack_module_state``), the forward is ``vmap`` of ``functional_call`` over that dimension (a
+convolution with batched weights becomes one grouped convolution, a linear layer one batched
+matmul), and one optimizer steps all members' stacked tensors: SGD and Adam are elementwise, so
+that equals K optimizers. BatchNorm works: its running statistics are stacked buffers updated in
+place per member. fp16 is not stacked (one loss scale would skip a step for every member when one
+overflows), nor is a model whose forward ``vmap`` cannot take (checked with a probe step).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from contextlib import nullcontext
+from typing import ContextManager
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+
+
+def autocast(device: torch.device, precision: str) -> ContextManager:
+    """Mixed precision for forward passes: ``no`` (float32), ``bf16`` or ``fp16``."""
+    if precision == "no":
+        return nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+class MemberDropout(nn.Module):
+    """Dropout whose uniform noise is given (buffer ``noise``, the input's shape) rather than
+    drawn from the global RNG, so that each member's masks come from its own generator."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+        self.register_buffer("noise", None, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        return x * (self.noise >= self.p).to(x.dtype) / (1 - self.p)
+
+
+def own_dropout(model: nn.Module) -> nn.Module:
+    """Replace, in place, every ``nn.Dropout`` by a :class:`MemberDropout` of the same rate."""
+    for name, child in list(model.named_children()):
+        if type(child) is nn.Dropout:
+            setattr(model, name, MemberDropout(child.p))
+        else:
+            own_dropout(child)
+    return model
+
+
+def _noise_layout(model: nn.Module, sample: torch.Tensor) -> list[tuple[str, torch.Size]]:
+    """(buffer name, per-example shape) of every MemberDropout's input, from one eval forward."""
+    shapes: dict[str, torch.Size] = {}
+    hooks = [module.register_forward_pre_hook(lambda m, args, name=name: shapes.__setitem__(name, args[0].shape[1:]))
+             for name, module in model.named_modules() if isinstance(module, MemberDropout)]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(sample)
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return [(f"{name}.noise", shape) for name, shape in shapes.items()]
+
+
+def _slice_optimizer_state(state: dict, k: int) -> dict:
+    """Member k's share of a stacked optimizer's state_dict, in the single-model format."""
+    per_param = {i: {key: value[k].clone() if torch.is_tensor(value) and value.dim() > 0 else value
+                     for key, value in entries.items()} for i, entries in state["state"].items()}
+    return {"state": per_param, "param_groups": state["param_groups"]}
+
+
+def _stack_optimizer_states(states: list[dict]) -> dict:
+    """The stacked optimizer's state_dict from its members' single-model state_dicts."""
+    stacked = {}
+    for i, entries in states[0]["state"].items():
+        stacked[i] = {key: torch.stack([s["state"][i][key] for s in states]) if torch.is_tensor(value) and value.dim() > 0 else value
+                      for key, value in entries.items()}
+    return {"state": stacked, "param_groups": states[0]["param_groups"]}
+
+
+class Members:
+    """K members of one architecture; the two kinds train them one by one or stacked.
+
+    Both are built from ``(models, seeds, make_optimizer, precision, sample, compile)``: the
+    members, each built alone from its seed; a function building an optimizer over a list of
+    tensors; ``no``, ``bf16`` or ``fp16``; an input batch (its device is the group's); and
+    whether to ``torch.compile`` the forward passes.
+    """
+
+    def __init__(self, models: list[nn.Module], seeds: list[int], precision: str, sample: torch.Tensor):
+        self.device = sample.device
+        self.seeds = list(seeds)
+        self.generators = [torch.Generator(device=self.device).manual_seed(seed) for seed in seeds]
+        self.precision = precision
+        self.noise_layout = _noise_layout(models[0], sample[:1])
+        self.noise_size = sum(shape.numel() for _, shape in self.noise_layout)
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def _noise(self, batch: int) -> dict[str, torch.Tensor]:
+        """Every member's dropout noise for a step of ``batch`` examples, drawn from its own
+        generator: a tensor [K, batch, *shape] per MemberDropout buffer name."""
+        if not self.noise_size:
+            return {}
+        flat = torch.empty(len(self), batch * self.noise_size, device=self.device)
+        for row, generator in zip(flat, self.generators):
+            row.uniform_(generator=generator)
+        noise, offset = {}, 0
+        for name, shape in self.noise_layout:
+            size = batch * shape.numel()
+            noise[name] = flat[:, offset:offset + size].view(len(self), batch, *shape)
+            offset += size
+        return noise
+
+    def _autocast(self) -> ContextManager:
+        return autocast(self.device, self.precision)
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step of every member; ``x`` and ``y`` hold K equal consecutive batches.
+        Returns the detached float32 training-mode logits [K, B, classes] and losses [K]."""
+        raise NotImplementedError
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Eval-mode logits [K, N, classes] of every member on the same images ``x``."""
+        raise NotImplementedError
+
+    def member_state(self, k: int) -> dict:
+        """Member k's weights, optimizer state and generator, in the format of a member alone."""
+        raise NotImplementedError
+
+    def load_member_states(self, states: list[dict]) -> None:
+        raise NotImplementedError
+
+
+class MemberLoop(Members):
+    """Members trained one after another at each step, each with its own optimizer."""
+
+    def __init__(self, models, seeds, make_optimizer, precision, sample, compile=False):
+        super().__init__(models, seeds, precision, sample)
+        self.models = models
+        self.forwards = [torch.compile(model) if compile else model for model in models]
+        self.optimizers = [make_optimizer(list(model.parameters())) for model in models]
+        self.scalers = [torch.amp.GradScaler(self.device.type) if precision == "fp16" else None for _ in models]
+
+    def train_step(self, x, y, lr):
+        k_count = len(self)
+        b = len(y) // k_count
+        noise = self._noise(b)
+        logits, losses = [], []
+        for k, (model, forward, optimizer, scaler) in enumerate(zip(self.models, self.forwards, self.optimizers, self.scalers)):
+            model.train()
+            for name, value in noise.items():
+                module, _, attr = name.rpartition(".")
+                setattr(model.get_submodule(module), attr, value[k])
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            part = slice(k * b, (k + 1) * b)
+            with self._autocast():
+                out = forward(x[part])
+            loss = F.cross_entropy(out.float(), y[part])
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            logits.append(out.detach().float())
+            losses.append(loss.detach())
+        return torch.stack(logits), torch.stack(losses)
+
+    @torch.no_grad()
+    def logits(self, x):
+        outs = []
+        for model, forward in zip(self.models, self.forwards):
+            model.eval()
+            with self._autocast():
+                outs.append(forward(x).float())
+        return torch.stack(outs)
+
+    def member_state(self, k):
+        scaler = self.scalers[k]
+        return {"model": self.models[k].state_dict(), "optimizer": self.optimizers[k].state_dict(),
+                "scaler": scaler.state_dict() if scaler else None, "generator": self.generators[k].get_state()}
+
+    def load_member_states(self, states):
+        for k, state in enumerate(states):
+            self.models[k].load_state_dict(state["model"])
+            self.optimizers[k].load_state_dict(state["optimizer"])
+            if self.scalers[k] is not None:
+                self.scalers[k].load_state_dict(state["scaler"])
+            self.generators[k].set_state(state["generator"])
+
+
+class StackedMembers(Members):
+    """Members stacked into one model: one forward (``vmap``), one backward, one optimizer step."""
+
+    def __init__(self, models, seeds, make_optimizer, precision, sample, compile=False):
+        super().__init__(models, seeds, precision, sample)
+        self.params, self.buffers = stack_module_state(models)
+        self.skeleton = copy.deepcopy(models[0]).to("meta")
+        self.optimizer = make_optimizer(list(self.params.values()))
+
+        def one(params, buffers, noise, x):
+            return functional_call(self.skeleton, (params, {**buffers, **noise}), (x,))
+
+        train_forward = vmap(one, in_dims=(0, 0, 0, 0), randomness="error")
+        eval_forward = vmap(one, in_dims=(0, 0, None, None), randomness="error")
+        self.train_forward = torch.compile(train_forward) if compile else train_forward
+        self.eval_forward = torch.compile(eval_forward) if compile else eval_forward
+
+    def train_step(self, x, y, lr):
+        k_count = len(self)
+        b = len(y) // k_count
+        noise = self._noise(b)
+        self.skeleton.train()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with self._autocast():
+            out = self.train_forward(self.params, self.buffers, noise, x.unflatten(0, (k_count, b)))
+        losses = F.cross_entropy(out.flatten(0, 1).float(), y, reduction="none").view(k_count, b).mean(1)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()  # member k's loss depends on member k's slices only
+        self.optimizer.step()
+        return out.detach().float(), losses.detach()
+
+    @torch.no_grad()
+    def logits(self, x):
+        self.skeleton.eval()
+        with self._autocast():
+            return self.eval_forward(self.params, self.buffers, {}, x).float()
+
+    def member_state(self, k):
+        model = {name: tensor[k].detach().clone() for name, tensor in {**self.params, **self.buffers}.items()}
+        return {"model": model, "optimizer": _slice_optimizer_state(self.optimizer.state_dict(), k),
+                "scaler": None, "generator": self.generators[k].get_state()}
+
+    def load_member_states(self, states):
+        with torch.no_grad():
+            for name, tensor in {**self.params, **self.buffers}.items():
+                tensor.copy_(torch.stack([state["model"][name] for state in states]))
+        self.optimizer.load_state_dict(_stack_optimizer_states([state["optimizer"] for state in states]))
+        for generator, state in zip(self.generators, states):
+            generator.set_state(state["generator"])
+
+
+def stacking_refusal(models: list[nn.Module], make_optimizer: Callable, precision: str, sample: torch.Tensor) -> str | None:
+    """Why members like ``models`` (two fresh ones) cannot train stacked, or None: the probe is
+    one stacked step of them on ``sample`` (two images) each."""
+    if precision == "fp16":
+        return "fp16 loss scaling would couple the members"
+    try:
+        probe = StackedMembers(models, [0, 1], make_optimizer, precision, sample)
+        probe.train_step(torch.cat([sample, sample]), torch.zeros(2 * len(sample), dtype=torch.long, device=sample.device), 0.0)
+    except Exception as exc:  # whatever vmap cannot take on this model means: train one by one
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return f"{type(exc).__name__}: {first}"
+    return None
