@@ -61,8 +61,9 @@ def test_an_epoch_never_ends_with_a_batch_of_one():
 def _digits_group(seeds, stacked, config=None):
     from curriculum.data import load_dataset
     from curriculum.engine import DeviceData, TrainingConfig, make_members, resolve_arch
+    from curriculum.recipes import with_recipe
 
-    config = config or TrainingConfig(augment=True)
+    config = with_recipe(config or TrainingConfig(augment=True))  # the stages resolve the recipe first
     dataset = load_dataset("digits")
     data = DeviceData(dataset, torch.device("cpu"))
     return make_members(config, resolve_arch(config, dataset), dataset, data, seeds, "no", stacked), data

@@ -283,8 +283,15 @@ def train_members(config: ScoreConfig, accelerator, dataset: Dataset, arch: str,
     data = DeviceData(dataset, accelerator.device)
     sizes = {split: data.size(split) for split in SPLITS}
     mine = list(range(accelerator.process_index, config.members, processes))
-    groups = [mine[i : i + config.max_stack] for i in range(0, len(mine), config.max_stack)]
     probs = dataset.num_classes if config.record_probs else None
+    records = {member: MemberRecord(run_dir, member, sizes, len(steps), num_classes=probs) for member in mine}
+    # Members that stopped at the same checkpoint train together (normally all of them stop
+    # together): a group resumes from one saved checkpoint, and a finished member has none.
+    by_progress: dict[int, list[int]] = {}
+    for member in mine:
+        by_progress.setdefault(records[member].committed(), []).append(member)
+    groups = [members[i : i + config.max_stack] for done, members in sorted(by_progress.items()) if done < len(steps)
+              for i in range(0, len(members), config.max_stack)]
     if probs and accelerator.is_main_process and not config.quiet:
         size = probs_bytes(config.members, len(steps), sizes, probs)
         print(f"--record-probs keeps {config.members} x {len(steps)} checkpoints x {sum(sizes.values())} examples x {probs} "
@@ -293,18 +300,15 @@ def train_members(config: ScoreConfig, accelerator, dataset: Dataset, arch: str,
         total=len(mine) * steps[-1], unit="ex", unit_scale=config.batch_size, dynamic_ncols=True,
         disable=config.quiet or not accelerator.is_main_process,
     ) as progress:
+        for member in by_progress.get(len(steps), []):
+            _drop_states(run_dir, member)  # a run killed between the last commit and the clean-up
+            progress.update(steps[-1])
         for group in groups:
             names = f"{group[0] + 1}" if len(group) == 1 else f"{group[0] + 1}..{group[-1] + 1}"
             progress.set_description(f"{arch} members {names} of {config.members}")
-            records = [MemberRecord(run_dir, member, sizes, len(steps), num_classes=probs) for member in group]
-            if all(record.committed() == len(steps) for record in records):
-                for member in group:
-                    _drop_states(run_dir, member)  # a run killed between the last commit and the clean-up
-                progress.update(steps[-1] * len(group))
-                continue
             trainer = GroupTrainer(config, arch, dataset, data, group, precision, stacked, steps[-1], steps_per_epoch)
             try:
-                train_group(trainer, records, run_dir, steps, progress)
+                train_group(trainer, [records[member] for member in group], run_dir, steps, progress)
             except Diverged as err:
                 member = group[err.member]
                 update_run(run_dir, status="diverged", diverged={"member": member, "step": err.step})
