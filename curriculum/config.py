@@ -481,8 +481,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         if default is not None:
             text += f" (default: {default})"
         kwargs: dict[str, Any] = {"default": None, "help": text.replace("%", "%%")}
-        if meta["positional"]:
-            parser.add_argument(spec.field.name, nargs="+", metavar=meta["positional"], **kwargs)
+        if meta["positional"]:  # zero or more, so that a --config file may give them instead
+            parser.add_argument(spec.field.name, nargs="*", metavar=meta["positional"], default=None, help=meta["help"])
             continue
         if spec.kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
