@@ -43,7 +43,7 @@ def statistic_label(name: str) -> str:
 def checkpoint_label(value: float, unit: str = "epoch") -> str:
     """``"epoch 2"``, or ``"0.2 of the train set"`` for a run whose checkpoints count something else
     (``curriculum learners``)."""
-    return f"epoch {value:g}" if unit == "epoch" else f"{value:g} {unit}"
+    return f"epoch {value:.3g}" if unit == "epoch" else f"{value:.3g} {unit}"
 
 
 def save(fig: plt.Figure, path: Path) -> Path:
@@ -62,6 +62,13 @@ def pick_checkpoints(count: int, panels: int = 7) -> list[int]:
         return list(range(count))
     picks = np.unique(np.round(np.geomspace(1, count, panels)).astype(int) - 1)
     return sorted({0, *picks.tolist(), count - 1})
+
+
+def fraction_ticks(first: int, n: int, most: int = 7) -> list[int]:
+    """At most ``most`` of the k in first..N for ticks at k/N, evenly spread, both ends included."""
+    if n - first + 1 <= most:
+        return list(range(first, n + 1))
+    return sorted({int(round(k)) for k in np.linspace(first, n, most)})
 
 
 def consistency_panel(ax: plt.Axes, correct: np.ndarray, labels: np.ndarray, color: str) -> None:
@@ -84,8 +91,7 @@ def consistency_panel(ax: plt.Axes, correct: np.ndarray, labels: np.ndarray, col
     ax.set_yscale("log")
     ax.set_ylim(floor, 1.5)
     ax.set_xlim(-0.6 / n, 1 + 0.6 / n)
-    step = max(1, int(np.ceil(n / 6)))
-    ticks = sorted({*range(0, n + 1, step), n})
+    ticks = fraction_ticks(0, n)
     ax.set_xticks([k / n for k in ticks], [f"{k}/{n}" for k in ticks], fontsize=7)
     ax.tick_params(axis="y", labelsize=7)
 
@@ -335,8 +341,11 @@ def easy_set_bars(rows: pd.DataFrame, path: Path, title: str, name_a: str, name_
         ax.bar(x, part["only_a"], bottom=part["both"], color="tab:blue", label=f"easy for {name_a} only")
         ax.bar(x, -part["only_b"], color="darkred", label=f"easy for {name_b} only (below 0)")
         ax.axhline(0, color="black", linewidth=0.6)
-        ax.set_xticks(x, [f"{a:g}/{b:g}" for a, b in zip(part["epoch_a"], part["epoch_b"])], fontsize=7, rotation=45)
-        ax.set_xlabel(f"epoch ({name_a}/{name_b})", fontsize=8)
+        same = np.allclose(part["epoch_a"], part["epoch_b"])
+        labels = [f"{a:.3g}" if same else f"{a:.3g}/{b:.3g}" for a, b in zip(part["epoch_a"], part["epoch_b"])]
+        every = max(1, int(np.ceil(len(x) / 10)))
+        ax.set_xticks(x[::every], labels[::every], fontsize=7, rotation=0 if same else 45)
+        ax.set_xlabel("epoch" if same else f"epoch ({name_a}/{name_b}, accuracy-matched)", fontsize=8)
         ax.set_ylabel("examples", fontsize=8)
         ax.set_title(f"{split} ({int(part['examples'].iloc[0])} examples)", fontsize=9)
         ax.grid(alpha=0.3, axis="y")
@@ -359,8 +368,7 @@ def consensus_histograms(sets: dict[str, tuple[np.ndarray, np.ndarray]], members
             ax.bar(grid + offset / members, np.maximum(hist, floor), width=0.36 / members, **style)
         ax.set_yscale("log")
         ax.set_ylim(floor, 1.5)
-        step = max(1, int(np.ceil(members / 6)))
-        ticks = sorted({*range(1, members + 1, step), members})
+        ticks = [k for k in fraction_ticks(0, members) if k > 0]  # consensus is at least 1/N
         ax.set_xticks([k / members for k in ticks], [f"{k}/{members}" for k in ticks], fontsize=7)
         ax.set_xlabel("consensus (members giving the most common label / N)", fontsize=7)
         ax.set_title(f"{name} ({count} images)", fontsize=8)
