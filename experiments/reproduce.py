@@ -157,10 +157,10 @@ def experiments(out: Path) -> list[Finding]:
                                keep_figure(out / "compare-learners", "digits_vs_digits-learners_accessibility.png", "learners accessibility")))
 
     print("synthetic sets: Gabor patches, overlapping Gaussians", flush=True)
-    gabor = run_score(out, "gabor", "score_gabor_stvgg.yaml", members=10, arch="small-st-vgg", epochs=10, eval_every=0.5)
+    gabor = run_score(out, "gabor", "score_gabor_stvgg.yaml", members=8, arch="small-st-vgg", epochs=8, eval_every=0.5)
     found.append(agreement_finding(gabor, "Gabor patches: agreement breaks down", "Fig. 8: roughly normal, not bimodal",
                                    expect_bimodal=False))
-    gaussian = run_score(out, "gaussian", "score_gaussian_fc.yaml", members=8, epochs=4, eval_every=0.5)
+    gaussian = run_score(out, "gaussian", "score_gaussian_fc.yaml", members=6, epochs=3, eval_every=0.5)
     found.append(agreement_finding(gaussian, "Two overlapping Gaussians, fully connected nets", "Fig. 10: like independent classifiers",
                                    expect_bimodal=False))
     return found
