@@ -27,6 +27,7 @@ from scoring.recorder import Recorder
 
 def _learner(name: str, seed: int):
     """A fresh scikit-learn classifier with ``predict_proba`` (imported on use: sklearn is heavy)."""
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import AdaBoostClassifier, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.naive_bayes import GaussianNB
@@ -37,7 +38,7 @@ def _learner(name: str, seed: int):
     from sklearn.tree import DecisionTreeClassifier
 
     return {
-        "svm": lambda: make_pipeline(StandardScaler(), SVC(kernel="rbf", probability=True, random_state=seed)),
+        "svm": lambda: make_pipeline(StandardScaler(), CalibratedClassifierCV(SVC(kernel="rbf", random_state=seed), ensemble=False)),
         "knn": lambda: KNeighborsClassifier(n_neighbors=5),
         "random-forest": lambda: RandomForestClassifier(n_estimators=100, random_state=seed, n_jobs=1),
         "adaboost": lambda: AdaBoostClassifier(LogisticRegression(max_iter=200), n_estimators=10, random_state=seed),
