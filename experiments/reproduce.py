@@ -125,7 +125,7 @@ def experiments(out: Path) -> list[Finding]:
         "Linear networks: what they find easy, non-linear ones find easy too", "Fig. 7b: |linear only| small at every epoch",
         keep_figure(out / "compare-linear", "digits_vs_digits-linear_easy_sets.png", "linear easy sets"),
         "test, per epoch (both / non-linear only / linear only): " + ", ".join(
-            f"{r.epoch_a:g}: {r.both}/{r.only_a}/{r.only_b}" for r in easy.iloc[:: max(1, len(easy) // 5)].itertuples()),
+            f"{r.epoch_a:.3g}: {r.both}/{r.only_a}/{r.only_b}" for r in easy.iloc[:: max(1, len(easy) // 5)].itertuples()),
         ("yes" if (easy.only_b <= easy.only_a).mean() >= 0.8 else "no") + f": linear-only easy examples are fewer than "
         f"non-linear-only ones at {(easy.only_b <= easy.only_a).mean():.0%} of the epochs"))
     for run, probe in ((a, "noise"), (b, "gabor")):
@@ -166,11 +166,11 @@ def experiments(out: Path) -> list[Finding]:
     return found
 
 
-def write_readme(found: list[Finding], seconds: float) -> None:
+def write_readme(found: list[Finding]) -> None:
     readme = HERE / "README.md"
     rows = ["| finding | paper | this toolkit | numbers | reproduces? |", "| --- | --- | --- | --- | --- |"]
     rows += [f"| {f.name} | {f.paper} | [figure](figures/{f.figure.name}) | {f.numbers} | {f.reproduces} |" for f in found]
-    block = "\n".join([MARKERS[0], "", f"Written by `python experiments/reproduce.py` ({seconds / 60:.0f} minutes on this machine).", "",
+    block = "\n".join([MARKERS[0], "", "Written by `python experiments/reproduce.py` from its runs (finished runs are reused).", "",
                        *rows, "", MARKERS[1]])
     text = readme.read_text()
     if MARKERS[0] in text:
@@ -184,9 +184,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/reproduce", help="folder of the run directories (default runs/reproduce)")
     args = parser.parse_args()
-    started = time.perf_counter()
     found = experiments(Path(args.out))
-    write_readme(found, time.perf_counter() - started)
+    write_readme(found)
     for f in found:
         print(f"{f.reproduces.split(':')[0]:7} {f.name}")
 
