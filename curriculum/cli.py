@@ -15,7 +15,8 @@ import sys
 import typing
 from typing import Sequence
 
-from curriculum.config import CurriculumConfig, ScoreConfig, StatsConfig, add_arguments, build_config, specs
+from curriculum.config import (CompareConfig, CurriculumConfig, LearnersConfig, ScoreConfig, StatsConfig, add_arguments,
+                               build_config, specs)
 from scoring.errors import UserError
 
 SCORE_EPILOG = """examples:
@@ -28,6 +29,12 @@ TRAIN_EPILOG = """examples:
   curriculum train --pacing exp                      # digits, orders by accessibility of runs/digits
   curriculum train --dataset cifar10 --pacing linear --a 0.8 --b 0.2 --steps 5000 --seeds 5
   curriculum train --by self-taught --orders curriculum,random
+"""
+
+
+COMPARE_EPILOG = """examples:
+  curriculum compare runs/digits runs/digits-seed1
+  curriculum compare runs/digits runs/digits-linear runs/digits-learners --threshold 0.9
 """
 
 
@@ -54,6 +61,18 @@ def _run_train(config: CurriculumConfig) -> None:
     from curriculum.stages.train import curriculum_train
 
     curriculum_train(config)
+
+
+def _run_compare(config: CompareConfig) -> None:
+    from curriculum.stages.compare import compare
+
+    compare(config)
+
+
+def _run_learners(config: LearnersConfig) -> None:
+    from curriculum.stages.learners import learners
+
+    learners(config)
 
 
 def _print_rows(rows: list[tuple[str, str]]) -> None:
@@ -125,6 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
          "Train each order (--orders) for --seeds seeds with the same step budget, schedule and architecture; "
          "print and save, per order, final test accuracy with a 95% interval, area under the learning curve, steps to a "
          "target accuracy, agreement among the order's seeds, and paired gains over the none and random controls.", TRAIN_EPILOG),
+        ("compare", CompareConfig, _run_compare, "put score runs side by side: accessibility correlation, cross-consistency, easy sets",
+         "For every pair of runs and every split whose images both share (other seeds, architectures, learners, label noise "
+         "or train partitions of one dataset): the Pearson and Spearman correlation of accessibility beside the noise "
+         "ceiling from split-half reliability, cross-consistency at accuracy-matched checkpoints, and the overlap of the "
+         "easy sets (Hacohen et al., section 4). Writes tables, figures and report.md into --out and a section into the "
+         "first run's report.md.", COMPARE_EPILOG),
+        ("learners", LearnersConfig, _run_learners, "classical learners (SVM, k-NN, random forest, AdaBoost, ...) as a collection, written as a score run",
+         "Fit each scikit-learn learner on growing nested parts of the train set (checkpoint 0: the class prior) and write "
+         "a score run of them, one member per learner, so it has its own agreement report and `curriculum compare` puts it "
+         "beside a network collection (Hacohen et al., appendix F).", None),
     ]
     for name, cls, run, summary, description, epilog in stages:
         stage = sub.add_parser(name, help=summary, description=description, epilog=epilog,

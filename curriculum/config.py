@@ -49,16 +49,19 @@ SEED_RANGE = "[0, 4294967295]"  # what every RNG we seed accepts
 # --- one field, one flag ------------------------------------------------------------------------
 
 def option(default: Any, help: str, *, range: str | None = None, choices: tuple[str, ...] | None = None,
-           comma: bool = False, default_help: str | None = None, writable_dir: bool = False) -> Any:
+           comma: bool = False, default_help: str | None = None, writable_dir: bool = False,
+           positional: str | None = None) -> Any:
     """A config field with everything its flag needs.
 
     ``range`` is an interval such as ``"(0, 10]"`` or ``"[2, inf)"``; ``choices`` the accepted
     names (with ``comma``, of each item of a comma-separated list, which a YAML list may also
     give); ``default_help`` describes a default of None (one derived at run time);
-    ``writable_dir`` checks that the path can be created and written before any work starts.
+    ``writable_dir`` checks that the path can be created and written before any work starts;
+    ``positional`` (with ``comma``) makes the flag one or more positional arguments of that
+    metavar, as ``curriculum compare RUN_A RUN_B`` takes its runs.
     """
     metadata = {"help": help, "range": range, "choices": choices, "comma": comma,
-                "default_help": default_help, "writable_dir": writable_dir}
+                "default_help": default_help, "writable_dir": writable_dir, "positional": positional}
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -268,6 +271,9 @@ class ScoreConfig(TrainingConfig):
                                "pass itself as in Pliushch et al.'s code", choices=TRAIN_RECORDS)
     record_probs: bool = option(False, "also keep every class probability per checkpoint (float16 [E, M, K] per member "
                                 "and split; the size is printed first)")
+    probe: str | None = option(None, "out-of-sample probe: after training every member also labels these images ('noise' "
+                               "for random pixels, or a dataset name whose test split is resized to this data); the report "
+                               "gives their consensus beside a shuffled null (seed 000, Fig. 5)")
     out: str | None = option(None, "run directory", default_help="runs/<dataset>", writable_dir=True)
 
     def record_settings(self) -> dict:
@@ -359,6 +365,64 @@ class CurriculumConfig(TrainingConfig):
         make_pacing(self.pacing, num_examples=1, batch_size=1, total_steps=1, **self.pacing_params())
 
 
+@dataclass
+class CompareConfig(Config):
+    """Arguments of ``curriculum compare``."""
+
+    runs: str = option("", "finished score runs to compare (two or more)", comma=True, positional="RUN")
+    tol: float = option(0.01, "match checkpoints whose mean errors differ by at most this (seed 000: 1%)", range="[0, 1)")
+    threshold: float = option(0.9, "an example is easy above this consistency (seed 000, Fig. 7b)", range="[0, 1)")
+    out: str | None = option(None, "output directory", default_help="<first run>/compare", writable_dir=True)
+    quiet: bool = option(False, "print nothing")
+
+    def run_list(self) -> list[str]:
+        return [r.strip() for r in self.runs.split(",") if r.strip()]
+
+    def validate(self) -> None:
+        super().validate()
+        runs = self.run_list()
+        if len(runs) < 2:
+            raise UserError(f"Compare needs at least two score runs, got {len(runs)}; pass RUN_A RUN_B [...].")
+        if len({Path(r).resolve() for r in runs}) < len(runs):
+            raise UserError("A run is named twice; pass each score run once.")
+
+
+LEARNERS = ("svm", "knn", "random-forest", "adaboost", "logistic", "decision-tree", "naive-bayes")
+
+
+@dataclass
+class LearnersConfig(Config):
+    """Flags of ``curriculum learners``."""
+
+    dataset: str = option("digits", "dataset name (`curriculum datasets` lists them)")
+    learners: str = option("svm,knn,random-forest,adaboost,logistic", "learners, one member each (at least two)",
+                           choices=LEARNERS, comma=True)
+    fractions: str = option("0.05,0.1,0.2,0.4,0.7,1", "increasing fractions of the train set, one checkpoint each "
+                            "(checkpoint 0 is the class prior)", comma=True)
+    label_noise: float = option(0.0, "fraction of train labels replaced at random (1 = random labels)", range="[0, 1]")
+    seed: int = option(0, "seed of the permutation that orders the train set, and of the learners", range=SEED_RANGE)
+    out: str | None = option(None, "run directory, new or empty", default_help="runs/<dataset>-learners", writable_dir=True)
+    quiet: bool = option(False, "print nothing")
+
+    def learner_list(self) -> list[str]:
+        return list(dict.fromkeys(n.strip() for n in self.learners.split(",") if n.strip()))
+
+    def fraction_list(self) -> list[float]:
+        try:
+            values = [float(v) for v in self.fractions.split(",")]
+        except ValueError:
+            values = []
+        if not values or any(not 0 < v <= 1 for v in values) or values != sorted(set(values)):
+            raise UserError(f"--fractions must be increasing fractions of the train set in (0, 1], e.g. 0.1,0.5,1; got '{self.fractions}'.")
+        return values
+
+    def validate(self) -> None:
+        super().validate()
+        if len(self.learner_list()) < 2:
+            raise UserError(f"--learners needs at least two distinct learners among {', '.join(LEARNERS)}.")
+        self.fraction_list()
+
+
 # --- files, flags and dicts ---------------------------------------------------------------------
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -417,6 +481,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         if default is not None:
             text += f" (default: {default})"
         kwargs: dict[str, Any] = {"default": None, "help": text.replace("%", "%%")}
+        if meta["positional"]:  # zero or more, so that a --config file may give them instead
+            parser.add_argument(spec.field.name, nargs="*", metavar=meta["positional"], default=None, help=meta["help"])
+            continue
         if spec.kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif meta["choices"] and not meta["comma"]:

@@ -35,6 +35,10 @@ replaced label equals the original with probability 1/K and about P (K - 1) / K 
 change; P = 1 gives labels independent of the images. Test labels are never touched. The name
 records it (``digits+noise0.2``, ``+noise0.2-seed3`` for another seed; ``+size32`` for
 ``image_size=32``) and ``load_dataset`` accepts such names back.
+
+Train partitions (seed 000, Fig. 22): ``digits+part0of2`` keeps part 0 of 2 disjoint random
+halves of the train split (:func:`train_part`) and the whole test split, so collections trained
+on different parts are compared (``curriculum compare``) on the test split they share.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ from .shapes import make_shapes, parse_shapes_name, shapes_name
 from .synthetic import make_gabor, make_gaussian
 
 __all__ = ["Split", "Dataset", "load_dataset", "list_datasets", "default_cache_dir",
-           "compute_fingerprint", "apply_label_noise", "CIFAR100_SUPERCLASSES"]
+           "compute_fingerprint", "image_fingerprints", "apply_label_noise", "CIFAR100_SUPERCLASSES"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -142,6 +146,19 @@ def compute_fingerprint(train: Split, test: Split) -> str:
         h.update(np.ascontiguousarray(s.labels, dtype="<i8").tobytes())
         h.update(memoryview(np.ascontiguousarray(s.images)).cast("B"))
     return h.hexdigest()
+
+
+def image_fingerprints(dataset: Dataset) -> dict[str, str]:
+    """Per split, sha256 (hex) over the shape and image bytes only: the same images under other
+    labels (a label-noise variant) share it, which is how ``curriculum compare`` recognises runs
+    it may put side by side."""
+    out = {}
+    for name in ("train", "test"):
+        images = dataset.split(name).images
+        h = hashlib.sha256(f"curriculum-images-v1 {tuple(images.shape)}\n".encode())
+        h.update(memoryview(np.ascontiguousarray(images)).cast("B"))
+        out[name] = h.hexdigest()
+    return out
 
 
 def default_cache_dir() -> Path:
@@ -251,7 +268,7 @@ def apply_label_noise(labels: np.ndarray, fraction: float, num_classes: int,
     return out
 
 
-_SUFFIX = re.compile(r"\+(?:noise(?P<p>[0-9.eE+-]+?)(?:-seed(?P<s>\d+))?|size(?P<size>\d+))$")
+_SUFFIX = re.compile(r"\+(?:noise(?P<p>[0-9.eE+-]+?)(?:-seed(?P<s>\d+))?|size(?P<size>\d+)|part(?P<part>\d+)of(?P<parts>\d+))$")
 
 
 def _split_suffixes(name: str) -> tuple[str, dict]:
@@ -259,11 +276,23 @@ def _split_suffixes(name: str) -> tuple[str, dict]:
     while (m := _SUFFIX.search(name)) is not None:
         if m.group("size"):
             found.setdefault("image_size", int(m.group("size")))
+        elif m.group("parts"):
+            found.setdefault("part", (int(m.group("part")), int(m.group("parts"))))
         else:
             found.setdefault("label_noise", float(m.group("p")))
             found.setdefault("noise_seed", int(m.group("s") or 0))
         name = name[: m.start()]
     return name, found
+
+
+def train_part(count: int, part: int, parts: int) -> np.ndarray:
+    """Sorted positions of part ``part`` of ``parts`` disjoint, near-equal random parts of a train
+    split of ``count`` examples (one fixed permutation, seed 0), for seed 000's collections
+    trained on different parts of the train set (its Fig. 22)."""
+    if not (parts >= 2 and 0 <= part < parts and parts <= count):
+        raise UserError(f"A train part is +part<k>of<P> with P >= 2, 0 <= k < P and P at most the {count} train "
+                        f"examples; got part {part} of {parts}.")
+    return np.sort(np.array_split(np.random.default_rng(0).permutation(count), parts)[part])
 
 
 def _is_local_path(text: str) -> bool:
@@ -395,8 +424,14 @@ def load_dataset(name: str = "digits", *, label_noise: float = 0.0, noise_seed: 
         clean = train_y
         train_y = apply_label_noise(train_y, p, len(classes), int(noise_seed))
         canonical += f"+noise{p:g}" + (f"-seed{int(noise_seed)}" if noise_seed else "")
-    train = Split(np.ascontiguousarray(train_x), train_y, raw.ids("train"),
-                  dict(raw.train_factors))
+    train_ids, train_factors = raw.ids("train"), dict(raw.train_factors)
+    if "part" in found:
+        keep = train_part(len(train_y), *found["part"])
+        train_x, train_y, train_ids = train_x[keep], train_y[keep], np.asarray(train_ids)[keep]
+        train_factors = {name: np.asarray(values)[keep] for name, values in train_factors.items()}
+        clean = None if clean is None else clean[keep]
+        canonical += "+part{}of{}".format(*found["part"])
+    train = Split(np.ascontiguousarray(train_x), train_y, train_ids, train_factors)
     test = Split(np.ascontiguousarray(test_x), np.asarray(raw.test_labels, np.int64),
                  raw.ids("test"), dict(raw.test_factors))
     for split in (train, test):

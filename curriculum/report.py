@@ -1,102 +1,102 @@
-"""Figures of a score run (matplotlib, no display needed)."""
+"""``report.md`` of a run: a few sentences computed from it, then one section per stage.
+
+The score stage writes the opening sentences (how far the members agree beyond their accuracy
+and beyond the class-conditional null, how reliable the order is, what is easiest and hardest)
+and its own section; ``stats``, ``train`` and ``compare`` each replace or add their own section
+(:func:`write_section`), so the report grows with the run and a rerun of a stage does not
+duplicate it.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from curriculum import figures
+from curriculum.probes import load_probe, probe_table, shuffled_consensus
+from scoring import agreement
+from scoring.files import atomic_write_bytes
+from scoring.records import SPLITS
+from scoring.run import write_scores
+from scoring.scores import Scores
+from scoring.summary import checkpoint_summary, format_reliability, format_summary
 
-from scoring import agreement  # noqa: E402
-from scoring.files import atomic_write, atomic_write_bytes  # noqa: E402
-from scoring.records import SPLITS, Record  # noqa: E402
-from scoring.run import write_scores  # noqa: E402
-from scoring.scores import Scores  # noqa: E402
-from scoring.summary import checkpoint_summary, format_reliability, format_summary  # noqa: E402
-from stats.distributions import class_conditional_null_consistency, independent_null_consistency  # noqa: E402
-
-SPLIT_COLORS = {"train": "tab:blue", "test": "tab:orange"}
+_SECTION = re.compile(r"<!-- section: (?P<key>[\w./-]+) -->\n.*?<!-- end: (?P=key) -->\n", re.S)
 
 
-def pick_checkpoints(count: int, panels: int = 7) -> list[int]:
-    """Up to ``panels`` checkpoint indices, dense early (where agreement forms) and always the last,
-    like the epochs 0, 1, 2, 5, 10, 20, 40 of Hacohen et al.'s Fig. 1."""
-    if count <= panels:
-        return list(range(count))
-    picks = np.unique(np.round(np.geomspace(1, count, panels)).astype(int) - 1)
-    return sorted({0, *picks.tolist(), count - 1})
+def write_section(report: Path, key: str, text: str) -> Path:
+    """Put ``text`` into ``report`` as the section ``key``: replacing the section of that key if
+    there is one, else appending it; the rest of the report is kept."""
+    block = _block(key, text)
+    old = report.read_text() if report.exists() else ""
+    found = [m for m in _SECTION.finditer(old) if m.group("key") == key]
+    new = old[: found[0].start()] + block + old[found[0].end():] if found else old + ("\n" if old else "") + block
+    atomic_write_bytes(report, new.encode())
+    return report
 
 
-def consistency_histograms(records: dict[str, Record], epochs: list[float], path: Path) -> Path:
-    """Observed consistency histograms per checkpoint (rows: splits) beside the histograms that
-    independent members would give with the same accuracies (Poisson-binomial) and with the same
-    per-class accuracies (a mixture over classes)."""
-    picks = pick_checkpoints(len(epochs))
-    fig, axes = plt.subplots(len(records), len(picks), figsize=(2.3 * len(picks), 2.4 * len(records)), squeeze=False, sharey="row")
-    for row, (split, record) in enumerate(records.items()):
-        correct = record.correct
-        n = correct.shape[0]
-        consistency = agreement.consistency(correct)
-        for col, e in enumerate(picks):
-            ax = axes[row, col]
-            values = np.round(consistency[e] * n).astype(int)
-            observed = np.bincount(values, minlength=n + 1) / len(values)
-            grid, null = independent_null_consistency(correct[:, e, :].mean(1))
-            classes, sizes = np.unique(record.labels, return_counts=True)
-            by_class = np.stack([correct[:, e, record.labels == k].mean(1) for k in classes], axis=1)
-            _, class_null = class_conditional_null_consistency(by_class, sizes / sizes.sum())
-            width = 0.8 / (n + 1) / 1.5
-            ax.bar(grid - width, observed, width=width, color=SPLIT_COLORS.get(split, "tab:gray"), label="observed")
-            ax.bar(grid, null, width=width, color="lightgray", edgecolor="gray", label="independent")
-            ax.bar(grid + width, class_null, width=width, color="white", edgecolor="black", hatch="///", label="independent given class")
-            ax.set_title(f"{split}, epoch {epochs[e]:g}", fontsize=9)
-            ax.set_xlim(-2 * width, 1 + 2 * width)
-            ax.set_xticks(grid if n <= 10 else grid[:: max(1, n // 5)])
-            ax.tick_params(axis="x", labelsize=6)
-            ax.set_xlabel("consistency", fontsize=8)
-        axes[row, 0].set_ylabel("fraction of examples", fontsize=8)
-    axes[0, -1].legend(fontsize=7, loc="upper center")
-    fig.suptitle("Consistency over training: observed vs independent members (same accuracies; same per-class accuracies)", fontsize=10)
-    return _save(fig, path)
+def _block(key: str, text: str) -> str:
+    return f"<!-- section: {key} -->\n{text.rstrip()}\n<!-- end: {key} -->\n"
 
 
-def agreement_curve(summary: pd.DataFrame, path: Path) -> Path:
-    """TP-agreement, its lower bound and mean accuracy +- std over epochs (Pliushch et al., Fig. 2)."""
-    splits = list(summary["split"].unique())
-    fig, axes = plt.subplots(1, len(splits), figsize=(5 * len(splits), 3.6), squeeze=False, sharey=True)
-    for ax, split in zip(axes[0], splits):
-        rows = summary[summary["split"] == split]
-        x = rows["epoch"].to_numpy()
-        mean, std = rows["acc_mean"].to_numpy(), rows["acc_std"].to_numpy()
-        ax.plot(x, mean, color="black", label="mean accuracy")
-        ax.fill_between(x, mean - std, mean + std, color="black", alpha=0.15, label="accuracy +- std")
-        ax.plot(x, rows["tpa"], color="tab:red", label="TP-agreement")
-        ax.plot(x, rows["tpa_lower"], color="tab:red", linestyle="--", label="lower bound")
-        ax.set_title(split)
-        ax.set_xlabel("epoch")
-        ax.set_ylim(0, 1.02)
-        ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("fraction")
-    axes[0, -1].legend(fontsize=8, loc="lower right")
-    return _save(fig, path)
+def _reliability_word(r: float) -> str:
+    if not np.isfinite(r):
+        return "undefined (a score is constant)"
+    return ("very reliable" if r >= 0.9 else "reliable" if r >= 0.75 else "moderately reliable" if r >= 0.5
+            else "unreliable")
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.tight_layout()
-    try:
-        atomic_write(path, lambda handle: fig.savefig(handle, dpi=110, format=path.suffix.lstrip(".")))
-    finally:
-        plt.close(fig)
-    return path
+def story(summary: pd.DataFrame, scores: Scores, classes: list[str], members: int, arch: str, dataset: str,
+          unit: str = "epoch") -> list[str]:
+    """The opening sentences of a score run's report, each computed from the run. ``unit``: what a
+    checkpoint's "epoch" counts (``curriculum learners`` records fractions of the train set)."""
+
+    test = summary[(summary["split"] == "test") & (summary["checkpoint"] > 0)]
+    excess = (test["at0_observed"] + test["at1_observed"]) - (test["at0_class_null"] + test["at1_class_null"])
+    peak = test.loc[excess.idxmax()]
+    last = test.iloc[-1]
+    sentences = [
+        f"{members} members of `{arch}` on {dataset} reach {last.acc_mean:.1%} +- {last.acc_std:.1%} test accuracy at "
+        f"{figures.checkpoint_label(last.epoch, unit)}.",
+        f"They agree beyond their accuracy: at {figures.checkpoint_label(peak.epoch, unit)} (accuracy {peak.acc_mean:.1%}) {peak.at1_observed:.1%} of "
+        f"the test examples are right for every member and {peak.at0_observed:.1%} for none, where independent members of "
+        f"the same accuracies would give {peak.at1_independent:.1%} and {peak.at0_independent:.1%}, and members independent "
+        f"given the class (same per-class accuracies) {peak.at1_class_null:.1%} and {peak.at0_class_null:.1%}: "
+        f"{excess.max():+.1%} of the examples beyond the class-conditional null.",
+    ]
+    rel = scores.reliability
+    if "accessibility" in rel.index:
+        r_train, r_test = (float(rel.loc["accessibility", s]) if s in rel else np.nan for s in SPLITS)
+        sentences.append(
+            f"The order is {_reliability_word(min(r_train, r_test))}: the split-half reliability of accessibility is "
+            f"{r_train:.2f} (train) and {r_test:.2f} (test), the rank correlation a second run of {members} members with "
+            "other seeds is expected to reach.")
+    train = scores.split("train")
+    by_class = train.groupby("label")["accessibility"].mean()
+    easy, hard = int(by_class.idxmax()), int(by_class.idxmin())
+    access = train["accessibility"].to_numpy()
+    sentences.append(
+        f"Easiest class: {classes[easy]} (mean accessibility {by_class[easy]:.2f}); hardest: {classes[hard]} "
+        f"({by_class[hard]:.2f}). {np.mean(access >= 1 - 1e-9):.1%} of the train examples are right for every member at "
+        f"every checkpoint after initialisation and {np.mean(access <= 1e-9):.1%} for none at any.")
+    return sentences
+
+
+def probe_sentence(table: pd.DataFrame, name: str) -> str:
+    """How much the members agree on the probe images, beside the test split, against the shuffled null."""
+    probe, test = table.iloc[0], table.iloc[1]
+    return (f"On {probe['count']} out-of-sample images ({name}) the members give the same label to {probe.unanimous:.1%} "
+            f"(mean consensus {probe.consensus:.2f}), where members with the same label frequencies but labels shuffled over "
+            f"the images would agree on {probe.unanimous_null:.1%} ({probe.consensus_null:.2f}); on the test split "
+            f"{test.unanimous:.1%} ({test.consensus:.2f}) against {test.unanimous_null:.1%} ({test.consensus_null:.2f}).")
 
 
 def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False) -> Scores:
     """Turn a finished record into ``scores.parquet``, ``summary.csv``, figures and ``report.md``,
-    and print the per-checkpoint summary."""
+    and print the opening sentences and the per-checkpoint summary."""
     run_dir = Path(run_dir)
     epochs = [c["epoch"] for c in info["checkpoints"]]
     parts = {split: dataset.split(split) for split in SPLITS}
@@ -107,104 +107,57 @@ def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False) -> Sco
     )
     summary = checkpoint_summary(records, epochs)
     atomic_write_bytes(run_dir / "summary.csv", summary.to_csv(index=False).encode())
-    figures = [
-        consistency_histograms(records, epochs, run_dir / "figures" / "consistency_histograms.png"),
-        agreement_curve(summary, run_dir / "figures" / "agreement_curve.png"),
+    members, arch = info["members"], info["arch"]
+    unit = info.get("checkpoint_unit", "epoch")  # curriculum learners: fractions of the train set
+    head = f"{dataset.name}, {members} x {arch}"
+    train = scores.split("train")
+    folder = run_dir / "figures"
+    drawn = [
+        figures.consistency_histograms(records, epochs, folder / "consistency_histograms.png",
+                                       f"{head}: consistency over training (N = {members} members; "
+                                       f"{len(train)} train / {len(records['test'].labels)} test examples)", unit),
+        figures.agreement_curve(summary, folder / "agreement_curve.png", f"{head}: TP-agreement against accuracy", unit),
+        figures.gallery(dataset.train.images, dataset.train.labels, train["accessibility"].to_numpy(), list(dataset.classes),
+                        folder / "gallery.png", f"{head}: easiest and hardest train examples"),
+        figures.data_map(train["confidence"].to_numpy(), train["variability"].to_numpy(), train["correctness"].to_numpy(),
+                         folder / "data_map.png", f"{head}: data map of {len(train)} train examples"),
     ]
+    sentences = story(summary, scores, list(dataset.classes), members, arch, dataset.name, unit)
+    probe = load_probe(run_dir, 0, members)
+    if probe is not None:
+        name = info["settings"]["probe"]
+        sets = {f"probe: {name}": probe, "test split": records["test"].pred[:, -1]}
+        table = probe_table(sets)
+        drawn.append(figures.consensus_histograms(
+            {k: (agreement.consensus(v[:, None, :])[0], shuffled_consensus(v)) for k, v in sets.items()}, members,
+            folder / "probe_consensus.png", f"{head}: consensus on out-of-sample images"))
+        sentences.append(probe_sentence(table, name))
     text = format_summary(summary)
-    reliability = format_reliability(scores.reliability, info["members"])
+    reliability = format_reliability(scores.reliability, members)
     reliability_title = (f"Reliability of each score's order: split-half Spearman, Spearman-Brown corrected to "
-                         f"{info['members']} members (what a second run with another --seed is expected to reach)")
-    lines = [
-        f"# Score run: {dataset.name}",
-        "",
-        f"{info['members']} members of `{info['arch']}`, {len(epochs)} checkpoints (epoch {epochs[-1]:g} last); "
-        f"dataset fingerprint `{dataset.fingerprint[:16]}`.",
-        "",
-        "```",
-        text,
-        "```",
-        "",
-        reliability_title + ":",
-        "",
-        "```",
-        reliability,
-        "```",
-        "",
-        *[f"![{f.stem}](figures/{f.name})" for f in figures],
-        "",
-    ]
-    atomic_write_bytes(run_dir / "report.md", "\n".join(lines).encode())
+                         f"{members} members (what a second run with another --seed is expected to reach)")
+    legend = ("c=0/c=1: fraction of examples no/every member gets right: observed / independent members of the same "
+              "accuracies / independent given the class, with the same per-class accuracies")
+    score_section = "\n".join([
+        "## Score run", "",
+        f"{members} members of `{arch}`, {len(epochs)} checkpoints (epoch {epochs[-1]:g} last); dataset fingerprint "
+        f"`{dataset.fingerprint[:16]}`. {legend}.", "",
+        "```", text, "```", "",
+        reliability_title + ":", "",
+        "```", reliability, "```", "",
+        *[f"![{f.stem}](figures/{f.name})" for f in drawn],
+    ])
+    report = run_dir / "report.md"
+    old = report.read_text() if report.exists() else ""
+    others = "".join("\n" + m.group(0) for m in _SECTION.finditer(old) if m.group("key") != "score")  # later stages' sections stay
+    opening = f"# {dataset.name}: {members} x {arch}\n\n{' '.join(sentences)}\n\n"
+    atomic_write_bytes(report, (opening + _block("score", score_section) + others).encode())
     if not quiet:
-        print(f"\n{info['members']} x {info['arch']} on {dataset.name}: per-checkpoint agreement "
-              "(c=0/c=1: fraction of examples no/every member gets right: observed / independent members "
-              "of the same accuracies / independent given the class, with the same per-class accuracies)")
+        print("\n" + "\n".join(sentences))
+        print(f"\nPer checkpoint ({legend}):")
         print(text)
         print(f"\n{reliability_title}:")
         print(reliability)
-        print(f"\nScores: {run_dir / 'scores.parquet'}   Figures: {run_dir / 'figures'}")
+        print(f"\nScores: {run_dir / 'scores.parquet'}   Report: {report}   Figures: {folder}")
     return scores
 
-
-def statistics_figure(summary: pd.DataFrame, curves: pd.DataFrame, path: Path, min_agreement: float = 0.2) -> Path:
-    """The agreement curve beside, per statistic, its mean over the examples all members get right
-    (Pliushch et al., Fig. 4). Checkpoints with TP-agreement below ``min_agreement`` are left out,
-    as in their plots, since the mean over a handful of agreed examples is noise (or 0 when none)."""
-    names = list(curves["statistic"].unique())
-    fig, axes = plt.subplots(1, len(names) + 1, figsize=(3.6 * (len(names) + 1), 3.3), squeeze=False)
-    first = axes[0, 0]
-    for split in summary["split"].unique():
-        rows = summary[summary["split"] == split]
-        first.plot(rows["epoch"], rows["tpa"], color=SPLIT_COLORS.get(split), label=f"TPa {split}")
-        first.plot(rows["epoch"], rows["acc_mean"], color=SPLIT_COLORS.get(split), linestyle=":", label=f"accuracy {split}")
-    first.set_title("agreement")
-    first.set_xlabel("epoch")
-    first.set_ylim(0, 1.02)
-    first.legend(fontsize=7)
-    for ax, name in zip(axes[0, 1:], names):
-        for split in curves["split"].unique():
-            rows = curves[(curves["statistic"] == name) & (curves["split"] == split)]
-            shown = rows[rows["tpa"] >= min_agreement]
-            ax.plot(shown["epoch"], shown["agreed_mean"], marker=".", color=SPLIT_COLORS.get(split), label=f"agreed, {split}")
-            ax.axhline(rows["dataset_mean"].iloc[0], color=SPLIT_COLORS.get(split), linestyle="--", linewidth=0.8, label=f"all, {split}")
-        ax.set_title(name)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-    axes[0, 1].legend(fontsize=7)
-    fig.suptitle(f"Mean image statistic over the examples all members classify correctly (TPa >= {min_agreement:g})", fontsize=10)
-    return _save(fig, path)
-
-
-ORDER_COLORS = {"curriculum": "tab:green", "random": "tab:blue", "anti": "tab:red", "none": "black"}
-
-
-def learning_curves_figure(curves: pd.DataFrame, path: Path, title: str = "", open_fraction: np.ndarray | None = None) -> Path:
-    """Test accuracy over training steps: mean over seeds per order, with a +- std band; on a
-    second axis, the fraction of the train set the pacing has opened at each step (``none``
-    trains on all of it from the start)."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    if open_fraction is not None:
-        opened = ax.twinx()
-        opened.fill_between(np.arange(1, len(open_fraction) + 1), open_fraction, step="post", color="tab:gray", alpha=0.12, linewidth=0)
-        opened.plot(np.arange(1, len(open_fraction) + 1), open_fraction, color="tab:gray", linewidth=0.8, drawstyle="steps-post",
-                    label="open fraction (paced orders)")
-        opened.set_ylim(0, 1.02)
-        opened.set_ylabel("fraction of the train set open to the paced orders", color="tab:gray", fontsize=8)
-        opened.tick_params(axis="y", colors="tab:gray")
-        ax.set_zorder(opened.get_zorder() + 1)
-        ax.patch.set_visible(False)
-    for order, rows in curves.groupby("order", sort=False):
-        stats = rows.groupby("step")["test_accuracy"].agg(["mean", "std"]).fillna(0.0)
-        color = ORDER_COLORS.get(order)
-        ax.plot(stats.index, stats["mean"], color=color, label=order)
-        ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=color, alpha=0.15)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("test accuracy (mean; band +- std over seeds)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    handles, labels = ax.get_legend_handles_labels()
-    if open_fraction is not None:
-        extra = opened.get_legend_handles_labels()
-        handles, labels = handles + extra[0], labels + extra[1]
-    ax.legend(handles, labels, fontsize=8)
-    return _save(fig, path)

@@ -25,6 +25,8 @@ CLI = "from curriculum import cli; cli.main({argv!r})"
     (CLI.format(argv=["datasets"]), ()),
     (CLI.format(argv=["score", "--lr", "-1"]), ()),
     (CLI.format(argv=["train", "--pacing", "cubic"]), ()),
+    (CLI.format(argv=["compare", "one-run"]), ()),
+    (CLI.format(argv=["learners", "--learners", "svm"]), ()),
 ])
 def test_light_imports(tmp_path, code, allowed):
     probe = f"import sys, json\n{code}\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"

@@ -52,6 +52,15 @@ def test_correlations_and_agreed_curves_match_a_direct_computation(stats_run):
     assert (run / "figures" / "statistics_vs_agreement.png").stat().st_size > 10_000
 
 
+def test_report_gains_a_statistics_section(stats_run):
+    _, run, _ = stats_run
+    table = pd.read_csv(run / "statistics.csv")
+    strongest = table.iloc[table["spearman_r"].abs().argmax()]
+    section = (run / "report.md").read_text().split("<!-- section: stats -->")[1].split("<!-- end: stats -->")[0]
+    assert f"Spearman r = {strongest.spearman_r:+.2f} with accessibility" in section
+    assert "mean local entropy (bits)" in section and "(figures/statistics_vs_agreement.png)" in section
+
+
 def test_second_call_reads_the_cache(stats_run):
     tmp, run, _ = stats_run
     [cache] = (tmp / "cache" / "statistics").glob("*.npz")

@@ -75,6 +75,17 @@ def test_curves_figure_and_config(full, score_run):
     assert config["dataset"] == {"name": "digits", "fingerprint": Scores.load(score_run).fingerprint}
 
 
+def test_the_score_run_report_gains_a_training_section(full, score_run):
+    _, out = full
+    results = pd.read_csv(out / "results.csv").set_index("order")
+    report = (score_run / "report.md").read_text()
+    section = report.split("<!-- section: train-out -->")[1].split("<!-- end: train-out -->")[0]
+    assert f"Easy-first training reaches {results.loc['curriculum', 'final_acc']:.4f} final test accuracy" in section
+    assert f"{results.loc['curriculum', 'gain_vs_random']:+.4f} over random" in section
+    figure = section.split("![learning curves](")[1].split(")")[0]
+    assert (score_run / figure).resolve() == (out / "figures" / "learning_curves.png").resolve()
+
+
 def test_summary_is_printed_for_every_order(full):
     proc, out = full
     lines = proc.stdout.splitlines()

@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from curriculum.config import ScoreConfig, check_output_dir
-from curriculum.data import Dataset, load_dataset
+from curriculum.data import Dataset, image_fingerprints, load_dataset
 from curriculum.engine import (
     DeviceData,
     Diverged,
@@ -40,6 +40,7 @@ from curriculum.engine import (
     run_lock,
     train_steps,
 )
+from curriculum.probes import load_probe, probe_images, probe_predictions, save_probe
 from curriculum.recipes import with_recipe
 from curriculum.report import write_report
 from scoring.errors import UserError
@@ -225,6 +226,7 @@ def run_info(config: ScoreConfig, dataset: Dataset, arch: str, steps: list[int],
         "dataset": {
             "name": dataset.name,
             "fingerprint": dataset.fingerprint,
+            "images": image_fingerprints(dataset),
             "classes": list(dataset.classes),
             "image_shape": list(dataset.image_shape),
             "sizes": {split: int(len(dataset.split(split).labels)) for split in SPLITS},
@@ -259,6 +261,7 @@ def score(config: ScoreConfig) -> Path:
     steps_per_epoch = batches_per_epoch(len(dataset.train.labels), config.batch_size)
     steps = checkpoint_steps(config.epochs, config.eval_every, steps_per_epoch)
     info = run_info(config, dataset, arch, steps, steps_per_epoch, precision, layout, compute_layout(device))
+    probe = probe_images(config.probe, dataset.image_shape) if config.probe else None  # a bad --probe fails before any write
     with run_lock(accelerator, run_dir, "--out"):
         open_run(run_dir, info, write=False)  # every process checks, so all fail together on a mismatch
         accelerator.wait_for_everyone()
@@ -266,7 +269,7 @@ def score(config: ScoreConfig) -> Path:
             open_run(run_dir, info, write=True)
         accelerator.wait_for_everyone()
         started = time.perf_counter()
-        train_members(config, accelerator, dataset, arch, run_dir, steps, steps_per_epoch, precision, stacked)
+        train_members(config, accelerator, dataset, arch, run_dir, steps, steps_per_epoch, precision, stacked, probe)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             scores = write_report(run_dir, dataset, info, quiet=config.quiet)
@@ -277,8 +280,9 @@ def score(config: ScoreConfig) -> Path:
 
 
 def train_members(config: ScoreConfig, accelerator, dataset: Dataset, arch: str, run_dir: Path, steps: list[int],
-                  steps_per_epoch: int, precision: str, stacked: bool) -> None:
-    """Train and record this process's members (r, r + P, ...) in groups, each from where it stopped."""
+                  steps_per_epoch: int, precision: str, stacked: bool, probe: np.ndarray | None = None) -> None:
+    """Train and record this process's members (r, r + P, ...) in groups, each from where it stopped;
+    finished members label the ``probe`` images (``--probe``) too."""
     processes = accelerator.num_processes
     data = DeviceData(dataset, accelerator.device)
     sizes = {split: data.size(split) for split in SPLITS}
@@ -302,6 +306,9 @@ def train_members(config: ScoreConfig, accelerator, dataset: Dataset, arch: str,
     ) as progress:
         for member in by_progress.get(len(steps), []):
             _drop_states(run_dir, member)  # a run killed between the last commit and the clean-up
+            if probe is not None and load_probe(run_dir, member, members=1) is None:
+                raise UserError(f"Member {member} finished without its probe predictions (the run stopped between "
+                                f"them); delete {member_dir(run_dir, member)} and run the same command again.")
             progress.update(steps[-1])
         for group in groups:
             names = f"{group[0] + 1}" if len(group) == 1 else f"{group[0] + 1}..{group[-1] + 1}"
@@ -309,6 +316,9 @@ def train_members(config: ScoreConfig, accelerator, dataset: Dataset, arch: str,
             trainer = GroupTrainer(config, arch, dataset, data, group, precision, stacked, steps[-1], steps_per_epoch)
             try:
                 train_group(trainer, [records[member] for member in group], run_dir, steps, progress)
+                if probe is not None:
+                    for member, pred in zip(group, probe_predictions(trainer.group, data, probe)):
+                        save_probe(run_dir, member, pred)
             except Diverged as err:
                 member = group[err.member]
                 update_run(run_dir, status="diverged", diverged={"member": member, "step": err.step})

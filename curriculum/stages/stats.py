@@ -18,7 +18,8 @@ import pandas as pd
 
 from curriculum.config import StatsConfig, check_output_dir
 from curriculum.data import Dataset, default_cache_dir, load_dataset
-from curriculum.report import statistics_figure
+from curriculum.figures import statistic_label, statistics_figure
+from curriculum.report import write_section
 from curriculum.stages.stats_relation import statistic_correlations, statistic_curves
 from scoring.errors import CorruptFileError, UserError
 from scoring.files import atomic_write, atomic_write_bytes, locked, reading
@@ -90,6 +91,22 @@ def format_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def statistics_section(table: pd.DataFrame, window: int, figure: Path) -> str:
+    """The report section of ``curriculum stats``: a sentence on the strongest relation, the table."""
+    strongest = table.iloc[table["spearman_r"].abs().argmax()]
+    rows = [f"| {statistic_label(r.statistic)} | {r.mean:.3f} +- {r.std:.3f} | {r.spearman_r:+.3f} | {r.p_value:.1e} |"
+            for r in table.itertuples()]
+    return "\n".join([
+        "## Image statistics", "",
+        f"Of the image statistics, {statistic_label(strongest.statistic)} goes with the learning order most strongly: "
+        f"Spearman r = {strongest.spearman_r:+.2f} with accessibility over the train examples "
+        f"({'easier' if strongest.spearman_r > 0 else 'harder'} examples have higher values; entropy window "
+        f"{window}x{window}).", "",
+        "| statistic | mean +- std (train) | Spearman r with accessibility | p-value |", "| --- | --- | --- | --- |", *rows, "",
+        f"![statistics]({figure.as_posix()})",
+    ])
+
+
 def image_statistics(config: StatsConfig) -> pd.DataFrame:
     """Compute (or read) the statistics and, when a score run exists, relate them to it.
 
@@ -127,7 +144,9 @@ def image_statistics(config: StatsConfig) -> pd.DataFrame:
         table = statistic_correlations(scores.table, names)
         atomic_write_bytes(run_dir / "statistics_curves.csv", curves.to_csv(index=False).encode())
         atomic_write_bytes(run_dir / "statistics.csv", table.to_csv(index=False).encode())
-        figure = statistics_figure(summary, curves, run_dir / "figures" / "statistics_vs_agreement.png")
+        title = f"{dataset.name}, {info['members']} x {info['arch']}: image statistics of the agreed examples"
+        figure = statistics_figure(summary, curves, table, run_dir / "figures" / "statistics_vs_agreement.png", title)
+        write_section(run_dir / "report.md", "stats", statistics_section(table, window, figure.relative_to(run_dir)))
     if not config.quiet:
         print(f"Image statistics of {dataset.name} (train split; entropy window {window}x{window}) "
               "and their rank correlation with accessibility:")

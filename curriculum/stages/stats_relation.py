@@ -19,7 +19,7 @@ from stats.distributions import spearman
 
 
 def statistic_curves(records: dict[str, Record], statistics: dict[str, dict[str, np.ndarray]], epochs: list[float]) -> pd.DataFrame:
-    """Long table: split, checkpoint, epoch, statistic, agreed_mean, tpa, dataset_mean."""
+    """Long table: split, checkpoint, epoch, statistic, agreed_mean, tpa, dataset_mean, dataset_std."""
     rows = []
     for split, record in records.items():
         correct = record.correct
@@ -28,7 +28,8 @@ def statistic_curves(records: dict[str, Record], statistics: dict[str, dict[str,
             curve = agreement.statistic_over_agreed(correct, values)
             for e, epoch in enumerate(epochs):
                 rows.append({"split": split, "checkpoint": e, "epoch": epoch, "statistic": name,
-                             "agreed_mean": curve[e], "tpa": tpa[e], "dataset_mean": float(np.nanmean(values))})
+                             "agreed_mean": curve[e], "tpa": tpa[e], "dataset_mean": float(np.nanmean(values)),
+                             "dataset_std": float(np.nanstd(values))})
     return pd.DataFrame(rows)
 
 

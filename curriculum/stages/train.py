@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,8 @@ from scoring.formats import load_external_scores
 from scoring.ordering import order_examples, uses_pacing
 from curriculum.pacing import make_pacing
 from curriculum.recipes import with_recipe
-from curriculum.report import learning_curves_figure
+from curriculum.figures import learning_curves_figure
+from curriculum.report import write_section
 from curriculum.sampler import CurriculumBatchSampler
 from curriculum.stages.order_comparison import compare_orders, format_comparison
 from scoring.errors import UserError
@@ -210,8 +212,21 @@ def check_output(out: Path, settings: dict) -> None:
                 f"pass another --out or delete {out}."
             )
     elif any(p.name != LOCK_NAME and not (p.name.startswith(".") and p.name.endswith(".tmp"))
-             and p.name not in {"figures", *RESULT_FILES} for p in out.iterdir()):
+             and p.name not in {"figures", "report.md", *RESULT_FILES} for p in out.iterdir()):
         raise UserError(f"Output directory {out} is not empty and holds no curriculum run; pass another --out.")
+
+
+def train_section(results: pd.DataFrame, setting: str, table: str, figure: Path) -> str:
+    """The report section of ``curriculum train``: what the curriculum gained over the controls."""
+    rows = results.set_index("order")
+    lines = [f"## Curriculum training: {setting}", ""]
+    if "curriculum" in rows.index:
+        row = rows.loc["curriculum"]
+        gains = [f"{row[f'gain_vs_{c}']:+.4f} over {c} (paired p = {row[f'p_vs_{c}']:.2f})" for c in ("none", "random")
+                 if f"gain_vs_{c}" in rows and np.isfinite(row[f"gain_vs_{c}"])]
+        lines += [f"Easy-first training reaches {row['final_acc']:.4f} final test accuracy"
+                  + (f": {' and '.join(gains)}." if gains else "."), ""]
+    return "\n".join([*lines, "```", table, "```", "", f"![learning curves]({figure.as_posix()})"])
 
 
 def write_outputs(out: Path, config_doc: dict, curves: pd.DataFrame, results: pd.DataFrame, **figure_args) -> Path:
@@ -281,9 +296,13 @@ def curriculum_train(config: CurriculumConfig) -> pd.DataFrame:
         figure = write_outputs(out, config_doc, curves, results,
                                title=f"{dataset.name}: {config.pacing} pacing, {plan.arch}, {config.seeds} seeds",
                                open_fraction=np.array([pacing(t) for t in range(plan.steps)]) / m)
+        setting = (f"{dataset.name}, {plan.arch}, {plan.steps} steps of {config.batch_size}, {pacing.describe()}, "
+                   f"order by {source}; {config.seeds} seeds per order")
+        report = (run_dir or out) / "report.md"  # the score run's report when the order comes from one
+        write_section(report, f"train-{out.name}", train_section(results, setting, format_comparison(results),
+                                                                 Path(os.path.relpath(figure, report.parent))))
     if not config.quiet:
-        print(f"\n{dataset.name}, {plan.arch}, {plan.steps} steps of {config.batch_size}, {pacing.describe()}, "
-              f"order by {source}; {config.seeds} seeds per order")
+        print(f"\n{setting}")
         print(format_comparison(results))
         print(f"\nResults: {out / 'results.csv'}   Figure: {figure}")
     return results

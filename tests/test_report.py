@@ -1,0 +1,53 @@
+"""report.md of a score run: opening sentences computed from the run, one section per stage kept
+across reruns, and the gallery and data-map figures."""
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import SMALL_SCORE, run_cli
+from curriculum.report import story, write_section
+from scoring import Scores
+
+
+def test_write_section_replaces_its_own_section_and_keeps_the_rest(tmp_path):
+    report = tmp_path / "report.md"
+    report.write_text("# title\n\nopening\n")
+    write_section(report, "stats", "first")
+    write_section(report, "compare-b", "other")
+    write_section(report, "stats", "second")
+    text = report.read_text()
+    assert text.startswith("# title\n\nopening\n") and "first" not in text
+    assert text.index("second") < text.index("other") and text.count("<!-- section: stats -->") == 1
+
+
+def test_the_report_opens_with_sentences_computed_from_the_run(score_run):
+    scores = Scores.load(score_run)
+    summary = pd.read_csv(score_run / "summary.csv")
+    sentences = story(summary, scores, [str(k) for k in range(10)], 3, "small-st-vgg", "digits")
+    report = (score_run / "report.md").read_text()
+    assert report.split("\n")[2] == " ".join(sentences)
+    test = summary[(summary.split == "test") & (summary.checkpoint > 0)]
+    excess = test.at0_observed + test.at1_observed - test.at0_class_null - test.at1_class_null
+    peak = test.loc[excess.idxmax()]
+    assert f"{peak.at1_observed:.1%} of the test examples are right for every member" in sentences[1]
+    assert f"{excess.max():+.1%} of the examples beyond the class-conditional null" in sentences[1]
+    rel = scores.reliability.loc["accessibility"]
+    assert f"{rel['train']:.2f} (train) and {rel['test']:.2f} (test)" in sentences[2]
+    by_class = scores.split("train").groupby("label")["accessibility"].mean()
+    assert f"Easiest class: {by_class.idxmax()} (mean accessibility {by_class.max():.2f})" in sentences[3]
+    for name in ("gallery.png", "data_map.png", "consistency_histograms.png", "agreement_curve.png"):
+        assert (score_run / "figures" / name).stat().st_size > 10_000
+        assert f"(figures/{name})" in report
+
+
+def test_a_rerun_of_the_score_stage_keeps_the_later_sections(score_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(score_run, run)
+    write_section(run / "report.md", "stats", "## Image statistics\n\nkept")
+    proc = run_cli(["score", *[a for a in SMALL_SCORE if a != "--quiet"], "--out", run], tmp_path)
+    text = (run / "report.md").read_text()
+    assert text.count("<!-- section: score -->") == 1 and "kept" in text
+    assert proc.stdout.lstrip().startswith("3 members of `small-st-vgg` on digits reach")
