@@ -9,7 +9,7 @@ Names are imported on first use (PEP 562): ``curriculum --help`` and ``from curr
 make_pacing`` do not pay for torch.
 """
 
-import importlib
+from scoring.lazy import lazy_exports
 
 _EXPORTS = {
     "ORDERS": "scoring.ordering",
@@ -34,14 +34,4 @@ _EXPORTS = {
     "score": "curriculum.stages.score",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'curriculum' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports("curriculum", _EXPORTS)

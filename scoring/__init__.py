@@ -8,7 +8,7 @@ Names are imported on first use (PEP 562), so ``from scoring.errors import UserE
 command line does not load pandas and pyarrow.
 """
 
-import importlib
+from scoring.lazy import lazy_exports
 
 _EXPORTS = {
     "Alignment": "scoring.ids",
@@ -26,15 +26,4 @@ _EXPORTS = {
     "read_run_info": "scoring.records",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'scoring' has no attribute {name!r}")
-    module = importlib.import_module(_EXPORTS[name])
-    return module if module.__name__ == f"scoring.{name}" else getattr(module, name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports("scoring", _EXPORTS)
