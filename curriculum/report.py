@@ -133,7 +133,7 @@ def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False) -> Sco
             folder / "probe_consensus.png", f"{head}: consensus on out-of-sample images"))
         sentences.append(probe_sentence(table, name))
     text = format_summary(summary)
-    reliability = format_reliability(scores.reliability, members)
+    reliability = format_reliability(scores.reliability)
     reliability_title = (f"Reliability of each score's order: split-half Spearman, Spearman-Brown corrected to "
                          f"{members} members (what a second run with another --seed is expected to reach)")
     legend = ("c=0/c=1: fraction of examples no/every member gets right: observed / independent members of the same "

@@ -63,9 +63,9 @@ def format_summary(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def format_reliability(reliability: pd.DataFrame, members: int) -> str:
+def format_reliability(reliability: pd.DataFrame) -> str:
     """The reliability table ``curriculum score`` prints: per score and split, the Spearman
-    correlation a second ensemble of ``members`` members from other seeds is expected to reach."""
+    correlation a second ensemble of the same size from other seeds is expected to reach."""
     splits = list(reliability.columns)
     lines = [f"{'score':20}" + "".join(f"{split:>8}" for split in splits)]
     for name, row in reliability.iterrows():
