@@ -284,6 +284,44 @@ def data_map(confidence: np.ndarray, variability: np.ndarray, correctness: np.nd
     return save(fig, path)
 
 
+def factor_figure(table: pd.DataFrame, correlations: pd.DataFrame, column: str, units: dict[str, str], path: Path,
+                  title: str, bins: int = 10) -> Path:
+    """Per generating factor (one panel each), the mean of ``column`` over ten equal-count bins of
+    the factor, train and test, with the Spearman r and the sign construction predicts."""
+    factors = list(correlations["factor"].unique())
+    cols = min(4, len(factors))
+    rows_n = -(-len(factors) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(3.4 * cols, 2.9 * rows_n + 0.6), squeeze=False, sharey=True)
+    for ax, factor in zip(axes.flat, factors):
+        for split, color in SPLIT_COLORS.items():
+            rows = table[table["split"] == split]
+            if rows.empty:
+                continue
+            x, y = rows["factor_" + factor].to_numpy(np.float64), rows[column].to_numpy(np.float64)
+            edges = np.unique(np.quantile(x, np.linspace(0, 1, bins + 1)))
+            which = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
+            centres = [x[which == b].mean() for b in range(len(edges) - 1)]
+            means = [y[which == b].mean() for b in range(len(edges) - 1)]
+            ax.plot(centres, means, marker=".", color=color)
+        text = []
+        for r in correlations[(correlations["factor"] == factor) & (correlations["column"] == column)].itertuples():
+            verdict = {True: "as built", False: "against construction"}.get(r.as_built, "nuisance")
+            text.append(f"{r.split}: r = {r.spearman_r:+.2f} ({verdict})")
+        ax.set_title("\n".join(text), fontsize=7)
+        ax.set_xlabel(f"{factor} ({units[factor]})" if factor in units else factor, fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"mean {column}", fontsize=8)
+    for ax in list(axes.flat)[len(factors):]:
+        ax.axis("off")
+    handles = [plt.Line2D([], [], color=SPLIT_COLORS[s], marker=".") for s in SPLIT_COLORS]
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    fig.legend(handles, [f"{s} (mean over {bins} equal-count bins of the factor)" for s in SPLIT_COLORS],
+               loc="upper center", bbox_to_anchor=(0.5, 0.95), ncol=2, fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=10, y=1.0)
+    return save(fig, path)
+
+
 def accessibility_scatter(pairs: list[dict], path: Path, title: str) -> Path:
     """Seed 000, Fig. 6c-e: accessibility of one collection against another's, one panel per
     split. Each entry of ``pairs``: ``split``, ``x``, ``y``, ``xlabel``, ``ylabel`` and the

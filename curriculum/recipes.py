@@ -2,7 +2,9 @@
 
 A flag whose config field is None takes the value of the dataset's recipe, else the generic
 default below; a value given on the command line, in a config file or in Python always wins.
-The resolved values are what a run records in ``run.json`` (and what a resume compares).
+The resolved values are what a run records in ``run.json`` (and what a resume compares). A recipe
+belongs to a family of names (:func:`base_name`): ``shapes:20000-seed1`` and ``digits+noise0.2``
+train like ``shapes`` and ``digits``.
 
 Why each entry (measured on this toolkit, see experiments/README.md):
 
@@ -39,9 +41,15 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 
 
+def base_name(dataset: str) -> str:
+    """The family of a dataset name: ``shapes:2000/400-seed1+noise0.1`` -> ``shapes``."""
+    name = dataset.strip().lower().split("+", 1)[0].split(":", 1)[0]
+    return name.split("-seed", 1)[0]
+
+
 def with_recipe(config: C) -> C:
     """A copy of ``config`` whose None fields hold the dataset's recipe (else the generic default)."""
-    recipe = {**GENERIC, **RECIPES.get(getattr(config, "dataset", ""), {})}
+    recipe = {**GENERIC, **RECIPES.get(base_name(getattr(config, "dataset", "")), {})}
     filled = {f.name: recipe[f.name] for f in dataclasses.fields(config)
               if getattr(config, f.name) is None and f.name in recipe}
     return dataclasses.replace(config, **filled)

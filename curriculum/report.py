@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from curriculum import figures
+from curriculum.factors import UNITS, factor_columns, factor_correlations, factor_sentence, factor_table
 from curriculum.probes import load_probe, probe_table, shuffled_consensus
 from scoring import agreement
 from scoring.files import atomic_write_bytes
@@ -23,6 +24,9 @@ from scoring.records import SPLITS
 from scoring.run import write_scores
 from scoring.scores import Scores
 from scoring.summary import checkpoint_summary, format_reliability, format_summary
+
+#: Scores related to a generated dataset's factors in the report.
+FACTOR_SCORES = ("accessibility", "confidence")
 
 _SECTION = re.compile(r"<!-- section: (?P<key>[\w./-]+) -->\n.*?<!-- end: (?P=key) -->\n", re.S)
 
@@ -100,10 +104,13 @@ def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False) -> Sco
     run_dir = Path(run_dir)
     epochs = [c["epoch"] for c in info["checkpoints"]]
     parts = {split: dataset.split(split) for split in SPLITS}
+    factors = {split: factor_columns(part.factors, dataset.name) for split, part in parts.items() if part.factors}
     scores, records = write_scores(
         run_dir, info, {split: part.labels for split, part in parts.items()},
         ids={split: part.ids for split, part in parts.items()},
         hashes={split: part.content_hashes for split, part in parts.items()},
+        extra={split: columns for split, (columns, _) in factors.items()},
+        directions={name: way for _, ways in factors.values() for name, way in ways.items()},
     )
     summary = checkpoint_summary(records, epochs)
     atomic_write_bytes(run_dir / "summary.csv", summary.to_csv(index=False).encode())
@@ -132,6 +139,17 @@ def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False) -> Sco
             {k: (agreement.consensus(v[:, None, :])[0], shuffled_consensus(v)) for k, v in sets.items()}, members,
             folder / "probe_consensus.png", f"{head}: consensus on out-of-sample images"))
         sentences.append(probe_sentence(table, name))
+    known = []
+    if factors:
+        correlations = pd.concat([factor_correlations(scores.table, list(FACTOR_SCORES), scores.directions, split)
+                                  for split in factors], ignore_index=True)
+        atomic_write_bytes(run_dir / "factors.csv", correlations.to_csv(index=False).encode())
+        drawn.append(figures.factor_figure(scores.table, correlations, "accessibility", UNITS, folder / "factors.png",
+                                           f"{head}: accessibility against the factors that generated the examples"))
+        sentences.append(factor_sentence(correlations))
+        known = ["", "Known difficulty: Spearman r of each score with each generating factor (a tick: the sign "
+                 "construction predicts; none: a nuisance factor); `factor_*` columns of scores.parquet, factors.csv.",
+                 "", factor_table(correlations)]
     text = format_summary(summary)
     reliability = format_reliability(scores.reliability)
     reliability_title = (f"Reliability of each score's order: split-half Spearman, Spearman-Brown corrected to "
@@ -144,7 +162,7 @@ def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False) -> Sco
         f"`{dataset.fingerprint[:16]}`. {legend}.", "",
         "```", text, "```", "",
         reliability_title + ":", "",
-        "```", reliability, "```", "",
+        "```", reliability, "```", *known, "",
         *[f"![{f.stem}](figures/{f.name})" for f in drawn],
     ])
     report = run_dir / "report.md"
@@ -158,6 +176,8 @@ def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False) -> Sco
         print(text)
         print(f"\n{reliability_title}:")
         print(reliability)
+        if known:
+            print("\n" + "\n".join(known[1:]))
         print(f"\nScores: {run_dir / 'scores.parquet'}   Report: {report}   Figures: {folder}")
     return scores
 

@@ -28,7 +28,11 @@ Per image, in this order, from one generator per block (below):
   label       consecutive groups of ten hold each class once, in a random order (argsort of
               uniforms), so any N images hold every class N // 10 or N // 10 + 1 times
   size        U(5, 13) px: half the width of the shape's bounding box; harder when small
-  x, y        the centre, U(size, 31 - size) px each (the shape stays inside the image)
+  x, y        the centre, 15.5 + U(-1, 1) * min(JITTER, 15.5 - size) px each: within JITTER = 3 px
+              of the image centre, as objects in CIFAR photos are, and never clipped by the border.
+              Positions anywhere in the image made the set far slower to learn (a small st-VGG:
+              41 % test accuracy after 6 epochs against 63 % after 4 with the jitter) without
+              adding a difficulty worth measuring; x and y stay as nuisance factors
   background  a mean colour U(48, 208) per channel
   direction   the shape's colour is background + contrast * d, d a random unit vector in RGB
               whose sign per channel points to the side with more room, so no channel clips
@@ -73,6 +77,7 @@ SHAPES_TEST = 1000
 SHAPES_MAX = 1_000_000
 BLOCK = 1000
 SIZE_RANGE = (5.0, 13.0)  # px, half the width of the bounding box
+JITTER = 3.0  # px, largest offset of the shape's centre from the image centre
 BACKGROUND_RANGE = (48.0, 208.0)  # grey levels, per channel
 CONTRAST_RANGE = (40.0, 128.0)  # grey levels, RGB distance
 CLUTTER_RANGE = (0.0, 32.0)  # grey levels, std of the background field
@@ -157,9 +162,9 @@ def draw_parameters(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     groups = np.argsort(rng.random((-(-n // k), k)), axis=1)  # a permutation of 0..9 a row
     p["label"] = groups.reshape(-1)[:n].astype(np.int64)
     p["size"] = rng.uniform(*SIZE_RANGE, size=n)
-    hi = SHAPES_SIZE - 1 - p["size"]
-    p["x"] = p["size"] + rng.uniform(size=n) * (hi - p["size"])
-    p["y"] = p["size"] + rng.uniform(size=n) * (hi - p["size"])
+    centre, room = (SHAPES_SIZE - 1) / 2, np.minimum(JITTER, (SHAPES_SIZE - 1) / 2 - p["size"])
+    p["x"] = centre + rng.uniform(-1, 1, size=n) * room
+    p["y"] = centre + rng.uniform(-1, 1, size=n) * room
     p["background"] = rng.uniform(*BACKGROUND_RANGE, size=(n, 3))
     d = rng.standard_normal((n, 3))
     d = np.abs(d) / np.linalg.norm(d, axis=1, keepdims=True)

@@ -20,11 +20,14 @@ def el2n_checkpoint(epochs: list[float], fraction: float = 0.1) -> int:
 
 
 def write_scores(run_dir: str | Path, info: dict, labels: dict[str, np.ndarray], ids: dict[str, np.ndarray] | None = None,
-                 hashes: dict[str, np.ndarray] | None = None) -> tuple[Scores, dict[str, Record]]:
+                 hashes: dict[str, np.ndarray] | None = None,
+                 extra: dict[str, dict[str, np.ndarray]] | None = None,
+                 directions: dict[str, str | None] | None = None) -> tuple[Scores, dict[str, Record]]:
     """Read every member's committed record of each split in ``labels`` and write the scores.
 
     ``info`` is the run's ``run.json`` content (``dataset``, ``members``, ``checkpoints``, ``arch``).
-    Returns the scores and the records (for summaries and figures).
+    ``extra`` adds per-split columns that are not scores (a generated dataset's factors), with
+    their easier ``directions``. Returns the scores and the records (for summaries and figures).
     """
     run_dir = Path(run_dir)
     epochs = [c["epoch"] for c in info["checkpoints"]]
@@ -33,6 +36,8 @@ def write_scores(run_dir: str | Path, info: dict, labels: dict[str, np.ndarray],
         records, dataset=info["dataset"]["name"], fingerprint=info["dataset"]["fingerprint"], el2n_checkpoint=el2n_checkpoint(epochs),
         extra_meta={"arch": info["arch"], "members": info["members"], "epochs": epochs}, ids=ids, hashes=hashes,
     )
+    for split, columns in (extra or {}).items():
+        scores.add_columns(split, columns, directions)
     _carry_columns(scores, run_dir / "scores.parquet")
     scores.save(run_dir / "scores.parquet")
     return scores, records

@@ -156,3 +156,11 @@ def test_flags_win_over_the_file_and_the_file_over_defaults(tmp_path):
     # flag > file > the dataset's recipe (digits: 4 epochs) > the generic default (momentum 0.9)
     assert (config.members, config.lr, config.epochs, config.momentum) == (3, 0.1, 4.0, 0.9)
 
+
+
+def test_a_recipe_covers_its_family_of_names():
+    """Sizes, seeds, label noise and partitions of a dataset train like the dataset itself."""
+    for name in ("digits+noise0.2", "digits+part0of2", "DIGITS"):
+        assert build_config(ScoreConfig, None, dataset=name).epochs == 4.0, name
+    assert build_config(ScoreConfig, None, dataset="gaussian:500-seed2").lr_schedule == "constant"
+    assert build_config(ScoreConfig, None, dataset="cifar10").epochs == 20.0

@@ -165,6 +165,7 @@ def test_shapes_loads_with_sizes_classes_and_factors():
         assert ((f["noise"] >= 0) & (f["noise"] <= 24)).all()
         assert ((f["occlusion"] >= 0) & (f["occlusion"] < 1)).all()
         assert ((f["x"] >= f["size"]) & (f["x"] <= 31 - f["size"])).all()
+        assert (np.abs(np.stack([f["x"], f["y"]]) - 15.5) <= S.JITTER).all()
     assert load_dataset("shapes:300/50-seed1+size16").train.factors.keys() == set(S.FACTORS)
 
 

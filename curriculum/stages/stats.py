@@ -4,7 +4,9 @@ Statistics are computed once per dataset fingerprint and cached (``<cache>/stati
 so a second call is instant. With a score run of the same dataset, each statistic becomes a column
 of ``scores.parquet``, and the run gains ``statistics.csv`` (mean, std, Spearman r with
 accessibility and its p-value), ``statistics_curves.csv`` (mean over the examples all members get
-right, per checkpoint; seed 003, Fig. 4) and ``figures/statistics_vs_agreement.png``.
+right, per checkpoint; seed 003, Fig. 4) and ``figures/statistics_vs_agreement.png``. For a
+generated dataset (``shapes``, ...) each statistic is also correlated with the factors that made the
+examples (``statistics_factors.csv``; printed even without a score run).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pandas as pd
 
 from curriculum.config import StatsConfig, check_output_dir
 from curriculum.data import Dataset, default_cache_dir, load_dataset
+from curriculum.factors import factor_columns, factor_correlations, factor_table
 from curriculum.figures import statistic_label, statistics_figure
 from curriculum.report import write_section
 from curriculum.stages.stats_relation import statistic_correlations, statistic_curves
@@ -29,6 +32,7 @@ from stats.images import STATISTICS, compute_statistics
 
 ENTROPY_WINDOW = 10  # seed 003's window
 SUMMARY_COLUMNS = ("split", "checkpoint", "epoch", "acc_mean", "tpa")
+FACTORS_TITLE = "Spearman r of each image statistic with each factor that generated the examples (statistics_factors.csv)"
 
 log = logging.getLogger("curriculum.stats")
 
@@ -82,6 +86,19 @@ def read_run(run_dir: Path, dataset: Dataset) -> tuple[Scores, dict, pd.DataFram
     return scores, info, summary, records
 
 
+def statistics_vs_factors(dataset: Dataset, values: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame | None:
+    """Spearman r of every statistic with every generating factor, per split (None for a dataset
+    without factors): how well a statistic measures a difficulty known by construction."""
+    tables = []
+    for split in SPLITS:
+        part = dataset.split(split)
+        if part.factors:
+            columns, directions = factor_columns(part.factors, dataset.name)
+            table = pd.DataFrame({"split": split, **columns, **values[split]})
+            tables.append(factor_correlations(table, list(values[split]), directions, split))
+    return pd.concat(tables, ignore_index=True) if tables else None
+
+
 def format_table(table: pd.DataFrame) -> str:
     lines = [f"{'statistic':10} {'mean +- std':>22}  {'Spearman r':>10}  {'p-value':>9}"]
     for row in table.itertuples():
@@ -91,7 +108,7 @@ def format_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def statistics_section(table: pd.DataFrame, window: int, figure: Path) -> str:
+def statistics_section(table: pd.DataFrame, window: int, figure: Path, factors: pd.DataFrame | None) -> str:
     """The report section of ``curriculum stats``: a sentence on the strongest relation, the table."""
     strongest = table.iloc[table["spearman_r"].abs().argmax()]
     rows = [f"| {statistic_label(r.statistic)} | {r.mean:.3f} +- {r.std:.3f} | {r.spearman_r:+.3f} | {r.p_value:.1e} |"
@@ -103,6 +120,7 @@ def statistics_section(table: pd.DataFrame, window: int, figure: Path) -> str:
         f"({'easier' if strongest.spearman_r > 0 else 'harder'} examples have higher values; entropy window "
         f"{window}x{window}).", "",
         "| statistic | mean +- std (train) | Spearman r with accessibility | p-value |", "| --- | --- | --- | --- |", *rows, "",
+        *([] if factors is None else [FACTORS_TITLE + ":", "", factor_table(factors), ""]),
         f"![statistics]({figure.as_posix()})",
     ])
 
@@ -127,8 +145,11 @@ def image_statistics(config: StatsConfig) -> pd.DataFrame:
             {"statistic": name, "mean": float(np.mean(v)), "std": float(np.std(v))}
             for name, v in values["train"].items()
         ])
+        factors = statistics_vs_factors(dataset, values)
         if not config.quiet:
             print(format_table(table))
+            if factors is not None:
+                print(f"\n{FACTORS_TITLE}:\n{factor_table(factors)}")
             print(f"\nNo score run at {run_dir}: run `curriculum score --dataset {config.dataset}` to relate these to learning order.")
         return table
     check_output_dir(run_dir, "--run")
@@ -144,12 +165,17 @@ def image_statistics(config: StatsConfig) -> pd.DataFrame:
         table = statistic_correlations(scores.table, names)
         atomic_write_bytes(run_dir / "statistics_curves.csv", curves.to_csv(index=False).encode())
         atomic_write_bytes(run_dir / "statistics.csv", table.to_csv(index=False).encode())
+        factors = statistics_vs_factors(dataset, values)
+        if factors is not None:
+            atomic_write_bytes(run_dir / "statistics_factors.csv", factors.to_csv(index=False).encode())
         title = f"{dataset.name}, {info['members']} x {info['arch']}: image statistics of the agreed examples"
         figure = statistics_figure(summary, curves, table, run_dir / "figures" / "statistics_vs_agreement.png", title)
-        write_section(run_dir / "report.md", "stats", statistics_section(table, window, figure.relative_to(run_dir)))
+        write_section(run_dir / "report.md", "stats", statistics_section(table, window, figure.relative_to(run_dir), factors))
     if not config.quiet:
         print(f"Image statistics of {dataset.name} (train split; entropy window {window}x{window}) "
               "and their rank correlation with accessibility:")
         print(format_table(table))
+        if factors is not None:
+            print(f"\n{FACTORS_TITLE}:\n{factor_table(factors)}")
         print(f"\nScores: {run_dir / 'scores.parquet'} (+ {len(names)} columns)   Figure: {figure}")
     return table
