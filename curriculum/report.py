@@ -19,7 +19,7 @@ from curriculum import figures
 from curriculum.factors import UNITS, factor_columns, factor_correlations, factor_sentence, factor_table
 from curriculum.probes import load_probe, probe_table, shuffled_consensus
 from scoring import agreement
-from scoring.files import atomic_write_bytes
+from scoring.files import atomic_write_bytes, updating
 from scoring.records import SPLITS
 from scoring.run import write_scores
 from scoring.scores import Scores
@@ -35,10 +35,11 @@ def write_section(report: Path, key: str, text: str) -> Path:
     """Put ``text`` into ``report`` as the section ``key``: replacing the section of that key if
     there is one, else appending it; the rest of the report is kept."""
     block = _block(key, text)
-    old = report.read_text() if report.exists() else ""
-    found = [m for m in _SECTION.finditer(old) if m.group("key") == key]
-    new = old[: found[0].start()] + block + old[found[0].end():] if found else old + ("\n" if old else "") + block
-    atomic_write_bytes(report, new.encode())
+    with updating(report.parent):  # stages of one run may finish at the same time
+        old = report.read_text() if report.exists() else ""
+        found = [m for m in _SECTION.finditer(old) if m.group("key") == key]
+        new = old[: found[0].start()] + block + old[found[0].end():] if found else old + ("\n" if old else "") + block
+        atomic_write_bytes(report, new.encode())
     return report
 
 
@@ -166,10 +167,11 @@ def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False) -> Sco
         *[f"![{f.stem}](figures/{f.name})" for f in drawn],
     ])
     report = run_dir / "report.md"
-    old = report.read_text() if report.exists() else ""
-    others = "".join("\n" + m.group(0) for m in _SECTION.finditer(old) if m.group("key") != "score")  # later stages' sections stay
-    opening = f"# {dataset.name}: {members} x {arch}\n\n{' '.join(sentences)}\n\n"
-    atomic_write_bytes(report, (opening + _block("score", score_section) + others).encode())
+    with updating(run_dir):
+        old = report.read_text() if report.exists() else ""
+        others = "".join("\n" + m.group(0) for m in _SECTION.finditer(old) if m.group("key") != "score")  # later stages' sections stay
+        opening = f"# {dataset.name}: {members} x {arch}\n\n{' '.join(sentences)}\n\n"
+        atomic_write_bytes(report, (opening + _block("score", score_section) + others).encode())
     if not quiet:
         print("\n" + "\n".join(sentences))
         print(f"\nPer checkpoint ({legend}):")

@@ -6,6 +6,9 @@
 - :func:`locked` makes one process at a time the owner of a directory, through ``flock`` on
   ``<dir>/.lock`` (which names the holder): the OS drops the lock when its process dies, so a lock
   left by a killed run is taken over safely.
+- :func:`updating` serialises a short read-modify-write of a file that several stages extend (a
+  run's ``report.md``): it waits for ``flock`` on the directory itself, so it never collides
+  with :func:`locked` (which refuses a second owner of the whole run instead of waiting).
 - :func:`writing` and :func:`reading` turn an ``OSError`` into a :class:`UserError` that says what
   went wrong with which file and how to fix it: a full disk or file-size limit, a permission, or a
   damaged file. A full disk fails only that write; the caller's atomic writes and commit order
@@ -152,6 +155,19 @@ def locked(directory: Path, option: str) -> Iterator[None]:
                 directory.rmdir()
             except OSError:  # results were written: keep them
                 pass
+
+
+@contextmanager
+def updating(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``directory`` for a read-modify-write of a file in it; a second
+    process waits until the first has renamed its new version into place."""
+    with writing(directory):
+        fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _lock_file(path: Path, directory: Path, option: str) -> int:

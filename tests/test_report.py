@@ -51,3 +51,20 @@ def test_a_rerun_of_the_score_stage_keeps_the_later_sections(score_run, tmp_path
     text = (run / "report.md").read_text()
     assert text.count("<!-- section: score -->") == 1 and "kept" in text
     assert proc.stdout.lstrip().startswith("3 members of `small-st-vgg` on digits reach")
+
+
+def test_stages_adding_sections_at_the_same_time_lose_none(tmp_path):
+    """Two processes each add 40 sections to one report at once: every section survives (without
+    the lock, one process's read-modify-write would drop the other's newest sections)."""
+    import subprocess
+    import sys
+
+    from conftest import cli_env
+
+    report = tmp_path / "report.md"
+    code = ("import sys; from pathlib import Path; from curriculum.report import write_section\n"
+            "for k in range(40): write_section(Path(sys.argv[1]), f'{sys.argv[2]}-{k}', 'x' * 2000)")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(report), name], env=cli_env(tmp_path)) for name in "ab"]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    text = report.read_text()
+    assert all(f"<!-- section: {name}-{k} -->" in text for name in "ab" for k in range(40))
