@@ -9,6 +9,7 @@ dataset rather than whatever range its curve happens to cover.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -44,6 +45,11 @@ def checkpoint_label(value: float, unit: str = "epoch") -> str:
     """``"epoch 2"``, or ``"0.2 of the train set"`` for a run whose checkpoints count something else
     (``curriculum learners``)."""
     return f"epoch {value:.3g}" if unit == "epoch" else f"{value:.3g} {unit}"
+
+
+def wrap(text: str, width: int) -> str:
+    """Break a long title or axis label (a run named after five learners) into lines."""
+    return textwrap.fill(text, width, break_long_words=False, break_on_hyphens=False)
 
 
 def save(fig: plt.Figure, path: Path) -> Path:
@@ -119,7 +125,8 @@ def _figure_legend(fig: plt.Figure, ax: plt.Axes, ncol: int, title: str) -> None
     handles, labels = ax.get_legend_handles_labels()
     height = fig.get_figheight()
     rows = -(-len(labels) // ncol)
-    top = 1 - (0.45 + 0.2 * rows) / height
+    title = wrap(title, 120)
+    top = 1 - (0.45 + 0.2 * rows + 0.18 * title.count("\n")) / height
     fig.tight_layout(rect=(0, 0, 1, top))
     fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, top), ncol=ncol, fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=10, y=1 - 0.08 / height, va="top")
@@ -335,14 +342,14 @@ def accessibility_scatter(pairs: list[dict], path: Path, title: str) -> Path:
         ax.set_xlim(-0.02, 1.02)
         ax.set_ylim(-0.02, 1.02)
         ax.set_aspect("equal")
-        ax.set_xlabel(f"accessibility, {pair['xlabel']}", fontsize=8)
-        ax.set_ylabel(f"accessibility, {pair['ylabel']}", fontsize=8)
+        ax.set_xlabel(wrap(f"accessibility, {pair['xlabel']}", 55), fontsize=8)
+        ax.set_ylabel(wrap(f"accessibility, {pair['ylabel']}", 55), fontsize=8)
         ax.set_title(f"{pair['split']} ({len(pair['x'])} examples)", fontsize=9)
         ceiling = "" if not np.isfinite(pair["ceiling"]) else f"\nnoise ceiling (split-half) {pair['ceiling']:.3f}"
         ax.text(0.03, 0.97, f"Pearson r = {pair['pearson']:.3f}\nSpearman r = {pair['spearman']:.3f}{ceiling}",
                 transform=ax.transAxes, va="top", fontsize=8, bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
         ax.grid(alpha=0.3)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(wrap(title, 95), fontsize=10)
     fig.tight_layout()
     return save(fig, path)
 
