@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SMALL_SCORE, cli_env, free_port, run_cli
+from conftest import SMALL_SCORE, TINY_SCORE, cli_env, free_port, run_cli
 from scoring import Scores
 from scoring.files import LOCK_NAME
 
@@ -94,6 +94,8 @@ def test_two_processes_give_the_same_record(tmp_path, score_run, launcher):
         (["--arch", "nope"], "Unknown architecture"),
         (["--members", "1"], "--members must be a whole number >= 2, got 1."),
         (["--epochs", "0"], "--epochs must be a finite number in (0, 10000], got 0."),
+        (["--processes", "0"], "--processes must be auto or a whole number >= 1, got 0."),
+        (["--processes", "two"], "--processes must be auto or a whole number >= 1, got two."),
     ],
 )
 def test_bad_flags_exit_2_with_one_sentence(tmp_path, flags, message):
@@ -131,7 +133,7 @@ def test_truncated_record_is_refused_untouched(tmp_path, score_run):
 
 
 def test_config_file_supplies_flags_and_flags_win(tmp_path):
-    (tmp_path / "c.yaml").write_text("members: 2\nepochs: 1\neval-every: 1\ndataset: digits\nquiet: true\n")
+    (tmp_path / "c.yaml").write_text("members: 2\nepochs: 1\neval-every: 1\ndataset: digits\nquiet: true\nprocesses: 1\n")
     run_cli(["score", "--config", tmp_path / "c.yaml", "--members", "3", "--out", tmp_path / "r"], tmp_path)
     info = json.loads((tmp_path / "r" / "run.json").read_text())
     assert info["members"] == 3 and len(info["checkpoints"]) == 2
@@ -142,7 +144,7 @@ def test_config_file_supplies_flags_and_flags_win(tmp_path):
 
 def test_a_diverging_member_stops_at_once_and_the_fixed_command_starts_afresh(tmp_path):
     out = tmp_path / "run"
-    args = ["score", "--dataset", "digits", "--members", "2", "--epochs", "1", "--eval-every", "0.5", "--quiet", "--out", out]
+    args = ["score", *TINY_SCORE, "--out", out]
     proc = run_cli([*args, "--lr", "10"], tmp_path, check=False)  # the largest --lr accepted
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
