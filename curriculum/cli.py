@@ -3,7 +3,8 @@
 Every subcommand's flags are generated from its config dataclass (:mod:`curriculum.config`:
 names, types, defaults and help live there once); ``--config FILE`` supplies any of them from
 YAML, flags given on the command line win, and the config is checked before the stage, and with
-it torch, is imported. User mistakes end with one sentence on stderr and exit status 2.
+it torch, is imported. User mistakes end with one sentence on stderr and exit status 2. On the
+CPU, ``score`` may run as worker processes of the same command (:mod:`curriculum.launch`).
 """
 
 from __future__ import annotations

@@ -288,7 +288,7 @@ class ScoreConfig(TrainingConfig):
 
     def record_settings(self) -> dict:
         """The settings that decide the record: a run directory holds one such setting only (the
-        process count is not one: every process computes alike, see curriculum.launch)."""
+        process count is not one: every process computes alike, see engine.make_accelerator)."""
         ignore = {"quiet", "out", "cpu", "processes"}
         return {k: v for k, v in to_dict(self).items() if k not in ignore}
 
