@@ -3,7 +3,8 @@
 Every subcommand's flags are generated from its config dataclass (:mod:`curriculum.config`:
 names, types, defaults and help live there once); ``--config FILE`` supplies any of them from
 YAML, flags given on the command line win, and the config is checked before the stage, and with
-it torch, is imported. User mistakes end with one sentence on stderr and exit status 2.
+it torch, is imported. User mistakes end with one sentence on stderr and exit status 2. On the
+CPU, ``score`` may run as worker processes of the same command (:mod:`curriculum.launch`).
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from typing import Sequence
 
 from curriculum.config import (CompareConfig, CurriculumConfig, LearnersConfig, ScoreConfig, StatsConfig, add_arguments,
                                build_config, specs)
+from curriculum.launch import launch, processes_to_launch
 from scoring.errors import UserError
 
 SCORE_EPILOG = """examples:
   curriculum score                                   # digits: 10 members, 4 epochs (its recipe)
   curriculum score --dataset cifar10 --arch st-vgg --members 100 --epochs 140 --precision bf16
+  curriculum score --processes 2                     # on the CPU: members split over 2 processes (auto: one a core)
   accelerate launch --num_processes 8 -m curriculum score --dataset cifar10   # members split over 8 GPUs
 """
 
@@ -169,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
     args, extra = build_parser().parse_known_args(argv)
     if extra:  # reported by the subcommand's parser, so the hint names its --help
         args.cli_parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -182,7 +186,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.cli_run(args)
         else:  # a stage: its config is built and checked before the stage (and torch) is imported
             flags = {name: getattr(args, name) for name in specs(args.cli_config)}
-            args.cli_run(build_config(args.cli_config, args.config, **flags))
+            config = build_config(args.cli_config, args.config, **flags)
+            if args.command == "score" and (processes := processes_to_launch(config)) > 1:
+                return launch(processes, argv)  # the workers run this same command
+            args.cli_run(config)
     except UserError as err:
         print(f"curriculum {args.command}: error: {err}", file=sys.stderr)
         return 2

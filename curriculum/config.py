@@ -275,10 +275,21 @@ class ScoreConfig(TrainingConfig):
                                "for random pixels, or a dataset name whose test split is resized to this data); the report "
                                "gives their consensus beside a shuffled null (seed 000, Fig. 5)")
     out: str | None = option(None, "run directory", default_help="runs/<dataset>", writable_dir=True)
+    processes: str = option("auto", "on the CPU, the command starts this many processes of itself (one thread each) "
+                            "and spreads the members over them: auto is one per usable core, at most one per member; "
+                            "under torchrun / accelerate launch, or on a GPU, the launcher decides (1 or auto)")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.processes != "auto":
+            if not (self.processes.isdecimal() and int(self.processes) >= 1):
+                raise UserError(f"--processes must be auto or a whole number >= 1, got {self.processes}.")
+            self.processes = str(int(self.processes))
 
     def record_settings(self) -> dict:
-        """The settings that decide the record: a run directory holds one such setting only."""
-        ignore = {"quiet", "out", "cpu"}
+        """The settings that decide the record: a run directory holds one such setting only (the
+        process count is not one: every process computes alike, see engine.make_accelerator)."""
+        ignore = {"quiet", "out", "cpu", "processes"}
         return {k: v for k, v in to_dict(self).items() if k not in ignore}
 
 

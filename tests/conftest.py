@@ -1,15 +1,18 @@
 """Shared fixtures: a subprocess runner for the CLI and one small finished score run on digits."""
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from curriculum.launch import free_port  # noqa: F401 (for the tests that start torchrun)
+
 ROOT = Path(__file__).resolve().parents[1]
-SMALL_SCORE = ["--dataset", "digits", "--members", "3", "--epochs", "2", "--eval-every", "0.5", "--quiet"]
+# One process, as a plain run was before --processes: launching workers costs seconds on 2 shared cores.
+SMALL_SCORE = ["--dataset", "digits", "--members", "3", "--epochs", "2", "--eval-every", "0.5", "--quiet", "--processes", "1"]
+TINY_SCORE = ["--dataset", "digits", "--members", "2", "--epochs", "1", "--eval-every", "0.5", "--quiet", "--processes", "1"]
 
 
 def cli_env(tmp: Path) -> dict:
@@ -17,14 +20,6 @@ def cli_env(tmp: Path) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", CURRICULUM_CACHE=str(tmp / "cache"), PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = str(ROOT)
     return env
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on now, for torchrun's rendezvous (a fixed one collides with
-    other test runs on the same machine)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run_cli(args, tmp: Path, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
@@ -49,7 +44,6 @@ def score_run(tmp_path_factory) -> Path:
 def probs_run(tmp_path_factory) -> Path:
     """A finished 2-member run on digits that keeps class probabilities (1 epoch, 3 checkpoints)."""
     tmp = tmp_path_factory.mktemp("probs")
-    out = run_cli(["score", "--dataset", "digits", "--members", "2", "--epochs", "1", "--eval-every", "0.5", "--record-probs",
-                   "--out", tmp / "run"], tmp)
+    out = run_cli(["score", *[a for a in TINY_SCORE if a != "--quiet"], "--record-probs", "--out", tmp / "run"], tmp)
     (tmp / "run" / "stdout.txt").write_text(out.stdout)
     return tmp / "run"

@@ -104,7 +104,7 @@ def test_output_that_is_a_file_or_unwritable_is_refused(tmp_path, command):
 
 def test_default_run_directory_under_a_file_is_refused_before_training(tmp_path):
     (tmp_path / "runs").write_text("x")
-    proc = run_cli(["score", "--members", "2", "--epochs", "1", "--quiet"], tmp_path, check=False)
+    proc = run_cli(["score", "--members", "2", "--epochs", "1", "--quiet", "--processes", "1"], tmp_path, check=False)
     assert "--out runs/digits: runs is a file, not a directory" in _one_sentence(proc)
 
 

@@ -8,12 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_cli
+from conftest import TINY_SCORE, run_cli
 from curriculum.data import load_dataset
 from curriculum.probes import NOISE_IMAGES, probe_table
 from scoring import Scores, agreement, load_record
 
-TINY = ["--dataset", "digits", "--members", "2", "--epochs", "1", "--eval-every", "0.5", "--quiet"]
 
 
 def _pred(run, split):
@@ -55,16 +54,16 @@ def test_train_partitions_are_disjoint_and_compare_on_the_test_split(tmp_path):
     assert sorted([*parts[0].train.ids, *parts[1].train.ids]) == sorted(full.train.ids)
     assert all(np.array_equal(p.test.images, full.test.images) for p in parts)
     for k in range(2):
-        run_cli(["score", *TINY, "--dataset", f"digits+part{k}of2", "--out", tmp_path / f"p{k}"], tmp_path)
+        run_cli(["score", *TINY_SCORE, "--dataset", f"digits+part{k}of2", "--out", tmp_path / f"p{k}"], tmp_path)
     run_cli(["compare", tmp_path / "p0", tmp_path / "p1", "--out", tmp_path / "cmp", "--quiet"], tmp_path)
     assert list(pd.read_csv(tmp_path / "cmp" / "comparison.csv").split) == ["test"]  # the train splits differ
-    proc = run_cli(["score", *TINY, "--dataset", "digits+part2of2", "--out", tmp_path / "bad"], tmp_path, check=False)
+    proc = run_cli(["score", *TINY_SCORE, "--dataset", "digits+part2of2", "--out", tmp_path / "bad"], tmp_path, check=False)
     assert proc.returncode == 2 and "+part<k>of<P>" in proc.stderr
 
 
 def test_probe_consensus_is_recorded_and_reported(tmp_path):
     run = tmp_path / "probe"
-    run_cli(["score", *TINY, "--probe", "noise", "--out", run], tmp_path)
+    run_cli(["score", *TINY_SCORE, "--probe", "noise", "--out", run], tmp_path)
     probe = np.stack([np.load(run / "records" / f"member_{m:03d}" / "probe.pred.npy") for m in range(2)])
     assert probe.shape == (2, NOISE_IMAGES) and probe.min() >= 0 and probe.max() < 10
     table = probe_table({"noise": probe})
@@ -72,5 +71,5 @@ def test_probe_consensus_is_recorded_and_reported(tmp_path):
     assert table.consensus[0] == pytest.approx(agreement.consensus(probe[:, None, :])[0].mean())
     assert f"the members give the same label to {table.unanimous[0]:.1%}" in (run / "report.md").read_text()
     assert (run / "figures" / "probe_consensus.png").stat().st_size > 10_000
-    proc = run_cli(["score", *TINY, "--probe", "no-such-set", "--out", tmp_path / "bad"], tmp_path, check=False)
+    proc = run_cli(["score", *TINY_SCORE, "--probe", "no-such-set", "--out", tmp_path / "bad"], tmp_path, check=False)
     assert proc.returncode == 2 and not (tmp_path / "bad").exists()

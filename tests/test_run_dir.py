@@ -14,11 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SMALL_SCORE, cli_env, free_port, run_cli
+from conftest import SMALL_SCORE, TINY_SCORE, cli_env, free_port, run_cli
 from scoring import Scores
 from scoring.files import LOCK_NAME, locked
 
-TINY = ["--dataset", "digits", "--members", "2", "--epochs", "1", "--eval-every", "0.5", "--quiet"]
 
 
 def _records(run_dir):
@@ -50,7 +49,7 @@ def plain_run(tmp_path_factory):
     """An uninterrupted plain run under umask 027 and a two-thread environment."""
     tmp = tmp_path_factory.mktemp("plain")
     env = dict(cli_env(tmp), OMP_NUM_THREADS="2", MKL_NUM_THREADS="2")
-    proc = subprocess.run([sys.executable, "-m", "curriculum", "score", *TINY, "--out", str(tmp / "run")], cwd=tmp, env=env,
+    proc = subprocess.run([sys.executable, "-m", "curriculum", "score", *TINY_SCORE, "--out", str(tmp / "run")], cwd=tmp, env=env,
                           capture_output=True, text=True, timeout=600, preexec_fn=lambda: os.umask(0o027))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return tmp / "run"
@@ -68,7 +67,7 @@ def test_torchrun_run_killed_and_resumed_matches_a_plain_run(tmp_path, plain_run
     """Killed under torchrun (2 CPU processes, one member each) after a state file was written,
     resumed under torchrun: the same record as the plain two-thread run."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
-           "-m", "curriculum", "score", *TINY, "--out", str(tmp_path / "run")]
+           "-m", "curriculum", "score", *TINY_SCORE, "--out", str(tmp_path / "run")]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=cli_env(tmp_path), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     states = tmp_path / "run" / "records"
@@ -134,12 +133,12 @@ def test_damaged_state_and_progress_files_get_one_sentence(tmp_path, score_run):
 
 def test_file_size_limit_gives_one_sentence_and_a_rerun_finishes_the_same(tmp_path, plain_run):
     out = tmp_path / "run"
-    command = " ".join([sys.executable, "-m", "curriculum", "score", *TINY, "--out", str(out)])
+    command = " ".join([sys.executable, "-m", "curriculum", "score", *TINY_SCORE, "--out", str(out)])
     proc = subprocess.run(["bash", "-c", f"ulimit -f 100; exec {command}"], cwd=tmp_path, env=cli_env(tmp_path),
                           capture_output=True, text=True, timeout=600)  # 100 KiB: records fit, a training state does not
     assert "the disk is full or a file-size limit was reached; free space" in _one_error(proc)
     assert not list(out.rglob("state_*.pt")) and not list(out.rglob("*.tmp"))
-    run_cli(["score", *TINY, "--out", out], tmp_path)
+    run_cli(["score", *TINY_SCORE, "--out", out], tmp_path)
     _assert_same_run(out, plain_run)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SMALL_SCORE, cli_env, free_port, run_cli
+from conftest import SMALL_SCORE, TINY_SCORE, cli_env, free_port, run_cli
 from scoring import Scores
 from scoring.files import LOCK_NAME
 
@@ -73,18 +73,33 @@ def test_killed_run_resumes_to_the_same_record(tmp_path, score_run, stack):
     assert not list((tmp_path / "run" / "records").glob("*/state_*.pt"))  # finished members keep no state
 
 
-@pytest.mark.parametrize("launcher", ["torchrun"])
-def test_two_processes_give_the_same_record(tmp_path, score_run, launcher):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
-           "-m", "curriculum", "score", *SMALL_SCORE, "--members", "4", "--out", tmp_path / "run2"]
-    proc = subprocess.run(list(map(str, cmd)), cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=600)
+@pytest.fixture(scope="module")
+def four_members(tmp_path_factory):
+    """A one-process run of 4 members."""
+    tmp = tmp_path_factory.mktemp("four")
+    run_cli(["score", *SMALL_SCORE, "--members", "4", "--out", tmp / "run"], tmp)
+    return tmp / "run"
+
+
+@pytest.mark.parametrize("launcher", ["torchrun", "--processes"])
+def test_two_processes_give_the_same_record(tmp_path, four_members, launcher):
+    """The same record files, byte for byte, and the same scores: under torchrun, and launched by
+    the command itself."""
+    args = ["-m", "curriculum", "score", *SMALL_SCORE, "--members", "4", "--out", tmp_path / "run2"]
+    if launcher == "torchrun":
+        args = ["-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", free_port(), *args]
+    else:
+        args += ["--processes", "2"]
+    proc = subprocess.run(list(map(str, [sys.executable, *args])), cwd=tmp_path, env=cli_env(tmp_path), capture_output=True,
+                          text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    run_cli(["score", *SMALL_SCORE, "--members", "4", "--out", tmp_path / "run1"], tmp_path)
-    two, one = _records(tmp_path / "run2"), _records(tmp_path / "run1")
-    assert len(one) == 4 * 6
-    for name in one:
-        np.testing.assert_array_equal(two[name], one[name], err_msg=name)
-    pd.testing.assert_frame_equal(Scores.load(tmp_path / "run2").table, Scores.load(tmp_path / "run1").table)
+    run2, run1 = tmp_path / "run2", four_members
+    names = [p.relative_to(run1) for p in sorted((run1 / "records").glob("*/*.npy"))]
+    assert len(names) == 4 * 6
+    for name in names:
+        assert (run2 / name).read_bytes() == (run1 / name).read_bytes(), name
+    assert (run2 / "scores.parquet").read_bytes() == (run1 / "scores.parquet").read_bytes()
+    assert json.loads((run2 / "run.json").read_text())["processes"] == 2
 
 
 @pytest.mark.parametrize(
@@ -94,6 +109,8 @@ def test_two_processes_give_the_same_record(tmp_path, score_run, launcher):
         (["--arch", "nope"], "Unknown architecture"),
         (["--members", "1"], "--members must be a whole number >= 2, got 1."),
         (["--epochs", "0"], "--epochs must be a finite number in (0, 10000], got 0."),
+        (["--processes", "0"], "--processes must be auto or a whole number >= 1, got 0."),
+        (["--processes", "two"], "--processes must be auto or a whole number >= 1, got two."),
     ],
 )
 def test_bad_flags_exit_2_with_one_sentence(tmp_path, flags, message):
@@ -131,7 +148,7 @@ def test_truncated_record_is_refused_untouched(tmp_path, score_run):
 
 
 def test_config_file_supplies_flags_and_flags_win(tmp_path):
-    (tmp_path / "c.yaml").write_text("members: 2\nepochs: 1\neval-every: 1\ndataset: digits\nquiet: true\n")
+    (tmp_path / "c.yaml").write_text("members: 2\nepochs: 1\neval-every: 1\ndataset: digits\nquiet: true\nprocesses: 1\n")
     run_cli(["score", "--config", tmp_path / "c.yaml", "--members", "3", "--out", tmp_path / "r"], tmp_path)
     info = json.loads((tmp_path / "r" / "run.json").read_text())
     assert info["members"] == 3 and len(info["checkpoints"]) == 2
@@ -142,7 +159,7 @@ def test_config_file_supplies_flags_and_flags_win(tmp_path):
 
 def test_a_diverging_member_stops_at_once_and_the_fixed_command_starts_afresh(tmp_path):
     out = tmp_path / "run"
-    args = ["score", "--dataset", "digits", "--members", "2", "--epochs", "1", "--eval-every", "0.5", "--quiet", "--out", out]
+    args = ["score", *TINY_SCORE, "--out", out]
     proc = run_cli([*args, "--lr", "10"], tmp_path, check=False)  # the largest --lr accepted
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()

@@ -273,7 +273,8 @@ def score(config: ScoreConfig) -> Path:
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             scores = write_report(run_dir, dataset, info, quiet=config.quiet)
-            update_run(run_dir, status="complete", seconds=round(time.perf_counter() - started, 1),
+            # How this session ran, beside its time; not checked on resume, which any process count may do.
+            update_run(run_dir, status="complete", seconds=round(time.perf_counter() - started, 1), processes=processes,
                        reliability=scores.meta["reliability"])
         accelerator.wait_for_everyone()
     return run_dir

@@ -1,0 +1,86 @@
+"""`curriculum score --processes`: the layout a command resolves to, and its workers as one command
+(one voice, and no worker outlives it)."""
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import cli_env
+from curriculum import launch
+from curriculum.config import ScoreConfig
+from scoring.errors import UserError
+from scoring.files import locked
+
+
+def _resolve(processes, monkeypatch, cores=2, launched=False, gpu=False):
+    monkeypatch.setattr(launch, "usable_cores", lambda: cores)
+    monkeypatch.setattr(launch, "_on_gpu", lambda config: gpu)
+    if launched:
+        monkeypatch.setenv("WORLD_SIZE", "2")
+    else:
+        monkeypatch.delenv("WORLD_SIZE", raising=False)
+    return launch.processes_to_launch(ScoreConfig(members=3, processes=processes))
+
+
+def test_auto_is_one_process_a_core_at_most_one_a_member(monkeypatch):
+    assert _resolve("auto", monkeypatch, cores=2) == 2
+    assert _resolve("auto", monkeypatch, cores=8) == 3
+    assert _resolve("5", monkeypatch, cores=2) == 5  # asked for: more processes than cores or members still works
+    assert _resolve("1", monkeypatch, cores=8) == 1
+
+
+@pytest.mark.parametrize(("where", "fix"), [({"launched": True}, "give the process count to torchrun / accelerate launch"),
+                                            ({"gpu": True}, "on GPUs launch with `accelerate launch --num_processes 2")])
+def test_a_launcher_or_a_gpu_decides_the_layout(monkeypatch, where, fix):
+    assert _resolve("auto", monkeypatch, cores=8, **where) == 1 and _resolve("1", monkeypatch, **where) == 1
+    with pytest.raises(UserError, match=fix):
+        _resolve("2", monkeypatch, **where)
+
+
+def test_a_count_under_a_launcher_is_refused_in_one_sentence(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "curriculum", "score", "--processes", "2", "--out", str(tmp_path / "run")],
+                          cwd=tmp_path, env=dict(cli_env(tmp_path), WORLD_SIZE="2"), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "--processes 2 cannot be combined with a launcher (WORLD_SIZE is set)" in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc; a worker dies with its launcher on Linux")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_a_signal_to_the_command_stops_every_worker(tmp_path, sig):
+    """Ctrl-C and SIGTERM are passed on (rank 0 alone says so), and a launcher killed outright takes
+    its workers along: the run directory is free for the rerun."""
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "curriculum", "score", "--dataset", "digits", "--members", "2", "--epochs", "50", "--quiet",
+           "--processes", "2", "--out", str(run)]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=cli_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while len(list(run.glob("records/member_00*/progress.json"))) < 2:  # both workers train
+        assert proc.poll() is None and time.time() < deadline, "the run ended before it could be stopped"
+        time.sleep(0.05)
+    workers = [int(pid) for pid in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    assert len(workers) == 2
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=120)  # its end of stderr closes once rank 0 has ended
+    deadline = time.time() + 60
+    while any(map(_running, workers)):
+        assert time.time() < deadline, "a worker outlived its launcher"
+        time.sleep(0.05)
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130 and stderr.splitlines() == [
+            "curriculum score: interrupted; run the same command again to resume."], stderr
+    elif sig == signal.SIGTERM:
+        assert proc.returncode == 128 + sig and stderr == "", stderr
+    with locked(run, "--out"):
+        pass
