@@ -63,7 +63,7 @@ def shapes_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("shapes")
     run = tmp / "run"
     args = ["score", "--dataset", "shapes:200/100", "--arch", "small-st-vgg", "--members", "2", "--epochs", "1",
-            "--eval-every", "0.5", "--out", run]
+            "--eval-every", "0.5", "--processes", "1", "--out", run]
     return run, run_cli(args, tmp)
 
 
