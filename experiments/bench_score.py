@@ -1,6 +1,7 @@
-"""Benchmark the score stage's training: a plain PyTorch loop vs the engine, one by one and stacked.
+"""Benchmark the score stage's training: a plain PyTorch loop vs the engine, one by one and stacked,
+and vs a hand-written grouped-convolution model of the members.
 
-All three train the same members (same architecture, seeds, batch size, SGD schedule, epochs)
+All four train the same members (same architecture, seeds, batch size, SGD schedule, epochs)
 and, at every checkpoint (initialisation and every epoch), predict every train and test example,
 moving the predictions to the host, as the score stage records them:
 
@@ -9,12 +10,17 @@ moving the predictions to the host, as the score stage records them:
               evaluation in batches of 1024 under ``torch.no_grad`` (label, P(true), EL2N)
   one by one  the engine (``curriculum.stages.score.GroupTrainer``) with ``stack="off"``
   stacked     the engine with ``stack="on"``: the members as one ``torch.func`` model
+  grouped     the plain loop's members as one module (``GroupedMembers``): each convolution one
+              ``groups=N`` convolution over the members' channel groups, each fully connected
+              layer one batched matmul, one SGD optimizer; issue 8's alternative to ``vmap``,
+              measured here only (the engine does not use it)
 Nothing is written to disk. Runs alternate (``--rounds``) after a short warm-up of each, and the
 median is reported: wall seconds, the ratio of the plain loop's time to each (above 1 = faster than
 plain), examples per second (training plus evaluated examples) and, on a GPU, the achieved FLOP/s
 against the device's peak (FLOPs counted with ``torch.utils.flop_counter.FlopCounterMode``), and
 this process's CPU seconds with their ratio (steadier than wall time on cores other jobs share). It
-also prints how many predicted labels the stacked and one-by-one records share.
+also prints how many predicted labels the stacked and one-by-one records share, and the grouped
+and plain ones (these draw different dropout masks, so they agree less).
 
 Default data: synthetic CIFAR-shaped images (32x32x3, 10 classes: a smooth random template per
 class plus noise), 50,000 train and 10,000 test, 10 members, 10 epochs, the default CIFAR
@@ -34,12 +40,14 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from curriculum.data import Dataset, Split
 from curriculum.engine import DeviceData, resolve_arch, resolve_precision
 from curriculum.members import autocast
 from curriculum.models import build_model
+from curriculum.recipes import with_recipe
 from curriculum.stages.score import GroupTrainer, ScoreConfig, batches_per_epoch, checkpoint_steps, member_seed
 
 # Dense bf16 tensor-core peak in TFLOP/s, by a substring of torch.cuda.get_device_name().
@@ -65,52 +73,165 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def epoch_steps(config: ScoreConfig, m: int, generators: list[torch.Generator], epoch: int):
+    """One epoch of the score stage's SGD schedule: per step, the learning rate (step decay, floored)
+    and each member's batch indices, from that member's own generator; the last batch takes the rest."""
+    b, steps = config.batch_size, batches_per_epoch(m, config.batch_size)
+    decay_every = max(1, round(config.lr_decay_epochs * steps))
+    perms = [torch.randperm(m, generator=g, device=g.device) for g in generators]
+    for position in range(steps):
+        lr = max(config.lr / config.lr_decay ** ((epoch * steps + position) // decay_every), config.min_lr)
+        end = None if position == steps - 1 else (position + 1) * b
+        yield lr, [perm[position * b : end] for perm in perms]
+
+
+def sgd_step(optimizer: torch.optim.Optimizer, lr: float, loss: torch.Tensor) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def evaluate(forward, x: torch.Tensor, y: torch.Tensor, precision: str) -> np.ndarray:
+    """Predicted labels of every example in batches of 1024, computing P(true class) and EL2N as
+    the score stage records them and moving all three to the host once. ``forward`` returns
+    logits ``(..., batch, classes)``: one model's, or every member's at once."""
+    outs = {"pred": [], "p_true": [], "el2n": []}
+    with torch.no_grad():
+        for start in range(0, len(y), 1024):
+            with autocast(x.device, precision):
+                probs = torch.softmax(forward(x[start : start + 1024]).float(), dim=-1)
+            target = y[start : start + 1024].expand(probs.shape[:-1])
+            p_true = probs.gather(-1, target[..., None]).squeeze(-1)
+            outs["pred"].append(probs.argmax(-1))
+            outs["p_true"].append(p_true)
+            outs["el2n"].append(torch.sqrt((probs.square().sum(-1) - 2 * p_true + 1).clamp_min(0)))
+    host = {key: torch.cat(value, dim=-1).cpu().numpy() for key, value in outs.items()}
+    return host["pred"]  # P(true) and EL2N travel for their cost; the agreement lines compare labels
+
+
+def device_splits(dataset: Dataset, device: torch.device) -> tuple[dict, dict]:
+    """Each split's images, normalised once (channels_last float), and labels on the device."""
+    data = DeviceData(dataset, device)
+    return {s: data.batch(s, slice(None))[0] for s in ("train", "test")}, data.labels
+
+
+def member_model(config: ScoreConfig, dataset: Dataset, arch: str, member: int) -> nn.Module:
+    """A member's initial model: torch seeded with its member seed, then ``build_model``."""
+    h, w, c = dataset.image_shape
+    torch.manual_seed(member_seed(config.seed, member))
+    return build_model(arch, in_channels=c, num_classes=dataset.num_classes, image_size=(h, w))
+
+
+def optimizer_for(config: ScoreConfig, model: nn.Module) -> torch.optim.SGD:
+    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
 def run_plain(config: ScoreConfig, dataset: Dataset, arch: str, precision: str, device: torch.device) -> dict:
     """The plain sequential loop; at each checkpoint it moves predicted label, P(true class) and
     EL2N to the host, as the engine does; returns the last checkpoint's predicted labels."""
-    h, w, c = dataset.image_shape
-    data = DeviceData(dataset, device)
-    x_all = {s: data.batch(s, slice(None))[0] for s in ("train", "test")}
-    y_all = {s: data.labels[s] for s in ("train", "test")}
-    m, b = len(y_all["train"]), config.batch_size
-    steps_per_epoch = batches_per_epoch(m, b)
-    decay_every = max(1, round(config.lr_decay_epochs * steps_per_epoch))
+    x_all, y_all = device_splits(dataset, device)
     preds = {}
     for member in range(config.members):
-        seed = member_seed(config.seed, member)
-        torch.manual_seed(seed)
-        model = build_model(arch, in_channels=c, num_classes=dataset.num_classes, image_size=(h, w)).to(device, memory_format=torch.channels_last)
-        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-        generator = torch.Generator(device=device).manual_seed(seed)
-        step = 0
+        model = member_model(config, dataset, arch, member).to(device, memory_format=torch.channels_last)
+        optimizer = optimizer_for(config, model)
+        generator = torch.Generator(device=device).manual_seed(member_seed(config.seed, member))
         for epoch in range(int(config.epochs) + 1):
             model.eval()
-            with torch.no_grad():
-                for split in ("train", "test"):
-                    outs = {"pred": [], "p_true": [], "el2n": []}
-                    for start in range(0, len(y_all[split]), 1024):
-                        with autocast(device, precision):
-                            probs = torch.softmax(model(x_all[split][start : start + 1024]).float(), dim=1)
-                        p_true = probs.gather(1, y_all[split][start : start + 1024, None]).squeeze(1)
-                        outs["pred"].append(probs.argmax(1))
-                        outs["p_true"].append(p_true)
-                        outs["el2n"].append(torch.sqrt((probs.square().sum(1) - 2 * p_true + 1).clamp_min(0)))
-                    host = {key: torch.cat(value).cpu().numpy() for key, value in outs.items()}
-                    preds[member, split] = host["pred"]
+            for split in ("train", "test"):
+                preds[member, split] = evaluate(model, x_all[split], y_all[split], precision)
             if epoch == int(config.epochs):
                 break
             model.train()
-            perm = torch.randperm(m, generator=generator, device=device)
-            for position in range(steps_per_epoch):
-                index = perm[position * b :] if position == steps_per_epoch - 1 else perm[position * b : (position + 1) * b]
-                for group in optimizer.param_groups:
-                    group["lr"] = max(config.lr / config.lr_decay ** (step // decay_every), config.min_lr)
+            for lr, (index,) in epoch_steps(config, len(y_all["train"]), [generator], epoch):
                 with autocast(device, precision):
                     loss = F.cross_entropy(model(x_all["train"][index]).float(), y_all["train"][index])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                step += 1
+                sgd_step(optimizer, lr, loss)
+    return preds
+
+
+class BatchedLinear(nn.Module):
+    """The members' ``Linear`` layers as one batched matmul: ``(N, B, in) @ (N, in, out) + (N, 1, out)``."""
+
+    def __init__(self, layers: tuple[nn.Linear, ...]):
+        super().__init__()
+        self.weight = nn.Parameter(torch.stack([layer.weight.detach().T for layer in layers]))
+        self.bias = nn.Parameter(torch.stack([layer.bias.detach()[None] for layer in layers]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class GroupedMembers(nn.Module):
+    """N members of one architecture as one hand-written module of grouped convolutions: the
+    alternative to the engine's ``torch.func``/``vmap`` stacking that issue 8 asks to measure.
+
+    Built from the members' own models (copies of their weights), walking ``build_model``'s
+    ``nn.Sequential``. The input holds member k's images in channel group k (``(B, N*C, H, W)``,
+    each member's own batch); every ``Conv2d`` becomes one with ``groups=N``, member k's filters in
+    output group k. Activations, pools, zero padding and dropout act per channel or element, so
+    they are the members' own layers (dropout thus draws each member's masks independently). At
+    ``Flatten`` the features become ``(N, B, features)`` and every ``Linear`` is one batched matmul
+    over an ``(N, in, out)`` weight. Logits come out ``(N, B, classes)``. The members' parameters
+    are disjoint slices, so one SGD step on the sum of their losses is N members' own SGD steps
+    (momentum and weight decay are elementwise).
+    """
+
+    PER_CHANNEL = (nn.ZeroPad2d, nn.ELU, nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.Dropout)
+
+    def __init__(self, models: list[nn.Module]):
+        super().__init__()
+        self.members = n = len(models)
+        self.layers = nn.ModuleList()
+        for same in zip(*([m for m in model.modules() if not isinstance(m, nn.Sequential)] for model in models)):
+            layer = same[0]
+            if type(layer) is nn.Conv2d and layer.groups == 1 and layer.padding_mode == "zeros" and layer.bias is not None:
+                grouped = nn.Conv2d(n * layer.in_channels, n * layer.out_channels, layer.kernel_size, layer.stride,
+                                    layer.padding, layer.dilation, groups=n)
+                grouped.weight = nn.Parameter(torch.cat([m.weight.detach() for m in same]))
+                grouped.bias = nn.Parameter(torch.cat([m.bias.detach() for m in same]))
+                self.layers.append(grouped)
+            elif type(layer) is nn.Linear and layer.bias is not None:
+                self.layers.append(BatchedLinear(same))
+            elif type(layer) is nn.Flatten and layer.start_dim == 1 or isinstance(layer, self.PER_CHANNEL):
+                self.layers.append(layer)
+            else:
+                raise ValueError(f"grouped members cannot take {layer!r}: a plain nn.Sequential of Conv2d (with bias), "
+                                 f"Linear (with bias), Flatten and {', '.join(t.__name__ for t in self.PER_CHANNEL)} only")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            if isinstance(layer, nn.Flatten):
+                x = x.unflatten(1, (self.members, -1)).flatten(2).transpose(0, 1)
+            else:
+                x = layer(x)
+        return x
+
+
+def run_grouped(config: ScoreConfig, dataset: Dataset, arch: str, precision: str, device: torch.device) -> dict:
+    """The members the plain loop builds, trained at once as :class:`GroupedMembers` with the same
+    schedule, batches and evaluation; one SGD optimizer over the grouped parameters."""
+    x_all, y_all = device_splits(dataset, device)
+    n = config.members
+    model = GroupedMembers([member_model(config, dataset, arch, k) for k in range(n)]).to(device, memory_format=torch.channels_last)
+    optimizer = optimizer_for(config, model)
+    generators = [torch.Generator(device=device).manual_seed(member_seed(config.seed, k)) for k in range(n)]
+    preds = {}
+    for epoch in range(int(config.epochs) + 1):
+        model.eval()
+        for split in ("train", "test"):
+            pred = evaluate(lambda x: model(x.repeat(1, n, 1, 1)), x_all[split], y_all[split], precision)
+            preds.update({(k, split): pred[k] for k in range(n)})
+        if epoch == int(config.epochs):
+            break
+        model.train()
+        for lr, indices in epoch_steps(config, len(y_all["train"]), generators, epoch):
+            with autocast(device, precision):
+                logits = model(torch.cat([x_all["train"][index] for index in indices], dim=1))
+            # the sum over members of each member's mean cross-entropy
+            loss = n * F.cross_entropy(logits.float().flatten(0, 1), torch.cat([y_all["train"][index] for index in indices]))
+            sgd_step(optimizer, lr, loss)
     return preds
 
 
@@ -150,7 +271,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (the stage's 0.05 diverges on this synthetic data)")
     parser.add_argument("--arch", default="auto")
     parser.add_argument("--precision", default="auto", help="auto (bf16 on a GPU that supports it), no, bf16")
-    parser.add_argument("--rounds", type=int, default=1, help="alternating timed rounds of the three (median reported)")
+    parser.add_argument("--rounds", type=int, default=1, help="alternating timed rounds of the four (median reported)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads on the CPU")
     parser.add_argument("--cpu", action="store_true", help="use the CPU even if a GPU is present")
     parser.add_argument("--peak-tflops", type=float, help="the device's peak TFLOP/s at this precision (default: a table of GPUs)")
@@ -159,8 +280,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     dataset = synthetic_cifar(args.train, args.test)
-    config = ScoreConfig(dataset="synthetic-cifar", arch=args.arch, members=args.members, epochs=args.epochs,
-                         batch_size=args.batch_size, lr=args.lr, precision=args.precision, quiet=True)
+    config = with_recipe(ScoreConfig(dataset="synthetic-cifar", arch=args.arch, members=args.members, epochs=args.epochs,
+                                     batch_size=args.batch_size, lr=args.lr, precision=args.precision, quiet=True))
     arch, precision = resolve_arch(config, dataset), resolve_precision(config, device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()} CPU"
     print(f"{name}; torch {torch.__version__}, {torch.get_num_threads()} thread(s), load average "
@@ -171,6 +292,7 @@ def main() -> None:
         "plain": lambda cfg, ds: run_plain(cfg, ds, arch, precision, device),
         "one by one": lambda cfg, ds: run_engine(cfg, ds, arch, precision, device, stacked=False),
         "stacked": lambda cfg, ds: run_engine(cfg, ds, arch, precision, device, stacked=True),
+        "grouped": lambda cfg, ds: run_grouped(cfg, ds, arch, precision, device),
     }
     warm = ScoreConfig(**{**vars(config), "members": 2, "epochs": 1})
     warm_data = synthetic_cifar(2 * args.batch_size, args.batch_size, seed=1)
@@ -208,8 +330,10 @@ def main() -> None:
         runs = " ".join(f"{v:.1f}" for v in values)
         print(f"{way:<11} {seconds:8.1f} {runs:>24} {plain / seconds:8.2f}x {(trained + evaluated) / seconds:11,.0f} "
               f"{cpu:7.1f} {plain_cpu / cpu:8.2f}x {gpu}")
-    same = np.mean([np.mean(preds["stacked"][key] == preds["one by one"][key]) for key in preds["stacked"]])
-    print(f"\nstacked vs one-by-one records: {same:.2%} of the last checkpoint's predicted labels agree")
+    print()
+    for way, other in (("stacked", "one by one"), ("grouped", "plain")):
+        same = np.mean([np.mean(preds[way][key] == preds[other][key]) for key in preds[other]])
+        print(f"{way} vs {other} records: {same:.2%} of the last checkpoint's predicted labels agree")
 
 
 if __name__ == "__main__":
