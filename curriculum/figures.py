@@ -185,8 +185,8 @@ def statistics_figure(summary: pd.DataFrame, curves: pd.DataFrame, correlations:
             lows += [mean - 1.2 * std, shown["agreed_mean"].min()]
             highs += [mean + 1.2 * std, shown["agreed_mean"].max()]
         ax.set_ylim(np.nanmin(lows), np.nanmax(highs))
-        title, unit = STATISTIC_LABELS.get(name, (name, ""))
-        ax.set_title(title, fontsize=8)
+        label, unit = STATISTIC_LABELS.get(name, (name, ""))
+        ax.set_title(label, fontsize=8)
         ax.set_ylabel(unit, fontsize=8)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)

@@ -117,3 +117,20 @@ def test_a_truncated_cache_is_recomputed(stats_run):
     assert "is truncated or corrupt; it is recomputed" in proc.stderr
     with np.load(cache) as stored:
         assert len(stored.files) == 8
+
+
+def test_the_statistics_figure_keeps_its_title(monkeypatch, tmp_path):
+    """The suptitle names the run (a panel's label once overwrote it with the last statistic's)."""
+    from curriculum import figures
+
+    summary = pd.DataFrame({"split": "train", "epoch": [0.0, 1.0], "tpa": [0.3, 0.6], "acc_mean": [0.5, 0.8]})
+    curves = pd.DataFrame({"split": "train", "checkpoint": [0, 1] * 2, "epoch": [0.0, 1.0] * 2,
+                           "statistic": ["entropy"] * 2 + ["edges"] * 2, "agreed_mean": [1.0, 2.0, 3.0, 4.0],
+                           "tpa": [0.3, 0.6] * 2, "dataset_mean": [1.5] * 2 + [3.5] * 2, "dataset_std": [0.5] * 4})
+    table = pd.DataFrame({"statistic": ["entropy", "edges"], "spearman_r": [0.1, -0.2], "p_value": [0.5, 0.1]})
+    drawn = {}
+    monkeypatch.setattr(figures, "save", lambda fig, path: drawn.setdefault("fig", fig))
+    figures.statistics_figure(summary, curves, table, tmp_path / "s.png", "digits, 3 x small-st-vgg")
+    fig = drawn["fig"]
+    assert fig._suptitle.get_text().startswith("digits, 3 x small-st-vgg;")
+    assert [ax.get_title() for ax in fig.axes[1:]] == ["mean local entropy", "edge strength (Sobel magnitude summed)"]
