@@ -71,10 +71,15 @@ def pick_checkpoints(count: int, panels: int = 7) -> list[int]:
 
 
 def fraction_ticks(first: int, n: int, most: int = 7) -> list[int]:
-    """At most ``most`` of the k in first..N for ticks at k/N, evenly spread, both ends included."""
-    if n - first + 1 <= most:
-        return list(range(first, n + 1))
-    return sorted({int(round(k)) for k in np.linspace(first, n, most)})
+    """Ticks k/N for k in first..N: the multiples of the smallest of 1, 2, 5, 10, 20, 50, ...
+    that gives at most ``most`` of them, and N itself (0, 2, 4, 6, 8 of 8; 0, 20, ..., 100)."""
+    for step in (b * 10**e for e in range(len(str(n)) + 1) for b in (1, 2, 5)):
+        ticks = [k for k in range(first, n + 1) if k % step == 0]
+        if not ticks or ticks[-1] != n:  # N replaces a last multiple too close to it
+            ticks = ticks[:-1] + [n] if ticks and n - ticks[-1] <= step / 2 else ticks + [n]
+        if len(ticks) <= most:
+            return ticks
+    return [first, n]
 
 
 def consistency_panel(ax: plt.Axes, correct: np.ndarray, labels: np.ndarray, color: str) -> None:

@@ -68,3 +68,12 @@ def test_stages_adding_sections_at_the_same_time_lose_none(tmp_path):
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     text = report.read_text()
     assert all(f"<!-- section: {name}-{k} -->" in text for name in "ab" for k in range(40))
+
+
+@pytest.mark.parametrize("first, n, ticks", [
+    (0, 3, [0, 1, 2, 3]), (0, 8, [0, 2, 4, 6, 8]), (0, 12, [0, 2, 4, 6, 8, 10, 12]), (0, 7, [0, 2, 4, 7]),
+    (0, 100, [0, 20, 40, 60, 80, 100]), (1, 12, [2, 4, 6, 8, 10, 12]), (1, 2, [1, 2])])
+def test_consistency_ticks_are_evenly_spaced_and_end_at_n(first, n, ticks):
+    from curriculum.figures import fraction_ticks
+
+    assert fraction_ticks(first, n) == ticks
