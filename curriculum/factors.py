@@ -69,16 +69,18 @@ def factor_correlations(table: pd.DataFrame, columns: list[str], directions: dic
 
 
 def factor_sentence(correlations: pd.DataFrame, column: str = "accessibility") -> str:
-    """One sentence: how many of the difficulty factors the column tracks with the sign
-    construction predicts, and the strongest of them."""
+    """One sentence on the test split (else the first there is): how many of the difficulty
+    factors the column tracks with the sign construction predicts, and the strongest of them."""
     rows = correlations[(correlations["column"] == column) & (correlations["expected"] != "")]
     if rows.empty:
         return ""
+    split = "test" if (rows["split"] == "test").any() else rows["split"].iloc[0]
+    rows = rows[rows["split"] == split]
     strongest = rows.iloc[rows["spearman_r"].abs().argmax()]
     right = int(rows["as_built"].fillna(False).sum())
-    return (f"{column.capitalize()} tracks {right} of the {len(rows)} difficulty factors the generator controls with "
-            f"the sign construction predicts; the strongest is {strongest.factor} (Spearman r = "
-            f"{strongest.spearman_r:+.2f} over the {strongest.split} examples).")
+    return (f"On the {split} examples, {column} tracks {right} of the {len(rows)} difficulty factors the generator "
+            f"controls with the sign construction predicts; the strongest is {strongest.factor} (Spearman r = "
+            f"{strongest.spearman_r:+.2f}).")
 
 
 def factor_table(correlations: pd.DataFrame) -> str:

@@ -8,7 +8,7 @@ import pytest
 from conftest import run_cli
 from curriculum.data import load_dataset
 from curriculum.recipes import base_name
-from curriculum.factors import factor_columns, factor_correlations, factor_table
+from curriculum.factors import factor_columns, factor_correlations, factor_sentence, factor_table
 from curriculum.stages.stats import dataset_statistics, statistics_vs_factors
 from scoring import Scores
 from stats.distributions import spearman
@@ -88,6 +88,7 @@ def test_a_score_run_carries_the_factors_and_relates_them(shapes_run):
     assert set(table.column) == {"accessibility", "confidence"} and set(table.split) == {"train", "test"}
     report = (run / "report.md").read_text()
     assert "Known difficulty" in report and "(figures/factors.png)" in report
+    assert factor_sentence(table) in report.split("\n")[2]  # the opening sentences
     assert "| size | " in report and "Known difficulty" in proc.stdout
     assert (run / "figures" / "factors.png").stat().st_size > 10_000
 
@@ -102,3 +103,13 @@ def test_stats_on_a_shapes_run_adds_the_factor_table(shapes_run, tmp_path):
     section = (run / "report.md").read_text().split("<!-- section: stats -->")[1]
     assert "each factor that generated the examples" in section and "| noise |" in section
     assert "statistics_factors.csv" in proc.stdout
+
+
+def test_the_factor_sentence_counts_one_split():
+    rows = [(split, factor, r, "+", r > 0) for split in ("train", "test")
+            for factor, r in (("size", 0.3 if split == "test" else 0.5), ("contrast", -0.1))]
+    table = pd.DataFrame([{"column": "accessibility", "split": s, "factor": f, "spearman_r": r, "expected": e,
+                           "as_built": a} for s, f, r, e, a in rows])
+    assert factor_sentence(table) == ("On the test examples, accessibility tracks 1 of the 2 difficulty factors the "
+                                      "generator controls with the sign construction predicts; the strongest is size "
+                                      "(Spearman r = +0.30).")
