@@ -18,11 +18,12 @@ from typing import Sequence
 
 from curriculum.config import (CompareConfig, CurriculumConfig, LearnersConfig, ScoreConfig, StatsConfig, add_arguments,
                                build_config, specs)
-from curriculum.launch import launch, processes_to_launch
+from curriculum.launch import launch, leave_process_group, processes_to_launch
 from scoring.errors import UserError
 
 SCORE_EPILOG = """examples:
-  curriculum score                                   # digits: 10 members, 4 epochs (its recipe)
+  curriculum score                                   # digits: 12 members, 4 epochs (its recipe)
+  curriculum score --dataset shapes --arch small-st-vgg --epochs 6    # known difficulty: see the report's factor table
   curriculum score --dataset cifar10 --arch st-vgg --members 100 --epochs 140 --precision bf16
   curriculum score --processes 2                     # on the CPU: members split over 2 processes (auto: one a core)
   accelerate launch --num_processes 8 -m curriculum score --dataset cifar10   # members split over 8 GPUs
@@ -192,8 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.cli_run(config)
     except UserError as err:
         print(f"curriculum {args.command}: error: {err}", file=sys.stderr)
+        leave_process_group()
         return 2
     except KeyboardInterrupt:
         print(f"curriculum {args.command}: interrupted; run the same command again to resume.", file=sys.stderr)
+        leave_process_group()
         return 130
     return 0

@@ -122,6 +122,14 @@ def launch(processes: int, argv: Sequence[str]) -> int:
     return 128 - code if code < 0 else code
 
 
+def leave_process_group() -> None:
+    """Destroy the process group this worker joined, before it exits on an error: left to the
+    interpreter's exit, torch's teardown of its threads can abort the process (status 134)."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def _wait(workers: list[subprocess.Popen]) -> tuple[list[int], int | None, set[int]]:
     """Wait for every worker: their exit codes, the rank that failed first, and the ranks this
     stopped. Once one fails the rest are stopped, at once if it was rank 0 (which said what went
