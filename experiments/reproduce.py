@@ -73,7 +73,7 @@ def agreement_finding(run: Path, name: str, paper: str, expect_bimodal: bool) ->
     peaks = {split: summary_at_peak(run, split) for split in ("train", "test")}
     rel = Scores.load(run).reliability.loc["accessibility"]
     numbers = "; ".join(
-        f"{split}, epoch {p.epoch:g} (accuracy {p.acc_mean:.2f}): c=1 {p.at1_observed:.3f} vs {p.at1_independent:.3f} "
+        f"{split}, epoch {p.epoch:.3g} (accuracy {p.acc_mean:.2f}): c=1 {p.at1_observed:.3f} vs {p.at1_independent:.3f} "
         f"independent / {p.at1_class_null:.3f} given class, c=0 {p.at0_observed:.3f} vs {p.at0_independent:.3f} / "
         f"{p.at0_class_null:.3f}, excess {p.excess:+.3f}" for split, p in peaks.items())
     numbers += f"; reliability of accessibility {rel['train']:.2f} train / {rel['test']:.2f} test"
@@ -131,12 +131,13 @@ def experiments(out: Path) -> list[Finding]:
     for run, probe in ((a, "noise"), (b, "gabor")):
         text = (run / "report.md").read_text().split("\n")[2]
         sentence = next(s for s in re.split(r"(?<=\.) ", text) if "out-of-sample" in s)
-        unanimous = [float(v) for v in re.findall(r"([0-9.]+)%", sentence)[:2]]
+        consensus = [float(v) for v in re.findall(r"(?:consensus |\()([01]\.[0-9]+)\)", sentence)[:2]]
         found.append(Finding(f"Out-of-sample probe: {probe} images shown to the digits networks",
                              "Fig. 5: consensus above independent classifiers, more so for natural images",
                              keep_figure(run, "probe_consensus.png", f"probe {probe}"), sentence,
-                             ("yes" if unanimous[0] > unanimous[1] else "no") + ": unanimous labels "
-                             f"{unanimous[0]:.1f}% vs {unanimous[1]:.1f}% with labels shuffled over the images"))
+                             ("yes" if consensus[0] - consensus[1] > 0.05 else "no") + f": mean consensus "
+                             f"{consensus[0]:.2f} vs {consensus[1]:.2f} with labels shuffled over the images "
+                             "(yes: more than 0.05 above)"))
 
     print("digits: random labels, train partitions, classical learners", flush=True)
     noisy = run_score(out, "digits-random-labels", label_noise=1.0, dropout=False)
