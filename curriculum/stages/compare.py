@@ -163,7 +163,7 @@ def pair_figures(a: Collection, b: Collection, tables: dict[str, pd.DataFrame], 
             for r in _spread(list(rows.itertuples())):
                 merged = np.concatenate([a.records[split].correct[:, r.checkpoint_a], b.records[split].correct[:, r.checkpoint_b]])
                 panels.append({"split": split, "correct": merged, "labels": a.records[split].labels,
-                               "caption": f"epochs {r.epoch_a:g}/{r.epoch_b:g}, error {r.error_a:.2f}/{r.error_b:.2f}"})
+                               "caption": f"epochs {r.epoch_a:.3g}/{r.epoch_b:.3g}, error {r.error_a:.2f}/{r.error_b:.2f}"})
         n = a.info["members"] + b.info["members"]
         drawn.append(figures.cross_consistency_histograms(panels, folder / f"{stem}_cross_consistency.png",
                                                           f"{head}: cross-consistency of the {n} members at accuracy-matched checkpoints"))
