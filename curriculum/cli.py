@@ -143,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
          "Compute segment count, local entropy, DCT percentage and edge strength for every image "
          "(cached by dataset fingerprint), add them as columns of the run's scores.parquet, and print each "
          "statistic's mean +- std and Spearman correlation with accessibility. Also writes statistics.csv, "
-         "statistics_curves.csv and figures/statistics_vs_agreement.png into the run.", None),
+         "statistics_curves.csv and figures/statistics_vs_agreement.png into the run; for a generated dataset (shapes, ...) "
+         "also each statistic's correlation with the factors that made the images (statistics_factors.csv).", None),
         ("train", CurriculumConfig, _run_train, "train easy-first with a pacing function, beside random, anti and no-curriculum controls",
          "Train each order (--orders) for --seeds seeds with the same step budget, schedule and architecture; "
          "print and save, per order, final test accuracy with a 95% interval, area under the learning curve, steps to a "
