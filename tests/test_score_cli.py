@@ -174,3 +174,9 @@ def test_a_diverging_member_stops_at_once_and_the_fixed_command_starts_afresh(tm
     info = json.loads((out / "run.json").read_text())
     assert info["status"] == "complete" and "diverged" not in info and info["settings"]["lr"] == 0.05
     assert np.isfinite(Scores.load(out).table["confidence"]).all()
+
+
+def test_progress_names_the_members_a_process_trains():
+    from curriculum.stages.score import member_names
+
+    assert [member_names(g) for g in ([2], [0, 1, 2, 3], [0, 2], [1, 3, 5, 7, 9, 11])] == ["3", "1..4", "1, 3", "2, 4, ..., 12"]

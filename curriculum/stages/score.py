@@ -152,6 +152,17 @@ class GroupTrainer:
                 for k in range(len(self.members))]
 
 
+def member_names(group: list[int]) -> str:
+    """A group's members, numbered from 1: "3", "1..6", or "1, 3, ..., 11" for the share of one of
+    several processes (every P-th member)."""
+    shown = [member + 1 for member in group]
+    if len(shown) == 1:
+        return str(shown[0])
+    if shown == list(range(shown[0], shown[-1] + 1)):
+        return f"{shown[0]}..{shown[-1]}"
+    return ", ".join(map(str, shown)) if len(shown) <= 3 else f"{shown[0]}, {shown[1]}, ..., {shown[-1]}"
+
+
 def _state_path(run_dir: Path, member: int, checkpoint: int) -> Path:
     return member_dir(run_dir, member) / f"state_{checkpoint:04d}.pt"
 
@@ -312,8 +323,7 @@ def train_members(config: ScoreConfig, accelerator, dataset: Dataset, arch: str,
                                 f"them); delete {member_dir(run_dir, member)} and run the same command again.")
             progress.update(steps[-1])
         for group in groups:
-            names = f"{group[0] + 1}" if len(group) == 1 else f"{group[0] + 1}..{group[-1] + 1}"
-            progress.set_description(f"{arch} members {names} of {config.members}")
+            progress.set_description(f"{arch} members {member_names(group)} of {config.members}")
             trainer = GroupTrainer(config, arch, dataset, data, group, precision, stacked, steps[-1], steps_per_epoch)
             try:
                 train_group(trainer, [records[member] for member in group], run_dir, steps, progress)
