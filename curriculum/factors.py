@@ -77,7 +77,7 @@ def factor_sentence(correlations: pd.DataFrame, column: str = "accessibility") -
     split = "test" if (rows["split"] == "test").any() else rows["split"].iloc[0]
     rows = rows[rows["split"] == split]
     strongest = rows.iloc[rows["spearman_r"].abs().argmax()]
-    right = int(rows["as_built"].fillna(False).sum())
+    right = int(rows["as_built"].eq(True).sum())
     return (f"On the {split} examples, {column} tracks {right} of the {len(rows)} difficulty factors the generator "
             f"controls with the sign construction predicts; the strongest is {strongest.factor} (Spearman r = "
             f"{strongest.spearman_r:+.2f}).")
