@@ -32,6 +32,17 @@ def run_cli(args, tmp: Path, check: bool = True, **kwargs) -> subprocess.Complet
     return proc
 
 
+def run_clis(commands, tmp: Path) -> list[subprocess.CompletedProcess]:
+    """Several CLI runs at once (one thread each, so two fill the 2 cores); every one must succeed."""
+    procs = [subprocess.Popen([sys.executable, "-m", "curriculum", *map(str, args)], cwd=tmp, env=cli_env(tmp),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for args in commands]
+    done = [subprocess.CompletedProcess(proc.args, 0, *proc.communicate(timeout=600)) for proc in procs]
+    for proc, result in zip(procs, done):
+        if proc.returncode != 0:
+            raise AssertionError(f"exit {proc.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+    return done
+
+
 @pytest.fixture(scope="session")
 def score_run(tmp_path_factory) -> Path:
     """A finished 3-member run on digits (2 epochs, a checkpoint every half epoch)."""

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SMALL_SCORE, run_cli
+from conftest import SMALL_SCORE, run_cli, run_clis
 from scoring import Scores, agreement, load_record
 from stats.distributions import spearman
 
@@ -22,8 +22,8 @@ def _correct(run, split):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, score_run):
     tmp = tmp_path_factory.mktemp("compare")
-    run_cli(["score", *SMALL_SCORE, "--seed", "1", "--out", tmp / "seed1"], tmp)
-    run_cli(["score", *SMALL_SCORE, "--arch", "linear-small-st-vgg", "--out", tmp / "linear"], tmp)
+    run_clis([["score", *SMALL_SCORE, "--seed", "1", "--out", tmp / "seed1"],
+              ["score", *SMALL_SCORE, "--arch", "linear-small-st-vgg", "--out", tmp / "linear"]], tmp)
     first = tmp / "first"
     shutil.copytree(score_run, first)
     proc = run_cli(["compare", first, tmp / "seed1", tmp / "linear", "--out", tmp / "cmp"], tmp)

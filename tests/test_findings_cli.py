@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import TINY_SCORE, run_cli
+from conftest import TINY_SCORE, run_cli, run_clis
 from curriculum.data import load_dataset
 from curriculum.probes import NOISE_IMAGES, probe_table
 from scoring import Scores, agreement, load_record
@@ -53,8 +53,7 @@ def test_train_partitions_are_disjoint_and_compare_on_the_test_split(tmp_path):
     assert not set(parts[0].train.ids) & set(parts[1].train.ids)
     assert sorted([*parts[0].train.ids, *parts[1].train.ids]) == sorted(full.train.ids)
     assert all(np.array_equal(p.test.images, full.test.images) for p in parts)
-    for k in range(2):
-        run_cli(["score", *TINY_SCORE, "--dataset", f"digits+part{k}of2", "--out", tmp_path / f"p{k}"], tmp_path)
+    run_clis([["score", *TINY_SCORE, "--dataset", f"digits+part{k}of2", "--out", tmp_path / f"p{k}"] for k in range(2)], tmp_path)
     run_cli(["compare", tmp_path / "p0", tmp_path / "p1", "--out", tmp_path / "cmp", "--quiet"], tmp_path)
     assert list(pd.read_csv(tmp_path / "cmp" / "comparison.csv").split) == ["test"]  # the train splits differ
     proc = run_cli(["score", *TINY_SCORE, "--dataset", "digits+part2of2", "--out", tmp_path / "bad"], tmp_path, check=False)

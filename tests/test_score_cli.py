@@ -52,8 +52,10 @@ def test_killed_run_resumes_to_the_same_record(tmp_path, score_run, stack):
     """Bit-exact for a given layout: one by one, and members stacked into one model."""
     (tmp_path / "stack.yaml").write_text(f'stack: "{stack}"\n')
     args = ["score", *SMALL_SCORE, "--config", tmp_path / "stack.yaml", "--out", tmp_path / "run"]
-    if stack == "on":  # the uninterrupted stacked reference
-        run_cli([*args[:-1], tmp_path / "reference"], tmp_path)
+    reference = None
+    if stack == "on":  # the uninterrupted stacked reference, on the other core meanwhile
+        reference = subprocess.Popen([sys.executable, "-m", "curriculum", *map(str, args[:-1]), tmp_path / "reference"],
+                                     cwd=tmp_path, env=cli_env(tmp_path))
         score_run = tmp_path / "reference"
     proc = subprocess.Popen([sys.executable, "-m", "curriculum", *map(str, args)], cwd=tmp_path, env=cli_env(tmp_path))
     progress = tmp_path / "run" / "records" / "member_001" / "progress.json"
@@ -66,6 +68,7 @@ def test_killed_run_resumes_to_the_same_record(tmp_path, score_run, stack):
     proc.wait()
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "running"
     run_cli(args, tmp_path)
+    assert reference is None or reference.wait(timeout=600) == 0
     resumed, reference = _records(tmp_path / "run"), _records(score_run)
     assert resumed.keys() == reference.keys()
     for name in reference:
