@@ -14,6 +14,7 @@ YAML configs beside this script keep the paper's sizes for a GPU.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import time
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from curriculum.config import CompareConfig, LearnersConfig, ScoreConfig, build_config
+from curriculum.probes import load_probe, probe_table
 from curriculum.stages.compare import compare
 from curriculum.stages.learners import learners
 from curriculum.stages.score import score
@@ -131,7 +133,9 @@ def experiments(out: Path) -> list[Finding]:
     for run, probe in ((a, "noise"), (b, "gabor")):
         text = (run / "report.md").read_text().split("\n")[2]
         sentence = next(s for s in re.split(r"(?<=\.) ", text) if "out-of-sample" in s)
-        consensus = [float(v) for v in re.findall(r"(?:consensus |\()([01]\.[0-9]+)\)", sentence)[:2]]
+        members = json.loads((run / "run.json").read_text())["members"]
+        row = probe_table({probe: load_probe(run, 0, members)}).iloc[0]
+        consensus = row.consensus, row.consensus_null
         found.append(Finding(f"Out-of-sample probe: {probe} images shown to the digits networks",
                              "Fig. 5: consensus above independent classifiers, more so for natural images",
                              keep_figure(run, "probe_consensus.png", f"probe {probe}"), sentence,
