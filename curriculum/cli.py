@@ -1,10 +1,10 @@
 """``curriculum`` command line: a thin layer over the Python API.
 
-Every subcommand's flags are generated from its config dataclass (:mod:`curriculum.config`:
+Every subcommand's flags are generated from its config dataclass (:mod:`curriculum.config.stages`:
 names, types, defaults and help live there once); ``--config FILE`` supplies any of them from
 YAML, flags given on the command line win, and the config is checked before the stage, and with
 it torch, is imported. User mistakes end with one sentence on stderr and exit status 2. On the
-CPU, ``score`` may run as worker processes of the same command (:mod:`curriculum.launch`).
+CPU, ``score`` may run as worker processes of the same command (:mod:`curriculum.training.launch`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import sys
 import typing
 from typing import Sequence
 
-from curriculum.config import (CompareConfig, CurriculumConfig, LearnersConfig, ScoreConfig, StatsConfig, add_arguments,
+from curriculum.config.stages import (CompareConfig, CurriculumConfig, LearnersConfig, ScoreConfig, StatsConfig, add_arguments,
                                build_config, specs)
-from curriculum.launch import launch, leave_process_group, processes_to_launch
+from curriculum.training.launch import launch, leave_process_group, processes_to_launch
 from scoring.errors import UserError
 
 SCORE_EPILOG = """examples:
@@ -116,13 +116,13 @@ def _export_parser(sub) -> None:
 
 
 def _list_datasets(args: argparse.Namespace) -> None:
-    from curriculum.data import list_datasets
+    from curriculum.data.datasets import list_datasets
 
     _print_rows(list_datasets())
 
 
 def _list_architectures(args: argparse.Namespace) -> None:
-    from curriculum.architectures import list_architectures
+    from curriculum.models.architectures import list_architectures
 
     _print_rows(list_architectures())
 
@@ -178,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = build_parser().parse_known_args(argv)
     if extra:  # reported by the subcommand's parser, so the hint names its --help
         args.cli_parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    # Dataset downloads and decoding report through logging (curriculum.data); show them unless --quiet.
+    # Dataset downloads and decoding report through logging (curriculum.data.datasets); show them unless --quiet.
     logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", None) else logging.INFO, format="%(message)s")
     # Past a file-size limit (ulimit -f) the write then fails with EFBIG, reported in one sentence,
     # instead of the signal killing the process without a word.

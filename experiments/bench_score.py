@@ -43,11 +43,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from curriculum.data import Dataset, Split
-from curriculum.engine import DeviceData, resolve_arch, resolve_precision
-from curriculum.members import autocast
-from curriculum.models import build_model
-from curriculum.recipes import with_recipe
+from curriculum.data.datasets import Dataset, Split
+from curriculum.training.engine import DeviceData, resolve_arch, resolve_precision
+from curriculum.training.members import autocast
+from curriculum.models.builders import build_model
+from curriculum.config.recipes import with_recipe
 from curriculum.stages.score import GroupTrainer, ScoreConfig, batches_per_epoch, checkpoint_steps, member_seed
 
 # Dense bf16 tensor-core peak in TFLOP/s, by a substring of torch.cuda.get_device_name().

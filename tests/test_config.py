@@ -10,7 +10,7 @@ import pytest
 
 from conftest import run_cli
 from curriculum import cli
-from curriculum.config import CurriculumConfig, ScoreConfig, StatsConfig, build_config, pacing_default, specs
+from curriculum.config.stages import CurriculumConfig, ScoreConfig, StatsConfig, build_config, pacing_default, specs
 from curriculum.pacing import PACINGS
 from curriculum.stages.score import checkpoint_steps
 from scoring.errors import UserError
@@ -146,7 +146,7 @@ def test_help_is_generated_and_flags_keep_their_names(tmp_path):
                  "--augment", "--out", "--config FILE"):
         assert flag in proc.stdout
     help_text = " ".join(proc.stdout.split())  # argparse wraps lines
-    # --momentum: range from the field, default from the recipes (curriculum/recipes.py)
+    # --momentum: range from the field, default from the recipes (curriculum/config/recipes.py)
     assert "in [0, 1) (default: the dataset's recipe, gabor 0, gabor-overlap 0, gaussian 0, else 0.9)" in help_text
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from curriculum.config import SELF_TAUGHT, CurriculumConfig, ScoreConfig, StatsConfig, build_config
-from curriculum.data import list_datasets
-from curriculum.architectures import check_arch
+from curriculum.config.stages import SELF_TAUGHT, CurriculumConfig, ScoreConfig, StatsConfig, build_config
+from curriculum.data.datasets import list_datasets
+from curriculum.models.architectures import check_arch
 from curriculum.pacing import make_pacing
 from scoring.scores import SCORE_DIRECTIONS
 

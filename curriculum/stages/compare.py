@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curriculum import figures
-from curriculum.config import CompareConfig
-from curriculum.report import write_section
+from curriculum.reporting import figures
+from curriculum.config.stages import CompareConfig
+from curriculum.reporting.report import write_section
 from scoring import agreement
 from scoring.errors import UserError
 from scoring.files import atomic_write_bytes

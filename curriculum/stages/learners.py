@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from curriculum.config import LearnersConfig, to_dict
-from curriculum.data import image_fingerprints, load_dataset
-from curriculum.report import write_report
+from curriculum.config.stages import LearnersConfig, to_dict
+from curriculum.data.datasets import image_fingerprints, load_dataset
+from curriculum.reporting.report import write_report
 from scoring.records import SPLITS, default_run_dir, read_run_info, update_run
 from scoring.recorder import Recorder
 

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from curriculum.config import ScoreConfig, check_output_dir
-from curriculum.data import Dataset, image_fingerprints, load_dataset
-from curriculum.engine import (
+from curriculum.config.stages import ScoreConfig, check_output_dir
+from curriculum.data.datasets import Dataset, image_fingerprints, load_dataset
+from curriculum.training.engine import (
     DeviceData,
     Diverged,
     FiniteGuard,
@@ -40,9 +40,9 @@ from curriculum.engine import (
     run_lock,
     train_steps,
 )
-from curriculum.probes import load_probe, probe_images, probe_predictions, save_probe
-from curriculum.recipes import with_recipe
-from curriculum.report import write_report
+from curriculum.data.probes import load_probe, probe_images, probe_predictions, save_probe
+from curriculum.config.recipes import with_recipe
+from curriculum.reporting.report import write_report
 from scoring.errors import UserError
 from scoring.files import atomic_write_bytes, reading
 from scoring.records import SPLITS, MemberRecord, default_run_dir, member_dir, open_run, probs_bytes, update_run
@@ -255,7 +255,7 @@ def score(config: ScoreConfig) -> Path:
     """Run the score stage (resuming if ``config.out`` holds a partial run of the same setting).
 
     Returns the run directory; the main process ends by writing ``scores.parquet``,
-    ``summary.csv``, ``report.md`` and the figures (:func:`curriculum.report.write_report`).
+    ``summary.csv``, ``report.md`` and the figures (:func:`curriculum.reporting.report.write_report`).
     """
     config = with_recipe(config)
     config.validate()

@@ -22,9 +22,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from curriculum.config import SELF_TAUGHT, CurriculumConfig, check_output_dir, to_dict
-from curriculum.data import Dataset, load_dataset
-from curriculum.engine import (
+from curriculum.config.stages import SELF_TAUGHT, CurriculumConfig, check_output_dir, to_dict
+from curriculum.data.datasets import Dataset, load_dataset
+from curriculum.training.engine import (
     DeviceData,
     Diverged,
     FiniteGuard,
@@ -38,15 +38,15 @@ from curriculum.engine import (
     run_lock,
     train_steps,
 )
-from curriculum.members import Members
+from curriculum.training.members import Members
 from scoring.formats import load_external_scores
 from scoring.ordering import order_examples, uses_pacing
 from curriculum.pacing import make_pacing
-from curriculum.recipes import with_recipe
-from curriculum.figures import learning_curves_figure
-from curriculum.report import write_section
+from curriculum.config.recipes import with_recipe
+from curriculum.reporting.figures import learning_curves_figure
+from curriculum.reporting.report import write_section
 from curriculum.sampler import CurriculumBatchSampler
-from curriculum.stages.order_comparison import compare_orders, format_comparison
+from curriculum.reporting.order_comparison import compare_orders, format_comparison
 from scoring.errors import UserError
 from scoring.files import LOCK_NAME, atomic_write_bytes, atomic_write_json, read_json, writing
 from scoring.records import default_run_dir

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curriculum import figures
-from curriculum.factors import UNITS, factor_columns, factor_correlations, factor_sentence, factor_table
-from curriculum.probes import load_probe, probe_table, shuffled_consensus
+from curriculum.reporting import figures
+from curriculum.data.factors import UNITS, factor_columns, factor_correlations, factor_sentence, factor_table
+from curriculum.data.probes import load_probe, probe_table, shuffled_consensus
 from scoring import agreement
 from scoring.files import atomic_write_bytes, updating
 from scoring.records import SPLITS

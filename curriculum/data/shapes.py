@@ -8,14 +8,14 @@ the smaller, the lower in contrast, the more cluttered, the more occluded and th
 Issue 11 point 5 asks for it: scikit-learn's 8x8 digits are too small for the image statistics
 and never exercise the CIFAR architectures offline.
 
-Names (``curriculum.data`` parses them): ``shapes`` = 5000 train / 1000 test from seed 0;
+Names (``curriculum.data.datasets`` parses them): ``shapes`` = 5000 train / 1000 test from seed 0;
 ``shapes:N`` = N train and N // 5 test (the default's and CIFAR's 5:1); ``shapes:N/T`` = N train,
 T test; ``-seedS`` at the end (``shapes-seed1``, ``shapes:20000/2000-seed3``) draws an
 independent dataset from seed S. Both sizes must be in 10..1,000,000. The canonical name is the
 shortest that gives the same data (``shapes:5000/1000`` -> ``shapes``).
 
 Classes (no rotation: square/diamond and plus/x-cross are 45-degree rotations of each other, so
-rotating shapes would make classes overlap, the mistake ``curriculum.synthetic`` documents for the
+rotating shapes would make classes overlap, the mistake ``curriculum.data.synthetic`` documents for the
 Gabor set): disk, square, diamond, triangle-up, triangle-down, plus, x-cross, ring, frame (hollow
 square), star (five points, one up). Each is a region of the normalised plane (u, v) = (x - cx,
 y - cy) / size with v pointing down, inside the square |u|, |v| <= 1 and reaching at least 0.8
@@ -68,7 +68,7 @@ import numpy as np
 
 from scoring.errors import UserError
 
-from .data_sources import RawData
+from curriculum.data.sources import RawData
 
 SHAPES_SEED = 0
 SHAPES_SIZE = 32

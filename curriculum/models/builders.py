@@ -84,7 +84,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from curriculum.architectures import (
+from curriculum.models.architectures import (
     LINEAR_PREFIX,
     TORCHVISION_PREFIX,
     auto_arch,
@@ -255,7 +255,7 @@ def _resnet18(in_channels, num_classes, image_size, dropout):
     return model
 
 
-# name -> builder (names and descriptions: curriculum.architectures)
+# name -> builder (names and descriptions: curriculum.models.architectures)
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "st-vgg": _st_vgg,
     "small-st-vgg": _small_st_vgg,

@@ -5,9 +5,9 @@
 * built in, no network: ``digits`` (the default; scikit-learn's 8x8 digits, values 0..16 scaled
   to uint8 by round(v * 255 / 16), a stratified seeded split of 1347 train / 450 test),
   ``gabor``, ``gabor-overlap`` and ``gaussian`` (seed 000's synthetic sets, see
-  ``curriculum.synthetic``: the paper's Gabor description does not add up, read it there);
+  ``curriculum.data.synthetic``: the paper's Gabor description does not add up, read it there);
   ``shapes`` (ten procedural shapes, 32x32x3, 5000 / 1000) and ``shapes:N[/T][-seedS]`` (any
-  size and seed), whose examples carry their difficulty factors (see ``curriculum.shapes``);
+  size and seed), whose examples carry their difficulty factors (see ``curriculum.data.shapes``);
 * Hugging Face ``datasets`` by name: ``cifar10``, ``cifar100``, ``cifar100:<super-class>`` (the
   5 fine classes of one of the 20 coarse classes, e.g. ``cifar100:small-mammals`` as in seed
   000; labels re-indexed 0..4 in fine-label order, classes named by their fine labels),
@@ -27,7 +27,7 @@ folder's relative path, a Hugging Face ``<split>/<row>`` or ``id`` column, torch
 Decoded sources are cached as ``<cache>/<safe name>/arrays[-sizeS].npz`` (written atomically),
 so only the first load decodes; local sources are re-read when their files change, and a cache
 whose local source was deleted still loads. Images of different sizes are resized to
-``image_size`` or to the most common size (see ``curriculum.data_sources``).
+``image_size`` or to the most common size (see ``curriculum.data.sources``).
 
 Label noise (``label_noise=P``, as in Zhang et al. 2017): a fraction P of the train labels,
 chosen with ``noise_seed``, is replaced by labels drawn uniformly from all K classes, so a
@@ -56,9 +56,9 @@ import numpy as np
 from scoring.errors import UserError
 from scoring.ids import as_ids, content_hashes
 
-from . import data_sources as src
-from .shapes import make_shapes, parse_shapes_name, shapes_name
-from .synthetic import make_gabor, make_gaussian
+from curriculum.data import sources as src
+from curriculum.data.shapes import make_shapes, parse_shapes_name, shapes_name
+from curriculum.data.synthetic import make_gabor, make_gaussian
 
 __all__ = ["Split", "Dataset", "load_dataset", "list_datasets", "default_cache_dir",
            "compute_fingerprint", "image_fingerprints", "apply_label_noise", "CIFAR100_SUPERCLASSES"]

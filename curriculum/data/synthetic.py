@@ -75,7 +75,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data_sources import RawData
+from curriculum.data.sources import RawData
 
 GABOR_SEED = 0
 GABOR_SIZE = 32

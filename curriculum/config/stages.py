@@ -26,14 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from curriculum.architectures import auto_arch, check_arch
+from curriculum.models.architectures import auto_arch, check_arch
 from scoring.ordering import ORDERS
 from curriculum.pacing import OPEN_BY, PACINGS, make_pacing
-from curriculum.recipes import recipe_help, with_recipe
+from curriculum.config.recipes import recipe_help, with_recipe
 from scoring.errors import UserError
 
 if typing.TYPE_CHECKING:
-    from curriculum.data import Dataset
+    from curriculum.data.datasets import Dataset
 
 C = TypeVar("C")
 

@@ -1,7 +1,7 @@
 """Architecture names: which exist, what each is, and which one ``--arch auto`` picks.
 
 Torch-free, so that ``curriculum architectures`` and the check of ``--arch`` cost no torch import
-(only ``tv:`` names need torchvision's list). :mod:`curriculum.models` builds the networks.
+(only ``tv:`` names need torchvision's list). :mod:`curriculum.models.builders` builds the networks.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from scoring.errors import UserError
 LINEAR_PREFIX = "linear-"
 TORCHVISION_PREFIX = "tv:"
 
-# name -> one-line description; curriculum.models has a builder for each
+# name -> one-line description; curriculum.models.builders has a builder for each
 ARCHITECTURES: dict[str, str] = {
     "st-vgg": "stripped VGG (seed 000, app. B): 8 convs 32-32-64-64-128-128-256-256, FC 512, ELU",
     "small-st-vgg": "small st-VGG (seed 000, app. B): 4 convs 32-32-64-64, FC 128, ELU",

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curriculum.data import Dataset, Split, load_dataset
-from curriculum.data_sources import resize_images
+from curriculum.data.datasets import Dataset, Split, load_dataset
+from curriculum.data.sources import resize_images
 from scoring import agreement
 from scoring.files import atomic_write_bytes
 from scoring.records import member_dir
@@ -44,10 +44,10 @@ def probe_images(name: str, shape: tuple[int, int, int]) -> np.ndarray:
 
 
 def probe_predictions(members, data, images: np.ndarray) -> np.ndarray:
-    """Predicted labels (int16 [K, M]) of each of ``members`` (a :class:`curriculum.members.Members`
+    """Predicted labels (int16 [K, M]) of each of ``members`` (a :class:`curriculum.training.members.Members`
     group) on the probe images, normalised as their training data (``data``: the run's
-    :class:`curriculum.engine.DeviceData`)."""
-    from curriculum.engine import DeviceData, predict  # torch only where a model runs
+    :class:`curriculum.training.engine.DeviceData`)."""
+    from curriculum.training.engine import DeviceData, predict  # torch only where a model runs
 
     split = Split(images, np.zeros(len(images), np.int64))
     probe = DeviceData(Dataset("probe", split, split, (), ""), data.device)
