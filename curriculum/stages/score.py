@@ -3,8 +3,10 @@
 Members are independent models, each with its own seed for initialisation, batch order, dropout
 and augmentation. With several processes (``accelerate launch`` / ``torchrun``) process r trains
 members r, r + P, r + 2P, ... on the full dataset: members are split between processes, the data
-never is, and no gradient is ever synchronised. Each process writes its own members' records, so
-the only collective is the barrier before the scores are computed.
+never is, and no gradient is ever synchronised. Each process writes its own members' records; the
+processes act together only where they must reach one decision (the checks before training, the
+lock, the report: :func:`curriculum.training.engine.agree`), so a failure in one stops them all
+with one sentence.
 
 A member checkpoints its training state next to its record, so a killed run restarts from the
 last committed checkpoint and ends with the same record as an uninterrupted one.
@@ -28,6 +30,8 @@ from curriculum.training.engine import (
     DeviceData,
     Diverged,
     FiniteGuard,
+    agree,
+    barrier,
     compute_layout,
     learning_rate,
     make_accelerator,
@@ -256,38 +260,56 @@ def score(config: ScoreConfig) -> Path:
 
     Returns the run directory; the main process ends by writing ``scores.parquet``,
     ``summary.csv``, ``report.md`` and the figures (:func:`curriculum.reporting.report.write_report`).
+    Under a launcher every step that can fail before training, and the report, is taken by all
+    processes together (:func:`curriculum.training.engine.agree`): they all stop with the same
+    sentence, and none waits at a barrier for one that has stopped.
     """
     config = with_recipe(config)
     config.validate()
     accelerator = make_accelerator(config)
-    with accelerator.main_process_first():
-        dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed)
-    arch = resolve_arch(config, dataset)  # a bad --arch fails before any write
-    device, processes = accelerator.device, accelerator.num_processes
-    precision = resolve_precision(config, device)
-    stacked = resolve_stacking(config, arch, dataset, device, precision, warn=None if config.quiet else print)
-    layout = f"stacked in groups of up to {config.max_stack}, {processes} process(es)" if stacked else "one by one"
-    run_dir = Path(config.out) if config.out else default_run_dir(dataset.name)
-    check_output_dir(run_dir, "--out")
-    steps_per_epoch = batches_per_epoch(len(dataset.train.labels), config.batch_size)
-    steps = checkpoint_steps(config.epochs, config.eval_every, steps_per_epoch)
-    info = run_info(config, dataset, arch, steps, steps_per_epoch, precision, layout, compute_layout(device))
-    probe = probe_images(config.probe, dataset.image_shape) if config.probe else None  # a bad --probe fails before any write
+    processes, main = accelerator.num_processes, accelerator.is_main_process
+
+    def load() -> Dataset:
+        return load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed)
+
+    # Each node's first process reads (and caches) the dataset before the node's others do.
+    first = agree(accelerator, lambda: load() if accelerator.is_local_main_process else None)
+    dataset = agree(accelerator, lambda: first if accelerator.is_local_main_process else load())
+
+    def plan() -> tuple:
+        if processes > config.members:
+            raise UserError(f"{processes} processes for {config.members} members: each process trains whole members, so "
+                            f"{processes - config.members} would idle; launch {config.members} processes (or train "
+                            f"--members {processes}).")
+        arch = resolve_arch(config, dataset)  # a bad --arch fails before any write
+        precision = resolve_precision(config, accelerator.device)
+        stacked = resolve_stacking(config, arch, dataset, accelerator.device, precision,
+                                   warn=print if main and not config.quiet else None)
+        layout = f"stacked in groups of up to {config.max_stack}, {processes} process(es)" if stacked else "one by one"
+        run_dir = Path(config.out) if config.out else default_run_dir(dataset.name)
+        check_output_dir(run_dir, "--out")
+        steps_per_epoch = batches_per_epoch(len(dataset.train.labels), config.batch_size)
+        steps = checkpoint_steps(config.epochs, config.eval_every, steps_per_epoch)
+        info = run_info(config, dataset, arch, steps, steps_per_epoch, precision, layout, compute_layout(accelerator.device))
+        probe = probe_images(config.probe, dataset.image_shape) if config.probe else None  # a bad --probe fails before any write
+        return arch, precision, stacked, run_dir, steps_per_epoch, steps, info, probe
+
+    arch, precision, stacked, run_dir, steps_per_epoch, steps, info, probe = agree(accelerator, plan)
     with run_lock(accelerator, run_dir, "--out"):
-        open_run(run_dir, info, write=False)  # every process checks, so all fail together on a mismatch
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            open_run(run_dir, info, write=True)
-        accelerator.wait_for_everyone()
+        agree(accelerator, lambda: open_run(run_dir, info, write=False))  # all refuse a mismatch together
+        agree(accelerator, lambda: open_run(run_dir, info, write=True) if main else None)
         started = time.perf_counter()
         train_members(config, accelerator, dataset, arch, run_dir, steps, steps_per_epoch, precision, stacked, probe)
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            scores = write_report(run_dir, dataset, info, quiet=config.quiet)
-            # How this session ran, beside its time; not checked on resume, which any process count may do.
-            update_run(run_dir, status="complete", seconds=round(time.perf_counter() - started, 1), processes=processes,
-                       reliability=scores.meta["reliability"])
-        accelerator.wait_for_everyone()
+        barrier(accelerator)
+
+        def finish() -> None:
+            if main:
+                scores = write_report(run_dir, dataset, info, quiet=config.quiet)
+                # How this session ran, beside its time; not checked on resume, which any process count may do.
+                update_run(run_dir, status="complete", seconds=round(time.perf_counter() - started, 1),
+                           processes=processes, reliability=scores.meta["reliability"])
+
+        agree(accelerator, finish)
     return run_dir
 
 
@@ -300,7 +322,8 @@ def train_members(config: ScoreConfig, accelerator, dataset: Dataset, arch: str,
     sizes = {split: data.size(split) for split in SPLITS}
     mine = list(range(accelerator.process_index, config.members, processes))
     probs = dataset.num_classes if config.record_probs else None
-    records = {member: MemberRecord(run_dir, member, sizes, len(steps), num_classes=probs) for member in mine}
+    records = agree(accelerator, lambda: {member: MemberRecord(run_dir, member, sizes, len(steps), num_classes=probs)
+                                          for member in mine})  # a damaged record stops every process
     # Members that stopped at the same checkpoint train together (normally all of them stop
     # together): a group resumes from one saved checkpoint, and a finished member has none.
     by_progress: dict[int, list[int]] = {}
