@@ -200,9 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:  # a stage: its config is built and checked before the stage (and torch) is imported
             flags = {name: getattr(args, name) for name in specs(args.cli_config)}
             config = build_config(args.cli_config, args.config, **flags)
-            if args.command == "score" and "WORLD_SIZE" not in os.environ:  # this process launches
+            if args.command == "score":
                 processes = processes_to_launch(config)
-                preflight(config)
+                if "WORLD_SIZE" not in os.environ:  # no launcher started this process: it launches
+                    preflight(config)
                 if processes > 1:
                     return launch(processes, argv)  # the workers run this same command
             args.cli_run(config)

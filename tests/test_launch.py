@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli_env
+from conftest import cli_env, running
 from curriculum.training import launch
 from curriculum.config.stages import ScoreConfig
 from scoring.errors import UserError
@@ -29,8 +29,10 @@ def _resolve(processes, monkeypatch, cores=2, launched=False, gpu=False):
 def test_auto_is_one_process_a_core_at_most_one_a_member(monkeypatch):
     assert _resolve("auto", monkeypatch, cores=2) == 2
     assert _resolve("auto", monkeypatch, cores=8) == 3
-    assert _resolve("5", monkeypatch, cores=2) == 5  # asked for: more processes than cores or members still works
+    assert _resolve("3", monkeypatch, cores=2) == 3  # asked for: more processes than cores still works
     assert _resolve("1", monkeypatch, cores=8) == 1
+    with pytest.raises(UserError, match="--processes 5 is more than the 3 members .* pass --processes 3 or fewer"):
+        _resolve("5", monkeypatch, cores=8)  # but not more than members: a process would idle
 
 
 @pytest.mark.parametrize(("where", "fix"), [({"launched": True}, "give the process count to torchrun / accelerate launch"),
@@ -47,13 +49,6 @@ def test_a_count_under_a_launcher_is_refused_in_one_sentence(tmp_path):
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "--processes 2 cannot be combined with a launcher (WORLD_SIZE is set)" in proc.stderr
     assert not (tmp_path / "run").exists()
-
-
-def _running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc; a worker dies with its launcher on Linux")
@@ -74,7 +69,7 @@ def test_a_signal_to_the_command_stops_every_worker(tmp_path, sig):
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=120)  # its end of stderr closes once rank 0 has ended
     deadline = time.time() + 60
-    while any(map(_running, workers)):
+    while any(map(running, workers)):
         assert time.time() < deadline, "a worker outlived its launcher"
         time.sleep(0.05)
     if sig == signal.SIGINT:
