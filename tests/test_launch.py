@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -79,3 +80,31 @@ def test_a_signal_to_the_command_stops_every_worker(tmp_path, sig):
         assert proc.returncode == 128 + sig and stderr == "", stderr
     with locked(run, "--out"):
         pass
+
+
+def _failure(exitcode, report=None, timestamp=0):
+    """What torch's agent hands the launcher for one failed worker (a ProcessFailure's fields)."""
+    return SimpleNamespace(exitcode=exitcode, timestamp=timestamp,
+                           error_file_data={"message": "<NONE>"} if report is None else {"curriculum": report})
+
+
+def _report(kind, status, text, time):
+    return {"kind": kind, "status": status, "text": text, "time": time}
+
+
+def test_the_command_says_the_first_failure_of_a_worker_of_its_own(capsys):
+    """A worker that only lost contact with the one that failed (even earlier) and workers the
+    agent stopped stay silent; a worker killed without a word is named (by the system, or a
+    SIGTERM not from the agent when no other worker failed); reports of lost contact alone speak last."""
+    lost = _report(launch.PEER, 1, "curriculum score: error: another process of this run stopped ...\n", 1.0)
+    failures = {0: _failure(1, lost), 1: _failure(2, _report("error", 2, "curriculum score: error: member 1 diverged\n", 2.0)),
+                2: _failure(2, _report("error", 2, "curriculum score: error: member 2 diverged\n", 3.0)),
+                3: _failure(-signal.SIGTERM)}
+    assert launch._speak(failures) == 2
+    assert capsys.readouterr().err == "curriculum score: error: member 1 diverged\n"
+    assert launch._speak({0: _failure(1, lost), 1: _failure(-signal.SIGKILL), 2: _failure(-signal.SIGTERM)}) == 128 + 9
+    assert capsys.readouterr().err.startswith("curriculum score: error: process 1 ended by signal SIGKILL before it could say why")
+    assert launch._speak({0: _failure(1, lost), 1: _failure(-signal.SIGTERM)}) == 128 + 15  # stopped by someone else
+    assert capsys.readouterr().err.startswith("curriculum score: error: process 1 ended by signal SIGTERM")
+    assert launch._speak({0: _failure(1, lost), 1: _failure(1, {**lost, "time": 0.5})}) == 1  # the connection broke
+    assert capsys.readouterr().err == lost["text"]
