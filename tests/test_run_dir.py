@@ -291,3 +291,26 @@ def test_nodes_that_do_not_share_the_run_directory_are_refused(tmp_path):
     assert len(said) == 1 and "does not see the directory run that process 0" in said[0], results
     assert "put --out on a filesystem every node shares" in said[0]
     assert not (cwds[0] / "run").exists() and not (cwds[1] / "run").exists()
+
+
+def test_stacked_members_resume_only_with_their_process_count(tmp_path):
+    """A stacked member's record depends on its group, and groups are per process: a resume with
+    another count (on GPUs, another GPU count) is refused naming the count to launch; a run
+    trained one by one resumes with any count."""
+    from curriculum.stages.score import check_resumable
+    from scoring.errors import UserError
+    from scoring.records import open_run
+
+    def info(layout):
+        return {"dataset": {"name": "digits", "fingerprint": "f"}, "settings": {"lr": 0.1, "layout": layout},
+                "compute": {"device": "cuda", "gpu": "H200"}}
+
+    stacked = "stacked in groups of up to 8, {} process(es)"
+    open_run(tmp_path / "run", info(stacked.format(2)), write=True)
+    check_resumable(tmp_path / "run", info(stacked.format(2)))
+    with pytest.raises(UserError, match="stacked over 2 processes, and 4 processes would group them differently .*launch 2 "):
+        check_resumable(tmp_path / "run", info(stacked.format(4)))
+    with pytest.raises(UserError, match=r"other settings \(layout\)"):
+        check_resumable(tmp_path / "run", info("one by one"))
+    open_run(tmp_path / "loop", info("one by one"), write=True)
+    check_resumable(tmp_path / "loop", info("one by one"))

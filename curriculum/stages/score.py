@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import pickle
 import platform
+import re
 import time
 from pathlib import Path
 
@@ -49,7 +50,8 @@ from curriculum.config.recipes import with_recipe
 from curriculum.reporting.report import write_report
 from scoring.errors import UserError
 from scoring.files import atomic_write_bytes, reading
-from scoring.records import SPLITS, MemberRecord, default_run_dir, member_dir, open_run, probs_bytes, update_run
+from scoring.records import (SPLITS, MemberRecord, default_run_dir, member_dir, open_run, probs_bytes, read_run_info,
+                             update_run)
 
 def batches_per_epoch(num_examples: int, batch_size: int) -> int:
     """Mini-batches in one pass over the data; the last batch takes the remainder, and a
@@ -255,6 +257,23 @@ def run_info(config: ScoreConfig, dataset: Dataset, arch: str, steps: list[int],
     }
 
 
+def check_resumable(run_dir: Path, info: dict) -> None:
+    """Refuse to continue a run in ``run_dir`` made with another dataset, settings or device
+    (:func:`scoring.records.open_run`). Stacked members are grouped per process, so a stacked run
+    resumes only with the process count it started with (on GPUs: the GPU count); that is said
+    with the count to launch."""
+    existing = read_run_info(run_dir)
+    old, new = (existing or {}).get("settings", {}).get("layout", ""), info["settings"]["layout"]
+    counts = [re.search(r"(\d+) process\(es\)$", layout) for layout in (old, new)]
+    if existing and existing.get("status") != "diverged" and all(counts) and old != new and \
+            old.split(",")[0] == new.split(",")[0]:
+        before, now = (int(count.group(1)) for count in counts)
+        raise UserError(f"{run_dir} holds members stacked over {before} processes, and {now} processes would group "
+                        f"them differently (a stacked record depends on its group); launch {before} processes to "
+                        "resume it, or pass another --out.")
+    open_run(run_dir, info, write=False)
+
+
 def score(config: ScoreConfig) -> Path:
     """Run the score stage (resuming if ``config.out`` holds a partial run of the same setting).
 
@@ -296,7 +315,7 @@ def score(config: ScoreConfig) -> Path:
 
     arch, precision, stacked, run_dir, steps_per_epoch, steps, info, probe = agree(accelerator, plan)
     with run_lock(accelerator, run_dir, "--out"):
-        agree(accelerator, lambda: open_run(run_dir, info, write=False))  # all refuse a mismatch together
+        agree(accelerator, lambda: check_resumable(run_dir, info))  # all refuse a mismatch together
         agree(accelerator, lambda: open_run(run_dir, info, write=True) if main else None)
         started = time.perf_counter()
         train_members(config, accelerator, dataset, arch, run_dir, steps, steps_per_epoch, precision, stacked, probe)

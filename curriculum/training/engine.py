@@ -139,7 +139,8 @@ def run_lock(accelerator: Accelerator, directory: Path, option: str) -> Iterator
 
         owner = agree(accelerator, take)
         if accelerator.num_processes > 1:
-            owner = gather_object([owner])[0]
+            with peers():
+                owner = gather_object([owner])[0]
 
             def same_directory() -> None:
                 if holder(directory) != owner:
