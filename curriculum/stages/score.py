@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from curriculum.config.stages import ScoreConfig, check_output_dir
+from curriculum.config.options import check_output_dir
+from curriculum.config.stages import ScoreConfig
 from curriculum.data.datasets import Dataset, image_fingerprints, load_dataset
 from curriculum.training.engine import (
     DeviceData,
@@ -41,7 +42,6 @@ from curriculum.training.engine import (
     train_steps,
 )
 from curriculum.data.probes import load_probe, probe_images, probe_predictions, save_probe
-from curriculum.config.recipes import with_recipe
 from curriculum.reporting.report import write_report
 from scoring.errors import UserError
 from scoring.files import atomic_write_bytes, reading
@@ -232,7 +232,7 @@ def run_info(config: ScoreConfig, dataset: Dataset, arch: str, steps: list[int],
     """run.json. Its settings hold the resolved precision and the stacking layout: a stacked
     member's record depends on its group (float reassociation), so a run resumes bit-exactly
     only with the same layout and is refused with another."""
-    settings = {key: value for key, value in config.record_settings().items() if key not in ("stack", "max_stack")}
+    settings = {key: value for key, value in config.settings().items() if key not in ("stack", "max_stack")}
     return {
         "dataset": {
             "name": dataset.name,
@@ -257,7 +257,7 @@ def score(config: ScoreConfig) -> Path:
     Returns the run directory; the main process ends by writing ``scores.parquet``,
     ``summary.csv``, ``report.md`` and the figures (:func:`curriculum.reporting.report.write_report`).
     """
-    config = with_recipe(config)
+    config = config.complete()
     config.validate()
     accelerator = make_accelerator(config)
     with accelerator.main_process_first():
