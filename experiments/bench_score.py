@@ -44,10 +44,10 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from curriculum.data.datasets import Dataset, Split
-from curriculum.training.engine import DeviceData, resolve_arch, resolve_precision
+from curriculum.training.engine import DeviceData, batches_per_epoch, resolve_arch, resolve_precision
 from curriculum.training.members import autocast
 from curriculum.models.builders import build_model
-from curriculum.stages.score import GroupTrainer, ScoreConfig, batches_per_epoch, checkpoint_steps, member_seed
+from curriculum.stages.score import GroupTrainer, ScoreConfig, checkpoint_steps, member_seed
 
 # Dense bf16 tensor-core peak in TFLOP/s, by a substring of torch.cuda.get_device_name().
 PEAK_BF16_TFLOPS = {"H200": 989.4, "H100": 989.4, "A100": 312.0, "L40S": 362.1, "L4": 121.0, "A10": 125.0, "4090": 165.2}

@@ -44,7 +44,7 @@ def _one_sentence(proc: subprocess.CompletedProcess) -> str:
     ("score", ["--lr"], "argument --lr: expected one argument; see curriculum score --help"),
     ("train", ["--lr", "1e4"], "--lr must be a finite number in (0, 10], got 1e4."),
     ("train", ["--stage-length", "0"], "--stage-length must be a whole number >= 1, got 0."),
-    ("train", ["--pacing", "linear", "--b", "2"], "--b must be a finite number in [0, 1], got 2.0."),
+    ("train", ["--pacing", "linear", "--b", "2"], "--b must be a finite number in [0, 1], got 2."),
     ("stats", ["--workers", "0"], "--workers must be a whole number >= 1, got 0."),
 ])
 def test_bad_flag_is_one_sentence_before_anything_is_written(tmp_path, command, flags, message):
@@ -191,6 +191,6 @@ def test_the_same_mistake_gets_the_same_sentence_everywhere():
         make_pacing("exp", num_examples=10, batch_size=1, start=2)
     with pytest.raises(UserError) as data:
         load_dataset("digits", label_noise=2)
-    assert str(flag.value) == "--start must be a finite number in (0, 1], got 2.0."
+    assert str(flag.value) == "--start must be a finite number in (0, 1], got 2."
     assert str(api.value) == "exp pacing: start must be a finite number in (0, 1], got 2."
     assert str(data.value) == "label_noise must be a finite number in [0, 1], got 2."

@@ -18,9 +18,11 @@ from scoring.errors import UserError
 SEED_RANGE = "[0, 4294967295]"
 
 
-def _shown(value: Any, label: str) -> str:
-    """A value as the sentence shows it: as typed for a flag, repr otherwise."""
-    return value if isinstance(value, str) and label.startswith("--") else repr(value)
+def shown(value: Any, label: str) -> str:
+    """A value as the sentence shows it: for a flag as typed (a number as ``:g``), repr otherwise."""
+    if label.startswith("--") and isinstance(value, (str, float)):
+        return value if isinstance(value, str) else f"{value:g}"
+    return repr(value)
 
 
 def _whole(value: Any) -> int:
@@ -91,7 +93,7 @@ class Interval:
         try:
             return self.convert(value)
         except (TypeError, ValueError, OverflowError):
-            raise UserError(f"{label} must be {self.expected()}, got {_shown(value, label)}.") from None
+            raise UserError(f"{label} must be {self.expected()}, got {shown(value, label)}.") from None
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,7 @@ class Options:
         try:
             return self.convert(value)
         except ValueError:
-            raise UserError(f"{label} must be {self.expected()}, got {_shown(value, label)}.") from None
+            raise UserError(f"{label} must be {self.expected()}, got {shown(value, label)}.") from None
 
 
 def split_list(value: Any) -> list[str]:

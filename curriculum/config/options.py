@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from curriculum.config.constraints import Interval, Options, split_list
+from curriculum.config.constraints import Interval, Options, shown, split_list
 from scoring.errors import UserError
 
 C = TypeVar("C")
@@ -155,8 +155,7 @@ def check_value(cls: type, name: str, value: Any, label: str | None = None) -> A
     try:
         value = spec.convert(value)
     except (TypeError, ValueError, OverflowError):
-        shown = value if isinstance(value, str) and label.startswith("--") else repr(value)
-        raise UserError(f"{label} must be {spec.expected()}, got {shown}.") from None
+        raise UserError(f"{label} must be {spec.expected()}, got {shown(value, label)}.") from None
     if spec.field.metadata["writable_dir"] and value is not None:
         check_output_dir(value, label)
     return value

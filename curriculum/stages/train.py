@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from curriculum.config.stages import SELF_TAUGHT, TrainConfig
 from curriculum.data.datasets import Dataset, load_dataset
 from curriculum.training.engine import (
     DeviceData,
+    batches_per_epoch,
     Diverged,
     FiniteGuard,
     learning_rate,
@@ -73,7 +73,7 @@ def make_plan(config: TrainConfig, dataset: Dataset, device: torch.device) -> Pl
     m = len(dataset.train.labels)
     if config.batch_size > m:
         raise UserError(f"--batch-size {config.batch_size} exceeds the {m} train examples; use at most {m}.")
-    steps = config.steps or 20 * math.ceil(m / config.batch_size)
+    steps = config.steps or 20 * batches_per_epoch(m, config.batch_size)
     every = config.eval_every_steps or max(1, steps // 20)
     eval_steps = sorted({*range(every, steps, every), steps})
     arch = resolve_arch(config, dataset)
@@ -118,11 +118,8 @@ def train_runs(config: TrainConfig, plan: Plan, samplers: list[CurriculumBatchSa
             train_steps(group, plan.data, start, stop, batches, lr, config.augment, guard)
             guard.check(stop)
         except Diverged as err:
-            raise UserError(
-                f"The {labels[err.member]} run (seed {seeds[err.member]}) diverged at step {err.step}: its training loss is not "
-                f"finite. Lower --lr (now {config.lr:g}){' or train in full precision (--precision no)' if plan.precision != 'no' else ''}; "
-                "nothing was written."
-            ) from None
+            raise err.user_error(f"The {labels[err.member]} run (seed {seeds[err.member]})", f"at step {err.step}", config,
+                                 plan.precision, "nothing was written.") from None
         pred = predict(group, plan.data, "test")["pred"]
         accuracies.append((pred == test_labels).float().mean(1))
         if progress is not None:
