@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import math
 import os
 import re
 from collections.abc import Callable
@@ -54,6 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
+from curriculum.config.constraints import SEED_RANGE, Interval
 from scoring.errors import UserError
 from scoring.ids import as_ids, content_hashes
 
@@ -390,6 +390,11 @@ def _superclass_subset(full: src.RawData, superclass: str) -> src.RawData:
                        train_ids=full.ids("train")[tr], test_ids=full.ids("test")[te])
 
 
+FRACTION = Interval("[0, 1]")
+SEED = Interval(SEED_RANGE, whole=True)
+IMAGE_SIZE = Interval("[1, 4096]", whole=True)
+
+
 def _parse(name: str, label_noise: float, noise_seed: int, image_size: int | None) -> tuple[str, float, int, int | None, dict]:
     """A dataset name's base, label-noise fraction, noise seed and image size (from its suffixes or
     the arguments, which must agree) and its suffixes, checked."""
@@ -404,19 +409,11 @@ def _parse(name: str, label_noise: float, noise_seed: int, image_size: int | Non
     label_noise = found.get("label_noise", label_noise)
     noise_seed = found.get("noise_seed", noise_seed)
     image_size = found.get("image_size", image_size)
-    try:
-        p = float(label_noise)
-    except (TypeError, ValueError):
-        p = math.nan
-    if not 0.0 <= p <= 1.0:
-        raise UserError(f"Label noise must be a fraction in [0, 1], got {label_noise!r}.")
-    if (isinstance(noise_seed, bool) or not isinstance(noise_seed, (int, np.integer))
-            or noise_seed < 0):
-        raise UserError(f"The noise seed must be a non-negative integer, got {noise_seed!r}.")
-    if image_size is not None and (isinstance(image_size, bool) or not isinstance(
-            image_size, (int, np.integer)) or not 1 <= image_size <= 4096):
-        raise UserError(f"The image size must be an integer in 1..4096, got {image_size!r}.")
-    return base, p, int(noise_seed), image_size, found
+    label_noise = FRACTION.check(label_noise, "label_noise")
+    noise_seed = SEED.check(noise_seed, "noise_seed")
+    if image_size is not None:
+        image_size = IMAGE_SIZE.check(image_size, "image_size")
+    return base, label_noise, int(noise_seed), image_size, found
 
 
 def _canonical(base_canonical: str, p: float, noise_seed: int, image_size: int | None, found: dict) -> str:

@@ -38,7 +38,8 @@ import uuid
 from pathlib import Path
 from typing import Sequence
 
-from curriculum.config.stages import ScoreConfig, check_output_dir
+from curriculum.config.options import check_output_dir
+from curriculum.config.stages import ScoreConfig
 from scoring.errors import UserError
 
 GPU_DRIVERS = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")  # NVIDIA, AMD (ROCm), WSL: where torch.cuda may find one
