@@ -337,13 +337,12 @@ def train_members(config: ScoreConfig, accelerator, dataset: Dataset, arch: str,
     probs = dataset.num_classes if config.record_probs else None
     records = agree(accelerator, lambda: {member: MemberRecord(run_dir, member, sizes, len(steps), num_classes=probs)
                                           for member in mine})  # a damaged record stops every process
-    # Members that stopped at the same checkpoint train together (normally all of them stop
-    # together): a group resumes from one saved checkpoint, and a finished member has none.
-    by_progress: dict[int, list[int]] = {}
-    for member in mine:
-        by_progress.setdefault(records[member].committed(), []).append(member)
-    groups = [members[i : i + config.max_stack] for done, members in sorted(by_progress.items()) if done < len(steps)
-              for i in range(0, len(members), config.max_stack)]
+    # The groups of an uninterrupted run, since a stacked member's numbers depend on its group. A
+    # run killed between the commits of one checkpoint leaves a group's members one row apart: the
+    # group resumes from its least advanced member, and a member ahead (even one that finished,
+    # whose state is kept until its whole group has) trains along without writing its rows again.
+    done = {member: records[member].committed() for member in mine}
+    groups = [mine[i : i + config.max_stack] for i in range(0, len(mine), config.max_stack)]
     if probs and accelerator.is_main_process and not config.quiet:
         size = probs_bytes(config.members, len(steps), sizes, probs)
         print(f"--record-probs keeps {config.members} x {len(steps)} checkpoints x {sum(sizes.values())} examples x {probs} "
@@ -352,13 +351,19 @@ def train_members(config: ScoreConfig, accelerator, dataset: Dataset, arch: str,
         total=len(mine) * steps[-1], unit="ex", unit_scale=config.batch_size, dynamic_ncols=True,
         disable=config.quiet or not accelerator.is_main_process,
     ) as progress:
-        for member in by_progress.get(len(steps), []):
-            _drop_states(run_dir, member)  # a run killed between the last commit and the clean-up
-            if probe is not None and load_probe(run_dir, member, members=1) is None:
-                raise UserError(f"Member {member} finished without its probe predictions (the run stopped between "
-                                f"them); delete {member_dir(run_dir, member)} and run the same command again.")
-            progress.update(steps[-1])
-        for group in groups:
+        for whole in groups:
+            start = min(done[member] for member in whole)
+            group = [member for member in whole if done[member] < len(steps) or start == 0 or (
+                start < len(steps) and _state_path(run_dir, member, start - 1).exists())]
+            for member in whole:
+                if member not in group:  # finished: a run killed between the last commit and the clean-up
+                    _drop_states(run_dir, member)
+                    if probe is not None and load_probe(run_dir, member, members=1) is None:
+                        raise UserError(f"Member {member} finished without its probe predictions (the run stopped "
+                                        f"between them); delete {member_dir(run_dir, member)} and run the same command again.")
+                    progress.update(steps[-1])
+            if not group:
+                continue
             progress.set_description(f"{arch} members {member_names(group)} of {config.members}")
             trainer = GroupTrainer(config, arch, dataset, data, group, precision, stacked, steps[-1], steps_per_epoch)
             try:
