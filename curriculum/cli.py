@@ -21,7 +21,7 @@ import traceback
 import typing
 from typing import Sequence
 
-from curriculum.config.options import add_arguments, build_config, given_flags, specs
+from curriculum.config.options import add_arguments, build_config, given_flags
 from curriculum.config.stages import CompareConfig, LearnersConfig, ScoreConfig, StatsConfig, TrainConfig
 from curriculum.training.launch import (PEER, PeerFailed, join_launcher, launch, launched_here, leave_process_group, preflight,
                                         processes_to_launch, report_failure)
