@@ -211,11 +211,19 @@ class Config:
 
 # --- the stages' configs ------------------------------------------------------------------------
 
+def data_dir_option() -> Any:
+    """``--data-dir``, declared alike by every stage that loads a dataset."""
+    return option(None, "folder holding the original files of mnist, fashion-mnist, cifar10, cifar100 or svhn (idx, "
+                  "python pickles or .tar.gz, .mat), read instead of the Hugging Face hub; ids and classes are the "
+                  "hub's", default_help="the hub")
+
+
 @dataclass
 class TrainingConfig(Config):
     """Settings every training stage shares (each is also a CLI flag)."""
 
     dataset: str = option("digits", "dataset name (`curriculum datasets` lists them)")
+    data_dir: str | None = data_dir_option()
     arch: str = option("auto", "architecture, or 'auto' to pick one for the data; see `curriculum architectures`")
     batch_size: int = option(100, "mini-batch size", range="[1, inf)")
     optimizer: str = option("sgd", "optimizer", choices=OPTIMIZERS)
@@ -289,7 +297,7 @@ class ScoreConfig(TrainingConfig):
     def record_settings(self) -> dict:
         """The settings that decide the record: a run directory holds one such setting only (the
         process count is not one: every process computes alike, see engine.make_accelerator)."""
-        ignore = {"quiet", "out", "cpu", "processes"}
+        ignore = {"quiet", "out", "cpu", "processes", "data_dir"}  # the data itself is recorded by fingerprint
         return {k: v for k, v in to_dict(self).items() if k not in ignore}
 
 
@@ -298,6 +306,7 @@ class StatsConfig(Config):
     """Flags of ``curriculum stats``."""
 
     dataset: str = option("digits", "dataset name (`curriculum datasets` lists them)")
+    data_dir: str | None = data_dir_option()
     run: str | None = option(None, "score run directory", default_help="runs/<dataset>", writable_dir=True)
     label_noise: float = option(0.0, "as given to `curriculum score`", range="[0, 1]")
     seed: int = option(0, "as given to `curriculum score`", range=SEED_RANGE)
@@ -406,6 +415,7 @@ class LearnersConfig(Config):
     """Flags of ``curriculum learners``."""
 
     dataset: str = option("digits", "dataset name (`curriculum datasets` lists them)")
+    data_dir: str | None = data_dir_option()
     learners: str = option("svm,knn,random-forest,adaboost,logistic", "learners, one member each (at least two)",
                            choices=LEARNERS, comma=True)
     fractions: str = option("0.05,0.1,0.2,0.4,0.7,1", "increasing fractions of the train set, one checkpoint each "

@@ -56,7 +56,7 @@ import numpy as np
 from scoring.errors import UserError
 from scoring.ids import as_ids, content_hashes
 
-from curriculum.data import sources as src
+from curriculum.data import originals, sources as src
 from curriculum.data.shapes import make_shapes, parse_shapes_name, shapes_name
 from curriculum.data.synthetic import make_gabor, make_gaussian
 
@@ -301,8 +301,39 @@ def _is_local_path(text: str) -> bool:
             or Path(text).expanduser().exists())
 
 
-def _read(base: str, cache_dir: Path, image_size: int | None) -> tuple[str, src.RawData]:
-    """Canonical base name and the raw arrays of a name without suffixes."""
+def _read_original(key: str, data_dir: Path, cache_dir: Path, image_size: int | None) -> src.RawData:
+    """Dataset ``key`` read from its original files under ``data_dir`` (see
+    :mod:`curriculum.data.originals`), cached under its own key and re-read when a file changes."""
+    cache_key = f"{key}@{data_dir}"
+    try:
+        found = originals.locate(key, data_dir)
+    except UserError:
+        if not src.cache_path(cache_dir, cache_key, image_size).exists():
+            raise
+        found = None  # read before and since deleted: the cache is what is left (as for folder:)
+
+    def build() -> src.RawData:
+        if found is None:
+            originals.locate(key, data_dir)  # raises: the files and the cache are both gone
+        raw = found.read()
+        if image_size is not None:
+            raw.train_images = src.resize_images(raw.train_images, image_size)
+            raw.test_images = src.resize_images(raw.test_images, image_size)
+        return raw
+
+    signature = None if found is None else src.files_signature(found.files, data_dir)
+    return src.cached(cache_key, cache_dir, image_size, build, signature)
+
+
+def _read(base: str, cache_dir: Path, image_size: int | None,
+          data_dir: Path | None = None) -> tuple[str, src.RawData]:
+    """Canonical base name and the raw arrays of a name without suffixes (from the original files
+    under ``data_dir`` where given)."""
+    if data_dir is not None:
+        prefix = base.partition(":")[0].strip().lower().replace("_", "-")
+        if ALIASES.get(prefix, prefix) not in originals.ORIGINALS:
+            raise UserError(f"--data-dir reads the original files of {', '.join(originals.ORIGINALS)} "
+                            f"(and CIFAR-100's super-classes), not {base!r}; leave --data-dir out for it.")
     shapes = parse_shapes_name(base)
     if shapes is not None:  # generated in seconds: not cached
         return shapes_name(*shapes), make_shapes(*shapes)
@@ -316,6 +347,8 @@ def _read(base: str, cache_dir: Path, image_size: int | None) -> tuple[str, src.
             return key, make_gabor(overlap=key == "gabor-overlap")
         if key == "gaussian":
             return key, make_gaussian()
+        if key in HF_NAMED and data_dir is not None:
+            return key, _read_original(key, data_dir, cache_dir, image_size)
         if key in HF_NAMED:
             hub, config, _ = HF_NAMED[key]
             extra = ("coarse_label",) if key == "cifar100" else ()
@@ -329,7 +362,7 @@ def _read(base: str, cache_dir: Path, image_size: int | None) -> tuple[str, src.
         if superclass is None:
             raise UserError(f"CIFAR-100 has no super-class {rest!r}; run `curriculum datasets` "
                             f"for the 20 names (e.g. cifar100:small-mammals).")
-        _, full = _read("cifar100", cache_dir, image_size)
+        _, full = _read("cifar100", cache_dir, image_size, data_dir)
         return f"cifar100:{superclass}", _superclass_subset(full, superclass)
     elif prefix == "hf" and rest:
         local = _is_local_path(rest)
@@ -384,8 +417,10 @@ def _superclass_subset(full: src.RawData, superclass: str) -> src.RawData:
 
 
 def load_dataset(name: str = "digits", *, label_noise: float = 0.0, noise_seed: int = 0,
-                 cache_dir: str | Path | None = None, image_size: int | None = None) -> Dataset:
-    """Resolve ``name`` (see the module docstring and ``list_datasets``) to a ``Dataset``."""
+                 cache_dir: str | Path | None = None, image_size: int | None = None,
+                 data_dir: str | Path | None = None) -> Dataset:
+    """Resolve ``name`` (see the module docstring and ``list_datasets``) to a ``Dataset``;
+    ``data_dir``: read a standard dataset from its original files there instead of the hub."""
     if not isinstance(name, str) or not name.strip():
         raise UserError("Give a dataset name; run `curriculum datasets` to list them.")
     base, found = _split_suffixes(name.strip())
@@ -410,8 +445,14 @@ def load_dataset(name: str = "digits", *, label_noise: float = 0.0, noise_seed: 
             image_size, (int, np.integer)) or not 1 <= image_size <= 4096):
         raise UserError(f"The image size must be an integer in 1..4096, got {image_size!r}.")
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    local = None
+    if data_dir is not None:
+        local = Path(data_dir).expanduser().resolve()
+        if not local.is_dir():
+            raise UserError(f"--data-dir {data_dir} is not a folder; pass the folder that holds the "
+                            f"dataset's original files.")
 
-    canonical, raw = _read(base, cache, image_size)
+    canonical, raw = _read(base, cache, image_size, local)
     train_x, test_x = raw.train_images, raw.test_images
     if image_size is not None:  # sources decoded at this size already return it unchanged
         train_x = src.resize_images(train_x, image_size)

@@ -54,7 +54,7 @@ from scoring.scores import Scores
 
 RESULT_FILES = ("curves.csv", "results.csv", "figures/learning_curves.png")
 #: What config.json holds beside the settings: an output with other settings is refused.
-NOT_SETTINGS = {"quiet", "out", "cpu", "scores", "scores_file", "order_source", "seconds", "files"}
+NOT_SETTINGS = {"quiet", "out", "cpu", "scores", "scores_file", "order_source", "seconds", "files", "data_dir"}
 
 
 @dataclass
@@ -254,7 +254,8 @@ def curriculum_train(config: CurriculumConfig) -> pd.DataFrame:
     config.validate()
     orders = config.order_list()
     accelerator = make_accelerator(config)
-    dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed)
+    dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed,
+                           data_dir=config.data_dir)
     run_dir = resolve_scores_run(config, dataset)
     plan = make_plan(config, dataset, accelerator.device)
     labels = dataset.train.labels
