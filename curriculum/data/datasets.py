@@ -11,7 +11,9 @@
 * Hugging Face ``datasets`` by name: ``cifar10``, ``cifar100``, ``cifar100:<super-class>`` (the
   5 fine classes of one of the 20 coarse classes, e.g. ``cifar100:small-mammals`` as in seed
   000; labels re-indexed 0..4 in fine-label order, classes named by their fine labels),
-  ``mnist``, ``fashion-mnist``, ``svhn`` (cropped digits; the 'extra' split is not used);
+  ``mnist``, ``fashion-mnist``, ``svhn`` (cropped digits; the 'extra' split is not used); with
+  ``data_dir`` (``--data-dir``) the same names are read from their original files there instead
+  (:mod:`curriculum.data.originals`), with the hub's row order, ids and class names;
 * ``hf:<repo id>[:<config>]`` or ``hf:<path>`` (a ``save_to_disk`` folder, or anything
   ``datasets.load_dataset(path)`` reads): the image column (a ``datasets.Image`` feature) and
   the label column (a ``ClassLabel``) are found automatically;
@@ -25,8 +27,8 @@ folder's relative path, a Hugging Face ``<split>/<row>`` or ``id`` column, torch
 ``scoring.ids``. Both are columns of ``scores.parquet``.
 
 Decoded sources are cached as ``<cache>/<safe name>/arrays[-sizeS].npz`` (written atomically),
-so only the first load decodes; local sources are re-read when their files change, and a cache
-whose local source was deleted still loads. Images of different sizes are resized to
+so only the first load decodes (processes loading together wait for the first to write it); local
+sources are re-read when their files change, and a cache whose local source was deleted still loads. Images of different sizes are resized to
 ``image_size`` or to the most common size (see ``curriculum.data.sources``).
 
 Label noise (``label_noise=P``, as in Zhang et al. 2017): a fraction P of the train labels,
@@ -240,7 +242,8 @@ def list_datasets() -> list[tuple[str, str]]:
         ("shapes:<N>[/<T>][-seed<S>]", "the same with N train, T test (default N // 5) "
                                        "images, from seed S (default 0)"),
     ]
-    rows += [(n, f"{d} (Hugging Face {hub})") for n, (hub, _, d) in HF_NAMED.items()]
+    rows += [(n, f"{d} (Hugging Face {hub}; its original files with --data-dir)")
+             for n, (hub, _, d) in HF_NAMED.items()]
     rows += [(f"cifar100:{s}", f"CIFAR-100 super-class, 5 classes ({', '.join(f)}), 2500 / 500")
              for s, f in CIFAR100_SUPERCLASSES.items()]
     rows += [
