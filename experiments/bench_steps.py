@@ -57,7 +57,8 @@ def measure(arch: str, batch: int, rounds: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=100, help="training batch size (default 100)")
-    parser.add_argument("--rounds", type=int, default=5, help="timings per measure, median reported (default 5)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="timings per measure, median reported (default 5)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     results = {arch: measure(arch, args.batch, args.rounds) for arch in ARCHS}

@@ -182,10 +182,11 @@ def experiments(out: Path) -> list[Finding]:
 
 
 def fashion_mnist_experiments(out: Path) -> list[Finding]:
-    """Seed 000's findings on real 28x28 images (its Fig. 12 trains st-VGGs on all of Fashion-MNIST),
-    at the CPU recipe: LeNet-5 on a sixth of the train set (experiments/score_fashion_mnist_lenet5_cpu.yaml)."""
+    """Seed 000's findings on real 28x28 images (its Fig. 12 trains st-VGGs on all of Fashion-MNIST) at
+    the CPU recipe, LeNet-5 on a sixth of the train set (experiments/score_fashion_mnist_lenet5_cpu.yaml)."""
     if not (Path(FASHION_PACKAGE) / "train-images-idx3-ubyte.gz").is_file():
-        print(f"fashion-mnist: skipped, no {FASHION_PACKAGE} (apt-get install dataset-fashion-mnist)", flush=True)
+        print(f"fashion-mnist: skipped, no {FASHION_PACKAGE} (apt-get install dataset-fashion-mnist)",
+              flush=True)
         return []
     print("fashion-mnist: two seeds, a fully connected net, another sixth of the train set", flush=True)
     recipe = "score_fashion_mnist_lenet5_cpu.yaml"
@@ -193,17 +194,19 @@ def fashion_mnist_experiments(out: Path) -> list[Finding]:
     b = run_score(out, "fashion-mnist-seed1", recipe, seed=1)
     fc = run_score(out, "fashion-mnist-fc", recipe, arch="fc")
     part = run_score(out, "fashion-mnist-part1of6", recipe, dataset="fashion-mnist+part1of6")
-    found = [agreement_finding(a, "Bimodal consistency on real images (Fashion-MNIST, 12 x LeNet-5, a sixth of the train set)",
-                               "Fig. 12 (Fashion-MNIST, st-VGG: bimodal on train and test)", expect_bimodal=True)]
+    found = [agreement_finding(
+        a, "Bimodal consistency on real images (Fashion-MNIST, 12 x LeNet-5, a sixth of the train set)",
+        "Fig. 12 (Fashion-MNIST, st-VGG: bimodal on train and test)", expect_bimodal=True)]
     for other, name, paper, label in (
-            (b, "Fashion-MNIST: two collections of one architecture learn in one order", "Fig. 6c: r = 0.99 (ResNet-50, ImageNet)",
-             "fashion seed accessibility"),
+            (b, "Fashion-MNIST: two collections of one architecture learn in one order",
+             "Fig. 6c: r = 0.99 (ResNet-50, ImageNet)", "fashion seed accessibility"),
             (fc, "Fashion-MNIST: other architectures learn in the same order (LeNet-5 vs fully connected)",
              "Fig. 6d-e, 25: r = 0.78-0.97", "fashion architecture accessibility"),
-            (part, "Fashion-MNIST: collections trained on disjoint sixths of the train set", "Fig. 22: bimodal on the shared test set",
-             "fashion partitions accessibility")):
-        tables = run_compare(out, f"compare-{other.name}", a, other)
-        figure = keep_figure(out / f"compare-{other.name}", f"{a.name}_vs_{other.name}_accessibility.png", label)
+            (part, "Fashion-MNIST: collections trained on disjoint sixths of the train set",
+             "Fig. 22: bimodal on the shared test set", "fashion partitions accessibility")):
+        compared = out / f"compare-{other.name}"
+        tables = run_compare(out, compared.name, a, other)
+        figure = keep_figure(compared, f"{a.name}_vs_{other.name}_accessibility.png", label)
         found.append(order_finding(tables, a.name, other.name, name, paper, figure))
     return found
 
@@ -231,11 +234,13 @@ def write_readme(found: list[Finding], readme: Path = HERE / "README.md") -> Non
     table = {}
     if MARKERS[0] in text:
         old = text[text.index(MARKERS[0]): text.index(MARKERS[1])].splitlines()
-        table = {line[2:].split(" | ", 1)[0]: line for line in old if line.startswith("| ") and not line.startswith("| ---")}
-        table.pop("finding", None)
-    table.update({f.name: f"| {f.name} | {f.paper} | [figure](figures/{f.figure.name}) | {f.numbers} | {f.reproduces} |"
-                  for f in found})
-    rows = ["| finding | paper | this toolkit | numbers | reproduces? |", "| --- | --- | --- | --- | --- |", *table.values()]
+        table = {line[2:].split(" | ", 1)[0]: line for line in old
+                 if line.startswith("| ") and not line.startswith("| ---")}
+        table.pop("finding", None)  # the header
+    table.update({f.name: f"| {f.name} | {f.paper} | [figure](figures/{f.figure.name}) | {f.numbers} | "
+                          f"{f.reproduces} |" for f in found})
+    rows = ["| finding | paper | this toolkit | numbers | reproduces? |", "| --- | --- | --- | --- | --- |",
+            *table.values()]
     block = "\n".join([MARKERS[0], "", "Written by `python experiments/reproduce.py` from its runs (finished runs are reused).", "",
                        *rows, "", MARKERS[1]])
     if MARKERS[0] in text:

@@ -28,7 +28,7 @@ from scoring.errors import UserError
 
 PACKAGE = Path("/usr/share/datasets/fashion-mnist")
 needs_package = pytest.mark.skipif(not (PACKAGE / "train-images-idx3-ubyte.gz").is_file(),
-                                   reason="needs Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist)")
+                                   reason="needs Debian's dataset-fashion-mnist (apt-get install it)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -37,7 +37,8 @@ needs_package = pytest.mark.skipif(not (PACKAGE / "train-images-idx3-ubyte.gz").
 def write_idx(path: Path, array: np.ndarray, gz: bool = False) -> Path:
     """LeCun's idx: 0x00 0x00, type 0x08 (unsigned byte), the number of dimensions, each dimension
     as a big-endian int32, then the values."""
-    data = bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.astype(np.uint8).tobytes()
+    header = bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    data = header + array.astype(np.uint8).tobytes()
     path.parent.mkdir(parents=True, exist_ok=True)
     if gz:  # compressed here, by this gzip: other bytes than the authors' file, the same content
         path = path.with_name(path.name + ".gz")
@@ -63,8 +64,10 @@ class Py2Pickler(pickle._Pickler):
 
     def save_py2_str(self, obj):
         data = obj.encode("latin1") if isinstance(obj, str) else obj
-        opcode = pickle.SHORT_BINSTRING + bytes([len(data)]) if len(data) < 256 else pickle.BINSTRING + struct.pack("<i", len(data))
-        self.write(opcode + data)
+        if len(data) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(data)]) + data)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(data)) + data)
         self.memoize(obj)
 
     dispatch[bytes] = save_py2_str
@@ -114,19 +117,20 @@ CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
 def cifar10_files(folder: Path, archive: bool, n: int = 4) -> dict:
     rng = np.random.default_rng(1)
     batches = {name: cifar_batch(rng, n, {"labels": [int(v) for v in rng.integers(0, 10, n)]}, name)
-               for name in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")}
+               for name in (*(f"data_batch_{k}" for k in range(1, 6)), "test_batch")}
     meta = {"label_names": CIFAR10_NAMES, "num_cases_per_batch": n, "num_vis": 3072}
     order = ["data_batch_4", "readme.html", "test_batch", "data_batch_3", "batches.meta", "data_batch_2",
              "data_batch_5", "data_batch_1"]  # the authors' archive lists its members so
     data = {"readme.html": b"<html></html>", "batches.meta": py2_pickle(meta),
             **{k: py2_pickle(v) for k, v in batches.items()}}
-    write_members(folder, "cifar-10-batches-py", {k: data[k] for k in order}, "cifar-10-python.tar.gz" if archive else None)
+    write_members(folder, "cifar-10-batches-py", {k: data[k] for k in order},
+                  "cifar-10-python.tar.gz" if archive else None)
     return batches
 
 
 def image_of(row: np.ndarray) -> np.ndarray:
     """A CIFAR row (1024 red, 1024 green, 1024 blue values, each plane row-major) as H x W x RGB."""
-    return np.stack([row[:1024].reshape(32, 32), row[1024:2048].reshape(32, 32), row[2048:].reshape(32, 32)], axis=-1)
+    return np.stack([row[k * 1024: (k + 1) * 1024].reshape(32, 32) for k in range(3)], axis=-1)
 
 
 def cifar100_files(folder: Path, archive: bool) -> tuple[dict, list[str], list[str]]:
@@ -140,22 +144,24 @@ def cifar100_files(folder: Path, archive: bool) -> tuple[dict, list[str], list[s
         labels = {"fine_labels": fine_labels, "coarse_labels": [coarse_of[fine[k]] for k in fine_labels]}
         splits[name] = cifar_batch(rng, 100 * per, labels, name)
     meta = {"fine_label_names": fine, "coarse_label_names": coarse}
-    write_members(folder, "cifar-100-python", {"train": py2_pickle(splits["train"]), "test": py2_pickle(splits["test"]),
-                                               "meta": py2_pickle(meta)}, "cifar-100-python.tar.gz" if archive else None)
+    members = {name: py2_pickle(splits[name]) for name in ("train", "test")} | {"meta": py2_pickle(meta)}
+    write_members(folder, "cifar-100-python", members, "cifar-100-python.tar.gz" if archive else None)
     return splits, fine, coarse
 
 
 # ---------------------------------------------------------------------------------------------
 # idx: MNIST and Fashion-MNIST
 
-@pytest.mark.parametrize("name, layout", [("mnist", "."), ("fashion-mnist", "FashionMNIST/raw"), ("fashion-mnist", "fashion-mnist")])
+@pytest.mark.parametrize("name, layout", [("mnist", "."), ("fashion-mnist", "FashionMNIST/raw"),
+                                          ("fashion-mnist", "fashion-mnist")])
 def test_idx_files_gzipped_or_not_read_with_the_hub_ids_and_classes(tmp_path, name, layout):
     tr_x, tr_y, te_x, te_y = idx_set(tmp_path / "data" / layout)
     d = load_dataset(name, data_dir=tmp_path / "data", cache_dir=tmp_path / "cache")
     assert d.name == name and d.image_shape == (28, 28, 1)
     assert (d.train.images[..., 0] == tr_x).all() and (d.test.images[..., 0] == te_x).all()
     assert (d.train.labels == tr_y).all() and (d.test.labels == te_y).all()
-    assert list(d.train.ids) == [f"train/{i}" for i in range(12)] and list(d.test.ids) == [f"test/{i}" for i in range(5)]
+    assert list(d.train.ids) == [f"train/{i}" for i in range(12)]
+    assert list(d.test.ids) == [f"test/{i}" for i in range(5)]
     assert d.classes == (originals.FASHION_CLASSES if name == "fashion-mnist" else tuple("0123456789"))
     assert d.classes[0] == "T - shirt / top" or name == "mnist"  # the hub's spelling, not torchvision's
 
@@ -166,6 +172,8 @@ def test_suffixes_apply_to_local_copies(tmp_path):
     assert d.name == "fashion-mnist+noise0.5+part1of3" and len(d.train) == 4 and len(d.test) == 5
     keep = [int(i.split("/")[1]) for i in d.train.ids]
     assert (d.train.images[..., 0] == tr_x[keep]).all() and (d.clean_train_labels == tr_y[keep]).all()
+    small = load_dataset("fashion-mnist+size14", data_dir=tmp_path, cache_dir=tmp_path / "cache")
+    assert small.name == "fashion-mnist+size14" and small.image_shape == (14, 14, 1)
 
 
 def test_missing_files_are_named_in_one_sentence(tmp_path):
@@ -202,7 +210,7 @@ def test_damaged_idx_files_are_user_errors(tmp_path, damage, message):
 
 def test_labels_that_do_not_match_the_images_are_user_errors(tmp_path):
     idx_set(tmp_path)
-    write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(11, np.uint8))  # the .gz beside it: plain file first
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(11, np.uint8))  # read before the .gz beside it
     with pytest.raises(UserError, match="11 labels for 12 images"):
         load_dataset("mnist", data_dir=tmp_path, cache_dir=tmp_path / "cache")
 
@@ -233,7 +241,8 @@ def test_cifar100_pickles_and_a_superclass(tmp_path, archive):
     assert (d.train.labels == splits["train"]["fine_labels"]).all()
     assert (d.train.images[5] == image_of(splits["train"]["data"][5])).all()
     sub = load_dataset("cifar100:small-mammals", data_dir=tmp_path, cache_dir=tmp_path / "cache")
-    assert sub.classes == CIFAR100_SUPERCLASSES["small-mammals"] and len(sub.train) == 10 and len(sub.test) == 5
+    assert sub.classes == CIFAR100_SUPERCLASSES["small-mammals"]
+    assert (len(sub.train), len(sub.test)) == (10, 5)
     first = fine.index("hamster")
     assert list(sub.test.ids)[0] == f"test/{first}" and (sub.test.images[0] == d.test.images[first]).all()
 
@@ -247,7 +256,7 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path):
     cifar10_files(tmp_path, archive=False)
     (folder / "data_batch_2").write_bytes(pickle.dumps({"data": Evil()}, protocol=2))
     with pytest.raises(UserError, match="not a CIFAR python pickle"):
-        load_dataset("cifar10", data_dir=folder, cache_dir=tmp_path / "cache")  # DIR may be the extracted folder
+        load_dataset("cifar10", data_dir=folder, cache_dir=tmp_path / "cache")  # DIR: the extracted folder
     assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
 
 
@@ -329,20 +338,22 @@ def test_the_packaged_fashion_mnist(tmp_path):
     d = load_dataset("fashion-mnist", data_dir=PACKAGE, cache_dir=tmp_path)
     assert d.image_shape == (28, 28, 1) and (len(d.train), len(d.test)) == (60000, 10000)
     assert (np.bincount(d.train.labels) == 6000).all() and (np.bincount(d.test.labels) == 1000).all()
-    assert d.classes == originals.FASHION_CLASSES and d.train.images.max() == 255 and d.train.images.min() == 0
+    assert d.classes == originals.FASHION_CLASSES
+    assert d.train.images.max() == 255 and d.train.images.min() == 0
 
 
 @needs_package
 def test_score_stats_train_and_compare_on_the_packaged_files(tmp_path):
+    part = "fashion-mnist+part0of60"  # 1,000 train images; all 10,000 test images
     common = ["--data-dir", PACKAGE, "--arch", "lenet5", "--quiet"]
     small = ["--members", "2", "--epochs", "0.5", "--eval-every", "0.25", "--processes", "1", *common]
     runs = [tmp_path / "a", tmp_path / "b"]
     for run, seed in zip(runs, (0, 1)):
-        run_cli(["score", "--dataset", "fashion-mnist+part0of60", "--seed", seed, "--out", run, *small], tmp_path)
-    stats = run_cli(["stats", "--dataset", "fashion-mnist+part0of60", "--data-dir", PACKAGE, "--run", runs[0]], tmp_path)
+        run_cli(["score", "--dataset", part, "--seed", seed, "--out", run, *small], tmp_path)
+    stats = run_cli(["stats", "--dataset", part, "--data-dir", PACKAGE, "--run", runs[0]], tmp_path)
     assert "segments" in stats.stdout and "Spearman" in stats.stdout
     run_cli(["compare", *runs, "--out", tmp_path / "cmp", "--quiet"], tmp_path)
     assert (tmp_path / "cmp").is_dir()
-    run_cli(["train", "--dataset", "fashion-mnist+part0of60", "--scores", runs[0], "--steps", "20", "--eval-every", "10",
+    run_cli(["train", "--dataset", part, "--scores", runs[0], "--steps", "20", "--eval-every", "10",
              "--seeds", "1", "--orders", "curriculum,random", "--out", tmp_path / "train", *common], tmp_path)
     assert (tmp_path / "train" / "results.csv").is_file()

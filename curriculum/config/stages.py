@@ -213,9 +213,9 @@ class Config:
 
 def data_dir_option() -> Any:
     """``--data-dir``, declared alike by every stage that loads a dataset."""
-    return option(None, "folder holding the original files of mnist, fashion-mnist, cifar10, cifar100 or svhn (idx, "
-                  "python pickles or .tar.gz, .mat), read instead of the Hugging Face hub; ids and classes are the "
-                  "hub's", default_help="the hub")
+    return option(None, "folder holding the original files of mnist, fashion-mnist, cifar10, cifar100 or "
+                  "svhn (idx, python pickles or .tar.gz, .mat), read instead of the Hugging Face hub; ids "
+                  "and classes are the hub's", default_help="the hub")
 
 
 @dataclass
@@ -297,7 +297,7 @@ class ScoreConfig(TrainingConfig):
     def record_settings(self) -> dict:
         """The settings that decide the record: a run directory holds one such setting only (the
         process count is not one: every process computes alike, see engine.make_accelerator)."""
-        ignore = {"quiet", "out", "cpu", "processes", "data_dir"}  # the data itself is recorded by fingerprint
+        ignore = {"quiet", "out", "cpu", "processes", "data_dir"}  # the data is recorded by fingerprint
         return {k: v for k, v in to_dict(self).items() if k not in ignore}
 
 

@@ -28,8 +28,9 @@ folder's relative path, a Hugging Face ``<split>/<row>`` or ``id`` column, torch
 
 Decoded sources are cached as ``<cache>/<safe name>/arrays[-sizeS].npz`` (written atomically),
 so only the first load decodes (processes loading together wait for the first to write it); local
-sources are re-read when their files change, and a cache whose local source was deleted still loads. Images of different sizes are resized to
-``image_size`` or to the most common size (see ``curriculum.data.sources``).
+sources are re-read when their files change, and a cache whose local source was deleted still
+loads. Images of different sizes are resized to ``image_size`` or to the most common size (see
+``curriculum.data.sources``).
 
 Label noise (``label_noise=P``, as in Zhang et al. 2017): a fraction P of the train labels,
 chosen with ``noise_seed``, is replaced by labels drawn uniformly from all K classes, so a

@@ -222,7 +222,8 @@ def _read_cifar10(files: list[Path]) -> RawData:
     split = {}
     for name, members in (("train", CIFAR10_TRAIN), ("test", ("test_batch",))):
         images = [_cifar_images(batches[m], m) for m in members]
-        labels = [_labels(_entry(batches[m], "labels", m), len(x), len(classes), m) for m, x in zip(members, images)]
+        labels = [_labels(_entry(batches[m], "labels", m), len(x), len(classes), m)
+                  for m, x in zip(members, images)]
         split[name] = (np.concatenate(images), np.concatenate(labels))
     return RawData(*split["train"], *split["test"], classes)
 

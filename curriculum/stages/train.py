@@ -54,7 +54,8 @@ from scoring.scores import Scores
 
 RESULT_FILES = ("curves.csv", "results.csv", "figures/learning_curves.png")
 #: What config.json holds beside the settings: an output with other settings is refused.
-NOT_SETTINGS = {"quiet", "out", "cpu", "scores", "scores_file", "order_source", "seconds", "files", "data_dir"}
+NOT_SETTINGS = {"quiet", "out", "cpu", "scores", "scores_file", "order_source", "seconds", "files",
+                "data_dir"}
 
 
 @dataclass
