@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, run_clis
 from curriculum.data import originals
 from curriculum.data.datasets import CIFAR100_SUPERCLASSES, load_dataset
 from scoring.errors import UserError
@@ -343,17 +343,29 @@ def test_the_packaged_fashion_mnist(tmp_path):
 
 
 @needs_package
-def test_score_stats_train_and_compare_on_the_packaged_files(tmp_path):
+def test_image_statistics_of_the_packaged_images_are_not_degenerate():
+    """At 28x28 the segment count (Felzenszwalb's k 500, min size 20) and the 10x10-window entropy
+    must still tell images apart for `curriculum stats` to relate them to the order."""
+    from curriculum.stages.stats import ENTROPY_WINDOW
+    from stats.images import compute_statistics
+
+    images = load_dataset("fashion-mnist", data_dir=PACKAGE).test.images[:300]
+    values = compute_statistics(images, workers=1, window=ENTROPY_WINDOW)
+    counts = np.unique(values["segments"], return_counts=True)[1]
+    assert len(counts) >= 4 and counts.max() <= 0.5 * len(images)  # several counts, none for most images
+    entropy = values["entropy"]  # bits; a 10x10 window holds at most 100 values: log2(100)
+    assert 0 < entropy.min() and entropy.max() < np.log2(100) and np.ptp(np.percentile(entropy, [5, 95])) > 1
+
+
+@needs_package
+def test_score_train_and_compare_on_the_packaged_files(tmp_path):
     part = "fashion-mnist+part0of60"  # 1,000 train images; all 10,000 test images
-    common = ["--data-dir", PACKAGE, "--arch", "lenet5", "--quiet"]
-    small = ["--members", "2", "--epochs", "0.5", "--eval-every", "0.25", "--processes", "1", *common]
+    common = ["--dataset", part, "--data-dir", PACKAGE, "--arch", "lenet5", "--quiet"]
+    small = ["--members", "2", "--epochs", "0.25", "--eval-every", "0.25", "--processes", "1", *common]
     runs = [tmp_path / "a", tmp_path / "b"]
-    for run, seed in zip(runs, (0, 1)):
-        run_cli(["score", "--dataset", part, "--seed", seed, "--out", run, *small], tmp_path)
-    stats = run_cli(["stats", "--dataset", part, "--data-dir", PACKAGE, "--run", runs[0]], tmp_path)
-    assert "segments" in stats.stdout and "Spearman" in stats.stdout
+    run_clis([["score", "--seed", seed, "--out", run, *small] for run, seed in zip(runs, (0, 1))], tmp_path)
     run_cli(["compare", *runs, "--out", tmp_path / "cmp", "--quiet"], tmp_path)
-    assert (tmp_path / "cmp").is_dir()
-    run_cli(["train", "--dataset", part, "--scores", runs[0], "--steps", "20", "--eval-every", "10",
-             "--seeds", "1", "--orders", "curriculum,random", "--out", tmp_path / "train", *common], tmp_path)
+    assert "Spearman" in (tmp_path / "cmp" / "report.md").read_text()
+    run_cli(["train", "--scores", runs[0], "--steps", "10", "--eval-every", "10", "--seeds", "1",
+             "--orders", "curriculum", "--out", tmp_path / "train", *common], tmp_path)
     assert (tmp_path / "train" / "results.csv").is_file()
