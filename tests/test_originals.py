@@ -329,7 +329,8 @@ def test_cli_data_dir_flag_and_refusal(tmp_path):
     assert proc.returncode == 2 and "--data-dir reads the original files" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     idx_set(tmp_path / "data" / "mnist", n_train=30, n_test=10)
-    stats = run_cli(["stats", "--dataset", "mnist", "--data-dir", tmp_path / "data", "--workers", "1"], tmp_path)
+    data = tmp_path / "data"
+    stats = run_cli(["stats", "--dataset", "mnist", "--data-dir", data, "--workers", 1], tmp_path)
     assert "segments" in stats.stdout and "No score run at" in stats.stdout
 
 
