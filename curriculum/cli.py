@@ -16,8 +16,8 @@ import sys
 import typing
 from typing import Sequence
 
-from curriculum.config.stages import (CompareConfig, CurriculumConfig, LearnersConfig, ScoreConfig, StatsConfig, add_arguments,
-                               build_config, specs)
+from curriculum.config.options import add_arguments, build_config, given_flags, specs
+from curriculum.config.stages import CompareConfig, LearnersConfig, ScoreConfig, StatsConfig, TrainConfig
 from curriculum.training.launch import launch, leave_process_group, processes_to_launch
 from scoring.errors import UserError
 
@@ -63,10 +63,10 @@ def _run_stats(config: StatsConfig) -> None:
     image_statistics(config)
 
 
-def _run_train(config: CurriculumConfig) -> None:
-    from curriculum.stages.train import curriculum_train
+def _run_train(config: TrainConfig) -> None:
+    from curriculum.stages.train import train
 
-    curriculum_train(config)
+    train(config)
 
 
 def _run_compare(config: CompareConfig) -> None:
@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
          "statistic's mean +- std and Spearman correlation with accessibility. Also writes statistics.csv, "
          "statistics_curves.csv and figures/statistics_vs_agreement.png into the run; for a generated dataset (shapes, ...) "
          "also each statistic's correlation with the factors that made the images (statistics_factors.csv).", None),
-        ("train", CurriculumConfig, _run_train, "train easy-first with a pacing function, beside random, anti and no-curriculum controls",
+        ("train", TrainConfig, _run_train, "train easy-first with a pacing function, beside random, anti and no-curriculum controls",
          "Train each order (--orders) for --seeds seeds with the same step budget, schedule and architecture; "
          "print and save, per order, final test accuracy with a 95% interval, area under the learning curve, steps to a "
          "target accuracy, agreement among the order's seeds, and paired gains over the none and random controls.", TRAIN_EPILOG),
@@ -189,8 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cli_config is None:  # a listing or export: its flags are its own
             args.cli_run(args)
         else:  # a stage: its config is built and checked before the stage (and torch) is imported
-            flags = {name: getattr(args, name) for name in specs(args.cli_config)}
-            config = build_config(args.cli_config, args.config, **flags)
+            config = build_config(args.cli_config, args.config, **given_flags(args, args.cli_config))
             if args.command == "score" and (processes := processes_to_launch(config)) > 1:
                 return launch(processes, argv)  # the workers run this same command
             args.cli_run(config)

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -56,6 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
+from curriculum.config.constraints import SEED_RANGE, Interval
 from scoring.errors import UserError
 from scoring.ids import as_ids, content_hashes
 
@@ -420,6 +420,11 @@ def _superclass_subset(full: src.RawData, superclass: str) -> src.RawData:
                        train_ids=full.ids("train")[tr], test_ids=full.ids("test")[te])
 
 
+FRACTION = Interval("[0, 1]")
+SEED = Interval(SEED_RANGE, whole=True)
+IMAGE_SIZE = Interval("[1, 4096]", whole=True)
+
+
 def load_dataset(name: str = "digits", *, label_noise: float = 0.0, noise_seed: int = 0,
                  cache_dir: str | Path | None = None, image_size: int | None = None,
                  data_dir: str | Path | None = None) -> Dataset:
@@ -436,18 +441,10 @@ def load_dataset(name: str = "digits", *, label_noise: float = 0.0, noise_seed: 
     label_noise = found.get("label_noise", label_noise)
     noise_seed = found.get("noise_seed", noise_seed)
     image_size = found.get("image_size", image_size)
-    try:
-        p = float(label_noise)
-    except (TypeError, ValueError):
-        p = math.nan
-    if not 0.0 <= p <= 1.0:
-        raise UserError(f"Label noise must be a fraction in [0, 1], got {label_noise!r}.")
-    if (isinstance(noise_seed, bool) or not isinstance(noise_seed, (int, np.integer))
-            or noise_seed < 0):
-        raise UserError(f"The noise seed must be a non-negative integer, got {noise_seed!r}.")
-    if image_size is not None and (isinstance(image_size, bool) or not isinstance(
-            image_size, (int, np.integer)) or not 1 <= image_size <= 4096):
-        raise UserError(f"The image size must be an integer in 1..4096, got {image_size!r}.")
+    label_noise = FRACTION.check(label_noise, "label_noise")
+    noise_seed = SEED.check(noise_seed, "noise_seed")
+    if image_size is not None:
+        image_size = IMAGE_SIZE.check(image_size, "image_size")
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     local = None
     if data_dir is not None:
@@ -465,10 +462,10 @@ def load_dataset(name: str = "digits", *, label_noise: float = 0.0, noise_seed: 
     classes = tuple(str(c) for c in raw.classes)
     train_y = np.asarray(raw.train_labels, np.int64)
     clean = None
-    if p > 0:
+    if label_noise > 0:
         clean = train_y
-        train_y = apply_label_noise(train_y, p, len(classes), int(noise_seed))
-        canonical += f"+noise{p:g}" + (f"-seed{int(noise_seed)}" if noise_seed else "")
+        train_y = apply_label_noise(train_y, label_noise, len(classes), int(noise_seed))
+        canonical += f"+noise{label_noise:g}" + (f"-seed{int(noise_seed)}" if noise_seed else "")
     train_ids, train_factors = raw.ids("train"), dict(raw.train_factors)
     if "part" in found:
         keep = train_part(len(train_y), *found["part"])

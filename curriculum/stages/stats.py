@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curriculum.config.stages import StatsConfig, check_output_dir
+from curriculum.config.options import check_output_dir
+from curriculum.config.stages import StatsConfig
 from curriculum.data.datasets import Dataset, default_cache_dir, load_dataset
 from curriculum.data.factors import factor_columns, factor_correlations, factor_table
 from curriculum.reporting.figures import statistic_label, statistics_figure
