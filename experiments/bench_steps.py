@@ -57,16 +57,17 @@ def measure(arch: str, batch: int, rounds: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=100, help="training batch size (default 100)")
-    parser.add_argument("--rounds", type=int, default=5,
-                        help="timings per measure, median reported (default 5)")
+    parser.add_argument("--rounds", type=int, default=5, help="timings per measure, median reported (default 5)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     results = {arch: measure(arch, args.batch, args.rounds) for arch in ARCHS}
     step0, eval0 = results["lenet5"]
     print(f"{'arch':13} {'train step':>11} {'x lenet5':>9} {'ex/s':>7} {'eval ex/s':>10} {'x lenet5':>9}")
     for arch, (step, evaluate) in results.items():
-        print(f"{arch:13} {step:10.3f}s {step / step0:9.1f} {args.batch / step:7.0f} {1000 / evaluate:10.0f} "
-              f"{evaluate / eval0:9.1f}")
+        print(
+            f"{arch:13} {step:10.3f}s {step / step0:9.1f} {args.batch / step:7.0f} {1000 / evaluate:10.0f} "
+            f"{evaluate / eval0:9.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -20,19 +20,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, run_cli, run_clis
+
 from curriculum.data import originals
 from curriculum.data.datasets import CIFAR100_SUPERCLASSES, load_dataset
 from scoring.errors import UserError
 
 PACKAGE = Path("/usr/share/datasets/fashion-mnist")
-needs_package = pytest.mark.skipif(not (PACKAGE / "train-images-idx3-ubyte.gz").is_file(),
-                                   reason="needs Debian's dataset-fashion-mnist (apt-get install it)")
+needs_package = pytest.mark.skipif(
+    not (PACKAGE / "train-images-idx3-ubyte.gz").is_file(),
+    reason="needs Debian's dataset-fashion-mnist (apt-get install it)",
+)
 
 
 # ---------------------------------------------------------------------------------------------
 # writers of the original formats
+
 
 def write_idx(path: Path, array: np.ndarray, gz: bool = False) -> Path:
     """LeCun's idx: 0x00 0x00, type 0x08 (unsigned byte), the number of dimensions, each dimension
@@ -49,8 +52,12 @@ def write_idx(path: Path, array: np.ndarray, gz: bool = False) -> Path:
 
 def idx_set(folder: Path, n_train: int = 12, n_test: int = 5, gz=(True, False, False, True), seed: int = 0):
     rng = np.random.default_rng(seed)
-    arrays = [rng.integers(0, 256, (n_train, 28, 28)), rng.integers(0, 10, n_train),
-              rng.integers(0, 256, (n_test, 28, 28)), rng.integers(0, 10, n_test)]
+    arrays = [
+        rng.integers(0, 256, (n_train, 28, 28)),
+        rng.integers(0, 10, n_train),
+        rng.integers(0, 256, (n_test, 28, 28)),
+        rng.integers(0, 10, n_test),
+    ]
     for name, array, z in zip(originals.IDX_FILES, arrays, gz):
         write_idx(folder / name, array, z)
     return arrays
@@ -88,8 +95,12 @@ def py2_pickle(obj) -> bytes:
 
 
 def cifar_batch(rng, n: int, labels: dict, label: str) -> dict:
-    return {"batch_label": f"{label} of 1", "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-            "filenames": [f"img_{label}_{i:06d}.png" for i in range(n)], **labels}
+    return {
+        "batch_label": f"{label} of 1",
+        "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+        "filenames": [f"img_{label}_{i:06d}.png" for i in range(n)],
+        **labels,
+    }
 
 
 def write_members(folder: Path, root: str, members: dict, archive: str | None) -> None:
@@ -116,21 +127,35 @@ CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
 
 def cifar10_files(folder: Path, archive: bool, n: int = 4) -> dict:
     rng = np.random.default_rng(1)
-    batches = {name: cifar_batch(rng, n, {"labels": [int(v) for v in rng.integers(0, 10, n)]}, name)
-               for name in (*(f"data_batch_{k}" for k in range(1, 6)), "test_batch")}
+    batches = {
+        name: cifar_batch(rng, n, {"labels": [int(v) for v in rng.integers(0, 10, n)]}, name)
+        for name in (*(f"data_batch_{k}" for k in range(1, 6)), "test_batch")
+    }
     meta = {"label_names": CIFAR10_NAMES, "num_cases_per_batch": n, "num_vis": 3072}
-    order = ["data_batch_4", "readme.html", "test_batch", "data_batch_3", "batches.meta", "data_batch_2",
-             "data_batch_5", "data_batch_1"]  # the authors' archive lists its members so
-    data = {"readme.html": b"<html></html>", "batches.meta": py2_pickle(meta),
-            **{k: py2_pickle(v) for k, v in batches.items()}}
-    write_members(folder, "cifar-10-batches-py", {k: data[k] for k in order},
-                  "cifar-10-python.tar.gz" if archive else None)
+    order = [
+        "data_batch_4",
+        "readme.html",
+        "test_batch",
+        "data_batch_3",
+        "batches.meta",
+        "data_batch_2",
+        "data_batch_5",
+        "data_batch_1",
+    ]  # the authors' archive lists its members so
+    data = {
+        "readme.html": b"<html></html>",
+        "batches.meta": py2_pickle(meta),
+        **{k: py2_pickle(v) for k, v in batches.items()},
+    }
+    write_members(
+        folder, "cifar-10-batches-py", {k: data[k] for k in order}, "cifar-10-python.tar.gz" if archive else None
+    )
     return batches
 
 
 def image_of(row: np.ndarray) -> np.ndarray:
     """A CIFAR row (1024 red, 1024 green, 1024 blue values, each plane row-major) as H x W x RGB."""
-    return np.stack([row[k * 1024: (k + 1) * 1024].reshape(32, 32) for k in range(3)], axis=-1)
+    return np.stack([row[k * 1024 : (k + 1) * 1024].reshape(32, 32) for k in range(3)], axis=-1)
 
 
 def cifar100_files(folder: Path, archive: bool) -> tuple[dict, list[str], list[str]]:
@@ -152,8 +177,10 @@ def cifar100_files(folder: Path, archive: bool) -> tuple[dict, list[str], list[s
 # ---------------------------------------------------------------------------------------------
 # idx: MNIST and Fashion-MNIST
 
-@pytest.mark.parametrize("name, layout", [("mnist", "."), ("fashion-mnist", "FashionMNIST/raw"),
-                                          ("fashion-mnist", "fashion-mnist")])
+
+@pytest.mark.parametrize(
+    "name, layout", [("mnist", "."), ("fashion-mnist", "FashionMNIST/raw"), ("fashion-mnist", "fashion-mnist")]
+)
 def test_idx_files_gzipped_or_not_read_with_the_hub_ids_and_classes(tmp_path, name, layout):
     tr_x, tr_y, te_x, te_y = idx_set(tmp_path / "data" / layout)
     d = load_dataset(name, data_dir=tmp_path / "data", cache_dir=tmp_path / "cache")
@@ -196,11 +223,14 @@ def test_data_dir_is_refused_for_other_datasets(tmp_path, name):
         load_dataset(name, data_dir=tmp_path, cache_dir=tmp_path / "cache")
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda p: p.write_bytes(b"\x00\x00\x0d\x03" + bytes(20)), "not an idx file of unsigned bytes"),
-    (lambda p: p.write_bytes(p.read_bytes()[:-7]), "truncated"),
-    (lambda p: p.write_bytes(gzip.compress(p.read_bytes())[:-9]), "damaged gzip"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda p: p.write_bytes(b"\x00\x00\x0d\x03" + bytes(20)), "not an idx file of unsigned bytes"),
+        (lambda p: p.write_bytes(p.read_bytes()[:-7]), "truncated"),
+        (lambda p: p.write_bytes(gzip.compress(p.read_bytes())[:-9]), "damaged gzip"),
+    ],
+)
 def test_damaged_idx_files_are_user_errors(tmp_path, damage, message):
     idx_set(tmp_path, gz=(False,) * 4)
     damage(tmp_path / "train-images-idx3-ubyte")
@@ -217,6 +247,7 @@ def test_labels_that_do_not_match_the_images_are_user_errors(tmp_path):
 
 # ---------------------------------------------------------------------------------------------
 # CIFAR-10 and CIFAR-100 pickles, extracted or archived
+
 
 @pytest.mark.parametrize("archive", [False, True])
 def test_cifar10_pickles_in_the_hub_row_order(tmp_path, archive):
@@ -263,6 +294,7 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # SVHN .mat
 
+
 def test_svhn_mat_files(tmp_path):
     from scipy.io import savemat
 
@@ -285,6 +317,7 @@ def test_svhn_mat_files(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # the cache
 
+
 def test_a_changed_file_is_read_again_even_with_its_old_size_and_mtime(tmp_path):
     idx_set(tmp_path, gz=(False,) * 4)
     cache = tmp_path / "cache"
@@ -304,11 +337,21 @@ def test_a_changed_file_is_read_again_even_with_its_old_size_and_mtime(tmp_path)
 
 def test_two_processes_loading_first_together_share_one_cache(tmp_path):
     idx_set(tmp_path / "data", n_train=3000, n_test=500)
-    code = ("import sys; from curriculum.data.datasets import load_dataset; "
-            "print(load_dataset('fashion-mnist', data_dir=sys.argv[1], cache_dir=sys.argv[2]).fingerprint)")
+    code = (
+        "import sys; from curriculum.data.datasets import load_dataset; "
+        "print(load_dataset('fashion-mnist', data_dir=sys.argv[1], cache_dir=sys.argv[2]).fingerprint)"
+    )
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    procs = [subprocess.Popen([sys.executable, "-c", code, tmp_path / "data", tmp_path / "cache"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, tmp_path / "data", tmp_path / "cache"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outs = [proc.communicate(timeout=300) for proc in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert outs[0][0] == outs[1][0]
@@ -320,6 +363,7 @@ def test_two_processes_loading_first_together_share_one_cache(tmp_path):
 
 # ---------------------------------------------------------------------------------------------
 # the command line
+
 
 def test_cli_data_dir_flag_and_refusal(tmp_path):
     assert "--data-dir" in run_cli(["score", "--help"], tmp_path).stdout
@@ -336,6 +380,7 @@ def test_cli_data_dir_flag_and_refusal(tmp_path):
 
 # ---------------------------------------------------------------------------------------------
 # the real files of Debian's dataset-fashion-mnist
+
 
 @needs_package
 def test_the_packaged_fashion_mnist(tmp_path):
@@ -370,6 +415,23 @@ def test_score_train_and_compare_on_the_packaged_files(tmp_path):
     run_clis([["score", "--seed", seed, "--out", run, *small] for run, seed in zip(runs, (0, 1))], tmp_path)
     run_cli(["compare", *runs, "--out", tmp_path / "cmp", "--quiet"], tmp_path)
     assert "Spearman" in (tmp_path / "cmp" / "report.md").read_text()
-    run_cli(["train", "--scores", runs[0], "--steps", "10", "--eval-every", "10", "--seeds", "1",
-             "--orders", "curriculum", "--out", tmp_path / "train", *common], tmp_path)
+    run_cli(
+        [
+            "train",
+            "--scores",
+            runs[0],
+            "--steps",
+            "10",
+            "--eval-every",
+            "10",
+            "--seeds",
+            "1",
+            "--orders",
+            "curriculum",
+            "--out",
+            tmp_path / "train",
+            *common,
+        ],
+        tmp_path,
+    )
     assert (tmp_path / "train" / "results.csv").is_file()
