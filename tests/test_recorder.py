@@ -100,5 +100,41 @@ def test_bad_use_is_one_sentence(tmp_path):
     recorder.checkpoint(1)
     with pytest.raises(UserError, match="same number of checkpoints, at least 2"):
         recorder.finish()
-    with pytest.raises(UserError, match="not empty"):
+    with pytest.raises(UserError, match="already holds a run; give the Recorder a new directory, or resume=True"):
         Recorder(tmp_path / "run", labels={"train": np.array([0])})
+    with pytest.raises(UserError, match="holds a recorded run of other data"):
+        Recorder(tmp_path / "run", labels={"train": np.array([0])}, resume=True)
+
+
+def test_a_resumed_recorder_rewinds_to_the_training_step_and_ends_as_an_uninterrupted_one(tmp_path):
+    """Two members, a checkpoint every 2 steps; member 1's process dies after step 6 with its
+    training checkpoint saved at step 4: a new Recorder (resume=True) drops the row of step 6,
+    records it again, and the record equals an uninterrupted run's."""
+    labels = {"train": np.array([0, 1, 1, 0]), "test": np.array([1, 0])}
+    rng = np.random.default_rng(0)
+    outputs = {(m, s, split): rng.normal(size=(len(y), 2)) for m in (0, 1) for s in range(0, 9, 2) for split, y in labels.items()}
+
+    def record(recorder, member, steps):
+        for step in steps:
+            for split in labels:
+                recorder.update(member, split, logits=outputs[member, step, split])
+            recorder.checkpoint(member, epoch=step / 4, step=step)
+
+    whole = Recorder(tmp_path / "whole", labels=labels)
+    for member in (0, 1):
+        record(whole, member, range(0, 9, 2))
+    expected = whole.finish()
+
+    first = Recorder(tmp_path / "run", labels=labels)
+    record(first, 0, range(0, 9, 2))
+    record(first, 1, range(0, 7, 2))
+    del first  # the process dies
+    again = Recorder(tmp_path / "run", labels=labels, resume=True)
+    assert again.checkpoints(1) == 4 and again.rewind(1, step=4) == 3
+    record(again, 1, (6, 8))
+    scores = again.finish()
+    pd.testing.assert_frame_equal(scores.table, expected.table)
+    assert _arrays(tmp_path / "run").keys() == _arrays(tmp_path / "whole").keys()
+    for name, array in _arrays(tmp_path / "whole").items():
+        np.testing.assert_array_equal(_arrays(tmp_path / "run")[name], array, err_msg=name)
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["checkpoints"][-1] == {"index": 4, "step": 8, "epoch": 2.0}
