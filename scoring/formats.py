@@ -10,26 +10,43 @@ Formats (``FORMATS``):
 ``parquet``  the scores table with its metadata (directions, dataset, fingerprint, provenance).
 ``csv``      the table, plus ``<file>.json`` beside it with the same metadata; without that
              sidecar a CSV's direction must be given.
-``cscore``   ``.npz`` with ``labels`` and ``scores`` (Jiang et al.'s published C-scores), and
-             ``ids``; one split in index order; only a score whose higher values are easier.
+``cscore``   ``.npz`` with ``labels`` and ``scores`` (Jiang et al.'s published C-scores), ``ids``
+             and ``dataset``; one split in index order; only a score whose higher values are
+             easier. Read back: a file with ids by id; the published files, which list the
+             source's whole original order, row r to the example whose id is r (or
+             ``<split>/r``); ImageNet's ``filenames`` by file name.
 ``forgetting`` a pickle ``{"indices": ..., "forgetting counts": ...}`` as Toneva et al.'s
-             ``order_examples_by_forgetting.py`` writes it: train indices from fewest to most
-             forgetting events (ties by index). The counts are our ensemble means (floats);
-             never-learned examples count the number of trained checkpoints.
+             ``order_examples_by_forgetting.py`` writes it: the train examples' ids (integers
+             where the ids are) from fewest to most forgetting events (ties by index). The counts
+             are our ensemble means (floats); never-learned examples count the number of trained
+             checkpoints. Their own files' indices (positions in their train set) read back too.
 ``cartography`` Swayamdipta et al.'s data-map files: per member
              ``member_XXX/training_dynamics/dynamics_epoch_{e}.jsonl`` (one line per example:
              ``guid`` = id, ``logits_epoch_{e}``, ``gold``) for the checkpoints after
-             initialisation, and ``td_metrics.jsonl`` (guid, index, confidence, variability,
-             correctness, forgetfulness, threshold_closeness) from the ensemble's scores. The run
-             must hold probabilities (``--record-probs``); their logs serve as logits (softmax
-             gives the probabilities back; probabilities below 2^-24 are floored there).
+             initialisation, ``checkpoints.json`` (which checkpoint, epoch and step each file
+             holds: they are checkpoints, not necessarily epochs; it stays outside
+             ``training_dynamics/``, whose files their reader counts), and ``td_metrics.jsonl``
+             (guid, index, confidence, variability, correctness, forgetfulness,
+             threshold_closeness) with the members' mean of their metrics: correctness counts
+             the checkpoints right, forgetfulness is 1000 where never learned, as theirs. The
+             run must hold probabilities (``--record-probs``); their logs, rounded to float16,
+             serve as logits (softmax gives the probabilities back; probabilities below 2^-24
+             are floored), with the predicted class raised one float16 step where rounding tied
+             it, so ``np.argmax`` of every line is the recorded prediction. Read back keyed by
+             ``guid``, each epoch in any order, as their ``run_glue.py`` logs it.
 ``cleanlab`` ``.npz`` with ``pred_probs`` [N, K] (the members' mean probabilities at the last
-             checkpoint, renormalised), ``labels`` and ``ids``, for ``cleanlab.filter.
-             find_label_issues(labels, pred_probs)``. cleanlab needs out-of-sample
-             probabilities: the test split's are (the default); the train split's are in-sample
-             (the members trained on those examples), so overconfident, and cleanlab will miss
-             label issues there; use cross-validated members for train-set issues.
-``hf``       a column of a Hugging Face ``datasets`` dataset, aligned by id (:func:`add_hf_column`).
+             checkpoint, renormalised), ``labels``, ``ids`` and ``sample`` (which kind they are),
+             for ``cleanlab.filter.find_label_issues(labels, pred_probs)``. cleanlab needs
+             out-of-sample probabilities: the test split's are (the default); members recorded
+             with held-out folds (:meth:`scoring.Recorder.hold_out`) give every train example its
+             held-out members' mean; otherwise the train split's are in-sample, so overconfident,
+             and cleanlab will miss label issues there.
+``hf``       a column of a Hugging Face ``datasets`` dataset, aligned by id (or image content
+             hash) (:func:`add_hf_column`), saved with ``curriculum_scores.json`` beside it; a
+             dataset whose rows span several splits needs the split named. Read back from the
+             folder.
+
+Every import says in one sentence what it read and matched (:func:`match_imported`).
 """
 
 from __future__ import annotations
@@ -51,6 +68,7 @@ from scoring.errors import UserError
 from scoring.files import atomic_write_bytes, atomic_write_json
 from scoring.ids import as_ids, native_ids, source_positions
 from scoring.ordering import DIRECTIONS
+from scoring.recorder import load_held_out
 from scoring.records import load_probs, load_record, read_run_info
 from scoring.scores import SCORE_DIRECTIONS, Scores
 
@@ -171,26 +189,39 @@ def write_cartography(scores: Scores, run_dir: Path, folder: Path, split: str = 
     return [*written, sidecar, path], [note]
 
 
-def cleanlab_pred_probs(run_dir: Path, split: str = "test") -> np.ndarray:
-    """The members' mean class probabilities at the last checkpoint, rows summing to 1: [M, K]."""
+def cleanlab_pred_probs(run_dir: Path, split: str = "test") -> tuple[np.ndarray, str]:
+    """Class probabilities for cleanlab, [M, K] with rows summing to 1, and which they are: the
+    mean over members at the last checkpoint, taken, where the members declared held-out folds
+    (:meth:`scoring.Recorder.hold_out`) covering every example, over the members that held each
+    example out ("out-of-sample (folds)"); otherwise over all members ("out-of-sample" for the
+    test split, which no member trains on, "in-sample" for another)."""
     info = _run_info(run_dir)
-    checkpoints = len(info["checkpoints"])
-    total = sum(load_probs(run_dir, split, member, checkpoints)[-1].astype(np.float64) for member in range(info["members"]))
-    return (total / total.sum(1, keepdims=True)).astype(np.float32)
+    checkpoints, members = len(info["checkpoints"]), info["members"]
+    folds = [load_held_out(run_dir, member, split) for member in range(members)]
+    cross = all(fold is not None for fold in folds) and np.logical_or.reduce(folds).all()
+    total = 0.0
+    for member in range(members):
+        last = load_probs(run_dir, split, member, checkpoints)[-1].astype(np.float64)
+        total = total + (last * folds[member][:, None] if cross else last)
+    kind = "out-of-sample (folds)" if cross else "out-of-sample" if split == "test" else "in-sample"
+    return (total / total.sum(1, keepdims=True)).astype(np.float32), kind
 
 
 def write_cleanlab(scores: Scores, run_dir: Path, path: Path, split: str = "test") -> tuple[list[Path], list[str]]:
     rows = scores.split(split)
-    pred_probs = cleanlab_pred_probs(run_dir, split)
-    sample = "out-of-sample" if split == "test" else "in-sample"
+    pred_probs, sample = cleanlab_pred_probs(run_dir, split)
     written = [_save_npz(path, pred_probs=pred_probs, labels=rows["label"].to_numpy(np.int64), ids=native_ids(rows["id"]),
                          dataset=np.array(str(scores.meta.get("dataset", ""))), sample=np.array(sample))]
-    if sample == "out-of-sample":
+    if sample == "out-of-sample (folds)":
+        note = (f"pred_probs of the {len(rows)} {split} examples are out-of-sample: each from the members that held it out "
+                "(their declared folds); row i is the example ids[i].")
+    elif sample == "out-of-sample":
         note = (f"pred_probs of the {len(rows)} {split} examples are out-of-sample (no member trained on them); row i is the "
                 "example ids[i].")
     else:
         note = (f"pred_probs of the {len(rows)} {split} examples are in-sample (the members trained on these examples): cleanlab "
-                "expects out-of-sample ones and will under-report label issues; the test split's are out-of-sample.")
+                "expects out-of-sample ones and will under-report label issues; the test split's are out-of-sample, and so "
+                "are those of members recorded with held-out folds (Recorder.hold_out).")
     return written, [note]
 
 

@@ -39,6 +39,7 @@ loops on several processes.
 from __future__ import annotations
 
 import hashlib
+import io
 import platform
 from pathlib import Path
 from typing import Any
@@ -46,13 +47,14 @@ from typing import Any
 import numpy as np
 
 from scoring.errors import UserError
-from scoring.files import atomic_write_json
+from scoring.files import atomic_write_bytes, atomic_write_json
 from scoring.ids import as_ids, content_hashes
 from scoring.records import PROBS, MemberRecord, member_dir, read_run_info, update_run
 from scoring.run import write_scores
 from scoring.scores import Scores
 
 FIRST_CAPACITY = 8
+HELD_OUT = "heldout"  # records/member_XXX/<split>.heldout.npy: bool [M], the examples the member never trained on
 
 
 def to_numpy(values: Any) -> np.ndarray:
@@ -100,6 +102,12 @@ class _Row:
     def next_checkpoint(self) -> None:
         """Online values stay until overwritten; every other example must be given again."""
         self.filled = self.online.copy()
+
+
+def load_held_out(run_dir: str | Path, member: int, split: str) -> np.ndarray | None:
+    """The examples of ``split`` that ``member`` held out (:meth:`Recorder.hold_out`), or None."""
+    path = member_dir(Path(run_dir), member) / f"{split}.{HELD_OUT}.npy"
+    return np.load(path) if path.exists() else None
 
 
 def _stored_capacity(run_dir: Path, member: int, split: str) -> int | None:
@@ -200,6 +208,22 @@ class Recorder:
             self._members[member] = record
             self._rows[member] = {split: _Row(size, probs) for split, size in sizes.items()}
         return self._members[member], self._rows[member]
+
+    def hold_out(self, member: int, split: str = "train", *, ids: Any = None, index: Any = None) -> None:
+        """Declare the examples of ``split`` that ``member`` never trains on (its fold of a
+        cross-validation), by ``ids`` or positions ``index``: the cleanlab export then gives every
+        example out-of-sample probabilities, from the members that held it out."""
+        if ids is None and index is None:
+            raise UserError("Name the held-out examples by ids= or index=.")
+        if split not in self.labels:
+            raise UserError(f"The Recorder has no split '{split}'; it records {', '.join(self.labels)}.")
+        count = len(to_numpy(index).reshape(-1)) if index is not None else 0
+        mask = np.zeros(len(self.labels[split]), bool)
+        mask[self._positions_of(split, index, ids, count)] = True
+        record, _ = self._member(member)
+        buffer = io.BytesIO()
+        np.save(buffer, mask)
+        atomic_write_bytes(record.dir / f"{split}.{HELD_OUT}.npy", buffer.getvalue())
 
     def checkpoints(self, member: int) -> int:
         """How many checkpoints ``member`` has committed (0 for a member not recorded yet)."""

@@ -99,6 +99,10 @@ class DistributedRecorder:
 
         return self._on_rank0(commit)
 
+    def hold_out(self, member: int, split: str = "train", *, ids: Any = None, index: Any = None) -> None:
+        """:meth:`scoring.Recorder.hold_out`: the examples ``member`` never trains on (same on every rank)."""
+        self._on_rank0(lambda: self.recorder.hold_out(member, split, ids=ids, index=index))
+
     def checkpoints(self, member: int) -> int:
         """How many checkpoints ``member`` has committed."""
         return self._on_rank0(lambda: self.recorder.checkpoints(member))

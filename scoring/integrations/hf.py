@@ -62,14 +62,16 @@ class RecorderCallback(transformers.TrainerCallback):
 
     ``splits``: name -> ``datasets.Dataset`` to predict (e.g. ``{"train": train, "test": test}``).
     ``every``/``unit``: the interval in epochs (default, rounded to whole optimizer steps) or
-    steps. ``collate_fn`` and ``batch_size`` default to the Trainer's. ``record_probs`` and the
-    remaining keyword arguments go to :class:`scoring.Recorder` (``dataset``, ``arch``, ...).
+    steps. ``collate_fn`` and ``batch_size`` default to the Trainer's. ``held_out``: per split,
+    the ids of the examples this member never trains on (its fold), for out-of-sample cleanlab
+    probabilities. ``record_probs`` and the remaining keyword arguments go to
+    :class:`scoring.Recorder` (``dataset``, ``arch``, ...).
     """
 
     def __init__(self, run_dir: str | Path, splits: dict[str, Any], *, member: int = 0, every: float = 1.0,
                  unit: str = "epoch", id_column: str | None = "id", label_column: str = "label",
                  collate_fn: Callable | None = None, batch_size: int | None = None, record_probs: bool = False,
-                 **recorder_args: Any):
+                 held_out: dict[str, Any] | None = None, **recorder_args: Any):
         if not splits:
             raise UserError("Give the callback the datasets to record, e.g. splits={'train': train, 'test': test}.")
         self.run_dir, self.splits, self.member = Path(run_dir), dict(splits), member
@@ -77,6 +79,7 @@ class RecorderCallback(transformers.TrainerCallback):
         self.label_column, self.id_column = label_column, id_column
         self.collate_fn, self.batch_size = collate_fn, batch_size
         self.recorder_args = {"record_probs": record_probs, **recorder_args}
+        self.held_out = held_out or {}
         self.recorder: DistributedRecorder | None = None
         self._pass: EvalPass | None = None
         self._last_step = -1
@@ -106,6 +109,8 @@ class RecorderCallback(transformers.TrainerCallback):
                 yield chosen, collate([inputs[split][int(i)] for i in chosen])
 
         self._pass = EvalPass(self.recorder, {split: len(d) for split, d in self.splits.items()}, batches_of, _logits)
+        for split, ids in self.held_out.items():
+            self.recorder.hold_out(self.member, split, ids=ids)
         self._pass.begin(model, self.member, state.global_step, self.schedule)
         self._last_step = state.global_step
 

@@ -66,13 +66,15 @@ def _first_input(module: Any, batch: Any) -> Any:
 
 class RecorderCallback(*_callback_bases()):
     """Record member ``member`` of the run in ``run_dir`` from a Lightning ``Trainer``; see the
-    module docstring. ``record_probs`` and the remaining keyword arguments go to
-    :class:`scoring.Recorder`."""
+    module docstring. ``held_out``: per split, the ids of the examples this member never trains on
+    (its fold), for out-of-sample cleanlab probabilities. ``record_probs`` and the remaining
+    keyword arguments go to :class:`scoring.Recorder`."""
 
     def __init__(self, run_dir: str | Path, splits: dict[str, Any], *, member: int = 0, every: float = 1.0,
                  unit: str = "epoch", labels: dict[str, Any] | None = None, ids: dict[str, Any] | None = None,
                  forward: Callable[[Any, Any], Any] | None = None, batch_size: int = 256,
-                 collate_fn: Callable | None = None, record_probs: bool = False, **recorder_args: Any):
+                 collate_fn: Callable | None = None, record_probs: bool = False,
+                 held_out: dict[str, Any] | None = None, **recorder_args: Any):
         if not splits:
             raise UserError("Give the callback the datasets to record, e.g. splits={'train': train_set, 'test': test_set}.")
         self.run_dir, self.splits, self.member = Path(run_dir), dict(splits), member
@@ -81,6 +83,7 @@ class RecorderCallback(*_callback_bases()):
         self.forward = forward or _first_input
         self.batch_size, self.collate_fn = batch_size, collate_fn
         self.recorder_args = {"record_probs": record_probs, **recorder_args}
+        self.held_out = held_out or {}
         self.recorder: DistributedRecorder | None = None
         self._pass: EvalPass | None = None
         self._last_step = -1
@@ -110,6 +113,8 @@ class RecorderCallback(*_callback_bases()):
             batches = accumulation
         self.schedule.start(-(-int(batches) // accumulation))
         self._pass = EvalPass(self.recorder, {split: len(d) for split, d in self.splits.items()}, self._batches, self.forward)
+        for split, ids in self.held_out.items():
+            self.recorder.hold_out(self.member, split, ids=ids)
         self._pass.begin(pl_module, self.member, trainer.global_step, self.schedule)
         self._last_step = trainer.global_step
 
