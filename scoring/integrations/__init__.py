@@ -25,5 +25,7 @@ def require(module: str, extra: str, feature: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise ImportError(f"{feature} needs the '{module.split('.')[0]}' package; install it with "
-                          f"pip install 'agreement-curriculum[{extra}]'.") from None
+        raise ImportError(
+            f"{feature} needs the '{module.split('.')[0]}' package; install it with "
+            f"pip install 'agreement-curriculum[{extra}]'."
+        ) from None

@@ -59,7 +59,12 @@ class DistributedRecorder:
             try:
                 result = [work(), None]
             except Exception as err:  # every rank must leave the collective, then raise it
-                result = [None, err if isinstance(err, UserError) else RuntimeError(f"rank 0: {type(err).__name__}: {err}")]
+                result = [
+                    None,
+                    err
+                    if isinstance(err, UserError)
+                    else RuntimeError(f"rank 0: {type(err).__name__}: {err}"),
+                ]
                 if self.world == 1:
                     raise
         if self.world > 1:
@@ -72,12 +77,24 @@ class DistributedRecorder:
         """The positions of a split of ``size`` examples this rank predicts (every world-th)."""
         return np.arange(self.rank, size, self.world)
 
-    def update(self, member: int, split: str = "train", *, logits: Any = None, probs: Any = None, index: Any = None,
-               ids: Any = None, labels: Any = None, online: bool = False) -> None:
+    def update(
+        self,
+        member: int,
+        split: str = "train",
+        *,
+        logits: Any = None,
+        probs: Any = None,
+        index: Any = None,
+        ids: Any = None,
+        labels: Any = None,
+        online: bool = False,
+    ) -> None:
         """:meth:`scoring.Recorder.update` for this rank's examples; kept until ``checkpoint``."""
         given = {"logits": logits, "probs": probs, "index": index, "ids": ids, "labels": labels}
         arrays = {key: to_numpy(value) for key, value in given.items() if value is not None}
-        if "logits" in arrays or "probs" in arrays:  # float32, as the Recorder converts them, and half the bytes to send
+        if (
+            "logits" in arrays or "probs" in arrays
+        ):  # float32, as the Recorder converts them, and half the bytes to send
             key = "logits" if "logits" in arrays else "probs"
             arrays[key] = arrays[key].astype(np.float32)
         self._pending.setdefault(member, []).append({"split": split, "online": online, **arrays})
@@ -125,21 +142,33 @@ class Schedule:
     def __init__(self, every: float = 1.0, unit: str = "epoch"):
         if unit not in UNITS:
             raise UserError(f"The recording interval's unit is 'epoch' or 'step', got {unit!r}.")
-        if isinstance(every, bool) or not isinstance(every, (int, float)) or not math.isfinite(every) or every <= 0:
+        if (
+            isinstance(every, bool)
+            or not isinstance(every, (int, float))
+            or not math.isfinite(every)
+            or every <= 0
+        ):
             raise UserError(f"Record every a positive number of {unit}s, got every={every!r}.")
         if unit == "step" and int(every) != every:
-            raise UserError(f"Record every a whole number of steps, got every={every!r}; or pass unit='epoch'.")
+            raise UserError(
+                f"Record every a whole number of steps, got every={every!r}; or pass unit='epoch'."
+            )
         self.every, self.unit = every, unit
         self.steps_per_epoch: float | None = None
 
     def start(self, steps_per_epoch: float) -> None:
         """Set the optimizer steps in one epoch (known once the training data is loaded)."""
         if not steps_per_epoch > 0:
-            raise UserError(f"The training run has {steps_per_epoch} optimizer steps per epoch; give it training data.")
+            raise UserError(
+                f"The training run has {steps_per_epoch} optimizer steps per epoch; give it training data."
+            )
         self.steps_per_epoch = float(steps_per_epoch)
         if self.unit == "epoch" and round(self.every * self.steps_per_epoch) < 1:
-            raise UserError(f"Recording every {self.every:g} epochs is less than one of the {self.steps_per_epoch:g} optimizer "
-                            "steps of an epoch; record less often.")
+            raise UserError(
+                f"Recording every {self.every:g} epochs is less than one of the "
+                f"{self.steps_per_epoch:g} optimizer "
+                "steps of an epoch; record less often."
+            )
 
     def _interval(self) -> float:
         return self.every if self.unit == "step" else self.every * self.steps_per_epoch
@@ -161,8 +190,11 @@ def to_device(batch: Any, device: Any) -> Any:
     if hasattr(batch, "to") and callable(batch.to) and not isinstance(batch, type):
         return batch.to(device)
     if isinstance(batch, dict) or (hasattr(batch, "keys") and hasattr(batch, "__getitem__")):
-        return type(batch)({key: to_device(value, device) for key, value in batch.items()}) if isinstance(batch, dict) \
+        return (
+            type(batch)({key: to_device(value, device) for key, value in batch.items()})
+            if isinstance(batch, dict)
             else {key: to_device(batch[key], device) for key in batch.keys()}
+        )
     if isinstance(batch, (list, tuple)):
         return type(batch)(to_device(value, device) for value in batch)
     return batch
@@ -173,9 +205,13 @@ class EvalPass:
     to a :class:`DistributedRecorder`: ``batches(split, positions)`` yields model inputs for
     those positions in order, ``forward(model, inputs)`` gives logits [B, K]."""
 
-    def __init__(self, recorder: DistributedRecorder, sizes: dict[str, int],
-                 batches: Callable[[str, np.ndarray], Iterable[tuple[np.ndarray, Any]]],
-                 forward: Callable[[Any, Any], Any]):
+    def __init__(
+        self,
+        recorder: DistributedRecorder,
+        sizes: dict[str, int],
+        batches: Callable[[str, np.ndarray], Iterable[tuple[np.ndarray, Any]]],
+        forward: Callable[[Any, Any], Any],
+    ):
         self.recorder, self.sizes, self.batches, self.forward = recorder, sizes, batches, forward
 
     def record(self, model: Any, member: int, step: int, epoch: float) -> int:
@@ -190,7 +226,12 @@ class EvalPass:
             with torch.inference_mode():
                 for split, size in self.sizes.items():
                     for positions, inputs in self.batches(split, self.recorder.shard(size)):
-                        self.recorder.update(member, split, logits=self.forward(model, to_device(inputs, device)), index=positions)
+                        self.recorder.update(
+                            member,
+                            split,
+                            logits=self.forward(model, to_device(inputs, device)),
+                            index=positions,
+                        )
         finally:
             model.train(training)
         return self.recorder.checkpoint(member, epoch=epoch, step=step)
@@ -200,7 +241,9 @@ class EvalPass:
         checkpoints up to ``step`` and record the initialisation if it has none."""
         kept = self.recorder.rewind(member, step)
         if kept == 0 and step > 0:
-            raise UserError(f"Member {member}'s training resumes at step {step} but its record holds no checkpoint up to "
-                            "there; record it from the start of training (or give the callback a new directory).")
+            raise UserError(
+                f"Member {member}'s training resumes at step {step} but its record holds no checkpoint up to "
+                "there; record it from the start of training (or give the callback a new directory)."
+            )
         if kept == 0:
             self.record(model, member, 0, 0.0)

@@ -38,22 +38,29 @@ torch = require("torch", "hf", "The Hugging Face Trainer callback")
 LABEL_KEYS = ("labels", "label", "label_ids")
 
 
-def split_labels_and_ids(splits: dict[str, Any], label_column: str, id_column: str | None) -> tuple[dict, dict]:
+def split_labels_and_ids(
+    splits: dict[str, Any], label_column: str, id_column: str | None
+) -> tuple[dict, dict]:
     """Per split, every example's label and id from a ``datasets.Dataset`` (or a mapping of columns)."""
     labels, ids = {}, {}
     for split, dataset in splits.items():
         columns = list(getattr(dataset, "column_names", None) or [])
         if label_column not in columns:
-            raise UserError(f"The {split} dataset has no '{label_column}' column (it has {', '.join(columns)}); pass "
-                            "label_column= naming the column that holds the class labels.")
+            raise UserError(
+                f"The {split} dataset has no '{label_column}' column (it has {', '.join(columns)}); pass "
+                "label_column= naming the column that holds the class labels."
+            )
         labels[split] = np.asarray(dataset[label_column], dtype=np.int64)
         if id_column is None:
             ids[split] = [f"{split}/{row}" for row in range(len(dataset))]
         elif id_column in columns:
             ids[split] = [str(value) for value in dataset[id_column]]
         else:
-            raise UserError(f"The {split} dataset has no '{id_column}' column to key its examples by; add one "
-                            f"(dataset.add_column('{id_column}', ...)) or pass id_column=None to key them by '{split}/<row>'.")
+            raise UserError(
+                f"The {split} dataset has no '{id_column}' column to key its examples by; add one "
+                f"(dataset.add_column('{id_column}', ...)) or pass id_column=None to key them by "
+                f"'{split}/<row>'."
+            )
     return labels, ids
 
 
@@ -68,12 +75,26 @@ class RecorderCallback(transformers.TrainerCallback):
     :class:`scoring.Recorder` (``dataset``, ``arch``, ...).
     """
 
-    def __init__(self, run_dir: str | Path, splits: dict[str, Any], *, member: int = 0, every: float = 1.0,
-                 unit: str = "epoch", id_column: str | None = "id", label_column: str = "label",
-                 collate_fn: Callable | None = None, batch_size: int | None = None, record_probs: bool = False,
-                 held_out: dict[str, Any] | None = None, **recorder_args: Any):
+    def __init__(
+        self,
+        run_dir: str | Path,
+        splits: dict[str, Any],
+        *,
+        member: int = 0,
+        every: float = 1.0,
+        unit: str = "epoch",
+        id_column: str | None = "id",
+        label_column: str = "label",
+        collate_fn: Callable | None = None,
+        batch_size: int | None = None,
+        record_probs: bool = False,
+        held_out: dict[str, Any] | None = None,
+        **recorder_args: Any,
+    ):
         if not splits:
-            raise UserError("Give the callback the datasets to record, e.g. splits={'train': train, 'test': test}.")
+            raise UserError(
+                "Give the callback the datasets to record, e.g. splits={'train': train, 'test': test}."
+            )
         self.run_dir, self.splits, self.member = Path(run_dir), dict(splits), member
         self.schedule = Schedule(every, unit)
         self.label_column, self.id_column = label_column, id_column
@@ -88,27 +109,41 @@ class RecorderCallback(transformers.TrainerCallback):
         """Each split as the Trainer feeds it: columns the model's forward does not take removed."""
         if not args.remove_unused_columns:
             return self.splits
-        accepted = set(inspect.signature(model.forward).parameters) | set(LABEL_KEYS) | set(args.label_names or [])
-        return {split: dataset.remove_columns([c for c in dataset.column_names if c not in accepted])
-                if hasattr(dataset, "remove_columns") else dataset for split, dataset in self.splits.items()}
+        accepted = (
+            set(inspect.signature(model.forward).parameters) | set(LABEL_KEYS) | set(args.label_names or [])
+        )
+        return {
+            split: dataset.remove_columns([c for c in dataset.column_names if c not in accepted])
+            if hasattr(dataset, "remove_columns")
+            else dataset
+            for split, dataset in self.splits.items()
+        }
 
     def on_train_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):
         if self.recorder is None:
             labels, ids = split_labels_and_ids(self.splits, self.label_column, self.id_column)
-            self.recorder = DistributedRecorder(self.run_dir, labels, ids=ids, resume=True, **self.recorder_args)
+            self.recorder = DistributedRecorder(
+                self.run_dir, labels, ids=ids, resume=True, **self.recorder_args
+            )
         accumulation = args.gradient_accumulation_steps
         batches = len(train_dataloader)
         self.schedule.start(max(batches // accumulation + int(batches % accumulation > 0), 1))
-        collate = self.collate_fn or getattr(train_dataloader, "collate_fn", None) or transformers.default_data_collator
+        collate = (
+            self.collate_fn
+            or getattr(train_dataloader, "collate_fn", None)
+            or transformers.default_data_collator
+        )
         inputs = self._inputs(model, args)
         size = self.batch_size or args.per_device_eval_batch_size
 
         def batches_of(split: str, positions: np.ndarray):
             for start in range(0, len(positions), size):
-                chosen = positions[start:start + size]
+                chosen = positions[start : start + size]
                 yield chosen, collate([inputs[split][int(i)] for i in chosen])
 
-        self._pass = EvalPass(self.recorder, {split: len(d) for split, d in self.splits.items()}, batches_of, _logits)
+        self._pass = EvalPass(
+            self.recorder, {split: len(d) for split, d in self.splits.items()}, batches_of, _logits
+        )
         for split, ids in self.held_out.items():
             self.recorder.hold_out(self.member, split, ids=ids)
         self._pass.begin(model, self.member, state.global_step, self.schedule)
@@ -123,7 +158,9 @@ class RecorderCallback(transformers.TrainerCallback):
     def finish(self) -> Scores:
         """Write the scores of every member recorded in ``run_dir`` (call on every rank)."""
         if self.recorder is None:
-            raise UserError("The callback has recorded nothing yet; train with it (trainer.train()) before finish().")
+            raise UserError(
+                "The callback has recorded nothing yet; train with it (trainer.train()) before finish()."
+            )
         return self.recorder.finish()
 
 

@@ -70,13 +70,28 @@ class RecorderCallback(*_callback_bases()):
     (its fold), for out-of-sample cleanlab probabilities. ``record_probs`` and the remaining
     keyword arguments go to :class:`scoring.Recorder`."""
 
-    def __init__(self, run_dir: str | Path, splits: dict[str, Any], *, member: int = 0, every: float = 1.0,
-                 unit: str = "epoch", labels: dict[str, Any] | None = None, ids: dict[str, Any] | None = None,
-                 forward: Callable[[Any, Any], Any] | None = None, batch_size: int = 256,
-                 collate_fn: Callable | None = None, record_probs: bool = False,
-                 held_out: dict[str, Any] | None = None, **recorder_args: Any):
+    def __init__(
+        self,
+        run_dir: str | Path,
+        splits: dict[str, Any],
+        *,
+        member: int = 0,
+        every: float = 1.0,
+        unit: str = "epoch",
+        labels: dict[str, Any] | None = None,
+        ids: dict[str, Any] | None = None,
+        forward: Callable[[Any, Any], Any] | None = None,
+        batch_size: int = 256,
+        collate_fn: Callable | None = None,
+        record_probs: bool = False,
+        held_out: dict[str, Any] | None = None,
+        **recorder_args: Any,
+    ):
         if not splits:
-            raise UserError("Give the callback the datasets to record, e.g. splits={'train': train_set, 'test': test_set}.")
+            raise UserError(
+                "Give the callback the datasets to record, e.g. "
+                "splits={'train': train_set, 'test': test_set}."
+            )
         self.run_dir, self.splits, self.member = Path(run_dir), dict(splits), member
         self.schedule = Schedule(every, unit)
         self.labels, self.ids = labels, ids
@@ -94,25 +109,38 @@ class RecorderCallback(*_callback_bases()):
 
     def _batches(self, split: str, positions: np.ndarray):
         subset = torch.utils.data.Subset(self.splits[split], positions.tolist())
-        loader = torch.utils.data.DataLoader(subset, batch_size=self.batch_size, shuffle=False, collate_fn=self.collate_fn)
+        loader = torch.utils.data.DataLoader(
+            subset, batch_size=self.batch_size, shuffle=False, collate_fn=self.collate_fn
+        )
         start = 0
         for batch in loader:
             count = len(batch[0]) if isinstance(batch, (list, tuple)) else len(batch)
-            yield positions[start:start + count], batch
+            yield positions[start : start + count], batch
             start += count
 
     def on_train_start(self, trainer, pl_module):
         if self.recorder is None:
-            labels = {split: to_numpy(self.labels[split]) if self.labels and split in self.labels else dataset_labels(dataset)
-                      for split, dataset in self.splits.items()}
-            self.recorder = DistributedRecorder(self.run_dir, labels, ids=self.ids, resume=True, **self.recorder_args)
+            labels = {
+                split: to_numpy(self.labels[split])
+                if self.labels and split in self.labels
+                else dataset_labels(dataset)
+                for split, dataset in self.splits.items()
+            }
+            self.recorder = DistributedRecorder(
+                self.run_dir, labels, ids=self.ids, resume=True, **self.recorder_args
+            )
         batches, accumulation = trainer.num_training_batches, trainer.accumulate_grad_batches
         if batches == float("inf"):
             if self.schedule.unit == "epoch":
-                raise UserError("The training data has no length, so an epoch is unknown; record every N steps (unit='step').")
+                raise UserError(
+                    "The training data has no length, so an epoch is unknown; "
+                    "record every N steps (unit='step')."
+                )
             batches = accumulation
         self.schedule.start(-(-int(batches) // accumulation))
-        self._pass = EvalPass(self.recorder, {split: len(d) for split, d in self.splits.items()}, self._batches, self.forward)
+        self._pass = EvalPass(
+            self.recorder, {split: len(d) for split, d in self.splits.items()}, self._batches, self.forward
+        )
         for split, ids in self.held_out.items():
             self.recorder.hold_out(self.member, split, ids=ids)
         self._pass.begin(pl_module, self.member, trainer.global_step, self.schedule)
