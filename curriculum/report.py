@@ -105,7 +105,8 @@ NOISE_COLUMNS = ("clean_label", "label_flipped")
 def noise_columns(clean: np.ndarray, noisy: np.ndarray) -> dict[str, np.ndarray]:
     """A label-noise dataset's train columns: the label before the noise, and whether the noise
     changed it (a replaced label that drew its old class is not flipped)."""
-    return {"clean_label": np.asarray(clean, np.int64), "label_flipped": (np.asarray(clean) != np.asarray(noisy)).astype(np.float64)}
+    flipped = np.asarray(clean) != np.asarray(noisy)
+    return {"clean_label": np.asarray(clean, np.int64), "label_flipped": flipped.astype(np.float64)}
 
 
 def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False) -> Scores:
@@ -117,7 +118,7 @@ def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False) -> Sco
     factors = {split: factor_columns(part.factors, dataset.name) for split, part in parts.items() if part.factors}
     extra = {split: dict(columns) for split, (columns, _) in factors.items()}
     directions = {name: way for _, ways in factors.values() for name, way in ways.items()}
-    if dataset.clean_train_labels is not None:  # +noiseP: which train labels were flipped, to evaluate any score against
+    if dataset.clean_train_labels is not None:  # +noiseP: which train labels were flipped, to evaluate scores
         extra.setdefault("train", {}).update(noise_columns(dataset.clean_train_labels, dataset.train.labels))
         directions.update(dict.fromkeys(NOISE_COLUMNS))
     scores, records = write_scores(

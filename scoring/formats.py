@@ -73,16 +73,24 @@ from scoring.records import load_probs, load_record, read_run_info
 from scoring.scores import SCORE_DIRECTIONS, Scores
 
 FORMATS = ("parquet", "csv", "cscore", "forgetting", "cartography", "cleanlab", "hf")
-SMALLEST_PROB = 2.0 ** -24  # the smallest positive float16
-NEVER_LEARNED_FORGETFULNESS = 1000  # Swayamdipta et al.'s compute_forgetfulness for an example never predicted right
+SMALLEST_PROB = 2.0**-24  # the smallest positive float16
+NEVER_LEARNED_FORGETFULNESS = (
+    1000  # Swayamdipta et al.'s compute_forgetfulness for an example never predicted right
+)
 CARTOGRAPHY_SIDECAR = "checkpoints.json"
 HF_SIDECAR = "curriculum_scores.json"
-CARTOGRAPHY_DIRECTIONS = {"confidence": "higher", "correctness": "higher", "variability": None, "forgetfulness": "lower",
-                          "threshold_closeness": None}
+CARTOGRAPHY_DIRECTIONS = {
+    "confidence": "higher",
+    "correctness": "higher",
+    "variability": None,
+    "forgetfulness": "lower",
+    "threshold_closeness": None,
+}
 
 
 # ---------------------------------------------------------------------------------------------
 # out
+
 
 def provenance(scores: Scores, run_dir: Path | None) -> dict:
     """Metadata an exported file carries: the scores' own plus where they came from."""
@@ -106,19 +114,34 @@ def sidecar_path(path: Path) -> Path:
 
 def write_cscore(scores: Scores, path: Path, by: str = "accessibility", split: str = "train") -> list[Path]:
     if scores.directions.get(by) != "higher":
-        raise UserError(f"A C-score file means higher = easier, but '{by}' is {scores.directions.get(by) or 'without a direction'}; "
-                        "export a higher-is-easier score such as accessibility or confidence.")
+        raise UserError(
+            f"A C-score file means higher = easier, but '{by}' is "
+            f"{scores.directions.get(by) or 'without a direction'}; "
+            "export a higher-is-easier score such as accessibility or confidence."
+        )
     rows = scores.split(split)
-    return [_save_npz(path, labels=rows["label"].to_numpy(np.int64), scores=rows[by].to_numpy(np.float64), ids=native_ids(rows["id"]),
-                      dataset=np.array(str(scores.meta.get("dataset", ""))))]
+    return [
+        _save_npz(
+            path,
+            labels=rows["label"].to_numpy(np.int64),
+            scores=rows[by].to_numpy(np.float64),
+            ids=native_ids(rows["id"]),
+            dataset=np.array(str(scores.meta.get("dataset", ""))),
+        )
+    ]
 
 
 def write_forgetting(scores: Scores, path: Path, split: str = "train") -> list[Path]:
     rows = scores.split(split)
     counts = rows["forgetting"].to_numpy(np.float64)
     order = np.argsort(counts, kind="stable")
-    payload = pickle.dumps({"indices": native_ids(rows["id"])[order], "forgetting counts": counts[order],
-                            "dataset": str(scores.meta.get("dataset", ""))})
+    payload = pickle.dumps(
+        {
+            "indices": native_ids(rows["id"])[order],
+            "forgetting counts": counts[order],
+            "dataset": str(scores.meta.get("dataset", "")),
+        }
+    )
     atomic_write_bytes(path, payload)
     return [path]
 
@@ -131,9 +154,14 @@ def float16_text(values: np.ndarray) -> np.ndarray:
     (one lookup in a table of all 65536 of them)."""
     global _FLOAT16_TEXT
     if _FLOAT16_TEXT is None:
-        every = np.arange(2 ** 16, dtype=np.uint16).view(np.float16)
-        _FLOAT16_TEXT = np.array([np.format_float_positional(v, unique=True, trim="-") if np.isfinite(v) else "null"
-                                  for v in every], dtype=object)
+        every = np.arange(2**16, dtype=np.uint16).view(np.float16)
+        _FLOAT16_TEXT = np.array(
+            [
+                np.format_float_positional(v, unique=True, trim="-") if np.isfinite(v) else "null"
+                for v in every
+            ],
+            dtype=object,
+        )
     return _FLOAT16_TEXT[np.asarray(values).astype(np.float16).view(np.uint16)]
 
 
@@ -150,7 +178,9 @@ def cartography_logits(probs: np.ndarray, pred: np.ndarray) -> np.ndarray:
     return logits
 
 
-def write_cartography(scores: Scores, run_dir: Path, folder: Path, split: str = "train") -> tuple[list[Path], list[str]]:
+def write_cartography(
+    scores: Scores, run_dir: Path, folder: Path, split: str = "train"
+) -> tuple[list[Path], list[str]]:
     info = _run_info(run_dir)
     checkpoints = info["checkpoints"]
     rows = scores.split(split)
@@ -160,32 +190,61 @@ def write_cartography(scores: Scores, run_dir: Path, folder: Path, split: str = 
     written = []
     for member in range(info["members"]):
         probs = load_probs(run_dir, split, member, len(checkpoints))
-        for epoch, e in enumerate(range(1, len(checkpoints))):  # after initialisation, numbered from 0 as theirs are
+        for epoch, e in enumerate(
+            range(1, len(checkpoints))
+        ):  # after initialisation, numbered from 0 as theirs are
             text = float16_text(cartography_logits(probs[e], record.pred[member, e]))
-            lines = "".join(f'{{"guid":{guid},"logits_epoch_{epoch}":[{",".join(row)}],"gold":{label}}}\n'
-                            for guid, row, label in zip(guids, text, gold.tolist()))
+            lines = "".join(
+                f'{{"guid":{guid},"logits_epoch_{epoch}":[{",".join(row)}],"gold":{label}}}\n'
+                for guid, row, label in zip(guids, text, gold.tolist())
+            )
             path = folder / f"member_{member:03d}" / "training_dynamics" / f"dynamics_epoch_{epoch}.jsonl"
             atomic_write_bytes(path, lines.encode())
             written.append(path)
-    # Their reader counts the files in training_dynamics/, so the checkpoint each file holds is stated beside it.
-    files = {f"dynamics_epoch_{epoch}.jsonl": {"checkpoint": e, "epoch": checkpoints[e]["epoch"], "step": checkpoints[e]["step"]}
-             for epoch, e in enumerate(range(1, len(checkpoints)))}
+    # Their reader counts the files in training_dynamics/: the checkpoint each file holds is stated beside it.
+    files = {
+        f"dynamics_epoch_{epoch}.jsonl": {
+            "checkpoint": e,
+            "epoch": checkpoints[e]["epoch"],
+            "step": checkpoints[e]["step"],
+        }
+        for epoch, e in enumerate(range(1, len(checkpoints)))
+    }
     sidecar = folder / CARTOGRAPHY_SIDECAR
-    atomic_write_json(sidecar, {"files": files, "note": "dynamics_epoch_{e}.jsonl holds checkpoint e + 1 of the run (checkpoint "
-                                "0 is the initialisation); its epoch is the run's epoch of that checkpoint."})
+    atomic_write_json(
+        sidecar,
+        {
+            "files": files,
+            "note": "dynamics_epoch_{e}.jsonl holds checkpoint e + 1 of the run (checkpoint "
+            "0 is the initialisation); its epoch is the run's epoch of that checkpoint.",
+        },
+    )
     correct = record.correct[:, 1:]  # [members, checkpoints after initialisation, examples]
-    forgetfulness = np.where(correct.any(1), agreement.forgetting_events(correct), NEVER_LEARNED_FORGETFULNESS)
+    forgetfulness = np.where(
+        correct.any(1), agreement.forgetting_events(correct), NEVER_LEARNED_FORGETFULNESS
+    )
     confidence = rows["confidence"].to_numpy()
-    metrics = pd.DataFrame({
-        "guid": native_ids(rows["id"]), "index": rows["index"], "threshold_closeness": confidence * (1 - confidence),
-        "confidence": confidence, "variability": rows["variability"],
-        "correctness": correct.sum(1).mean(0), "forgetfulness": forgetfulness.mean(0),
-    })
+    metrics = pd.DataFrame(
+        {
+            "guid": native_ids(rows["id"]),
+            "index": rows["index"],
+            "threshold_closeness": confidence * (1 - confidence),
+            "confidence": confidence,
+            "variability": rows["variability"],
+            "correctness": correct.sum(1).mean(0),
+            "forgetfulness": forgetfulness.mean(0),
+        }
+    )
     path = folder / "td_metrics.jsonl"
     atomic_write_bytes(path, metrics.to_json(orient="records", lines=True).encode())
-    note = (f"{len(written)} dynamics files ({info['members']} members x {len(checkpoints) - 1} checkpoints after "
-            f"initialisation; {sidecar.name} maps each file to its checkpoint, epoch and step); td_metrics.jsonl holds the "
-            "members' mean of Swayamdipta et al.'s metrics (correctness: checkpoints correct; forgetfulness: 1000 never learned).")
+    note = (
+        f"{len(written)} dynamics files ({info['members']} members x {len(checkpoints) - 1} checkpoints "
+        "after "
+        f"initialisation; {sidecar.name} maps each file to its checkpoint, epoch and step); "
+        "td_metrics.jsonl holds the "
+        "members' mean of Swayamdipta et al.'s metrics (correctness: checkpoints correct; forgetfulness: "
+        "1000 never learned)."
+    )
     return [*written, sidecar, path], [note]
 
 
@@ -207,26 +266,52 @@ def cleanlab_pred_probs(run_dir: Path, split: str = "test") -> tuple[np.ndarray,
     return (total / total.sum(1, keepdims=True)).astype(np.float32), kind
 
 
-def write_cleanlab(scores: Scores, run_dir: Path, path: Path, split: str = "test") -> tuple[list[Path], list[str]]:
+def write_cleanlab(
+    scores: Scores, run_dir: Path, path: Path, split: str = "test"
+) -> tuple[list[Path], list[str]]:
     rows = scores.split(split)
     pred_probs, sample = cleanlab_pred_probs(run_dir, split)
-    written = [_save_npz(path, pred_probs=pred_probs, labels=rows["label"].to_numpy(np.int64), ids=native_ids(rows["id"]),
-                         dataset=np.array(str(scores.meta.get("dataset", ""))), sample=np.array(sample))]
+    written = [
+        _save_npz(
+            path,
+            pred_probs=pred_probs,
+            labels=rows["label"].to_numpy(np.int64),
+            ids=native_ids(rows["id"]),
+            dataset=np.array(str(scores.meta.get("dataset", ""))),
+            sample=np.array(sample),
+        )
+    ]
     if sample == "out-of-sample (folds)":
-        note = (f"pred_probs of the {len(rows)} {split} examples are out-of-sample: each from the members that held it out "
-                "(their declared folds); row i is the example ids[i].")
+        note = (
+            f"pred_probs of the {len(rows)} {split} examples are out-of-sample: each from the members that "
+            "held it out "
+            "(their declared folds); row i is the example ids[i]."
+        )
     elif sample == "out-of-sample":
-        note = (f"pred_probs of the {len(rows)} {split} examples are out-of-sample (no member trained on them); row i is the "
-                "example ids[i].")
+        note = (
+            f"pred_probs of the {len(rows)} {split} examples are out-of-sample (no member trained on them); "
+            "row i is the "
+            "example ids[i]."
+        )
     else:
-        note = (f"pred_probs of the {len(rows)} {split} examples are in-sample (the members trained on these examples): cleanlab "
-                "expects out-of-sample ones and will under-report label issues; the test split's are out-of-sample, and so "
-                "are those of members recorded with held-out folds (Recorder.hold_out).")
+        note = (
+            f"pred_probs of the {len(rows)} {split} examples are in-sample (the members trained on these "
+            "examples): cleanlab "
+            "expects out-of-sample ones and will under-report label issues; the test split's are "
+            "out-of-sample, and so "
+            "are those of members recorded with held-out folds (Recorder.hold_out)."
+        )
     return written, [note]
 
 
-def add_hf_column(scores: Scores, dataset: Any, by: str = "accessibility", name: str | None = None, split: str | None = None,
-                  match: str = "id"):
+def add_hf_column(
+    scores: Scores,
+    dataset: Any,
+    by: str = "accessibility",
+    name: str | None = None,
+    split: str | None = None,
+    match: str = "id",
+):
     """``dataset.add_column(name or by, ...)`` with each row's score matched by ``match`` (``id``
     or ``content_hash`` of an image column; None where no example matched); returns the new
     dataset and the :class:`~scoring.ids.Alignment`. Rows that match examples of several splits
@@ -236,14 +321,25 @@ def add_hf_column(scores: Scores, dataset: Any, by: str = "accessibility", name:
     found = sorted(set(aligned.table.loc[aligned.matched, "split"]))
     if split is None and len(found) > 1:
         counts = aligned.table.loc[aligned.matched, "split"].value_counts()
-        raise UserError(f"The dataset's rows match examples of {len(found)} splits ({', '.join(f'{counts[s]} {s}' for s in found)}), "
-                        f"whose scores would share one column; name the split to add (--split {found[0]}, or split=).")
+        raise UserError(
+            f"The dataset's rows match examples of {len(found)} splits "
+            f"({', '.join(f'{counts[s]} {s}' for s in found)}), "
+            f"whose scores would share one column; name the split to add (--split {found[0]}, or split=)."
+        )
     values = [float(v) if ok else None for v, ok in zip(aligned.column(by), aligned.matched)]
     return dataset.add_column(name or by, values), aligned
 
 
-def export(run: str | Path, out: str | Path, format: str, *, by: str = "accessibility", split: str | None = None,
-           hf_dataset: str | Path | None = None, match: str = "id") -> tuple[list[Path], list[str]]:
+def export(
+    run: str | Path,
+    out: str | Path,
+    format: str,
+    *,
+    by: str = "accessibility",
+    split: str | None = None,
+    hf_dataset: str | Path | None = None,
+    match: str = "id",
+) -> tuple[list[Path], list[str]]:
     """Write the scores of run directory ``run`` to ``out`` in ``format``; returns the files and
     notes for the user (what the file holds, how many rows matched, caveats). ``split`` defaults
     to train, and to test for ``cleanlab``; ``hf`` adds column ``by`` to the ``save_to_disk``
@@ -261,7 +357,9 @@ def export(run: str | Path, out: str | Path, format: str, *, by: str = "accessib
     if format == "cscore":
         return write_cscore(scores, out, by, split), []
     if format == "forgetting":
-        return write_forgetting(scores, out, split), [f"'indices' are the ids of the {split} examples, fewest forgetting events first."]
+        return write_forgetting(scores, out, split), [
+            f"'indices' are the ids of the {split} examples, fewest forgetting events first."
+        ]
     if format == "cartography":
         return write_cartography(scores, run_dir, out, split)
     if format == "cleanlab":
@@ -269,13 +367,23 @@ def export(run: str | Path, out: str | Path, format: str, *, by: str = "accessib
     return write_hf(scores, run_dir, out, by, named, hf_dataset, match)
 
 
-def write_hf(scores: Scores, run_dir: Path, out: Path, by: str, split: str | None, hf_dataset: str | Path | None,
-             match: str = "id") -> tuple[list[Path], list[str]]:
+def write_hf(
+    scores: Scores,
+    run_dir: Path,
+    out: Path,
+    by: str,
+    split: str | None,
+    hf_dataset: str | Path | None,
+    match: str = "id",
+) -> tuple[list[Path], list[str]]:
     """Column ``by`` added to every split of the ``save_to_disk`` folder ``hf_dataset``, saved to
     ``out`` with ``curriculum_scores.json`` (the column, its direction, the provenance) beside it.
     A part named like a split of the scores (``train``, ``test``) gets that split's scores."""
     if hf_dataset is None:
-        raise UserError("The hf export adds a column to a Hugging Face dataset; pass its save_to_disk folder (--hf-dataset PATH).")
+        raise UserError(
+            "The hf export adds a column to a Hugging Face dataset; pass its save_to_disk folder "
+            "(--hf-dataset PATH)."
+        )
     datasets = _hf_datasets("The hf export")
     loaded = datasets.load_from_disk(str(hf_dataset))
     parts = loaded if isinstance(loaded, datasets.DatasetDict) else {None: loaded}
@@ -295,12 +403,15 @@ def _hf_datasets(feature: str):
     try:
         import datasets
     except ImportError:
-        raise UserError(f"{feature} needs the 'datasets' package; install it with pip install 'agreement-curriculum[hf]'.") from None
+        raise UserError(
+            f"{feature} needs the 'datasets' package; install it with pip install 'agreement-curriculum[hf]'."
+        ) from None
     return datasets
 
 
 # ---------------------------------------------------------------------------------------------
 # in
+
 
 @dataclass
 class ImportedScores:
@@ -325,21 +436,31 @@ def read_scores(path: str | Path, column: str | None = None, direction: str | No
     if direction not in (None, *DIRECTIONS):
         raise UserError(f"The direction is 'higher' or 'lower' (which values are easier), got {direction!r}.")
     if not path.exists():
-        raise UserError(f"Score file {path} does not exist; give a .csv, .parquet, .npz, .pkl, .jsonl file, a cartography "
-                        "folder or a Hugging Face save_to_disk folder.")
+        raise UserError(
+            f"Score file {path} does not exist; give a .csv, .parquet, .npz, .pkl, .jsonl file, a "
+            "cartography "
+            "folder or a Hugging Face save_to_disk folder."
+        )
     try:
         read = _read_any(path, column)
     except (OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
         if isinstance(err, UserError):
             raise
-        raise UserError(f"Cannot read scores from {path} ({type(err).__name__}: {err}); check the file and its format.") from None
+        raise UserError(
+            f"Cannot read scores from {path} ({type(err).__name__}: {err}); check the file and its format."
+        ) from None
     table, stated, column = read.table, read.direction, read.column
     if stated is not None and direction is not None and stated != direction:
-        raise UserError(f"{path} says {stated} '{column}' is easier but the direction given is {direction}; drop the flag or fix the file.")
+        raise UserError(
+            f"{path} says {stated} '{column}' is easier but the direction given is {direction}; drop the "
+            "flag or fix the file."
+        )
     chosen = stated or direction
     if chosen is None:
-        raise UserError(f"{path} does not say whether a higher or lower '{column}' is easier; pass the direction "
-                        "(--scores-direction higher|lower, or direction=).")
+        raise UserError(
+            f"{path} does not say whether a higher or lower '{column}' is easier; pass the direction "
+            "(--scores-direction higher|lower, or direction=)."
+        )
     note = read.note or f"read {len(table)} '{column}' scores from {path}."
     return ImportedScores(table.reset_index(drop=True), chosen, column, str(path), read.dataset, note)
 
@@ -354,7 +475,9 @@ class _Read:
 
 
 def _is_hf_folder(path: Path) -> bool:
-    return path.is_dir() and any((path / name).exists() for name in ("dataset_dict.json", "state.json", HF_SIDECAR))
+    return path.is_dir() and any(
+        (path / name).exists() for name in ("dataset_dict.json", "state.json", HF_SIDECAR)
+    )
 
 
 def _read_any(path: Path, column: str | None) -> _Read:
@@ -375,17 +498,29 @@ def _read_any(path: Path, column: str | None) -> _Read:
             return _Read(_with_ids(table, arrays, path), "higher", "self_confidence", dataset)
         missing = [key for key in ("labels", "scores") if key not in arrays]
         if missing:
-            raise UserError(f"{path} has no {' or '.join(missing)} array (it has {', '.join(arrays) or 'none'}); a score .npz needs "
-                            "'labels' and 'scores' (C-scores) or 'pred_probs' and 'labels' (cleanlab).")
-        table = pd.DataFrame({"label": arrays["labels"].reshape(-1), "score": arrays["scores"].reshape(-1).astype(np.float64)})
+            raise UserError(
+                f"{path} has no {' or '.join(missing)} array (it has {', '.join(arrays) or 'none'}); a "
+                "score .npz needs "
+                "'labels' and 'scores' (C-scores) or 'pred_probs' and 'labels' (cleanlab)."
+            )
+        table = pd.DataFrame(
+            {"label": arrays["labels"].reshape(-1), "score": arrays["scores"].reshape(-1).astype(np.float64)}
+        )
         return _Read(_with_ids(table, arrays, path), "higher", "cscore", dataset)
     if suffix in (".pkl", ".pickle"):
         data = _SafeUnpickler(io.BytesIO(path.read_bytes())).load()
         if not isinstance(data, dict) or "indices" not in data or "forgetting counts" not in data:
-            raise UserError(f"{path} is not a forgetting-statistics pickle (a dict with 'indices' and 'forgetting counts').")
+            raise UserError(
+                f"{path} is not a forgetting-statistics pickle (a dict with 'indices' and 'forgetting "
+                "counts')."
+            )
         indices = np.asarray(data["indices"]).reshape(-1)
-        table = pd.DataFrame({"id": as_ids(indices), "score": np.asarray(data["forgetting counts"], np.float64)})
-        if np.issubdtype(indices.dtype, np.integer):  # Toneva et al.'s own files hold positions in their train set
+        table = pd.DataFrame(
+            {"id": as_ids(indices), "score": np.asarray(data["forgetting counts"], np.float64)}
+        )
+        if np.issubdtype(
+            indices.dtype, np.integer
+        ):  # Toneva et al.'s own files hold positions in their train set
             table.insert(1, "index", indices.astype(np.int64))
         return _Read(table, "lower", "forgetting", str(data["dataset"]) if data.get("dataset") else None)
     if suffix == ".jsonl":
@@ -409,13 +544,19 @@ def _read_any(path: Path, column: str | None) -> _Read:
             column = "score" if "score" in table.columns or not directions else "accessibility"
         _need_column(table, column, path)
         return _Read(_score_table(table, column), directions.get(column), column, meta.get("dataset"))
-    raise UserError(f"Cannot read scores from {path}: use .csv, .parquet, .npz (C-score, cleanlab), .pkl (forgetting), "
-                    ".jsonl (cartography metrics), a folder of dynamics_epoch_*.jsonl or a Hugging Face save_to_disk folder.")
+    raise UserError(
+        f"Cannot read scores from {path}: use .csv, .parquet, .npz (C-score, cleanlab), .pkl (forgetting), "
+        ".jsonl (cartography metrics), a folder of dynamics_epoch_*.jsonl or a Hugging Face save_to_disk "
+        "folder."
+    )
 
 
 def _need_column(table: pd.DataFrame, column: str, path: Path) -> None:
     if column not in table.columns:
-        raise UserError(f"{path} has no '{column}' column (it has {', '.join(map(str, table.columns))}); choose one of those.")
+        raise UserError(
+            f"{path} has no '{column}' column (it has {', '.join(map(str, table.columns))}); choose one of "
+            "those."
+        )
 
 
 def _score_table(table: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -433,7 +574,9 @@ def _with_ids(table: pd.DataFrame, arrays: dict[str, np.ndarray], path: Path) ->
         if key in arrays:
             values = arrays[key].reshape(-1)
             if len(values) != len(table):
-                raise UserError(f"{path} has {len(values)} {key} for {len(table)} scores; use a complete file.")
+                raise UserError(
+                    f"{path} has {len(values)} {key} for {len(table)} scores; use a complete file."
+                )
             table.insert(0, "id", as_ids(values))
             return table
     return table
@@ -449,16 +592,25 @@ def _read_hf(folder: Path, column: str | None) -> _Read:
     parts = loaded if isinstance(loaded, datasets.DatasetDict) else {getattr(loaded, "split", None): loaded}
     if column is None:
         names = sorted({name for part in parts.values() for name in part.column_names})
-        raise UserError(f"{folder} does not say which column holds the scores; name it (--by NAME, or column=) among "
-                        f"{', '.join(names)}.")
+        raise UserError(
+            f"{folder} does not say which column holds the scores; name it (--by NAME, or column=) among "
+            f"{', '.join(names)}."
+        )
     frames = []
     for key, part in parts.items():
         if column not in part.column_names:
-            raise UserError(f"The {key or 'dataset'} part of {folder} has no '{column}' column (it has "
-                            f"{', '.join(part.column_names)}); choose one of those.")
-        ids = as_ids(part["id"]) if "id" in part.column_names else \
-            (as_ids([f"{key}/{row}" for row in range(len(part))]) if key else None)
-        frame = pd.DataFrame({"score": pd.to_numeric(pd.Series(list(part[column]), dtype=object), errors="raise")})
+            raise UserError(
+                f"The {key or 'dataset'} part of {folder} has no '{column}' column (it has "
+                f"{', '.join(part.column_names)}); choose one of those."
+            )
+        ids = (
+            as_ids(part["id"])
+            if "id" in part.column_names
+            else (as_ids([f"{key}/{row}" for row in range(len(part))]) if key else None)
+        )
+        frame = pd.DataFrame(
+            {"score": pd.to_numeric(pd.Series(list(part[column]), dtype=object), errors="raise")}
+        )
         if ids is not None:
             frame.insert(0, "id", ids)
         else:
@@ -471,7 +623,10 @@ def _read_hf(folder: Path, column: str | None) -> _Read:
     table = pd.concat(frames, ignore_index=True).astype({"score": np.float64})
     stated = sidecar.get("direction") if sidecar.get("column") == column else None
     counts = ", ".join(f"{len(frame)} {key or 'rows'}" for key, frame in zip(parts, frames))
-    note = f"read {len(table)} '{column}' scores from the Hugging Face dataset {folder} ({counts}; rows without a score left out)."
+    note = (
+        f"read {len(table)} '{column}' scores from the Hugging Face dataset {folder} "
+        f"({counts}; rows without a score left out)."
+    )
     return _Read(table, stated, column, sidecar.get("dataset"), note)
 
 
@@ -485,7 +640,9 @@ def _read_cartography_dynamics(folder: Path, column: str) -> _Read:
     their ``np.argmax``."""
     files = sorted(folder.rglob("dynamics_epoch_*.jsonl"))
     if not files:
-        raise UserError(f"{folder} holds no dynamics_epoch_*.jsonl files; pass a cartography training_dynamics folder.")
+        raise UserError(
+            f"{folder} holds no dynamics_epoch_*.jsonl files; pass a cartography training_dynamics folder."
+        )
     runs: dict[Path, dict[int, Path]] = {}
     for file in files:
         runs.setdefault(file.parent, {})[int(re.search(r"dynamics_epoch_(\d+)", file.name).group(1))] = file
@@ -493,8 +650,12 @@ def _read_cartography_dynamics(folder: Path, column: str) -> _Read:
     for parent, epochs in sorted(runs.items()):
         gap = next((e for e in range(len(epochs)) if e not in epochs), None)
         if gap is not None:
-            raise UserError(f"{parent} has no dynamics_epoch_{gap}.jsonl (it has {len(epochs)} epoch files); epochs are read "
-                            "from 0 on, as their read_training_dynamics reads them: restore the file or remove the later ones.")
+            raise UserError(
+                f"{parent} has no dynamics_epoch_{gap}.jsonl (it has {len(epochs)} epoch files); epochs are "
+                "read "
+                "from 0 on, as their read_training_dynamics reads them: restore the file or remove the "
+                "later ones."
+            )
         member_p, member_c = [], []
         for epoch in range(len(epochs)):
             logged = _dynamics_epoch(epochs[epoch], epoch)
@@ -505,13 +666,18 @@ def _read_cartography_dynamics(folder: Path, column: str) -> _Read:
             missing = [guid for guid in guids if guid not in logged]
             if missing or len(logged) != len(guids):
                 extra = next((guid for guid in logged if guid not in set(guids)), None)
-                raise UserError(f"{epochs[epoch]} logs {len(logged)} examples and {reference} {len(guids)}, with "
-                                f"{len(missing)} of these missing (e.g. guid {(missing or [extra])[0]}); every epoch file "
-                                "must log the same examples of one dataset.")
+                raise UserError(
+                    f"{epochs[epoch]} logs {len(logged)} examples and {reference} {len(guids)}, with "
+                    f"{len(missing)} of these missing (e.g. guid {(missing or [extra])[0]}); every epoch "
+                    "file "
+                    "must log the same examples of one dataset."
+                )
             golds = np.array([logged[guid][0] for guid in guids], dtype=np.int64)
             if not np.array_equal(golds, gold):
-                raise UserError(f"{epochs[epoch]} gives {int((golds != gold).sum())} examples another gold label than "
-                                f"{reference}; use the files of one dataset.")
+                raise UserError(
+                    f"{epochs[epoch]} gives {int((golds != gold).sum())} examples another gold label than "
+                    f"{reference}; use the files of one dataset."
+                )
             logits = np.array([logged[guid][1] for guid in guids], dtype=np.float64)
             probs = np.exp(logits - logits.max(1, keepdims=True))
             probs /= probs.sum(1, keepdims=True)
@@ -524,9 +690,15 @@ def _read_cartography_dynamics(folder: Path, column: str) -> _Read:
     confidence, variability, correctness = agreement.data_map(np.array(p_true), np.array(correct))
     values = {"confidence": confidence, "variability": variability, "correctness": correctness}
     if column not in values:
-        raise UserError(f"Training dynamics give confidence, variability or correctness, not '{column}'; choose one of those.")
-    note = (f"read {len(runs)} run(s) x {len(p_true[0])} epochs of {len(guids)} examples keyed by guid from {folder}; "
-            f"'{column}' is their mean over runs (correctness: the fraction of epochs right).")
+        raise UserError(
+            f"Training dynamics give confidence, variability or correctness, not '{column}'; choose one of "
+            "those."
+        )
+    note = (
+        f"read {len(runs)} run(s) x {len(p_true[0])} epochs of {len(guids)} examples keyed by guid from "
+        f"{folder}; "
+        f"'{column}' is their mean over runs (correctness: the fraction of epochs right)."
+    )
     table = pd.DataFrame({"id": as_ids(guids), "label": gold, "score": values[column]})
     return _Read(table, CARTOGRAPHY_DIRECTIONS[column], column, None, note)
 
@@ -541,12 +713,16 @@ def _dynamics_epoch(path: Path, epoch: int) -> dict[str, tuple[int, list[float]]
                 continue
             entry = json.loads(line)
             if not isinstance(entry, dict) or not {"guid", "gold", key} <= entry.keys():
-                raise UserError(f"Line {number} of {path} is not a training-dynamics record with guid, gold and {key}; "
-                                "pass files written by log_training_dynamics or `curriculum export --format cartography`.")
+                raise UserError(
+                    f"Line {number} of {path} is not a training-dynamics record with guid, gold and {key}; "
+                    "pass files written by log_training_dynamics or `curriculum export --format cartography`."
+                )
             guid = str(entry["guid"])
             if guid in logged:
-                raise UserError(f"{path} logs guid {guid} twice (line {number}); log each example once per epoch "
-                                "(a distributed sampler pads its shards with repeats: drop them).")
+                raise UserError(
+                    f"{path} logs guid {guid} twice (line {number}); log each example once per epoch "
+                    "(a distributed sampler pads its shards with repeats: drop them)."
+                )
             logged[guid] = (int(entry["gold"]), entry[key])
     return logged
 
@@ -554,13 +730,23 @@ def _dynamics_epoch(path: Path, epoch: int) -> dict[str, tuple[int, list[float]]
 class _SafeUnpickler(pickle.Unpickler):
     """Loads plain containers and numpy arrays only: a score file must not run code."""
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"),
-               ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-               ("builtins", "list"), ("builtins", "dict"), ("collections", "OrderedDict")}
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("builtins", "list"),
+        ("builtins", "dict"),
+        ("collections", "OrderedDict"),
+    }
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"the pickle holds {module}.{name}, which a score file has no need for")
+            raise pickle.UnpicklingError(
+                f"the pickle holds {module}.{name}, which a score file has no need for"
+            )
         return super().find_class(module, name)
 
 
@@ -578,8 +764,13 @@ def _run_info(run_dir: Path) -> dict:
     return info
 
 
-def match_imported(imported: ImportedScores, labels: np.ndarray, ids: np.ndarray | None = None, split: str = "train",
-                   dataset: str | None = None) -> tuple[np.ndarray, str]:
+def match_imported(
+    imported: ImportedScores,
+    labels: np.ndarray,
+    ids: np.ndarray | None = None,
+    split: str = "train",
+    dataset: str | None = None,
+) -> tuple[np.ndarray, str]:
     """The imported scores in a dataset's example order, and one sentence saying what matched.
 
     Rows are matched, in this order of preference: by ``id`` (a file path also matches by its
@@ -596,8 +787,10 @@ def match_imported(imported: ImportedScores, labels: np.ndarray, ids: np.ndarray
     keep = rows >= 0
     covered = len(set(rows[keep].tolist()))
     if covered < m:
-        raise UserError(f"{m - covered} of {m} examples have no score in {imported.source} (matched {how}); "
-                        "score the current dataset, or align the scores yourself with Scores.align.")
+        raise UserError(
+            f"{m - covered} of {m} examples have no score in {imported.source} (matched {how}); "
+            "score the current dataset, or align the scores yourself with Scores.align."
+        )
     scores = np.full(m, np.nan)
     scores[rows[keep]] = table["score"].to_numpy()[keep]
     if "label" in table.columns:
@@ -607,13 +800,20 @@ def match_imported(imported: ImportedScores, labels: np.ndarray, ids: np.ndarray
         if differ:
             named = imported.dataset
             if named and dataset and named != dataset:
-                hint = f"the file was scored on '{named}' and the labels are those of '{dataset}': pass --dataset {named}"
+                hint = (
+                    f"the file was scored on '{named}' and the labels are those of '{dataset}': "
+                    f"pass --dataset {named}"
+                )
             elif named is None and dataset and "+noise" not in dataset:
-                hint = ("if the file was scored on a label-noise variant, name it (e.g. --dataset "
-                        f"{dataset}+noise0.2); otherwise use the file made for this dataset and split")
+                hint = (
+                    "if the file was scored on a label-noise variant, name it (e.g. --dataset "
+                    f"{dataset}+noise0.2); otherwise use the file made for this dataset and split"
+                )
             else:
                 hint = "use the file made for this dataset and split (or one with ids or an 'index' column)"
-            raise UserError(f"{differ} of {m} labels in {imported.source} differ from the dataset's ({how}); {hint}.")
+            raise UserError(
+                f"{differ} of {m} labels in {imported.source} differ from the dataset's ({how}); {hint}."
+            )
     note = f"{imported.source}: {covered} of {len(table)} scores matched the {m} {split} examples {how}."
     return scores, note
 
@@ -625,13 +825,17 @@ def _match_rows(table: pd.DataFrame, m: int, ids: np.ndarray | None, source: str
         rows = np.array([position.get(key, -1) for key in table["id"]])
         if len(set(rows[rows >= 0].tolist())) < m and len(position) == m:
             names: dict[str, int] = {}
-            for i, key in enumerate(ids):  # a file of file names: a dataset id that is a path matches by its name
+            for i, key in enumerate(
+                ids
+            ):  # a file of file names: a dataset id that is a path matches by its name
                 names[PurePath(key).name] = -2 if PurePath(key).name in names else i
             by_name = np.array([names.get(PurePath(key).name, -1) for key in table["id"]])
             if (by_name >= 0).sum() > (rows >= 0).sum():
                 if (by_name == -2).any():
-                    raise UserError(f"{source} names examples by file name, and several files of the dataset share "
-                                    f"{int((by_name == -2).sum())} of its names; align it yourself with Scores.align.")
+                    raise UserError(
+                        f"{source} names examples by file name, and several files of the dataset share "
+                        f"{int((by_name == -2).sum())} of its names; align it yourself with Scores.align."
+                    )
                 return by_name, "by file name"
         if len(set(rows[rows >= 0].tolist())) == m or "index" not in table.columns:
             return rows, "by id"
@@ -640,32 +844,56 @@ def _match_rows(table: pd.DataFrame, m: int, ids: np.ndarray | None, source: str
         if not np.issubdtype(index.dtype, np.integer):
             raise UserError(f"The 'index' column of {source} must hold integers, got {index.dtype}.")
         source_order = source_positions(ids) if ids is not None else None
-        if source_order is not None and set(source_order.tolist()) <= set(index.tolist()) and \
-                not np.array_equal(np.sort(index), np.arange(m)):
+        if (
+            source_order is not None
+            and set(source_order.tolist()) <= set(index.tolist())
+            and not np.array_equal(np.sort(index), np.arange(m))
+        ):
             where = {int(n): i for i, n in enumerate(source_order)}
-            return np.array([where.get(int(n), -1) for n in index]), "by position in the source's original order"
+            return np.array(
+                [where.get(int(n), -1) for n in index]
+            ), "by position in the source's original order"
         if not np.array_equal(np.sort(index), np.arange(m)):
-            raise UserError(f"The 'index' column of {source} must hold every example index 0..{m - 1} exactly once "
-                            "(or ids of this dataset).")
+            raise UserError(
+                f"The 'index' column of {source} must hold every example index 0..{m - 1} exactly once "
+                "(or ids of this dataset)."
+            )
         return index.astype(np.int64), "by position in the split"
     if len(table) == m:
         return np.arange(m), "by position (row order)"
     source_order = source_positions(ids) if ids is not None else None
-    if source_order is not None and source_order.max(initial=-1) < len(table) and len(set(source_order.tolist())) == m:
+    if (
+        source_order is not None
+        and source_order.max(initial=-1) < len(table)
+        and len(set(source_order.tolist())) == m
+    ):
         rows = np.full(len(table), -1)
         rows[source_order] = np.arange(m)
         return rows, "by position in the source's original order (row r is the example whose id is r)"
-    raise UserError(f"{source} has {len(table)} scores but the dataset has {m} examples, and no ids to match them by; use the "
-                    "score file made for this dataset (and split), one over the source's whole original order, or one with ids.")
+    raise UserError(
+        f"{source} has {len(table)} scores but the dataset has {m} examples, and no ids to match them by; "
+        "use the "
+        "score file made for this dataset (and split), one over the source's whole original order, or one "
+        "with ids."
+    )
 
 
-def align_imported(imported: ImportedScores, labels: np.ndarray, ids: np.ndarray | None = None, split: str = "train") -> np.ndarray:
+def align_imported(
+    imported: ImportedScores, labels: np.ndarray, ids: np.ndarray | None = None, split: str = "train"
+) -> np.ndarray:
     """The imported scores in a dataset's example order (:func:`match_imported` without its note)."""
     return match_imported(imported, labels, ids, split)[0]
 
 
-def load_external_scores(path, labels, *, ids=None, column: str | None = None, direction: str | None = None,
-                         dataset: str | None = None) -> tuple[np.ndarray, str, str]:
+def load_external_scores(
+    path,
+    labels,
+    *,
+    ids=None,
+    column: str | None = None,
+    direction: str | None = None,
+    dataset: str | None = None,
+) -> tuple[np.ndarray, str, str]:
     """Per-example scores from a file (any format :func:`read_scores` reads), in the dataset's
     example order (:func:`match_imported`), which end is easier ("higher"/"lower": from the file
     or ``direction``, never a default), and one sentence saying what matched."""

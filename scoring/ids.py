@@ -50,8 +50,8 @@ def content_hashes(images: Any) -> np.ndarray:
 
 def as_ids(values: Any) -> np.ndarray:
     """Ids as an object array of strings (integers become their decimal text; bytes are decoded)."""
-    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(values, dtype=object).reshape(-1)],
-                    dtype=object)
+    flat = np.asarray(values, dtype=object).reshape(-1)
+    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in flat], dtype=object)
 
 
 def native_ids(ids: Any) -> np.ndarray:
@@ -135,9 +135,10 @@ def _target_keys(target: Any, by: str | None) -> tuple[np.ndarray, str]:
                 return as_ids(target["id"]), "id"
             split = getattr(target, "split", None)
             if split is None:
-                raise UserError("This Hugging Face Dataset has neither an 'id' column nor a split name to build "
-                                "'<split>/<row>' ids from; add the ids the scores hold as a column "
-                                "(dataset.add_column('id', ids)), or load one named split (load_dataset(...)['train']), "
+                raise UserError("This Hugging Face Dataset has neither an 'id' column nor a split name to "
+                                "build '<split>/<row>' ids from; add the ids the scores hold as a column "
+                                "(dataset.add_column('id', ids)), or load one named split "
+                                "(load_dataset(...)['train']), "
                                 "or match its images by content (curriculum export --match content_hash, "
                                 "Scores.align(dataset, by='content_hash')).")
             return np.array([f"{split}/{row}" for row in range(len(target))], dtype=object), "id"

@@ -54,7 +54,7 @@ from scoring.run import write_scores
 from scoring.scores import Scores
 
 FIRST_CAPACITY = 8
-HELD_OUT = "heldout"  # records/member_XXX/<split>.heldout.npy: bool [M], the examples the member never trained on
+HELD_OUT = "heldout"  # records/member_XXX/<split>.heldout.npy: bool [M], examples the member never trained on
 
 
 def to_numpy(values: Any) -> np.ndarray:
@@ -136,14 +136,16 @@ class Recorder:
 
     def __init__(self, run_dir: str | Path, labels: dict[str, Any], *, ids: dict[str, Any] | None = None,
                  images: dict[str, Any] | None = None, num_classes: int | None = None, record_probs: bool = False,
-                 dataset: str = "custom", fingerprint: str | None = None, arch: str = "custom", resume: bool = False):
+                 dataset: str = "custom", fingerprint: str | None = None, arch: str = "custom",
+                 resume: bool = False):
         self.run_dir = Path(run_dir)
         existing = read_run_info(self.run_dir)
         if existing is None and self.run_dir.exists() and any(self.run_dir.iterdir()):
-            raise UserError(f"{self.run_dir} is not empty and holds no recorded run; give the Recorder a new directory.")
+            raise UserError(f"{self.run_dir} is not empty and holds no recorded run; "
+                            "give the Recorder a new directory.")
         if existing is not None and not resume:
-            raise UserError(f"{self.run_dir} already holds a run; give the Recorder a new directory, or resume=True "
-                            "to continue the run recorded there.")
+            raise UserError(f"{self.run_dir} already holds a run; give the Recorder a new directory, "
+                            "or resume=True to continue the run recorded there.")
         if not labels:
             raise UserError("Give the Recorder the labels of at least one split, e.g. labels={'train': y_train}.")
         self.labels = {split: to_numpy(values).astype(np.int64).reshape(-1) for split, values in labels.items()}
@@ -181,8 +183,9 @@ class Recorder:
         checkpoints and every member's committed rows."""
         for key in ("dataset", "settings"):
             if existing.get(key) != self.info[key]:
-                raise UserError(f"{self.run_dir} holds a recorded run of other {'data' if key == 'dataset' else 'settings'} "
-                                f"({key} differs: {existing.get(key)} here, {self.info[key]} now); pass the same labels, ids "
+                what = "data" if key == "dataset" else "settings"
+                raise UserError(f"{self.run_dir} holds a recorded run of other {what} ({key} differs: "
+                                f"{existing.get(key)} here, {self.info[key]} now); pass the same labels, ids "
                                 "and settings to resume it, or give a new directory.")
         self.info = {**existing, "status": "running"}
         for checkpoint in existing.get("checkpoints", []):
@@ -203,8 +206,9 @@ class Recorder:
             capacity = _stored_capacity(self.run_dir, member, next(iter(sizes))) or FIRST_CAPACITY
             record = MemberRecord(self.run_dir, member, sizes, capacity, num_classes=probs)
             if record.rows > len(self._epochs):
-                raise UserError(f"Member {member} of {self.run_dir} has {record.rows} checkpoints but run.json declares "
-                                f"{len(self._epochs)}; delete {record.dir} and record that member again.")
+                raise UserError(f"Member {member} of {self.run_dir} has {record.rows} checkpoints but "
+                                f"run.json declares {len(self._epochs)}; delete {record.dir} and record "
+                                "that member again.")
             self._members[member] = record
             self._rows[member] = {split: _Row(size, probs) for split, size in sizes.items()}
         return self._members[member], self._rows[member]
@@ -236,8 +240,8 @@ class Recorder:
         keep = record.rows
         while keep and (self._steps[keep - 1] is None or self._steps[keep - 1] > step):
             if self._steps[keep - 1] is None:
-                raise UserError(f"Member {member}'s checkpoints were recorded without step=; a resumed loop can only "
-                                "rewind checkpoints recorded with their training step.")
+                raise UserError(f"Member {member}'s checkpoints were recorded without step=; a resumed "
+                                "loop can only rewind checkpoints recorded with their training step.")
             keep -= 1
         if keep < record.rows:
             record.rows = keep
@@ -317,12 +321,12 @@ class Recorder:
         k = record.rows
         epoch = float(k if epoch is None else epoch)
         if k < len(self._epochs) and max(other.rows for other in self._members.values()) <= k:
-            del self._epochs[k:], self._steps[k:]  # declared by a run that was rewound: no member holds it now
+            del self._epochs[k:], self._steps[k:]  # declared by a rewound run: no member holds it now
         if k < len(self._epochs):
             if self._epochs[k] != epoch or (step is not None and self._steps[k] not in (None, step)):
-                raise UserError(f"Checkpoint {k} of member {member} is at epoch {epoch:g} (step {step}) but other members "
-                                f"have it at epoch {self._epochs[k]:g} (step {self._steps[k]}); record every member at the "
-                                "same checkpoints.")
+                raise UserError(f"Checkpoint {k} of member {member} is at epoch {epoch:g} (step {step}) "
+                                f"but other members have it at epoch {self._epochs[k]:g} "
+                                f"(step {self._steps[k]}); record every member at the same checkpoints.")
         else:
             self._epochs.append(epoch)
             self._steps.append(step)
@@ -336,7 +340,8 @@ class Recorder:
         return k
 
     def _checkpoint_list(self) -> list[dict]:
-        return [{"index": i, "step": step, "epoch": epoch} for i, (step, epoch) in enumerate(zip(self._steps, self._epochs))]
+        pairs = enumerate(zip(self._steps, self._epochs))
+        return [{"index": i, "step": step, "epoch": epoch} for i, (step, epoch) in pairs]
 
     def _declare(self) -> None:
         """Write the checkpoint list to ``run.json`` before a new checkpoint's rows are committed,

@@ -153,7 +153,8 @@ def test_label_mismatch_names_the_count_and_the_fix(tmp_path):
     np.savez(tmp_path / "c.npz", labels=wrong, scores=SCORES)
     pd.DataFrame({"score": SCORES, "label": wrong}).to_parquet(tmp_path / "c.parquet")
     for name in ("c.npz", "c.parquet"):
-        with pytest.raises(UserError, match=r"2 of 6 labels .* differ from the dataset's \(by position \(row order\)\); use the file made for this dataset"):
+        with pytest.raises(UserError, match=r"2 of 6 labels .* differ from the dataset's \(by position "
+                           r"\(row order\)\); use the file made for this dataset"):
             load_external_scores(tmp_path / name, LABELS, direction="higher")
 
 

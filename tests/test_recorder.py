@@ -100,7 +100,7 @@ def test_bad_use_is_one_sentence(tmp_path):
     recorder.checkpoint(1)
     with pytest.raises(UserError, match="same number of checkpoints, at least 2"):
         recorder.finish()
-    with pytest.raises(UserError, match="already holds a run; give the Recorder a new directory, or resume=True"):
+    with pytest.raises(UserError, match="already holds a run; give the Recorder a new directory, or resume"):
         Recorder(tmp_path / "run", labels={"train": np.array([0])})
     with pytest.raises(UserError, match="holds a recorded run of other data"):
         Recorder(tmp_path / "run", labels={"train": np.array([0])}, resume=True)
@@ -112,7 +112,12 @@ def test_a_resumed_recorder_rewinds_to_the_training_step_and_ends_as_an_uninterr
     records it again, and the record equals an uninterrupted run's."""
     labels = {"train": np.array([0, 1, 1, 0]), "test": np.array([1, 0])}
     rng = np.random.default_rng(0)
-    outputs = {(m, s, split): rng.normal(size=(len(y), 2)) for m in (0, 1) for s in range(0, 9, 2) for split, y in labels.items()}
+    outputs = {
+        (m, s, split): rng.normal(size=(len(y), 2))
+        for m in (0, 1)
+        for s in range(0, 9, 2)
+        for split, y in labels.items()
+    }
 
     def record(recorder, member, steps):
         for step in steps:
@@ -137,7 +142,11 @@ def test_a_resumed_recorder_rewinds_to_the_training_step_and_ends_as_an_uninterr
     assert _arrays(tmp_path / "run").keys() == _arrays(tmp_path / "whole").keys()
     for name, array in _arrays(tmp_path / "whole").items():
         np.testing.assert_array_equal(_arrays(tmp_path / "run")[name], array, err_msg=name)
-    assert json.loads((tmp_path / "run" / "run.json").read_text())["checkpoints"][-1] == {"index": 4, "step": 8, "epoch": 2.0}
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["checkpoints"][-1] == {
+        "index": 4,
+        "step": 8,
+        "epoch": 2.0,
+    }
 
 
 def test_members_trained_on_folds_give_cleanlab_out_of_sample_probabilities(tmp_path):

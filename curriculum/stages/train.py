@@ -140,8 +140,9 @@ def given_scores(config: CurriculumConfig, dataset: Dataset, run_dir: Path | Non
     labels = dataset.train.labels
     if config.scores_file:
         column = None if config.by == CurriculumConfig.by else config.by  # the default: the file's own score
-        values, easier, matched = load_external_scores(config.scores_file, labels, ids=dataset.train.ids, column=column,
-                                                       direction=config.scores_direction, dataset=dataset.name)
+        values, easier, matched = load_external_scores(config.scores_file, labels, ids=dataset.train.ids,
+                                                       column=column, direction=config.scores_direction,
+                                                       dataset=dataset.name)
         return values, easier, f"scores file {config.scores_file} ({easier} = easier; {matched})"
     if run_dir is None:
         return None
