@@ -143,6 +143,7 @@ def given_scores(config: CurriculumConfig, dataset: Dataset, run_dir: Path | Non
         values, easier, matched = load_external_scores(config.scores_file, labels, ids=dataset.train.ids,
                                                        column=column, direction=config.scores_direction,
                                                        dataset=dataset.name)
+        matched = matched.removeprefix(f"{config.scores_file}: ").rstrip(".")
         return values, easier, f"scores file {config.scores_file} ({easier} = easier; {matched})"
     if run_dir is None:
         return None
