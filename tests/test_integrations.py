@@ -4,7 +4,6 @@ checkpoint), the Lightning callback (resumed from a checkpoint), and a loop on 2
 (gloo) whose record equals a single process's."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -14,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import ROOT, cli_env, free_port
+from conftest import cli_env, free_port
 from scoring import UserError
 
 datasets = pytest.importorskip("datasets", reason="the hf extra is not installed")

@@ -23,8 +23,9 @@ the checkpoints recorded after the resumed step are recorded again.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -22,8 +22,9 @@ positions). ``forward(module, batch)`` gives the logits (default: ``module(batch
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
