@@ -31,6 +31,8 @@ SCORE_EPILOG = """examples:
   curriculum score                                   # digits: 12 members, 4 epochs (its recipe)
   curriculum score --dataset shapes --arch small-st-vgg --epochs 6    # known difficulty: see the report's factor table
   curriculum score --dataset cifar10 --arch st-vgg --members 100 --epochs 140 --precision bf16
+  curriculum score --dataset fashion-mnist+part0of6 --data-dir /usr/share/datasets/fashion-mnist \\
+      --arch lenet5 --members 12 --epochs 2         # files of apt-get install dataset-fashion-mnist
   curriculum score --processes 2                     # on the CPU: members split over 2 processes (auto: one a core)
   accelerate launch --num_processes 8 -m curriculum score --dataset cifar10   # members split over 8 GPUs
 """
@@ -94,7 +96,8 @@ def _print_rows(rows: list[tuple[str, str]]) -> None:
 def _export(args: argparse.Namespace) -> None:
     from scoring.formats import export
 
-    files, notes = export(args.run, args.out, args.format, by=args.by, split=args.split, hf_dataset=args.hf_dataset)
+    files, notes = export(args.run, args.out, args.format, by=args.by, split=args.split,
+                          hf_dataset=args.hf_dataset, match=args.match)
     for line in notes:
         print(line)
     for path in files[:3]:
@@ -108,9 +111,15 @@ def _export_parser(sub) -> None:
     export = sub.add_parser(
         "export", help="write a score run's scores in another format (CSV, parquet, C-score, forgetting, cartography, cleanlab, HF)",
         description="Formats (see scoring/formats.py): parquet and csv (the table with ids, directions and provenance; "
-        "re-importable), cscore (.npz labels + scores, higher = easier), forgetting (Toneva et al.'s pickle), cartography "
-        "(dynamics_epoch_{e}.jsonl per member + td_metrics.jsonl; needs --record-probs), cleanlab (.npz pred_probs from "
-        "the test split by default: held-out), hf (a column added to a save_to_disk dataset, matched by id).",
+        "re-importable), cscore (.npz labels + scores + ids, higher = easier), forgetting (Toneva et al.'s "
+        "pickle, indices = "
+        "ids), cartography (dynamics_epoch_{e}.jsonl per member, checkpoints.json mapping each file to its "
+        "checkpoint, and "
+        "td_metrics.jsonl; needs --record-probs), cleanlab (.npz pred_probs + ids from the test split by "
+        "default: "
+        "out-of-sample), hf (a column added to a save_to_disk dataset, matched by id or --match "
+        "content_hash; a dataset "
+        "whose rows span both splits needs --split). Each says what it wrote and matched.",
     )
     export.add_argument("run", help="score run directory")
     export.add_argument("--format", required=True, help="one of the formats above")
@@ -118,6 +127,9 @@ def _export_parser(sub) -> None:
     export.add_argument("--by", default="accessibility", help="score column for cscore and hf (default accessibility)")
     export.add_argument("--split", help="split to export (default train; test for cleanlab)")
     export.add_argument("--hf-dataset", help="hf: the save_to_disk folder of the dataset to add the column to")
+    export.add_argument("--match", default="id", choices=("id", "content_hash"),
+                        help="hf: match the dataset's rows by id (default) or by the content hash of its "
+                        "image column")
     export.set_defaults(cli_run=_export, cli_config=None, cli_parser=export)
 
 

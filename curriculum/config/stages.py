@@ -37,11 +37,20 @@ SELF_TAUGHT = "self-taught"
 
 # --- the stages' configs ------------------------------------------------------------------------
 
+def data_dir_option() -> Any:
+    """``--data-dir``, declared alike by every stage that loads a dataset."""
+    return option(None, "folder holding the original files of mnist, fashion-mnist, cifar10, cifar100 or "
+                  "svhn (idx, python pickles or .tar.gz, .mat), read instead of the Hugging Face hub; ids "
+                  "and classes are the hub's", default_help="the hub",
+                  setting=False)  # not a setting: the data is recorded by its fingerprint
+
+
 @dataclass
 class TrainingConfig(Config):
     """Settings every training stage shares (each is also a CLI flag)."""
 
     dataset: str = option("digits", "dataset name (`curriculum datasets` lists them)")
+    data_dir: str | None = data_dir_option()
     arch: str = option("auto", "architecture, or 'auto' to pick one for the data; see `curriculum architectures`")
     batch_size: int = option(100, "mini-batch size", range="[1, inf)")
     optimizer: str = option("sgd", "optimizer", choices=OPTIMIZERS)
@@ -124,6 +133,7 @@ class StatsConfig(Config):
     """Flags of ``curriculum stats``."""
 
     dataset: str = option("digits", "dataset name (`curriculum datasets` lists them)")
+    data_dir: str | None = data_dir_option()
     run: str | None = option(None, "score run directory", default_help="runs/<dataset>", writable_dir=True,
                              setting=False)
     label_noise: float = option(0.0, "as given to `curriculum score`", range="[0, 1]")
@@ -177,8 +187,9 @@ class TrainConfig(TrainingConfig):
                      f"or '{SELF_TAUGHT}'")
     scores_file: str | None = option(None, "order by an external per-example score file instead: a `curriculum "
                                      "export` file, a CSV/parquet 'score' column (or --by NAME), C-score .npz, "
-                                     "forgetting .pkl, cartography td_metrics.jsonl or dynamics folder, cleanlab .npz; "
-                                     "rows matched by id when the file has ids", setting=False)
+                                     "forgetting .pkl, cartography td_metrics.jsonl or dynamics folder, cleanlab .npz, "
+                                     "a Hugging Face save_to_disk folder; rows matched by id, file name or position, "
+                                     "as the printed note says", setting=False)
     scores_direction: str | None = option(None, "which --scores-file values are easier, when the file does not say "
                                           "(never assumed)", choices=("higher", "lower"))
     balanced: bool = option(True, "class-balanced interleaving of the order")
@@ -230,6 +241,7 @@ class LearnersConfig(Config):
     """Flags of ``curriculum learners``."""
 
     dataset: str = option("digits", "dataset name (`curriculum datasets` lists them)")
+    data_dir: str | None = data_dir_option()
     learners: list[str] = option(["svm", "knn", "random-forest", "adaboost", "logistic"],
                                  "learners, one member each (at least two)", choices=LEARNERS)
     fractions: list[float] = option([0.05, 0.1, 0.2, 0.4, 0.7, 1.0], "increasing fractions of the train set, one "

@@ -283,7 +283,8 @@ def score(config: ScoreConfig) -> Path:
     processes, main = accelerator.num_processes, accelerator.is_main_process
 
     def load() -> Dataset:
-        return load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed)
+        return load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed,
+                            data_dir=config.data_dir)
 
     # Each node's first process reads (and caches) the dataset before the node's others do.
     first = agree(accelerator, lambda: load() if accelerator.is_local_main_process else None)

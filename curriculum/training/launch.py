@@ -112,7 +112,7 @@ def preflight(config: ScoreConfig) -> None:
     from scoring.files import locked
     from scoring.records import check_new_run_dir, check_records, default_run_dir, read_run_info
 
-    name = dataset_name(config.dataset, label_noise=config.label_noise, noise_seed=config.seed)
+    name = dataset_name(config.dataset, label_noise=config.label_noise, noise_seed=config.seed, data_dir=config.data_dir)
     if config.arch != "auto" and TORCHVISION_PREFIX not in config.arch:  # torchvision's names cost its import
         check_arch(config.arch)
     run_dir = Path(config.out) if config.out else default_run_dir(name)
