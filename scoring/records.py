@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from scoring.errors import CorruptFileError, UserError
-from scoring.files import LOCK_NAME, atomic_write_json, make_dir, preallocate, read_json, reading, writing
+from scoring.files import LOCK_NAME, TEMP_SUFFIX, atomic_write_json, make_dir, preallocate, read_json, reading, writing
 
 FIELDS = {"pred": np.int16, "p_true": np.float16, "el2n": np.float16}
 PROBS = "probs"  # the optional [E, M, K] float16 field
@@ -167,7 +167,7 @@ class MemberRecord:
         for (split, field), old in self._arrays.items():
             old.flush()
             path = self._path(split, field)
-            tmp = path.with_name(f".{path.name}.resize")
+            tmp = path.with_name(f".{path.name}.resize{TEMP_SUFFIX}")  # a killed resize leaves it for the next owner
             new = _open_array(tmp, self._shape(checkpoints, split, field), old.dtype, create=True)
             new[: self.rows] = old[: self.rows]
             new.flush()
