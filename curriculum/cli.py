@@ -229,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not launched_here():
             raise
         return _fail(1, traceback.format_exc(), "bug")
+    leave_process_group()  # on success too: left to the interpreter's exit, gloo's threads may abort it
     return 0
 
 

@@ -225,8 +225,9 @@ def report_failure(status: int, text: str, kind: str) -> None:
 
 
 def leave_process_group() -> None:
-    """Destroy the process group this worker joined, before it exits on an error: left to the
-    interpreter's exit, torch's teardown of its threads can abort the process (status 134)."""
+    """Destroy the process group this worker joined, before it exits (on an error or not): left to
+    the interpreter's exit, torch's teardown of its threads can abort the process (status 134,
+    "terminate called without an active exception")."""
     dist = sys.modules.get("torch.distributed")
     if dist is not None and dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
