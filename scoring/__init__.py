@@ -20,6 +20,7 @@ _EXPORTS = {
     "UserError": "scoring.errors",
     "agreement": "scoring.agreement",
     "checkpoint_summary": "scoring.summary",
+    "dynamics": "scoring.dynamics",
     "content_hash": "scoring.ids",
     "content_hashes": "scoring.ids",
     "load_record": "scoring.records",

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scoring import agreement
+from scoring import dynamics
 from scoring.errors import UserError
 from scoring.files import atomic_write_bytes
 from scoring.ids import as_ids
@@ -321,7 +321,7 @@ def _read_cartography_dynamics(folder: Path, column: str) -> tuple[pd.DataFrame,
         correct.append(member_c)
     if len({len(p) for p in p_true}) != 1:
         raise UserError(f"The runs under {folder} have different numbers of epochs; export them separately.")
-    confidence, variability, correctness = agreement.data_map(np.array(p_true), np.array(correct))
+    confidence, variability, correctness = dynamics.data_map(np.array(p_true), np.array(correct))
     values = {"confidence": confidence, "variability": variability, "correctness": correctness}
     if column not in values:
         raise UserError(f"Training dynamics give confidence, variability or correctness, not '{column}'; choose one of those.")

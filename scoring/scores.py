@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from scoring import agreement
+from scoring import agreement, dynamics
 from scoring.errors import UserError
 from scoring.files import atomic_write_bytes, reading
 from scoring.ids import Alignment, align, as_ids
@@ -55,17 +55,17 @@ def score_columns(record: Record, el2n_checkpoint: int) -> dict[str, np.ndarray]
     """Every score of :data:`SCORE_DIRECTIONS` for the examples of one split's record."""
     correct = record.correct
     trained = correct[:, 1:]  # checkpoints after initialisation
-    confidence, variability, correctness = agreement.data_map(record.p_true[:, 1:], trained)
+    confidence, variability, correctness = dynamics.data_map(record.p_true[:, 1:], trained)
     return {
         "consistency": agreement.consistency(correct)[-1],
         "consensus": agreement.consensus(record.pred)[-1],
         "accessibility": agreement.accessibility(correct),  # leaves checkpoint 0 out
-        "learned_checkpoint": agreement.learned_checkpoint(trained).mean(0) + 1,
-        "forgetting": agreement.forgetting_events(trained).mean(0),
+        "learned_checkpoint": dynamics.learned_checkpoint(trained).mean(0) + 1,
+        "forgetting": dynamics.forgetting_events(trained).mean(0),
         "confidence": confidence,
         "variability": variability,
         "correctness": correctness,
-        "el2n": agreement.mean_el2n(record.el2n, el2n_checkpoint),
+        "el2n": dynamics.mean_el2n(record.el2n, el2n_checkpoint),
     }
 
 
