@@ -31,6 +31,7 @@ from scoring.ordering import ORDERS
 from curriculum.pacing import OPEN_BY, PACINGS, make_pacing
 from curriculum.recipes import recipe_help, with_recipe
 from scoring.errors import UserError
+from scoring.stream import DEFAULT_MEMORY_MB
 
 if typing.TYPE_CHECKING:
     from curriculum.data import Dataset
@@ -275,6 +276,8 @@ class ScoreConfig(TrainingConfig):
                                "for random pixels, or a dataset name whose test split is resized to this data); the report "
                                "gives their consensus beside a shuffled null (seed 000, Fig. 5)")
     out: str | None = option(None, "run directory", default_help="runs/<dataset>", writable_dir=True)
+    score_memory: float = option(DEFAULT_MEMORY_MB, "MiB the score pass may hold: it reads the record once, in blocks "
+                                 "that fit (the process itself adds about 100 MB)", range="[1, inf)")
     processes: str = option("auto", "on the CPU, the command starts this many processes of itself (one thread each) "
                             "and spreads the members over them: auto is one per usable core, at most one per member; "
                             "under torchrun / accelerate launch, or on a GPU, the launcher decides (1 or auto)")
@@ -289,7 +292,7 @@ class ScoreConfig(TrainingConfig):
     def record_settings(self) -> dict:
         """The settings that decide the record: a run directory holds one such setting only (the
         process count is not one: every process computes alike, see engine.make_accelerator)."""
-        ignore = {"quiet", "out", "cpu", "processes"}
+        ignore = {"quiet", "out", "cpu", "processes", "score_memory"}
         return {k: v for k, v in to_dict(self).items() if k not in ignore}
 
 

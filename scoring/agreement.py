@@ -40,6 +40,7 @@ __all__ = [
     "tp_agreement",
     "tp_agreement_lower_bound",
     "statistic_over_agreed",
+    "mean_over_agreed",
     "ExtremeFractions",
     "extreme_fractions",
     "class_conditional_extremes",
@@ -414,13 +415,17 @@ def statistic_over_agreed(correct, statistic) -> np.ndarray:
             f"`statistic` must have one value per example ({correct.shape[2]}); "
             f"got shape {statistic.shape}."
         )
-    out = np.zeros(correct.shape[1])
-    for e, agreed in enumerate(correct.all(axis=0)):
-        values = statistic[agreed]
-        if values.size:
-            valid = values[~np.isnan(values)]
-            out[e] = valid.mean() if valid.size else np.nan
-    return out
+    return np.array([mean_over_agreed(statistic, agreed) for agreed in correct.all(axis=0)])
+
+
+def mean_over_agreed(statistic: np.ndarray, agreed: np.ndarray) -> float:
+    """Pliushch et al.'s ``nanmean(metric[agreed])`` at one checkpoint (``agreed`` bool [M]): 0
+    when no example is agreed on, NaN when every agreed example's statistic is NaN."""
+    values = np.asarray(statistic, dtype=float)[agreed]
+    if not values.size:
+        return 0.0
+    valid = values[~np.isnan(values)]
+    return float(valid.mean()) if valid.size else float("nan")
 
 
 # --------------------------------------------------------------------------------------------

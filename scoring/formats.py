@@ -51,7 +51,7 @@ from scoring.errors import UserError
 from scoring.files import atomic_write_bytes
 from scoring.ids import as_ids
 from scoring.ordering import DIRECTIONS
-from scoring.records import load_probs, read_run_info
+from scoring.records import open_probs, read_run_info
 from scoring.scores import SCORE_DIRECTIONS, Scores
 
 FORMATS = ("parquet", "csv", "cscore", "forgetting", "cartography", "cleanlab", "hf")
@@ -107,9 +107,9 @@ def write_cartography(scores: Scores, run_dir: Path, folder: Path, split: str = 
     guids, gold = rows["id"].tolist(), rows["label"].tolist()
     written = []
     for member in range(info["members"]):
-        probs = load_probs(run_dir, split, member, checkpoints)
+        probs = open_probs(run_dir, split, member, checkpoints, len(rows))
         for epoch, e in enumerate(range(1, checkpoints)):  # after initialisation, numbered from 0 as theirs are
-            logits = np.log(np.maximum(probs[e].astype(np.float32), SMALLEST_PROB))
+            logits = np.log(np.maximum(probs.read(e, e + 1)[0].astype(np.float32), SMALLEST_PROB))  # one checkpoint in memory
             lines = "".join(json.dumps({"guid": guid, f"logits_epoch_{epoch}": row, "gold": label}) + "\n"
                             for guid, row, label in zip(guids, logits.round(6).tolist(), gold))
             path = folder / f"member_{member:03d}" / "training_dynamics" / f"dynamics_epoch_{epoch}.jsonl"
@@ -129,7 +129,8 @@ def cleanlab_pred_probs(run_dir: Path, split: str = "test") -> np.ndarray:
     """The members' mean class probabilities at the last checkpoint, rows summing to 1: [M, K]."""
     info = _run_info(run_dir)
     checkpoints = len(info["checkpoints"])
-    total = sum(load_probs(run_dir, split, member, checkpoints)[-1].astype(np.float64) for member in range(info["members"]))
+    total = sum(open_probs(run_dir, split, member, checkpoints).read(checkpoints - 1, checkpoints)[0].astype(np.float64)
+                for member in range(info["members"]))
     return (total / total.sum(1, keepdims=True)).astype(np.float32)
 
 

@@ -44,6 +44,7 @@ from scoring.ids import as_ids, content_hashes
 from scoring.records import PROBS, MemberRecord, read_run_info, update_run
 from scoring.run import write_scores
 from scoring.scores import Scores
+from scoring.stream import DEFAULT_MEMORY_MB
 
 FIRST_CAPACITY = 8
 
@@ -238,9 +239,11 @@ class Recorder:
             row.next_checkpoint()
         return k
 
-    def finish(self) -> Scores:
+    def finish(self, memory_mb: float = DEFAULT_MEMORY_MB) -> Scores:
         """Cut the record files to size, write ``run.json`` and ``scores.parquet``; return the
-        scores. At least 2 members, each with the same number of checkpoints (at least 2)."""
+        scores. At least 2 members, each with the same number of checkpoints (at least 2).
+        The scores come from one streaming pass over the record, whose arrays stay within
+        ``memory_mb`` (:mod:`scoring.stream`)."""
         counts = {member: record.rows for member, record in self._members.items()}
         if len(counts) < 2:
             raise UserError(f"Agreement needs at least 2 members, got {len(counts)}; record another member before finish.")
@@ -253,6 +256,6 @@ class Recorder:
             record.resize(record.rows)
         checkpoints = [{"index": i, "step": step, "epoch": epoch} for i, (step, epoch) in enumerate(zip(self._steps, self._epochs))]
         self.info = update_run(self.run_dir, members=len(counts), checkpoints=checkpoints)
-        scores, _ = write_scores(self.run_dir, self.info, self.labels, self.ids, self.hashes or None)
+        scores, _ = write_scores(self.run_dir, self.info, self.labels, self.ids, self.hashes or None, memory_mb=memory_mb)
         self.info = update_run(self.run_dir, status="complete")
         return scores

@@ -22,18 +22,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from scoring import agreement, dynamics
 from scoring.errors import UserError
 from scoring.files import atomic_write_bytes, reading
 from scoring.ids import Alignment, align, as_ids
 from scoring.ordering import order_examples
-from scoring.records import SCHEMA_VERSION, Record
-from scoring.reliability import DEFAULT_SPLITS, split_half_reliability
+from scoring.records import SCHEMA_VERSION
+from scoring.reliability import DEFAULT_SPLITS
 
 META_KEY = b"curriculum"
 KEY_COLUMNS = ("split", "index", "id", "content_hash")  # what identifies a row; never a score
 
-#: Columns every score run writes, with the direction that means easier. Every average over
+#: Columns every score run writes (computed by :func:`scoring.stream.score_split`), with the
+#: direction that means easier. Every average over
 #: training (accessibility, learned checkpoint, forgetting, the data map) uses the checkpoints
 #: after initialisation: seed 000 averages consistency "over all epochs" of training, and Toneva
 #: et al. and Swayamdipta et al. count only what happens during training. Consistency and
@@ -51,24 +51,6 @@ SCORE_DIRECTIONS: dict[str, str | None] = {
 }
 
 
-def score_columns(record: Record, el2n_checkpoint: int) -> dict[str, np.ndarray]:
-    """Every score of :data:`SCORE_DIRECTIONS` for the examples of one split's record."""
-    correct = record.correct
-    trained = correct[:, 1:]  # checkpoints after initialisation
-    confidence, variability, correctness = dynamics.data_map(record.p_true[:, 1:], trained)
-    return {
-        "consistency": agreement.consistency(correct)[-1],
-        "consensus": agreement.consensus(record.pred)[-1],
-        "accessibility": agreement.accessibility(correct),  # leaves checkpoint 0 out
-        "learned_checkpoint": dynamics.learned_checkpoint(trained).mean(0) + 1,
-        "forgetting": dynamics.forgetting_events(trained).mean(0),
-        "confidence": confidence,
-        "variability": variability,
-        "correctness": correctness,
-        "el2n": dynamics.mean_el2n(record.el2n, el2n_checkpoint),
-    }
-
-
 def _json_float(value: float) -> float | None:
     """JSON has no NaN: store None (read back as NaN)."""
     return None if np.isnan(value) else round(float(value), 6)
@@ -82,23 +64,22 @@ class Scores:
     meta: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_records(cls, records: dict[str, Record], *, dataset: str, fingerprint: str, el2n_checkpoint: int, extra_meta: dict | None = None,
-                     ids: dict[str, np.ndarray] | None = None, hashes: dict[str, np.ndarray] | None = None) -> "Scores":
-        """The table of every split's record; ``ids`` and ``hashes`` (per split, one per example)
-        fill the ``id`` and ``content_hash`` columns (positions and None when not given)."""
-        frames, reliability = [], {}
-        for split, record in records.items():
-            columns = score_columns(record, el2n_checkpoint)
-            m = len(record.labels)
-            frame = pd.DataFrame({
+    def from_columns(cls, columns: dict[str, dict[str, np.ndarray]], labels: dict[str, np.ndarray],
+                     reliability: dict[str, dict[str, dict[str, float]]], *, dataset: str, fingerprint: str,
+                     el2n_checkpoint: int, extra_meta: dict | None = None, ids: dict[str, np.ndarray] | None = None,
+                     hashes: dict[str, np.ndarray] | None = None) -> "Scores":
+        """The table of every split's score ``columns`` (:func:`scoring.stream.score_split`), with
+        their split-half ``reliability``; ``ids`` and ``hashes`` (per split, one per example) fill
+        the ``id`` and ``content_hash`` columns (positions and None when not given)."""
+        frames = []
+        for split, split_columns in columns.items():
+            m = len(labels[split])
+            frames.append(pd.DataFrame({
                 "split": split, "index": np.arange(m),
                 "id": as_ids(ids[split]) if ids and split in ids else as_ids(np.arange(m)),
                 "content_hash": np.asarray(hashes[split], dtype=object) if hashes and split in hashes else np.full(m, None, dtype=object),
-                "label": record.labels, **columns,
-            })
-            frames.append(frame)
-            halves = split_half_reliability(record, lambda r: score_columns(r, el2n_checkpoint))
-            reliability[split] = {name: {k: _json_float(v) for k, v in values.items()} for name, values in halves.items()}
+                "label": np.asarray(labels[split], dtype=np.int64), **split_columns,
+            }))
         meta = {
             "schema_version": SCHEMA_VERSION,
             "dataset": dataset,
@@ -108,7 +89,8 @@ class Scores:
             "reliability": {
                 "method": "split-half: Spearman rho between the scores of two random halves of the members, "
                 f"mean over {DEFAULT_SPLITS} splits ('half'), Spearman-Brown corrected to all members ('full')",
-                "values": reliability,
+                "values": {split: {name: {k: _json_float(v) for k, v in values.items()} for name, values in halves.items()}
+                           for split, halves in reliability.items()},
             },
             **(extra_meta or {}),
         }
