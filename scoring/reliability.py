@@ -33,11 +33,13 @@ TIE_DECIMALS = 12
 def average_ranks(x) -> np.ndarray:
     """Ranks 1..M of ``x`` with ties given their average rank (scipy's ``rankdata``)."""
     x = np.asarray(x, dtype=np.float64)
-    order = np.argsort(x, kind="stable")
+    order = np.argsort(x)  # any order of tied values gives the same average ranks
     sorted_x = x[order]
-    new = np.r_[True, sorted_x[1:] != sorted_x[:-1]]
+    new = np.empty(len(x), bool)
+    new[:1] = True
+    np.not_equal(sorted_x[1:], sorted_x[:-1], out=new[1:])
     starts = np.flatnonzero(new)
-    ends = np.r_[starts[1:], len(x)]
+    ends = np.append(starts[1:], len(x))
     ranks = np.empty(len(x))
     ranks[order] = ((starts + ends + 1) / 2)[np.cumsum(new) - 1]
     return ranks

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import bench_scoring
-from scoring import agreement
+from scoring import agreement, stream
 from scoring.errors import UserError
 from scoring.records import MemberRecord, open_run, update_run
 from scoring.stream import correct_counts, last_predictions, plan_memory, score_split
@@ -65,6 +65,13 @@ def run(tmp_path_factory):
     return run_dir, labels
 
 
+def _plan(memory_mb: float) -> bool:
+    try:
+        return plan_memory(MEMBERS, CHECKPOINTS, EXAMPLES, memory_mb)[0] > 0
+    except UserError:
+        return False
+
+
 def reference_summary(record, epochs) -> dict[str, np.ndarray]:
     """The per-checkpoint summary from the whole record (agreement's array formulas)."""
     correct = record.correct
@@ -78,11 +85,15 @@ def reference_summary(record, epochs) -> dict[str, np.ndarray]:
             "bimodality": bimodality(agreement.consistency(correct))}
 
 
-@pytest.mark.parametrize("memory_mb", [256, 0.37], ids=["one-range", "ranges-and-row-blocks"])
-def test_streaming_pass_equals_the_in_memory_scores(run, bench, memory_mb):
+@pytest.mark.parametrize("small", [False, True], ids=["one-range", "ranges-and-row-blocks"])
+def test_streaming_pass_equals_the_in_memory_scores(run, bench, small, monkeypatch):
     run_dir, labels = run
+    memory_mb = 256
+    if small:  # the smallest setting that holds a range of examples, and blocks of 2 rows
+        monkeypatch.setattr(stream, "_MAX_ROWS", 2)
+        memory_mb = next(m for m in np.arange(2.0, 8.0, 0.01) if _plan(m)) + 0.01
     chunk, rows = plan_memory(MEMBERS, CHECKPOINTS, EXAMPLES, memory_mb)
-    assert (chunk, rows) == (EXAMPLES, CHECKPOINTS) if memory_mb == 256 else (chunk < EXAMPLES and rows < CHECKPOINTS)
+    assert (chunk < EXAMPLES and rows == 2) if small else (chunk, rows) == (EXAMPLES, CHECKPOINTS)
     result = score_split(run_dir, "train", labels, MEMBERS, CHECKPOINTS, EL2N_AT, memory_mb=memory_mb)
     record = bench.load_record(run_dir, "train", labels, MEMBERS, CHECKPOINTS)
     expected = bench.in_memory_columns(record, EL2N_AT)
