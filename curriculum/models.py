@@ -235,6 +235,11 @@ def _fc(in_channels, num_classes, image_size, dropout):
     return _keras_init(nn.Sequential(OrderedDict(classifier=head)))
 
 
+def _logistic(in_channels, num_classes, image_size, dropout):
+    h, w = image_size
+    return _keras_init(nn.Sequential(OrderedDict(classifier=_head(in_channels * h * w, [], num_classes, nn.ELU, None))))
+
+
 def _lenet5(in_channels, num_classes, image_size, dropout):
     s = _Stack(in_channels, image_size, nn.ReLU)
     s.conv(6, 5, padding="same")
@@ -263,6 +268,7 @@ _BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "fc": _fc,
     "lenet5": _lenet5,
     "resnet18": _resnet18,
+    "logistic": _logistic,
 }
 
 

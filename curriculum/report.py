@@ -156,8 +156,11 @@ def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False, memory
         correlations = pd.concat([factor_correlations(scores.table, list(FACTOR_SCORES), scores.directions, split)
                                   for split in factors], ignore_index=True)
         atomic_write_bytes(run_dir / "factors.csv", correlations.to_csv(index=False).encode())
+        drawing = time.perf_counter()
         drawn.append(figures.factor_figure(scores.table, correlations, "accessibility", UNITS, folder / "factors.png",
                                            f"{head}: accessibility against the factors that generated the examples"))
+        timings["figures"] += time.perf_counter() - drawing
+        clock += time.perf_counter() - drawing  # the figure is not report time
         sentences.append(factor_sentence(correlations))
         known = ["", "Known difficulty: Spearman r of each score with each generating factor (a tick: the sign "
                  "construction predicts; none: a nuisance factor); `factor_*` columns of scores.parquet, factors.csv.",

@@ -2,19 +2,19 @@
 scored by the streaming pass (``scoring.run.write_scores``), and at the small size by the
 in-memory way it replaced, which lives only here (and in the tests, which import it from here).
 
-The record: N members x E checkpoints x M examples written with ``scoring.records.MemberRecord``,
-with learning dynamics that look like training, not constants: each example has a difficulty,
-each member a speed; at checkpoint e the logit of P(true class) grows with training time minus
-the difficulty, plus noise per member, checkpoint and example (so examples are learned at
-different times, forgotten and relearned, and members disagree). The predicted label is the
-true one when P(true class) > 1/2, else a wrong one; EL2N follows from P(true class) with the
-rest spread over the other classes. Checkpoint 0 is initialisation.
+The record: N members x E checkpoints x M examples in the layout of ``scoring.records``, with
+learning dynamics that look like training, not constants: each example has a difficulty, each
+member a speed; at checkpoint e the logit of P(true class) grows with training time minus the
+difficulty, plus noise per member, checkpoint and example (so examples are learned at different
+times, forgotten and relearned, and members disagree). The predicted label is the true one when
+P(true class) > 1/2, else a wrong one; EL2N follows from P(true class) with the rest spread over
+the other classes. Checkpoint 0 is initialisation (near chance, mostly wrong).
 
-For each size the script prints wall seconds, peak RSS (the process's high-water mark, read
-from /proc/self/status and reset before each pass, so a size reports its own), entries per
-second (N x E x M over both splits' wall time) and, with ``--compare``, the same for the
-in-memory way and the ratio of the two times (above 1 = the streaming pass is faster). Run one
-size per process: the in-memory way's peak RSS would otherwise hide the streaming pass's.
+The script prints wall and CPU seconds (this process's; steadier than wall time on shared
+cores), peak RSS (the process's high-water mark, read from /proc/self/status and reset before
+each pass), entries per second (N x E x M over both splits' wall time) and, with ``--compare``,
+the same for the in-memory way and the ratios (above 1 = the streaming pass is faster or
+smaller). The streaming pass runs first, so the in-memory way's peak cannot hide its own.
 
     python experiments/bench_scoring.py --members 10 --checkpoints 41 --examples 60000 --compare
     python experiments/bench_scoring.py --members 100 --checkpoints 561 --examples 60000 \\
@@ -38,7 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from scoring.files import atomic_write_json
-from scoring.records import FIELDS, MemberRecord, check_complete, member_dir, read_run_info
+from scoring.errors import UserError
+from scoring.records import FIELDS, check_complete, member_dir, read_run_info
 from scoring.reliability import DEFAULT_SPLITS, spearman_brown, spearman_rho
 from scoring.run import el2n_checkpoint, write_scores
 from scoring.scores import Scores
@@ -62,8 +63,12 @@ def synthetic_labels(sizes: dict[str, int], seed: int = 0) -> dict[str, np.ndarr
     return {split: rng.integers(0, CLASSES, size).astype(np.int64) for split, size in sizes.items()}
 
 
-def write_record(run_dir: Path, members: int, checkpoints: int, examples: int, seed: int = 0, rows: int = 8) -> dict:
-    """Write a complete synthetic run (records and run.json) and return its run.json content."""
+def write_record(run_dir: Path, members: int, checkpoints: int, examples: int, seed: int = 0) -> dict:
+    """Write a complete synthetic run (``run.json``, every member's ``.npy`` files and
+    ``progress.json``) and return its run.json content. The files are written front to back in
+    the layout :class:`scoring.records.MemberRecord` allocates (checked when they are read);
+    the noise comes from one table read at random offsets, and P(true class) and EL2N from
+    tables over a fine grid of logits, so that 20 GB take minutes, not an hour."""
     sizes = split_sizes(examples)
     labels = synthetic_labels(sizes, seed)
     info = {
@@ -72,35 +77,50 @@ def write_record(run_dir: Path, members: int, checkpoints: int, examples: int, s
         "checkpoints": [{"index": e, "step": e, "epoch": e / 4} for e in range(checkpoints)],
     }
     atomic_write_json(run_dir / "run.json", info)
-    difficulty = {split: np.random.default_rng([seed, i]).normal(0.0, 1.5, size).astype(np.float32)
-                  for i, (split, size) in enumerate(sizes.items())}
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal(1 << 20, dtype=np.float32)
+    grid = np.linspace(-_LOGIT_RANGE, _LOGIT_RANGE, _GRID)
+    p_grid = 1.0 / (1.0 + np.exp(-grid))
+    tables = {"p_true": p_grid.astype(np.float16), "el2n": np.sqrt((1 - p_grid) ** 2 * (1 + 1 / (CLASSES - 1))).astype(np.float16)}
+    right_from = int(np.searchsorted(p_grid, 0.5, side="right"))  # grid index from which P(true) > 1/2
+    chance = int(np.searchsorted(p_grid, 1 / CLASSES))
+    difficulty = {split: rng.normal(0.0, 1.5, size).astype(np.float32) for split, size in sizes.items()}
+    wrong = {split: ((labels[split] + 1 + np.arange(size) % (CLASSES - 1)) % CLASSES).astype(np.int16)
+             for split, size in sizes.items()}
     time_axis = np.linspace(0.0, 1.0, checkpoints, dtype=np.float32)
     for n in range(members):
-        rng = np.random.default_rng([seed, 1000 + n])
         speed = np.float32(rng.uniform(5.0, 9.0))
-        record = MemberRecord(run_dir, n, sizes, checkpoints)
-        for first in range(0, checkpoints, rows):
-            stop = min(checkpoints, first + rows)
-            block = {split: _rows(rng, time_axis[first:stop], speed, difficulty[split], labels[split]) for split in sizes}
-            for i in range(stop - first):
-                record.append({split: {field: values[i] for field, values in fields.items()} for split, fields in block.items()})
-            record.commit()
-        del record
+        folder = member_dir(run_dir, n)
+        folder.mkdir(parents=True, exist_ok=True)
+        for split, size in sizes.items():
+            handles = {field: _npy_writer(folder / f"{split}.{field}.npy", dtype, (checkpoints, size)) for field, dtype in FIELDS.items()}
+            try:
+                for e in range(checkpoints):
+                    offset = int(rng.integers(0, len(noise) - size))
+                    logit = noise[offset : offset + size] + (speed * time_axis[e] - 3.0) - difficulty[split]
+                    index = np.clip(((logit + _LOGIT_RANGE) * ((_GRID - 1) / (2 * _LOGIT_RANGE))).astype(np.int32), 0, _GRID - 1)
+                    if e == 0:  # initialisation: near chance, mostly wrong
+                        index = np.clip(chance + (index - _GRID // 2) // 16, 0, right_from - 1)
+                    right = index >= right_from
+                    handles["pred"].write(np.where(right, labels[split].astype(np.int16), wrong[split]).tobytes())
+                    handles["p_true"].write(tables["p_true"][index].tobytes())
+                    handles["el2n"].write(tables["el2n"][index].tobytes())
+            finally:
+                for handle in handles.values():
+                    handle.close()
+        atomic_write_json(folder / "progress.json", {"checkpoints": checkpoints})
     return info
 
 
-def _rows(rng: np.random.Generator, times: np.ndarray, speed: np.float32, difficulty: np.ndarray,
-          labels: np.ndarray) -> dict[str, np.ndarray]:
-    """``[len(times), M]`` pred, P(true class) and EL2N of one member at the given training times."""
-    logit = rng.standard_normal((len(times), len(labels)), dtype=np.float32)
-    logit += (speed * times - 3.0)[:, None]
-    logit -= difficulty
-    p_true = 1.0 / (1.0 + np.exp(-logit))
-    p_true[times == 0] = 1.0 / CLASSES + 0.02 * np.tanh(logit[times == 0])  # initialisation: near chance
-    wrong = (labels + 1 + (np.arange(len(labels)) % (CLASSES - 1))) % CLASSES
-    pred = np.where(p_true > 0.5, labels, wrong).astype(np.int16)
-    el2n = np.sqrt((1 - p_true) ** 2 * (1 + 1 / (CLASSES - 1)))
-    return {"pred": pred, "p_true": p_true.astype(np.float16), "el2n": el2n.astype(np.float16)}
+_LOGIT_RANGE, _GRID = 12.0, 1 << 14
+
+
+def _npy_writer(path: Path, dtype: type, shape: tuple[int, int]):
+    """A ``.npy`` file of ``shape`` opened for its rows to be written in order after the header."""
+    handle = open(path, "wb")
+    np.lib.format.write_array_header_1_0(handle, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                                  "fortran_order": False, "shape": shape})
+    return handle
 
 
 def has_record(run_dir: Path, members: int, checkpoints: int, examples: int) -> bool:
@@ -111,7 +131,7 @@ def has_record(run_dir: Path, members: int, checkpoints: int, examples: int) -> 
         return False
     try:
         check_complete(run_dir, members, checkpoints)
-    except Exception:
+    except UserError:
         return False
     return True
 
@@ -230,11 +250,12 @@ def peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def measure(fn) -> tuple[float, int, object]:
+def measure(fn) -> tuple[float, float, int, object]:
+    """Wall seconds, this process's CPU seconds (steadier than wall time on shared cores), peak RSS, result."""
     reset_peak()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     result = fn()
-    return time.perf_counter() - start, peak_rss(), result
+    return time.perf_counter() - start, time.process_time() - cpu, peak_rss(), result
 
 
 def main() -> None:
@@ -262,13 +283,17 @@ def main() -> None:
             print(f"record: written in {time.perf_counter() - seconds:.1f} s")
         info = read_run_info(run_dir)
         labels = synthetic_labels(info["dataset"]["sizes"])
-        wall, rss, (scores, _) = measure(lambda: write_scores(run_dir, info, labels, memory_mb=args.memory_mb))
-        print(f"streaming pass:  {wall:8.1f} s  peak RSS {rss / 2**30:6.2f} GiB  {entries / wall:10.3g} entries/s  "
-              f"(memory setting {args.memory_mb:g} MiB; load {os.getloadavg()[0]:.1f})")
+        wall, cpu, rss, (scores, _) = measure(lambda: write_scores(run_dir, info, labels, memory_mb=args.memory_mb))
+        print(f"streaming pass:  {wall:8.1f} s wall, {cpu:8.1f} s CPU  peak RSS {rss / 2**30:6.2f} GiB  "
+              f"{entries / wall:10.3g} entries/s ({entries / cpu:.3g} per CPU second; memory setting {args.memory_mb:g} MiB; "
+              f"load {os.getloadavg()[0]:.1f})")
         if args.compare:
-            old_wall, old_rss, old = measure(lambda: in_memory_write_scores(run_dir, info, labels, run_dir / "in_memory.parquet"))
-            print(f"in-memory way:   {old_wall:8.1f} s  peak RSS {old_rss / 2**30:6.2f} GiB  {entries / old_wall:10.3g} entries/s")
-            print(f"ratio (in-memory time / streaming time): {old_wall / wall:.1f}x; peak RSS ratio {old_rss / rss:.1f}x")
+            old_wall, old_cpu, old_rss, old = measure(
+                lambda: in_memory_write_scores(run_dir, info, labels, run_dir / "in_memory.parquet"))
+            print(f"in-memory way:   {old_wall:8.1f} s wall, {old_cpu:8.1f} s CPU  peak RSS {old_rss / 2**30:6.2f} GiB  "
+                  f"{entries / old_wall:10.3g} entries/s ({entries / old_cpu:.3g} per CPU second; load {os.getloadavg()[0]:.1f})")
+            print(f"ratio (in-memory / streaming): wall {old_wall / wall:.1f}x, CPU {old_cpu / cpu:.1f}x, "
+                  f"peak RSS {old_rss / rss:.1f}x")
             names = [c for c in old.table.columns if c not in ("split", "index", "id", "content_hash", "label")]
             worst = max(float(np.max(np.abs(scores.table[c].to_numpy() - old.table[c].to_numpy()))) for c in names)
             print(f"largest difference between the two ways' scores: {worst:.2g}")
