@@ -276,8 +276,8 @@ class ScoreConfig(TrainingConfig):
                                "for random pixels, or a dataset name whose test split is resized to this data); the report "
                                "gives their consensus beside a shuffled null (seed 000, Fig. 5)")
     out: str | None = option(None, "run directory", default_help="runs/<dataset>", writable_dir=True)
-    score_memory: float = option(DEFAULT_MEMORY_MB, "MiB the score pass may hold: it reads the record once, in blocks "
-                                 "that fit (the process itself adds about 100 MB)", range="[1, inf)")
+    score_memory: float = option(DEFAULT_MEMORY_MB, "MiB the score pass may hold: it reads the record once, "
+                                 "in blocks that fit (the process itself adds about 100 MB)", range="[1, inf)")
     processes: str = option("auto", "on the CPU, the command starts this many processes of itself (one thread each) "
                             "and spreads the members over them: auto is one per usable core, at most one per member; "
                             "under torchrun / accelerate launch, or on a GPU, the launcher decides (1 or auto)")

@@ -118,8 +118,8 @@ def consistency_histograms(counts: dict[str, CheckpointCounts], epochs: list[flo
         accuracy, by_class = split_counts.member_accuracy(), split_counts.class_accuracy()
         for col, e in enumerate(picks):
             ax = axes[row, col]
-            consistency_panel(ax, split_counts.histogram[e], accuracy[:, e], by_class[:, e], split_counts.class_sizes,
-                              SPLIT_COLORS.get(split, "tab:gray"))
+            consistency_panel(ax, split_counts.histogram[e], accuracy[:, e], by_class[:, e],
+                              split_counts.class_sizes, SPLIT_COLORS.get(split, "tab:gray"))
             ax.set_title(f"{split}, {checkpoint_label(epochs[e], unit)}", fontsize=9)
             ax.set_xlabel("consistency (members right / N)", fontsize=7)
         axes[row, 0].set_ylabel("fraction of examples (log)", fontsize=8)
@@ -374,8 +374,8 @@ def cross_consistency_histograms(panels: list[dict], path: Path, title: str) -> 
         for col, panel in enumerate(p for p in panels if p["split"] == split):
             ax = axes[row, col]
             ax.axis("on")
-            consistency_panel(ax, panel["histogram"], panel["accuracy"], panel["class_accuracy"], panel["class_sizes"],
-                              SPLIT_COLORS.get(split, "tab:gray"))
+            consistency_panel(ax, panel["histogram"], panel["accuracy"], panel["class_accuracy"],
+                              panel["class_sizes"], SPLIT_COLORS.get(split, "tab:gray"))
             ax.set_title(f"{split}: {panel['caption']}", fontsize=8)
             ax.set_xlabel("cross-consistency (members right / N)", fontsize=7)
         axes[row, 0].set_ylabel("fraction of examples (log)", fontsize=8)

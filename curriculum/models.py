@@ -237,7 +237,8 @@ def _fc(in_channels, num_classes, image_size, dropout):
 
 def _logistic(in_channels, num_classes, image_size, dropout):
     h, w = image_size
-    return _keras_init(nn.Sequential(OrderedDict(classifier=_head(in_channels * h * w, [], num_classes, nn.ELU, None))))
+    head = _head(in_channels * h * w, [], num_classes, nn.ELU, None)
+    return _keras_init(nn.Sequential(OrderedDict(classifier=head)))
 
 
 def _lenet5(in_channels, num_classes, image_size, dropout):

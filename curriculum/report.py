@@ -101,8 +101,8 @@ def probe_sentence(table: pd.DataFrame, name: str) -> str:
             f"{test.unanimous:.1%} ({test.consensus:.2f}) against {test.unanimous_null:.1%} ({test.consensus_null:.2f}).")
 
 
-def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False, memory_mb: float = DEFAULT_MEMORY_MB,
-                 timings: dict[str, float] | None = None) -> Scores:
+def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False,
+                 memory_mb: float = DEFAULT_MEMORY_MB, timings: dict[str, float] | None = None) -> Scores:
     """Turn a finished record into ``scores.parquet``, ``summary.csv``, figures and ``report.md``,
     and print the opening sentences and the per-checkpoint summary. ``memory_mb`` bounds the
     streaming score pass; ``timings``, when given, receives the seconds spent scoring, drawing
@@ -132,7 +132,8 @@ def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False, memory
     drawn = [
         figures.consistency_histograms(counts, epochs, folder / "consistency_histograms.png",
                                        f"{head}: consistency over training (N = {members} members; "
-                                       f"{len(train)} train / {counts['test'].examples} test examples)", unit),
+                                       f"{len(train)} train / {counts['test'].examples} test examples)",
+                                       unit),
         figures.agreement_curve(summary, folder / "agreement_curve.png", f"{head}: TP-agreement against accuracy", unit),
         figures.gallery(dataset.train.images, dataset.train.labels, train["accessibility"].to_numpy(), list(dataset.classes),
                         folder / "gallery.png", f"{head}: easiest and hardest train examples"),

@@ -37,8 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scoring.files import atomic_write_json
 from scoring.errors import UserError
+from scoring.files import atomic_write_json
 from scoring.records import FIELDS, check_complete, member_dir, read_run_info
 from scoring.reliability import DEFAULT_SPLITS, spearman_brown, spearman_rho
 from scoring.run import el2n_checkpoint, write_scores
@@ -72,8 +72,15 @@ def write_record(run_dir: Path, members: int, checkpoints: int, examples: int, s
     sizes = split_sizes(examples)
     labels = synthetic_labels(sizes, seed)
     info = {
-        "dataset": {"name": f"synthetic-{members}x{checkpoints}x{examples}", "fingerprint": f"bench-{seed}", "sizes": sizes},
-        "arch": "synthetic", "members": members, "status": "complete", "settings": {},
+        "dataset": {
+            "name": f"synthetic-{members}x{checkpoints}x{examples}",
+            "fingerprint": f"bench-{seed}",
+            "sizes": sizes,
+        },
+        "arch": "synthetic",
+        "members": members,
+        "status": "complete",
+        "settings": {},
         "checkpoints": [{"index": e, "step": e, "epoch": e / 4} for e in range(checkpoints)],
     }
     atomic_write_json(run_dir / "run.json", info)
@@ -81,28 +88,42 @@ def write_record(run_dir: Path, members: int, checkpoints: int, examples: int, s
     noise = rng.standard_normal(1 << 20, dtype=np.float32)
     grid = np.linspace(-_LOGIT_RANGE, _LOGIT_RANGE, _GRID)
     p_grid = 1.0 / (1.0 + np.exp(-grid))
-    tables = {"p_true": p_grid.astype(np.float16), "el2n": np.sqrt((1 - p_grid) ** 2 * (1 + 1 / (CLASSES - 1))).astype(np.float16)}
+    tables = {
+        "p_true": p_grid.astype(np.float16),
+        "el2n": np.sqrt((1 - p_grid) ** 2 * (1 + 1 / (CLASSES - 1))).astype(np.float16),
+    }
     right_from = int(np.searchsorted(p_grid, 0.5, side="right"))  # grid index from which P(true) > 1/2
     chance = int(np.searchsorted(p_grid, 1 / CLASSES))
     difficulty = {split: rng.normal(0.0, 1.5, size).astype(np.float32) for split, size in sizes.items()}
-    wrong = {split: ((labels[split] + 1 + np.arange(size) % (CLASSES - 1)) % CLASSES).astype(np.int16)
-             for split, size in sizes.items()}
+    wrong = {
+        split: ((labels[split] + 1 + np.arange(size) % (CLASSES - 1)) % CLASSES).astype(np.int16)
+        for split, size in sizes.items()
+    }
     time_axis = np.linspace(0.0, 1.0, checkpoints, dtype=np.float32)
     for n in range(members):
         speed = np.float32(rng.uniform(5.0, 9.0))
         folder = member_dir(run_dir, n)
         folder.mkdir(parents=True, exist_ok=True)
         for split, size in sizes.items():
-            handles = {field: _npy_writer(folder / f"{split}.{field}.npy", dtype, (checkpoints, size)) for field, dtype in FIELDS.items()}
+            handles = {
+                field: _npy_writer(folder / f"{split}.{field}.npy", dtype, (checkpoints, size))
+                for field, dtype in FIELDS.items()
+            }
             try:
                 for e in range(checkpoints):
                     offset = int(rng.integers(0, len(noise) - size))
                     logit = noise[offset : offset + size] + (speed * time_axis[e] - 3.0) - difficulty[split]
-                    index = np.clip(((logit + _LOGIT_RANGE) * ((_GRID - 1) / (2 * _LOGIT_RANGE))).astype(np.int32), 0, _GRID - 1)
+                    index = np.clip(
+                        ((logit + _LOGIT_RANGE) * ((_GRID - 1) / (2 * _LOGIT_RANGE))).astype(np.int32),
+                        0,
+                        _GRID - 1,
+                    )
                     if e == 0:  # initialisation: near chance, mostly wrong
                         index = np.clip(chance + (index - _GRID // 2) // 16, 0, right_from - 1)
                     right = index >= right_from
-                    handles["pred"].write(np.where(right, labels[split].astype(np.int16), wrong[split]).tobytes())
+                    handles["pred"].write(
+                        np.where(right, labels[split].astype(np.int16), wrong[split]).tobytes()
+                    )
                     handles["p_true"].write(tables["p_true"][index].tobytes())
                     handles["el2n"].write(tables["el2n"][index].tobytes())
             finally:
@@ -118,8 +139,10 @@ _LOGIT_RANGE, _GRID = 12.0, 1 << 14
 def _npy_writer(path: Path, dtype: type, shape: tuple[int, int]):
     """A ``.npy`` file of ``shape`` opened for its rows to be written in order after the header."""
     handle = open(path, "wb")
-    np.lib.format.write_array_header_1_0(handle, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
-                                                  "fortran_order": False, "shape": shape})
+    np.lib.format.write_array_header_1_0(
+        handle,
+        {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape},
+    )
     return handle
 
 
@@ -156,14 +179,25 @@ class Record:
         return self.pred == self.labels[None, None, :]
 
 
-def load_record(run_dir: str | Path, split: str, labels: np.ndarray, members: int, checkpoints: int) -> Record:
+def load_record(
+    run_dir: str | Path, split: str, labels: np.ndarray, members: int, checkpoints: int
+) -> Record:
     """Every member's committed record of ``split``, stacked and widened (int64 / float32)."""
     run_dir = Path(run_dir)
     check_complete(run_dir, members, checkpoints)
-    arrays = {field: [np.load(member_dir(run_dir, n) / f"{split}.{field}.npy", mmap_mode="r")[:checkpoints]
-                      for n in range(members)] for field in FIELDS}
-    return Record(pred=np.stack(arrays["pred"]).astype(np.int64), p_true=np.stack(arrays["p_true"]).astype(np.float32),
-                  el2n=np.stack(arrays["el2n"]).astype(np.float32), labels=np.asarray(labels, dtype=np.int64))
+    arrays = {
+        field: [
+            np.load(member_dir(run_dir, n) / f"{split}.{field}.npy", mmap_mode="r")[:checkpoints]
+            for n in range(members)
+        ]
+        for field in FIELDS
+    }
+    return Record(
+        pred=np.stack(arrays["pred"]).astype(np.int64),
+        p_true=np.stack(arrays["p_true"]).astype(np.float32),
+        el2n=np.stack(arrays["el2n"]).astype(np.float32),
+        labels=np.asarray(labels, dtype=np.int64),
+    )
 
 
 def in_memory_columns(record: Record, el2n_at: int) -> dict[str, np.ndarray]:
@@ -187,8 +221,9 @@ def in_memory_columns(record: Record, el2n_at: int) -> dict[str, np.ndarray]:
     }
 
 
-def in_memory_reliability(record: Record, el2n_at: int, splits: int = DEFAULT_SPLITS, seed: int = 0,
-                          decimals: int | None = None) -> dict[str, dict[str, float]]:
+def in_memory_reliability(
+    record: Record, el2n_at: int, splits: int = DEFAULT_SPLITS, seed: int = 0, decimals: int | None = None
+) -> dict[str, dict[str, float]]:
     """Split-half reliability recomputing every score from the raw arrays of each half.
     ``decimals`` rounds the half scores first, as the streaming pass does (12 decimals): float
     rounding in this way splits ties between examples with the same statistics."""
@@ -198,9 +233,15 @@ def in_memory_reliability(record: Record, el2n_at: int, splits: int = DEFAULT_SP
     rhos: dict[str, list[float]] = {}
     for _ in range(splits):
         order = rng.permutation(n)
-        a, b = ({name: (v if decimals is None else np.round(v, decimals)) for name, v in in_memory_columns(
-            Record(record.pred[g], record.p_true[g], record.el2n[g], record.labels), el2n_at).items()}
-            for g in (order[:half], order[half : 2 * half]))
+        a, b = (
+            {
+                name: (v if decimals is None else np.round(v, decimals))
+                for name, v in in_memory_columns(
+                    Record(record.pred[g], record.p_true[g], record.el2n[g], record.labels), el2n_at
+                ).items()
+            }
+            for g in (order[:half], order[half : 2 * half])
+        )
         for name in a:
             rhos.setdefault(name, []).append(spearman_rho(a[name], b[name]))
     out = {}
@@ -221,8 +262,14 @@ def in_memory_write_scores(run_dir: Path, info: dict, labels: dict[str, np.ndarr
         columns[split] = in_memory_columns(record, el2n_at)
         reliability[split] = in_memory_reliability(record, el2n_at)
         del record
-    scores = Scores.from_columns(columns, labels, reliability, dataset=info["dataset"]["name"],
-                                 fingerprint=info["dataset"]["fingerprint"], el2n_checkpoint=el2n_at)
+    scores = Scores.from_columns(
+        columns,
+        labels,
+        reliability,
+        dataset=info["dataset"]["name"],
+        fingerprint=info["dataset"]["fingerprint"],
+        el2n_checkpoint=el2n_at,
+    )
     scores.save(out)
     return scores
 
@@ -263,15 +310,21 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=10)
     parser.add_argument("--checkpoints", type=int, default=41, help="E, initialisation included")
     parser.add_argument("--examples", type=int, default=60_000, help="train + test (5/6 train)")
-    parser.add_argument("--memory-mb", type=float, default=DEFAULT_MEMORY_MB, help="the streaming pass's memory setting")
-    parser.add_argument("--compare", action="store_true", help="also time the in-memory way and check the scores agree")
+    parser.add_argument(
+        "--memory-mb", type=float, default=DEFAULT_MEMORY_MB, help="the streaming pass's memory setting"
+    )
+    parser.add_argument(
+        "--compare", action="store_true", help="also time the in-memory way and check the scores agree"
+    )
     parser.add_argument("--dir", help="where the record goes (default: a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the record for a later call")
     args = parser.parse_args()
     entries = args.members * args.checkpoints * args.examples
     run_dir = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="bench-scoring-"))
-    print(f"{args.members} members x {args.checkpoints} checkpoints x {args.examples} examples = {entries:.3g} entries, "
-          f"{6 * entries / 1e9:.2f} GB of record in {run_dir}; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    print(
+        f"{args.members} members x {args.checkpoints} checkpoints x {args.examples} examples = {entries:.3g} entries, "
+        f"{6 * entries / 1e9:.2f} GB of record in {run_dir}; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
+    )
     try:
         if has_record(run_dir, args.members, args.checkpoints, args.examples):
             print("record: reused")
@@ -283,19 +336,32 @@ def main() -> None:
             print(f"record: written in {time.perf_counter() - seconds:.1f} s")
         info = read_run_info(run_dir)
         labels = synthetic_labels(info["dataset"]["sizes"])
-        wall, cpu, rss, (scores, _) = measure(lambda: write_scores(run_dir, info, labels, memory_mb=args.memory_mb))
-        print(f"streaming pass:  {wall:8.1f} s wall, {cpu:8.1f} s CPU  peak RSS {rss / 2**30:6.2f} GiB  "
-              f"{entries / wall:10.3g} entries/s ({entries / cpu:.3g} per CPU second; memory setting {args.memory_mb:g} MiB; "
-              f"load {os.getloadavg()[0]:.1f})")
+        wall, cpu, rss, (scores, _) = measure(
+            lambda: write_scores(run_dir, info, labels, memory_mb=args.memory_mb)
+        )
+        print(
+            f"streaming pass:  {wall:8.1f} s wall, {cpu:8.1f} s CPU  peak RSS {rss / 2**30:6.2f} GiB  "
+            f"{entries / wall:10.3g} entries/s ({entries / cpu:.3g} per CPU second; memory setting {args.memory_mb:g} MiB; "
+            f"load {os.getloadavg()[0]:.1f})"
+        )
         if args.compare:
             old_wall, old_cpu, old_rss, old = measure(
-                lambda: in_memory_write_scores(run_dir, info, labels, run_dir / "in_memory.parquet"))
-            print(f"in-memory way:   {old_wall:8.1f} s wall, {old_cpu:8.1f} s CPU  peak RSS {old_rss / 2**30:6.2f} GiB  "
-                  f"{entries / old_wall:10.3g} entries/s ({entries / old_cpu:.3g} per CPU second; load {os.getloadavg()[0]:.1f})")
-            print(f"ratio (in-memory / streaming): wall {old_wall / wall:.1f}x, CPU {old_cpu / cpu:.1f}x, "
-                  f"peak RSS {old_rss / rss:.1f}x")
-            names = [c for c in old.table.columns if c not in ("split", "index", "id", "content_hash", "label")]
-            worst = max(float(np.max(np.abs(scores.table[c].to_numpy() - old.table[c].to_numpy()))) for c in names)
+                lambda: in_memory_write_scores(run_dir, info, labels, run_dir / "in_memory.parquet")
+            )
+            print(
+                f"in-memory way:   {old_wall:8.1f} s wall, {old_cpu:8.1f} s CPU  peak RSS {old_rss / 2**30:6.2f} GiB  "
+                f"{entries / old_wall:10.3g} entries/s ({entries / old_cpu:.3g} per CPU second; load {os.getloadavg()[0]:.1f})"
+            )
+            print(
+                f"ratio (in-memory / streaming): wall {old_wall / wall:.1f}x, CPU {old_cpu / cpu:.1f}x, "
+                f"peak RSS {old_rss / rss:.1f}x"
+            )
+            names = [
+                c for c in old.table.columns if c not in ("split", "index", "id", "content_hash", "label")
+            ]
+            worst = max(
+                float(np.max(np.abs(scores.table[c].to_numpy() - old.table[c].to_numpy()))) for c in names
+            )
             print(f"largest difference between the two ways' scores: {worst:.2g}")
     finally:
         if not args.keep:

@@ -190,11 +190,20 @@ class RecordFile:
         with reading(path, _recompute(path.parent, member)):
             with open(path, "rb") as handle:
                 version = np.lib.format.read_magic(handle)
-                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                read = (
+                    np.lib.format.read_array_header_1_0
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0
+                )
                 shape, fortran, dtype = read(handle)
                 self.offset = handle.tell()
             size = path.stat().st_size
-        if fortran or len(shape) not in (2, 3) or shape[0] < checkpoints or shape[1] != (examples or shape[1]):
+        if (
+            fortran
+            or len(shape) not in (2, 3)
+            or shape[0] < checkpoints
+            or shape[1] != (examples or shape[1])
+        ):
             raise _corrupt(path, member)
         if size != self.offset + int(np.prod(shape)) * dtype.itemsize:
             raise _corrupt(path, member)
@@ -202,21 +211,32 @@ class RecordFile:
         self.item_shape = tuple(shape[2:])  # (K,) for class probabilities
         self.item_bytes = int(np.prod(self.item_shape, dtype=np.int64)) * dtype.itemsize
 
-    def read(self, start: int, stop: int, columns: slice = slice(None), out: np.ndarray | None = None) -> np.ndarray:
+    def read(
+        self, start: int, stop: int, columns: slice = slice(None), out: np.ndarray | None = None
+    ) -> np.ndarray:
         """Rows ``start:stop`` (committed checkpoints only) of the examples ``columns`` (a step-1
         slice), as a new array or into the first rows of ``out``."""
         if not 0 <= start <= stop <= self.checkpoints:
             raise IndexError(f"rows {start}:{stop} of {self.checkpoints} committed")
         first, last, _ = columns.indices(self.width)
         count = max(0, last - first)
-        out = np.empty((stop - start, count, *self.item_shape), self.dtype) if out is None else out[: stop - start]
+        out = (
+            np.empty((stop - start, count, *self.item_shape), self.dtype)
+            if out is None
+            else out[: stop - start]
+        )
         row_bytes = self.width * self.item_bytes
-        with reading(self.path, _recompute(self.path.parent, self.member)), open(self.path, "rb", buffering=0) as handle:
+        with (
+            reading(self.path, _recompute(self.path.parent, self.member)),
+            open(self.path, "rb", buffering=0) as handle,
+        ):
             if count == self.width:  # whole rows: one contiguous read
                 self._pread(handle.fileno(), out, self.offset + start * row_bytes)
             else:
                 for i, row in enumerate(range(start, stop)):
-                    self._pread(handle.fileno(), out[i], self.offset + row * row_bytes + first * self.item_bytes)
+                    self._pread(
+                        handle.fileno(), out[i], self.offset + row * row_bytes + first * self.item_bytes
+                    )
         return out
 
     def _pread(self, fd: int, target: np.ndarray, offset: int) -> None:
@@ -241,29 +261,41 @@ def check_complete(run_dir: str | Path, members: int, checkpoints: int) -> None:
             )
 
 
-def open_field(run_dir: str | Path, split: str, field: str, member: int, checkpoints: int, examples: int) -> RecordFile:
+def open_field(
+    run_dir: str | Path, split: str, field: str, member: int, checkpoints: int, examples: int
+) -> RecordFile:
     """The committed rows of one member's ``split.field.npy`` (check the record with
     :func:`check_complete` first)."""
-    return RecordFile(member_dir(Path(run_dir), member) / f"{split}.{field}.npy", member, checkpoints, examples)
+    return RecordFile(
+        member_dir(Path(run_dir), member) / f"{split}.{field}.npy", member, checkpoints, examples
+    )
 
 
-def open_probs(run_dir: str | Path, split: str, member: int, checkpoints: int, examples: int | None = None) -> RecordFile:
+def open_probs(
+    run_dir: str | Path, split: str, member: int, checkpoints: int, examples: int | None = None
+) -> RecordFile:
     """One member's committed class probabilities of ``split``: float16 rows [M, K] (of
     ``examples`` examples, when given, else as many as the file holds)."""
     path = member_dir(Path(run_dir), member) / f"{split}.{PROBS}.npy"
     if not path.exists():
-        raise UserError(f"{Path(run_dir)} holds no class probabilities; run `curriculum score` with "
-                        "--record-probs (or Recorder(record_probs=True)) to keep them.")
+        raise UserError(
+            f"{Path(run_dir)} holds no class probabilities; run `curriculum score` with "
+            "--record-probs (or Recorder(record_probs=True)) to keep them."
+        )
     probs = RecordFile(path, member, checkpoints, examples)
     if len(probs.item_shape) != 1:
         raise _corrupt(path, member)
     return probs
 
 
-def record_bytes(members: int, checkpoints: int, sizes: dict[str, int], num_classes: int | None = None) -> int:
+def record_bytes(
+    members: int, checkpoints: int, sizes: dict[str, int], num_classes: int | None = None
+) -> int:
     """Disk size of a whole run's record: 6 bytes an entry (int16 label, float16 P(true class)
     and EL2N), and 2 * K more with the class probabilities."""
-    per_entry = sum(np.dtype(dtype).itemsize for dtype in FIELDS.values()) + (2 * num_classes if num_classes else 0)
+    per_entry = sum(np.dtype(dtype).itemsize for dtype in FIELDS.values()) + (
+        2 * num_classes if num_classes else 0
+    )
     return per_entry * members * checkpoints * sum(sizes.values())
 
 
@@ -271,8 +303,14 @@ def _size(count: float) -> str:
     return f"{count / 2**30:.2f} GiB" if count >= 2**30 else f"{count / 2**20:.1f} MiB"
 
 
-def plan_disk(run_dir: str | Path, members: int, checkpoints: int, sizes: dict[str, int], num_classes: int,
-              record_probs: bool) -> str:
+def plan_disk(
+    run_dir: str | Path,
+    members: int,
+    checkpoints: int,
+    sizes: dict[str, int],
+    num_classes: int,
+    record_probs: bool,
+) -> str:
     """The sentence that states the record's size on disk before anything is trained; refuses
     (one sentence, nothing written) when the disk under ``run_dir`` cannot hold what is not
     allocated yet (the files of a run being resumed are allocated already)."""
@@ -281,16 +319,29 @@ def plan_disk(run_dir: str | Path, members: int, checkpoints: int, sizes: dict[s
     probs = record_bytes(members, checkpoints, sizes, num_classes) - base
     total = base + (probs if record_probs else 0)
     shape = f"{members} members x {checkpoints} checkpoints x {sum(sizes.values())} examples"
-    statement = (f"The record takes {_size(total)} on disk ({shape}, 6 bytes an entry"
-                 + (f", of which {_size(probs)} are the class probabilities of --record-probs" if record_probs
-                    else f"; --record-probs would add {_size(probs)} for the {num_classes} class probabilities") + ").")
-    held = sum(f.stat().st_blocks * 512 for f in (run_dir / "records").glob("member_*/*.npy")) if (run_dir / "records").is_dir() else 0
+    statement = (
+        f"The record takes {_size(total)} on disk ({shape}, 6 bytes an entry"
+        + (
+            f", of which {_size(probs)} are the class probabilities of --record-probs"
+            if record_probs
+            else f"; --record-probs would add {_size(probs)} for the {num_classes} class probabilities"
+        )
+        + ")."
+    )
+    held = (
+        sum(f.stat().st_blocks * 512 for f in (run_dir / "records").glob("member_*/*.npy"))
+        if (run_dir / "records").is_dir()
+        else 0
+    )
     existing = next(p for p in (run_dir, *run_dir.absolute().parents) if p.exists())
     free = shutil.disk_usage(existing).free
     if total - held > free:
-        raise UserError(f"{statement[:-1]}, but {existing} has {_size(free)} free; free space, pass another --out, or "
-                        "record fewer members or checkpoints (--eval-every)" + (" or drop --record-probs" if record_probs else "")
-                        + ".")
+        raise UserError(
+            f"{statement[:-1]}, but {existing} has {_size(free)} free; free space, pass another --out, or "
+            "record fewer members or checkpoints (--eval-every)"
+            + (" or drop --record-probs" if record_probs else "")
+            + "."
+        )
     return statement
 
 
@@ -298,11 +349,17 @@ def read_run_info(run_dir: str | Path) -> dict | None:
     path = Path(run_dir) / "run.json"
     if not path.exists():
         return None
-    return read_json(path, f"delete {run_dir} (its records cannot be trusted without it) or pass another --out")
+    return read_json(
+        path, f"delete {run_dir} (its records cannot be trusted without it) or pass another --out"
+    )
 
 
 def _describe(compute: dict | None) -> str:
-    return ", ".join(f"{key} {value}" for key, value in sorted(compute.items())) if compute else "an unrecorded device and thread count"
+    return (
+        ", ".join(f"{key} {value}" for key, value in sorted(compute.items()))
+        if compute
+        else "an unrecorded device and thread count"
+    )
 
 
 def open_run(run_dir: str | Path, info: dict, *, write: bool) -> dict:
@@ -337,7 +394,8 @@ def open_run(run_dir: str | Path, info: dict, *, write: bool) -> dict:
             f"(another fingerprint); pass another --out or delete {run_dir}."
         )
     changed = sorted(
-        key for key in set(existing.get("settings", {})) | set(info["settings"])
+        key
+        for key in set(existing.get("settings", {})) | set(info["settings"])
         if existing.get("settings", {}).get(key) != info["settings"].get(key)
     )
     if changed:

@@ -20,11 +20,16 @@ def el2n_checkpoint(epochs: list[float], fraction: float = 0.1) -> int:
     return next(i for i, epoch in enumerate(epochs) if i > 0 and epoch >= target - 1e-9)
 
 
-def write_scores(run_dir: str | Path, info: dict, labels: dict[str, np.ndarray], ids: dict[str, np.ndarray] | None = None,
-                 hashes: dict[str, np.ndarray] | None = None,
-                 extra: dict[str, dict[str, np.ndarray]] | None = None,
-                 directions: dict[str, str | None] | None = None,
-                 memory_mb: float = DEFAULT_MEMORY_MB) -> tuple[Scores, dict[str, CheckpointCounts]]:
+def write_scores(
+    run_dir: str | Path,
+    info: dict,
+    labels: dict[str, np.ndarray],
+    ids: dict[str, np.ndarray] | None = None,
+    hashes: dict[str, np.ndarray] | None = None,
+    extra: dict[str, dict[str, np.ndarray]] | None = None,
+    directions: dict[str, str | None] | None = None,
+    memory_mb: float = DEFAULT_MEMORY_MB,
+) -> tuple[Scores, dict[str, CheckpointCounts]]:
     """Score every member's committed record of each split in ``labels`` and write the scores.
 
     ``info`` is the run's ``run.json`` content (``dataset``, ``members``, ``checkpoints``, ``arch``).
@@ -35,13 +40,20 @@ def write_scores(run_dir: str | Path, info: dict, labels: dict[str, np.ndarray],
     run_dir = Path(run_dir)
     epochs = [c["epoch"] for c in info["checkpoints"]]
     el2n_at = el2n_checkpoint(epochs)
-    passes = {split: score_split(run_dir, split, split_labels, info["members"], len(epochs), el2n_at, memory_mb)
-              for split, split_labels in labels.items()}
+    passes = {
+        split: score_split(run_dir, split, split_labels, info["members"], len(epochs), el2n_at, memory_mb)
+        for split, split_labels in labels.items()
+    }
     scores = Scores.from_columns(
-        {split: result.columns for split, result in passes.items()}, labels,
+        {split: result.columns for split, result in passes.items()},
+        labels,
         {split: result.reliability for split, result in passes.items()},
-        dataset=info["dataset"]["name"], fingerprint=info["dataset"]["fingerprint"], el2n_checkpoint=el2n_at,
-        extra_meta={"arch": info["arch"], "members": info["members"], "epochs": epochs}, ids=ids, hashes=hashes,
+        dataset=info["dataset"]["name"],
+        fingerprint=info["dataset"]["fingerprint"],
+        el2n_checkpoint=el2n_at,
+        extra_meta={"arch": info["arch"], "members": info["members"], "epochs": epochs},
+        ids=ids,
+        hashes=hashes,
     )
     for split, columns in (extra or {}).items():
         scores.add_columns(split, columns, directions)

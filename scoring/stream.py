@@ -42,15 +42,26 @@ from scoring.reliability import DEFAULT_SPLITS, member_halvings, split_half_reli
 DEFAULT_MEMORY_MB = 256
 
 #: The scores of :data:`scoring.scores.SCORE_DIRECTIONS`, in its order.
-SCORE_NAMES = ("consistency", "consensus", "accessibility", "learned_checkpoint", "forgetting", "confidence",
-               "variability", "correctness", "el2n")
+SCORE_NAMES = (
+    "consistency",
+    "consensus",
+    "accessibility",
+    "learned_checkpoint",
+    "forgetting",
+    "confidence",
+    "variability",
+    "correctness",
+    "el2n",
+)
 
 _UNIT = 2.0**24  # a float16 in [0, 1] is a whole multiple of 2^-24
 _BLOCK_BYTES_PER_ENTRY = 4  # bytes per entry of a block of rows read (pred and p_true)
 _TILE = 2**17  # entries folded at a time: their float64 buffer (1 MiB) stays in cache
 _MAX_ROWS = 64  # rows read at a time at most (the reads are contiguous; more buys nothing)
 _CHUNK_BYTES_PER_MEMBER = 40  # per member and example: the sufficient statistics below
-_OUTPUT_BYTES = 8 * len(SCORE_NAMES) * (1 + 2 * DEFAULT_SPLITS) + 16  # per example: scores, half scores, labels
+_OUTPUT_BYTES = (
+    8 * len(SCORE_NAMES) * (1 + 2 * DEFAULT_SPLITS) + 16
+)  # per example: scores, half scores, labels
 
 
 @dataclass
@@ -139,14 +150,25 @@ def plan_memory(members: int, checkpoints: int, examples: int, memory_mb: float)
     chunk = min(examples, 2**24, int(budget / 2 // per_example)) if budget > 0 else 0
     if chunk < 1:
         need = (examples * _OUTPUT_BYTES + 2 * per_example + 2 * _BLOCK_BYTES_PER_ENTRY) / 2**20
-        raise UserError(f"Scoring {examples} examples of {members} members x {checkpoints} checkpoints needs at least "
-                        f"{need:.0f} MiB; raise the memory setting (--score-memory, now {memory_mb:g} MiB).")
+        raise UserError(
+            f"Scoring {examples} examples of {members} members x {checkpoints} checkpoints needs at least "
+            f"{need:.0f} MiB; raise the memory setting (--score-memory, now {memory_mb:g} MiB)."
+        )
     rows = int(max(1, min(checkpoints, _MAX_ROWS, budget / 2 // (chunk * _BLOCK_BYTES_PER_ENTRY))))
     return chunk, rows
 
 
-def score_split(run_dir: str | Path, split: str, labels: np.ndarray, members: int, checkpoints: int, el2n_checkpoint: int,
-                memory_mb: float = DEFAULT_MEMORY_MB, halvings: int = DEFAULT_SPLITS, seed: int = 0) -> SplitScores:
+def score_split(
+    run_dir: str | Path,
+    split: str,
+    labels: np.ndarray,
+    members: int,
+    checkpoints: int,
+    el2n_checkpoint: int,
+    memory_mb: float = DEFAULT_MEMORY_MB,
+    halvings: int = DEFAULT_SPLITS,
+    seed: int = 0,
+) -> SplitScores:
     """Every score of one split's record, its split-half reliability and the per-checkpoint counts,
     reading each member's ``pred`` and ``p_true`` rows once and one row of its ``el2n``.
 
@@ -157,19 +179,28 @@ def score_split(run_dir: str | Path, split: str, labels: np.ndarray, members: in
     labels = np.asarray(labels, dtype=np.int64)
     m = len(labels)
     if checkpoints < 2:
-        raise UserError(f"Scores average the checkpoints after initialisation, but the record has {checkpoints}; "
-                        "record at least one checkpoint after initialisation.")
+        raise UserError(
+            f"Scores average the checkpoints after initialisation, but the record has {checkpoints}; "
+            "record at least one checkpoint after initialisation."
+        )
     if members >= 2**16 or checkpoints > 2**14:
-        raise UserError(f"A record of {members} members x {checkpoints} checkpoints is beyond what the scores count in "
-                        "16 bits (65535 members, 16384 checkpoints); record fewer.")
+        raise UserError(
+            f"A record of {members} members x {checkpoints} checkpoints is beyond what the scores count in "
+            "16 bits (65535 members, 16384 checkpoints); record fewer."
+        )
     check_complete(run_dir, members, checkpoints)
-    files = [{field: open_field(run_dir, split, field, n, checkpoints, m) for field in ("pred", "p_true", "el2n")}
-             for n in range(members)]
+    files = [
+        {field: open_field(run_dir, split, field, n, checkpoints, m) for field in ("pred", "p_true", "el2n")}
+        for n in range(members)
+    ]
     chunk, rows = plan_memory(members, checkpoints, m, memory_mb)
     classes, class_of = np.unique(labels, return_inverse=True)
-    counts = CheckpointCounts(np.zeros((checkpoints, members + 1), np.int64),
-                              np.zeros((members, checkpoints, len(classes)), np.int64), classes,
-                              np.bincount(class_of, minlength=len(classes)))
+    counts = CheckpointCounts(
+        np.zeros((checkpoints, members + 1), np.int64),
+        np.zeros((members, checkpoints, len(classes)), np.int64),
+        classes,
+        np.bincount(class_of, minlength=len(classes)),
+    )
     halves = member_halvings(members, halvings, seed)
     columns = {name: np.empty(m) for name in SCORE_NAMES}
     half_columns = {name: np.empty((len(halves), 2, m)) for name in SCORE_NAMES}
@@ -186,8 +217,15 @@ def score_split(run_dir: str | Path, split: str, labels: np.ndarray, members: in
     return SplitScores(columns, split_half_reliability(half_columns, members), counts)
 
 
-def _score_range(files: list[dict], labels: np.ndarray, class_of: np.ndarray, part: slice, el2n_checkpoint: int,
-                 rows: int, counts: CheckpointCounts) -> _MemberStatistics:
+def _score_range(
+    files: list[dict],
+    labels: np.ndarray,
+    class_of: np.ndarray,
+    part: slice,
+    el2n_checkpoint: int,
+    rows: int,
+    counts: CheckpointCounts,
+) -> _MemberStatistics:
     """Read every member's rows of the examples ``part`` and return their statistics; the
     per-checkpoint counts are added to ``counts``. Rows are read ``rows`` at a time, then folded
     in tiles of :data:`_TILE` entries, small enough to stay in the CPU's cache (on a 2-core VM,
@@ -195,7 +233,9 @@ def _score_range(files: list[dict], labels: np.ndarray, class_of: np.ndarray, pa
     members, checkpoints = len(files), files[0]["pred"].checkpoints
     size = len(labels)
     labels16 = labels.astype(np.int16)
-    one_hot = np.zeros((size, counts.class_correct.shape[2]), np.float32)  # class counts as one matrix product
+    one_hot = np.zeros(
+        (size, counts.class_correct.shape[2]), np.float32
+    )  # class counts as one matrix product
     one_hot[np.arange(size), class_of] = 1.0
     right_count = np.zeros((checkpoints, size), np.uint16)  # members right per checkpoint and example
     stats = _MemberStatistics(members, size)
@@ -204,14 +244,18 @@ def _score_range(files: list[dict], labels: np.ndarray, class_of: np.ndarray, pa
     width = max(256, _TILE // rows)
     tile = _Tile(rows, width)
     for n, member in enumerate(files):
-        moments = np.zeros((2, size), np.int64)  # sums of P(true class) and of its square, units 2^-24 and 2^-48
+        moments = np.zeros(
+            (2, size), np.int64
+        )  # sums of P(true class) and of its square, units 2^-24 and 2^-48
         events = np.zeros(size, np.int32)
         previous = None  # correctness at the previous checkpoint after initialisation
         for first in range(0, checkpoints, rows):
             stop = min(checkpoints, first + rows)
             block = member["pred"].read(first, stop, part, out=pred)
             skip = 1 if first == 0 else 0  # initialisation is not training
-            probs = member["p_true"].read(first + skip, stop, part, out=p_true) if stop - first > skip else None
+            probs = (
+                member["p_true"].read(first + skip, stop, part, out=p_true) if stop - first > skip else None
+            )
             last = np.empty(size, bool)
             for start in range(0, size, width):
                 cols = slice(start, min(size, start + width))
@@ -220,7 +264,15 @@ def _score_range(files: list[dict], labels: np.ndarray, class_of: np.ndarray, pa
                 counts.class_correct[n, first:stop] += tile.class_counts(correct, one_hot[cols])
                 if probs is not None:
                     after = correct[skip:]
-                    _dynamics(stats, n, cols, after, None if previous is None else previous[cols], events[cols], tile)
+                    _dynamics(
+                        stats,
+                        n,
+                        cols,
+                        after,
+                        None if previous is None else previous[cols],
+                        events[cols],
+                        tile,
+                    )
                     last[cols] = after[-1]
                     tile.add_moments(probs[:, cols], moments[:, cols], member["p_true"].path)
             if probs is not None:
@@ -232,8 +284,10 @@ def _score_range(files: list[dict], labels: np.ndarray, class_of: np.ndarray, pa
         stats.confidence[n], stats.variability[n] = _mean_std(moments[0], moments[1], trained)
         el2n = member["el2n"].read(el2n_checkpoint, el2n_checkpoint + 1, part)[0].astype(np.float64)
         if not np.isfinite(el2n).all():
-            raise UserError(f"{member['el2n'].path} holds NaN or infinite values at checkpoint {el2n_checkpoint}; "
-                            "record the member again.")
+            raise UserError(
+                f"{member['el2n'].path} holds NaN or infinite values at checkpoint {el2n_checkpoint}; "
+                "record the member again."
+            )
         stats.el2n[n] = el2n
     for e in range(checkpoints):
         counts.histogram[e] += np.bincount(right_count[e], minlength=members + 1)
@@ -265,20 +319,31 @@ class _Tile:
         np.copyto(units, probs)
         np.multiply(units, _UNIT, out=units)
         if not (units.min() >= 0 and units.max() <= _UNIT):  # also catches NaN
-            raise UserError(f"{path} holds P(true class) values outside [0, 1] or NaN; record the member again.")
+            raise UserError(
+                f"{path} holds P(true class) values outside [0, 1] or NaN; record the member again."
+            )
         np.copyto(whole, units, casting="unsafe")
         moments[0] += whole.sum(axis=0)
         np.multiply(whole, whole, out=whole)
         moments[1] += whole.sum(axis=0)
 
 
-def _dynamics(stats: _MemberStatistics, n: int, cols: slice, correct: np.ndarray, previous: np.ndarray | None,
-              events: np.ndarray, tile: _Tile) -> None:
+def _dynamics(
+    stats: _MemberStatistics,
+    n: int,
+    cols: slice,
+    correct: np.ndarray,
+    previous: np.ndarray | None,
+    events: np.ndarray,
+    tile: _Tile,
+) -> None:
     """Fold a block of checkpoints after initialisation (``correct`` [rows, examples ``cols``], in
     order) into member ``n``'s count of right checkpoints, trailing run and forgetting events."""
     rows = len(correct)
     stats.right[n, cols] += correct.sum(axis=0, dtype=np.int32)
-    last_wrong = ((~correct) * tile.positions[:rows]).max(axis=0)  # 1-based row of the last wrong one, 0: none
+    last_wrong = ((~correct) * tile.positions[:rows]).max(
+        axis=0
+    )  # 1-based row of the last wrong one, 0: none
     stats.tail[n, cols] = np.where(last_wrong > 0, rows - last_wrong, stats.tail[n, cols] + rows)
     events += (correct[:-1] & ~correct[1:]).sum(axis=0, dtype=np.int32)
     if previous is not None:
@@ -304,8 +369,15 @@ def _mean_std(sums: np.ndarray, squares: np.ndarray, count: int) -> tuple[np.nda
 # the other readers: a few checkpoints of every member
 
 
-def correct_counts(run_dir: str | Path, split: str, labels: np.ndarray, members: int, checkpoints: int,
-                   rows: list[int] | np.ndarray, groups: np.ndarray | None = None) -> tuple[np.ndarray, CheckpointCounts]:
+def correct_counts(
+    run_dir: str | Path,
+    split: str,
+    labels: np.ndarray,
+    members: int,
+    checkpoints: int,
+    rows: list[int] | np.ndarray,
+    groups: np.ndarray | None = None,
+) -> tuple[np.ndarray, CheckpointCounts]:
     """At each checkpoint in ``rows``: how many members get each example right, ``[len(rows), M]``,
     and the :class:`CheckpointCounts` of those checkpoints. Reads those rows of every member's
     ``pred`` only; memory is ``len(rows)`` x M, so callers pass rows in blocks (:func:`row_blocks`).
@@ -318,9 +390,12 @@ def correct_counts(run_dir: str | Path, split: str, labels: np.ndarray, members:
     rows = [int(r) for r in rows]
     check_complete(run_dir, members, checkpoints)
     right = np.zeros((len(rows), len(labels16)), np.int32)
-    counts = CheckpointCounts(np.zeros((len(rows), members + 1), np.int64),
-                              np.zeros((members, len(rows), len(classes)), np.int64), classes,
-                              np.bincount(class_of, minlength=len(classes)))
+    counts = CheckpointCounts(
+        np.zeros((len(rows), members + 1), np.int64),
+        np.zeros((members, len(rows), len(classes)), np.int64),
+        classes,
+        np.bincount(class_of, minlength=len(classes)),
+    )
     for n in range(members):
         pred = open_field(run_dir, split, "pred", n, checkpoints, len(labels16))
         for i, row in enumerate(rows):
@@ -338,8 +413,14 @@ def row_blocks(rows: list[int], examples: int, memory_mb: float = DEFAULT_MEMORY
     return [rows[i : i + size] for i in range(0, len(rows), size)]
 
 
-def last_predictions(run_dir: str | Path, split: str, members: int, checkpoints: int, examples: int) -> np.ndarray:
+def last_predictions(
+    run_dir: str | Path, split: str, members: int, checkpoints: int, examples: int
+) -> np.ndarray:
     """``[N, M]`` label every member predicts for every example at the last checkpoint."""
     check_complete(run_dir, members, checkpoints)
-    return np.stack([open_field(run_dir, split, "pred", n, checkpoints, examples).read(checkpoints - 1, checkpoints)[0]
-                     for n in range(members)])
+    return np.stack(
+        [
+            open_field(run_dir, split, "pred", n, checkpoints, examples).read(checkpoints - 1, checkpoints)[0]
+            for n in range(members)
+        ]
+    )

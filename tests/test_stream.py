@@ -3,8 +3,8 @@
 
 import numpy as np
 import pytest
-
 from conftest import bench_scoring
+
 from scoring import agreement, stream
 from scoring.errors import UserError
 from scoring.records import MemberRecord, open_run, update_run
@@ -41,7 +41,11 @@ def histories(seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     p_true[:, :, 6] = 2.0**-24
     pred = np.where(correct, labels, (labels + 1) % CLASSES)
     el2n = np.sqrt(2) * (1 - p_true)
-    return labels, {"pred": pred.astype(np.int16), "p_true": p_true.astype(np.float16), "el2n": el2n.astype(np.float16)}
+    return labels, {
+        "pred": pred.astype(np.int16),
+        "p_true": p_true.astype(np.float16),
+        "el2n": el2n.astype(np.float16),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +56,15 @@ def run(tmp_path_factory):
     info = {"dataset": {"fingerprint": "x"}, "settings": {}, "compute": {}}
     open_run(run_dir, info, write=True)
     broken = MemberRecord(run_dir, 0, {"train": EXAMPLES}, CHECKPOINTS)
-    broken.append({"train": {"pred": np.zeros(EXAMPLES), "p_true": np.full(EXAMPLES, np.nan), "el2n": np.zeros(EXAMPLES)}})
+    broken.append(
+        {
+            "train": {
+                "pred": np.zeros(EXAMPLES),
+                "p_true": np.full(EXAMPLES, np.nan),
+                "el2n": np.zeros(EXAMPLES),
+            }
+        }
+    )
     broken.commit()
     update_run(run_dir, status="diverged")
     open_run(run_dir, info, write=True)
@@ -78,11 +90,19 @@ def reference_summary(record, epochs) -> dict[str, np.ndarray]:
     mean, std = agreement.accuracy_mean_std(correct)
     extremes = agreement.extreme_fractions(correct)
     class_at0, class_at1 = agreement.class_conditional_extremes(correct, record.labels)
-    return {"acc_mean": mean, "acc_std": std, "tpa": agreement.tp_agreement(correct),
-            "tpa_lower": agreement.tp_agreement_lower_bound(correct), "at0_observed": extremes.observed_at_0,
-            "at0_independent": extremes.expected_at_0, "at0_class_null": class_at0, "at1_observed": extremes.observed_at_1,
-            "at1_independent": extremes.expected_at_1, "at1_class_null": class_at1,
-            "bimodality": bimodality(agreement.consistency(correct))}
+    return {
+        "acc_mean": mean,
+        "acc_std": std,
+        "tpa": agreement.tp_agreement(correct),
+        "tpa_lower": agreement.tp_agreement_lower_bound(correct),
+        "at0_observed": extremes.observed_at_0,
+        "at0_independent": extremes.expected_at_0,
+        "at0_class_null": class_at0,
+        "at1_observed": extremes.observed_at_1,
+        "at1_independent": extremes.expected_at_1,
+        "at1_class_null": class_at1,
+        "bimodality": bimodality(agreement.consistency(correct)),
+    }
 
 
 @pytest.mark.parametrize("small", [False, True], ids=["one-range", "ranges-and-row-blocks"])
@@ -101,14 +121,19 @@ def test_streaming_pass_equals_the_in_memory_scores(run, bench, small, monkeypat
     for name, values in expected.items():  # float rounding only: a few ulps of values below 10
         np.testing.assert_allclose(result.columns[name], values, rtol=0, atol=1e-12, err_msg=name)
     assert result.columns["forgetting"][4] == 1 and result.columns["learned_checkpoint"][4] == 5
-    assert result.columns["variability"][0] == 0 and result.columns["accessibility"][2] == result.columns["accessibility"][3]
+    assert (
+        result.columns["variability"][0] == 0
+        and result.columns["accessibility"][2] == result.columns["accessibility"][3]
+    )
     # Reliability ranks half scores rounded to 12 decimals, so that values apart by float rounding
     # alone tie (the in-memory accessibility, a sum of k/N over checkpoints, splits such ties);
     # rounded alike, the in-memory way's half scores give the same reliability.
     reliability = bench.in_memory_reliability(record, EL2N_AT, decimals=12)
     for name, values in reliability.items():
         for kind in ("half", "full"):
-            np.testing.assert_allclose(result.reliability[name][kind], values[kind], rtol=0, atol=1e-12, err_msg=name)
+            np.testing.assert_allclose(
+                result.reliability[name][kind], values[kind], rtol=0, atol=1e-12, err_msg=name
+            )
     summary = checkpoint_summary({"train": result.counts}, list(range(CHECKPOINTS)))
     for column, values in reference_summary(record, range(CHECKPOINTS)).items():
         np.testing.assert_allclose(summary[column].to_numpy(), values, rtol=0, atol=1e-12, err_msg=column)
@@ -123,7 +148,9 @@ def test_the_few_rows_readers_match_the_record(run, bench):
     full = score_split(run_dir, "train", labels, MEMBERS, CHECKPOINTS, EL2N_AT).counts
     np.testing.assert_array_equal(counts.histogram, full.histogram[[6, 0, 3]])
     np.testing.assert_array_equal(counts.class_correct, full.class_correct[:, [6, 0, 3]])
-    np.testing.assert_array_equal(last_predictions(run_dir, "train", MEMBERS, CHECKPOINTS, EXAMPLES), record.pred[:, -1])
+    np.testing.assert_array_equal(
+        last_predictions(run_dir, "train", MEMBERS, CHECKPOINTS, EXAMPLES), record.pred[:, -1]
+    )
 
 
 def test_bad_probabilities_and_a_too_small_memory_setting_are_refused(run, tmp_path):

@@ -74,8 +74,11 @@ class Collection:
         rows = self.summary[self.summary["split"] == split].sort_values("checkpoint")
         return 1.0 - rows["acc_mean"].to_numpy(np.float64)
 
-    def counts(self, split: str, rows: list[int], groups: np.ndarray | None = None) -> tuple[np.ndarray, CheckpointCounts]:
-        return correct_counts(self.path, split, self.labels(split), self.info["members"], len(self.epochs), rows, groups)
+    def counts(self, split: str, rows: list[int],
+               groups: np.ndarray | None = None) -> tuple[np.ndarray, CheckpointCounts]:
+        """:func:`scoring.stream.correct_counts` of this run at checkpoints ``rows``."""
+        return correct_counts(self.path, split, self.labels(split), self.info["members"], len(self.epochs), rows,
+                              groups)
 
 
 def load_collection(path: str | Path) -> Collection:
@@ -147,7 +150,8 @@ def compare_pair(a: Collection, b: Collection, tol: float = 0.01, threshold: flo
         spearman_r, spearman_p = spearman(xa, xb)
         rel_a, rel_b = (float(c.scores.reliability.loc["accessibility", split]) for c in (a, b))
         correlations.append({
-            "split": split, "examples": len(xa), "labels_equal": bool(np.array_equal(a.labels(split), b.labels(split))),
+            "split": split, "examples": len(xa),
+            "labels_equal": bool(np.array_equal(a.labels(split), b.labels(split))),
             "pearson_r": pearson_r, "pearson_p": pearson_p, "spearman_r": spearman_r, "spearman_p": spearman_p,
             "reliability_a": rel_a, "reliability_b": rel_b, "ceiling": float(np.sqrt(rel_a * rel_b)) if rel_a > 0 and rel_b > 0 else np.nan,
         })
@@ -168,8 +172,8 @@ def compare_pair(a: Collection, b: Collection, tol: float = 0.01, threshold: flo
             cons_a = a.counts(split, list(ia))[0] / a.info["members"]
             cons_b = b.counts(split, list(ib))[0] / b.info["members"]
             both, only_a, only_b = agreement.compare_easy_sets(cons_a, cons_b, threshold)
-            easy_rows += [{"split": split, "epoch_a": a.epochs[i], "epoch_b": b.epochs[j], "examples": len(xa),
-                           "both": int(x), "only_a": int(y), "only_b": int(z)}
+            easy_rows += [{"split": split, "epoch_a": a.epochs[i], "epoch_b": b.epochs[j],
+                           "examples": len(xa), "both": int(x), "only_a": int(y), "only_b": int(z)}
                           for i, j, x, y, z in zip(ia, ib, both, only_a, only_b)]
     return {"correlations": pd.DataFrame(correlations), "matched": pd.DataFrame(matched_rows), "easy_sets": pd.DataFrame(easy_rows)}
 
@@ -184,7 +188,8 @@ def pair_figures(a: Collection, b: Collection, tables: dict[str, pd.DataFrame], 
     stem = f"{a.name}_vs_{b.name}"
     corr = tables["correlations"]
     scatter = [{"split": r.split, "x": a.scores.split(r.split)["accessibility"].to_numpy(),
-                "y": b.scores.split(r.split)["accessibility"].to_numpy(), "xlabel": a.label, "ylabel": b.label,
+                "y": b.scores.split(r.split)["accessibility"].to_numpy(),
+                "xlabel": a.label, "ylabel": b.label,
                 "pearson": r.pearson_r, "spearman": r.spearman_r, "ceiling": r.ceiling} for r in corr.itertuples()]
     drawn = [figures.accessibility_scatter(scatter, folder / f"{stem}_accessibility.png", f"{head}: accessibility")]
     matched = tables["matched"]
@@ -195,13 +200,15 @@ def pair_figures(a: Collection, b: Collection, tables: dict[str, pd.DataFrame], 
             shown = _spread(list(rows.itertuples()))
             pairs = [(int(r.checkpoint_a), int(r.checkpoint_b)) for r in shown]
             for block, right, counts_a, counts_b in merged_counts(a, b, split, pairs):
+                accuracy = np.concatenate([counts_a.member_accuracy(), counts_b.member_accuracy()])
+                by_class = np.concatenate([counts_a.class_accuracy(), counts_b.class_accuracy()])
                 for i, r in enumerate(shown[: len(block)]):
                     panels.append({
                         "split": split, "histogram": np.bincount(right[i], minlength=n + 1),
-                        "accuracy": np.concatenate([counts_a.member_accuracy()[:, i], counts_b.member_accuracy()[:, i]]),
-                        "class_accuracy": np.concatenate([counts_a.class_accuracy()[:, i], counts_b.class_accuracy()[:, i]]),
+                        "accuracy": accuracy[:, i], "class_accuracy": by_class[:, i],
                         "class_sizes": counts_a.class_sizes,
-                        "caption": f"epochs {r.epoch_a:.3g}/{r.epoch_b:.3g}, error {r.error_a:.2f}/{r.error_b:.2f}"})
+                        "caption": f"epochs {r.epoch_a:.3g}/{r.epoch_b:.3g}, "
+                                   f"error {r.error_a:.2f}/{r.error_b:.2f}"})
                 shown = shown[len(block):]
         drawn.append(figures.cross_consistency_histograms(panels, folder / f"{stem}_cross_consistency.png",
                                                           f"{head}: cross-consistency of the {n} members at accuracy-matched checkpoints"))

@@ -190,8 +190,8 @@ def _drop_states(run_dir: Path, member: int, keep: Path | None = None) -> None:
             old.unlink()
 
 
-def train_group(trainer: GroupTrainer, records: list[MemberRecord], run_dir: Path, steps: list[int], progress: tqdm | None,
-                timings: dict[str, float] | None = None) -> None:
+def train_group(trainer: GroupTrainer, records: list[MemberRecord], run_dir: Path, steps: list[int],
+                progress: tqdm | None, timings: dict[str, float] | None = None) -> None:
     """Resume the group from its members' last common checkpoint and record the remaining ones.
 
     At each checkpoint every member's state is saved before any record is committed, and older
@@ -291,7 +291,8 @@ def score(config: ScoreConfig) -> Path:
     info = run_info(config, dataset, arch, steps, steps_per_epoch, precision, layout, compute_layout(device))
     probe = probe_images(config.probe, dataset.image_shape) if config.probe else None  # a bad --probe fails before any write
     sizes = {split: len(dataset.split(split).labels) for split in SPLITS}
-    statement = plan_disk(run_dir, config.members, len(steps), sizes, dataset.num_classes, config.record_probs)
+    statement = plan_disk(run_dir, config.members, len(steps), sizes, dataset.num_classes,
+                          config.record_probs)
     if accelerator.is_main_process and not config.quiet:
         print(statement)
     with run_lock(accelerator, run_dir, "--out"):
@@ -302,16 +303,19 @@ def score(config: ScoreConfig) -> Path:
         accelerator.wait_for_everyone()
         started = time.perf_counter()
         timings: dict[str, float] = {}
-        train_members(config, accelerator, dataset, arch, run_dir, steps, steps_per_epoch, precision, stacked, probe, timings)
+        train_members(config, accelerator, dataset, arch, run_dir, steps, steps_per_epoch, precision, stacked, probe,
+                      timings)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            scores = write_report(run_dir, dataset, info, quiet=config.quiet, memory_mb=config.score_memory, timings=timings)
+            scores = write_report(run_dir, dataset, info, quiet=config.quiet, memory_mb=config.score_memory,
+                                  timings=timings)
             seconds = time.perf_counter() - started
             if not config.quiet:
                 print(time_sentence(timings, seconds, processes))
             # How this session ran, beside its time; not checked on resume, which any process count may do.
             update_run(run_dir, status="complete", seconds=round(seconds, 1), processes=processes,
-                       reliability=scores.meta["reliability"], timings={k: round(v, 2) for k, v in timings.items()})
+                       reliability=scores.meta["reliability"],
+                       timings={k: round(v, 2) for k, v in timings.items()})
         accelerator.wait_for_everyone()
     return run_dir
 

@@ -157,7 +157,8 @@ def image_statistics(config: StatsConfig) -> pd.DataFrame:
         for split in SPLITS:
             scores.add_columns(split, values[split])
         scores.save(run_dir / "scores.parquet")
-        curves = statistic_curves(run_dir, info, {split: dataset.split(split).labels for split in SPLITS}, values)
+        labels = {split: dataset.split(split).labels for split in SPLITS}
+        curves = statistic_curves(run_dir, info, labels, values)
         table = statistic_correlations(scores.table, names)
         atomic_write_bytes(run_dir / "statistics_curves.csv", curves.to_csv(index=False).encode())
         atomic_write_bytes(run_dir / "statistics.csv", table.to_csv(index=False).encode())
