@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 # torch/torchvision pinned to the releases this workplace serves from disk (a CUDA build on x86_64).
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: venv demo test clean
+.PHONY: venv demo test lint format clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,15 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest -q tests
+
+# The formatter and linter settle style (settings in pyproject.toml); `make format` applies them.
+lint: venv
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
 
 clean:
 	rm -rf $(VENV) runs .cache

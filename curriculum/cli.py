@@ -1,10 +1,10 @@
 """``curriculum`` command line: a thin layer over the Python API.
 
-Every subcommand's flags are generated from its config dataclass (:mod:`curriculum.config`:
+Every subcommand's flags are generated from its config dataclass (:mod:`curriculum.config.stages`:
 names, types, defaults and help live there once); ``--config FILE`` supplies any of them from
 YAML, flags given on the command line win, and the config is checked before the stage, and with
 it torch, is imported. User mistakes end with one sentence on stderr and exit status 2. On the
-CPU, ``score`` may run as worker processes of the same command (:mod:`curriculum.launch`).
+CPU, ``score`` may run as worker processes of the same command (:mod:`curriculum.training.launch`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import sys
 import typing
 from typing import Sequence
 
-from curriculum.config import (CompareConfig, CurriculumConfig, LearnersConfig, ScoreConfig, StatsConfig, add_arguments,
-                               build_config, specs)
-from curriculum.launch import launch, leave_process_group, processes_to_launch
+from curriculum.config.options import add_arguments, build_config, given_flags, specs
+from curriculum.config.stages import CompareConfig, LearnersConfig, ScoreConfig, StatsConfig, TrainConfig
+from curriculum.training.launch import launch, leave_process_group, processes_to_launch
 from scoring.errors import UserError
 
 SCORE_EPILOG = """examples:
@@ -61,10 +61,10 @@ def _run_stats(config: StatsConfig) -> None:
     image_statistics(config)
 
 
-def _run_train(config: CurriculumConfig) -> None:
-    from curriculum.stages.train import curriculum_train
+def _run_train(config: TrainConfig) -> None:
+    from curriculum.stages.train import train
 
-    curriculum_train(config)
+    train(config)
 
 
 def _run_compare(config: CompareConfig) -> None:
@@ -116,13 +116,13 @@ def _export_parser(sub) -> None:
 
 
 def _list_datasets(args: argparse.Namespace) -> None:
-    from curriculum.data import list_datasets
+    from curriculum.data.datasets import list_datasets
 
     _print_rows(list_datasets())
 
 
 def _list_architectures(args: argparse.Namespace) -> None:
-    from curriculum.architectures import list_architectures
+    from curriculum.models.architectures import list_architectures
 
     _print_rows(list_architectures())
 
@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
          "statistic's mean +- std and Spearman correlation with accessibility. Also writes statistics.csv, "
          "statistics_curves.csv and figures/statistics_vs_agreement.png into the run; for a generated dataset (shapes, ...) "
          "also each statistic's correlation with the factors that made the images (statistics_factors.csv).", None),
-        ("train", CurriculumConfig, _run_train, "train easy-first with a pacing function, beside random, anti and no-curriculum controls",
+        ("train", TrainConfig, _run_train, "train easy-first with a pacing function, beside random, anti and no-curriculum controls",
          "Train each order (--orders) for --seeds seeds with the same step budget, schedule and architecture; "
          "print and save, per order, final test accuracy with a 95% interval, area under the learning curve, steps to a "
          "target accuracy, agreement among the order's seeds, and paired gains over the none and random controls.", TRAIN_EPILOG),
@@ -178,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = build_parser().parse_known_args(argv)
     if extra:  # reported by the subcommand's parser, so the hint names its --help
         args.cli_parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    # Dataset downloads and decoding report through logging (curriculum.data); show them unless --quiet.
+    # Dataset downloads and decoding report through logging (curriculum.data.datasets); show them unless --quiet.
     logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", None) else logging.INFO, format="%(message)s")
     # Past a file-size limit (ulimit -f) the write then fails with EFBIG, reported in one sentence,
     # instead of the signal killing the process without a word.
@@ -187,8 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cli_config is None:  # a listing or export: its flags are its own
             args.cli_run(args)
         else:  # a stage: its config is built and checked before the stage (and torch) is imported
-            flags = {name: getattr(args, name) for name in specs(args.cli_config)}
-            config = build_config(args.cli_config, args.config, **flags)
+            config = build_config(args.cli_config, args.config, **given_flags(args, args.cli_config))
             if args.command == "score" and (processes := processes_to_launch(config)) > 1:
                 return launch(processes, argv)  # the workers run this same command
             args.cli_run(config)

@@ -43,12 +43,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from curriculum.data import Dataset, Split
-from curriculum.engine import DeviceData, resolve_arch, resolve_precision
-from curriculum.members import autocast
-from curriculum.models import build_model
-from curriculum.recipes import with_recipe
-from curriculum.stages.score import GroupTrainer, ScoreConfig, batches_per_epoch, checkpoint_steps, member_seed
+from curriculum.data.datasets import Dataset, Split
+from curriculum.training.engine import DeviceData, batches_per_epoch, resolve_arch, resolve_precision
+from curriculum.training.members import autocast
+from curriculum.models.builders import build_model
+from curriculum.stages.score import GroupTrainer, ScoreConfig, checkpoint_steps, member_seed
 
 # Dense bf16 tensor-core peak in TFLOP/s, by a substring of torch.cuda.get_device_name().
 PEAK_BF16_TFLOPS = {"H200": 989.4, "H100": 989.4, "A100": 312.0, "L40S": 362.1, "L4": 121.0, "A10": 125.0, "4090": 165.2}
@@ -280,8 +279,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     dataset = synthetic_cifar(args.train, args.test)
-    config = with_recipe(ScoreConfig(dataset="synthetic-cifar", arch=args.arch, members=args.members, epochs=args.epochs,
-                                     batch_size=args.batch_size, lr=args.lr, precision=args.precision, quiet=True))
+    config = ScoreConfig(dataset="synthetic-cifar", arch=args.arch, members=args.members, epochs=args.epochs,
+                         batch_size=args.batch_size, lr=args.lr, precision=args.precision, quiet=True).complete()
     arch, precision = resolve_arch(config, dataset), resolve_precision(config, device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()} CPU"
     print(f"{name}; torch {torch.__version__}, {torch.get_num_threads()} thread(s), load average "

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curriculum.config import CompareConfig, LearnersConfig, ScoreConfig, build_config
-from curriculum.probes import load_probe, probe_table
+from curriculum.config.stages import CompareConfig, LearnersConfig, ScoreConfig, build_config
+from curriculum.data.probes import load_probe, probe_table
 from curriculum.stages.compare import compare
 from curriculum.stages.learners import learners
 from curriculum.stages.score import score

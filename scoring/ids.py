@@ -28,7 +28,7 @@ import numpy as np
 
 from scoring.errors import UserError
 
-if TYPE_CHECKING:  # annotations only: curriculum.data imports this module, and `curriculum datasets` needs no pandas
+if TYPE_CHECKING:  # annotations only: curriculum.data.datasets imports this module, and `curriculum datasets` needs no pandas
     import pandas as pd
 
 HASH_BYTES = 8

@@ -69,7 +69,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def record_fields(probs: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
     """Predicted label, P(true class) and EL2N = ||probs - onehot(label)||_2 of [B, K]
-    probabilities (the same formulas as ``curriculum.engine.outputs_to_record``)."""
+    probabilities (the same formulas as ``curriculum.training.engine.outputs_to_record``)."""
     p_true = probs[np.arange(len(labels)), labels]
     el2n = np.sqrt(np.clip(np.square(probs).sum(1) - 2 * p_true + 1, 0, None))
     return {"pred": probs.argmax(1), "p_true": p_true, "el2n": el2n}

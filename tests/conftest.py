@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from curriculum.launch import free_port  # noqa: F401 (for the tests that start torchrun)
+from curriculum.training.launch import free_port  # noqa: F401 (for the tests that start torchrun)
 
 ROOT = Path(__file__).resolve().parents[1]
 # One process, as a plain run was before --processes: launching workers costs seconds on 2 shared cores.

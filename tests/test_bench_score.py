@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import ROOT
-from curriculum.models import build_model
+from curriculum.models.builders import build_model
 from curriculum.stages.score import ScoreConfig
 
 

@@ -1,4 +1,4 @@
-"""Comparison of training orders (curriculum.stages.order_comparison) and the small-sample statistics it uses
+"""Comparison of training orders (curriculum.reporting.order_comparison) and the small-sample statistics it uses
 (stats.distributions.mean_confidence_interval / paired_t_test), on hand-built curves whose
 expected numbers are worked out in the comments.
 
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from curriculum.stages.order_comparison import compare_orders, default_target, format_comparison, steps_to_target
+from curriculum.reporting.order_comparison import compare_orders, default_target, format_comparison, steps_to_target
 from stats.distributions import mean_confidence_interval, paired_t_test
 
 T_975_DF2 = 4.302653  # Student t quantile 0.975 with 2 degrees of freedom

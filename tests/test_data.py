@@ -1,4 +1,4 @@
-"""curriculum.data: built-in datasets, label noise, fingerprints, and the readers for real.
+"""curriculum.data.datasets: built-in datasets, label noise, fingerprints, and the readers for real.
 
 No network: the Hugging Face path reads a DatasetDict this file saves to disk, the folder path
 reads PNGs this file writes, torchvision reads MNIST files this file writes in its raw format,
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from curriculum import data_sources
-from curriculum.data import (CIFAR100_SUPERCLASSES, Dataset, Split, compute_fingerprint,
+from curriculum.data import sources as data_sources
+from curriculum.data.datasets import (CIFAR100_SUPERCLASSES, Dataset, Split, compute_fingerprint,
                              default_cache_dir, list_datasets, load_dataset)
 from scoring.errors import UserError
 

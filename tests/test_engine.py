@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from curriculum.config import TrainingConfig
-from curriculum.engine import augment, learning_rate, outputs_to_record
+from curriculum.config.stages import TrainingConfig
+from curriculum.training.engine import augment, learning_rate, outputs_to_record
 from curriculum.stages.score import checkpoint_steps
 from scoring.errors import UserError
 
@@ -51,7 +51,7 @@ def test_augment_flips_and_shifts_within_padding_and_is_seeded():
 
 
 def test_an_epoch_never_ends_with_a_batch_of_one():
-    from curriculum.stages.score import batches_per_epoch
+    from curriculum.training.engine import batches_per_epoch
 
     assert batches_per_epoch(1347, 100) == 14  # 13 full batches and one of 47
     assert batches_per_epoch(1301, 100) == 13  # the single leftover example joins the 13th batch
@@ -59,9 +59,9 @@ def test_an_epoch_never_ends_with_a_batch_of_one():
 
 
 def _digits_group(seeds, stacked, config=None):
-    from curriculum.data import load_dataset
-    from curriculum.engine import DeviceData, TrainingConfig, make_members, resolve_arch
-    from curriculum.recipes import with_recipe
+    from curriculum.data.datasets import load_dataset
+    from curriculum.training.engine import DeviceData, TrainingConfig, make_members, resolve_arch
+    from curriculum.config.recipes import with_recipe
 
     config = with_recipe(config or TrainingConfig(augment=True))  # the stages resolve the recipe first
     dataset = load_dataset("digits")
@@ -70,7 +70,7 @@ def _digits_group(seeds, stacked, config=None):
 
 
 def _train(group, data, steps):
-    from curriculum.engine import FiniteGuard, train_steps
+    from curriculum.training.engine import FiniteGuard, train_steps
 
     perm = torch.stack([torch.randperm(data.size("train"), generator=g) for g in group.generators])
     batches = lambda s: perm[:, (s % 13) * 100 : (s % 13 + 1) * 100]  # noqa: E731
@@ -79,7 +79,7 @@ def _train(group, data, steps):
 
 def test_a_member_trains_the_same_alone_and_beside_others():
     """Seed alone decides a member's weights, batches, augmentations and dropout (a loop group)."""
-    from curriculum.engine import predict
+    from curriculum.training.engine import predict
 
     group, data = _digits_group([5, 6, 7], stacked=False)
     alone, _ = _digits_group([6], stacked=False)
@@ -94,7 +94,7 @@ def test_a_member_trains_the_same_alone_and_beside_others():
 def test_stacked_state_of_a_member_resumes_it_one_by_one():
     """A member's saved state has the single-model format whatever the layout: stacked weights,
     momentum and generator of member k continue the same training in a loop group."""
-    from curriculum.engine import predict
+    from curriculum.training.engine import predict
 
     stacked, data = _digits_group([1, 2], stacked=True)
     _train(stacked, data, 3)
@@ -109,7 +109,7 @@ def test_stacked_state_of_a_member_resumes_it_one_by_one():
 
 
 def _score(tmp_path, name, **flags):
-    from curriculum.data import load_dataset
+    from curriculum.data.datasets import load_dataset
     from curriculum.stages.score import ScoreConfig, score
     from conftest import load_record
     from scoring.records import SPLITS
@@ -150,7 +150,7 @@ def test_curriculum_batches_reach_the_device_in_chunks_equal_to_the_sampler():
 
 
 def test_a_diverging_stacked_member_is_named_and_leaves_the_others_finite():
-    from curriculum.engine import Diverged
+    from curriculum.training.engine import Diverged
 
     group, data = _digits_group([1, 2, 3], stacked=True)
     states = [group.member_state(k) for k in range(3)]

@@ -12,14 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from curriculum.config import SELF_TAUGHT, CurriculumConfig, ScoreConfig, StatsConfig, build_config
-from curriculum.data import list_datasets
-from curriculum.architectures import check_arch
+from curriculum.config.options import build_config
+from curriculum.config.stages import SELF_TAUGHT, ScoreConfig, StatsConfig, TrainConfig
+from curriculum.data.datasets import list_datasets
+from curriculum.models.architectures import check_arch
 from curriculum.pacing import make_pacing
 from scoring.scores import SCORE_DIRECTIONS
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
-STAGES = {"score": ScoreConfig, "train": CurriculumConfig, "stats": StatsConfig}
+STAGES = {"score": ScoreConfig, "train": TrainConfig, "stats": StatsConfig}
 FILES = sorted(EXPERIMENTS.glob("*.yaml"))
 NAMED_DATASETS = {name for name, _ in list_datasets() if "<" not in name}
 DATASET_PREFIXES = ("hf:", "torchvision:", "folder:")  # the patterns of list_datasets()

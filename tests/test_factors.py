@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from conftest import run_cli
-from curriculum.data import load_dataset
-from curriculum.recipes import base_name
-from curriculum.factors import factor_columns, factor_correlations, factor_sentence, factor_table
+from curriculum.data.datasets import load_dataset
+from curriculum.config.recipes import base_name
+from curriculum.data.factors import factor_columns, factor_correlations, factor_sentence, factor_table
 from curriculum.stages.stats import dataset_statistics, statistics_vs_factors
 from scoring import Scores
 from stats.distributions import spearman

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from conftest import TINY_SCORE, load_record, run_cli, run_clis
-from curriculum.data import load_dataset
-from curriculum.probes import NOISE_IMAGES, probe_table
+from curriculum.data.datasets import load_dataset
+from curriculum.data.probes import NOISE_IMAGES, probe_table
 from scoring import Scores, agreement
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 from conftest import run_cli
-from curriculum.data import load_dataset
+from curriculum.data.datasets import load_dataset
 from scoring import Scores, UserError, content_hash
 from scoring.formats import export, load_external_scores, read_scores
 

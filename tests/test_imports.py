@@ -24,7 +24,7 @@ CLI = "from curriculum import cli; cli.main({argv!r})"
     (CLI.format(argv=["architectures"]), ()),
     (CLI.format(argv=["datasets"]), ()),
     (CLI.format(argv=["score", "--lr", "-1"]), ()),
-    ("from curriculum import launch, ScoreConfig; launch.processes_to_launch(ScoreConfig(members=3, cpu=True))", ()),
+    ("from curriculum.training import launch; from curriculum import ScoreConfig; launch.processes_to_launch(ScoreConfig(members=3, cpu=True))", ()),
     (CLI.format(argv=["train", "--pacing", "cubic"]), ()),
     (CLI.format(argv=["compare", "one-run"]), ()),
     (CLI.format(argv=["learners", "--learners", "svm"]), ()),

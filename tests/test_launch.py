@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from conftest import cli_env
-from curriculum import launch
-from curriculum.config import ScoreConfig
+from curriculum.training import launch
+from curriculum.config.stages import ScoreConfig
 from scoring.errors import UserError
 from scoring.files import locked
 

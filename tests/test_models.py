@@ -1,4 +1,4 @@
-"""Tests for curriculum.models: shapes at any size, the paper's layer lists, the linear variant,
+"""Tests for curriculum.models.builders: shapes at any size, the paper's layer lists, the linear variant,
 dropout removal, torchvision models, the auto rule, and that the default net learns digits."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from curriculum.models import (
+from curriculum.models.builders import (
     _ACTIVATION_TYPES,
     _dry_run,
     auto_arch,
@@ -399,8 +399,8 @@ def test_auto_arch_learns_digits_quickly():
 
 
 def test_every_named_architecture_has_a_builder():
-    """Names live in the torch-free curriculum.architectures, builders in curriculum.models."""
-    from curriculum.architectures import ARCHITECTURES
-    from curriculum.models import _BUILDERS
+    """Names live in the torch-free curriculum.models.architectures, builders in curriculum.models."""
+    from curriculum.models.architectures import ARCHITECTURES
+    from curriculum.models.builders import _BUILDERS
 
     assert list(ARCHITECTURES) == list(_BUILDERS)

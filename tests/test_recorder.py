@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from curriculum.data import load_dataset
-from curriculum.engine import outputs_to_record
+from curriculum.data.datasets import load_dataset
+from curriculum.training.engine import outputs_to_record
 from scoring import Recorder, Scores, UserError
 from scoring.recorder import record_fields, softmax
 

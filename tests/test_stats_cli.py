@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from conftest import SMALL_SCORE, load_record, run_cli
-from curriculum.data import load_dataset
+from curriculum.data.datasets import load_dataset
 from scoring import Scores
 from stats.distributions import spearman
 from stats.images import compute_statistics
@@ -121,7 +121,7 @@ def test_a_truncated_cache_is_recomputed(stats_run):
 
 def test_the_statistics_figure_keeps_its_title(monkeypatch, tmp_path):
     """The suptitle names the run (a panel's label once overwrote it with the last statistic's)."""
-    from curriculum import figures
+    from curriculum.reporting import figures
 
     summary = pd.DataFrame({"split": "train", "epoch": [0.0, 1.0], "tpa": [0.3, 0.6], "acc_mean": [0.5, 0.8]})
     curves = pd.DataFrame({"split": "train", "checkpoint": [0, 1] * 2, "epoch": [0.0, 1.0] * 2,

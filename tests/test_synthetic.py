@@ -12,9 +12,9 @@ import itertools
 import numpy as np
 import pytest
 
-from curriculum import shapes as S
-from curriculum.data import Split, load_dataset
-from curriculum.synthetic import (GABOR_JITTER_DEG, gabor_patches, gabor_specs,
+from curriculum.data import shapes as S
+from curriculum.data.datasets import Split, load_dataset
+from curriculum.data.synthetic import (GABOR_JITTER_DEG, gabor_patches, gabor_specs,
                                   orientation_distance)
 from scoring.errors import UserError
 from stats import spearman

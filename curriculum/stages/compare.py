@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curriculum import figures
-from curriculum.config import CompareConfig
-from curriculum.report import write_section
+from curriculum.reporting import figures
+from curriculum.config.stages import CompareConfig
+from curriculum.reporting.report import write_section
 from scoring import agreement
 from scoring.errors import UserError
 from scoring.files import atomic_write_bytes, reading
@@ -267,7 +267,7 @@ def compare(config: CompareConfig) -> dict[tuple[str, str], dict[str, pd.DataFra
     ``config.out`` (default ``<first run>/compare``), and a section into the first run's report.md.
     """
     config.validate()
-    runs = [load_collection(r) for r in config.run_list()]
+    runs = [load_collection(r) for r in config.runs]
     pairs = [(a, b) for i, a in enumerate(runs) for b in runs[i + 1:]]
     for a, b in pairs:  # every pair checked before anything is written
         shared_splits(a, b)

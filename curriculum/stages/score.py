@@ -22,9 +22,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from curriculum.config import ScoreConfig, check_output_dir
-from curriculum.data import Dataset, image_fingerprints, load_dataset
-from curriculum.engine import (
+from curriculum.config.options import check_output_dir
+from curriculum.config.stages import ScoreConfig
+from curriculum.data.datasets import Dataset, image_fingerprints, load_dataset
+from curriculum.training.engine import (
+    batches_per_epoch,
     DeviceData,
     Diverged,
     FiniteGuard,
@@ -40,19 +42,11 @@ from curriculum.engine import (
     run_lock,
     train_steps,
 )
-from curriculum.probes import load_probe, probe_images, probe_predictions, save_probe
-from curriculum.recipes import with_recipe
-from curriculum.report import write_report
+from curriculum.data.probes import load_probe, probe_images, probe_predictions, save_probe
+from curriculum.reporting.report import write_report
 from scoring.errors import UserError
 from scoring.files import atomic_write_bytes, reading
 from scoring.records import SPLITS, MemberRecord, default_run_dir, member_dir, open_run, plan_disk, update_run
-
-def batches_per_epoch(num_examples: int, batch_size: int) -> int:
-    """Mini-batches in one pass over the data; the last batch takes the remainder, and a
-    remainder of a single example joins the batch before it (BatchNorm cannot train on one)."""
-    full, rest = divmod(num_examples, batch_size)
-    return max(1, full + (rest > 1))
-
 
 def checkpoint_steps(epochs: float, eval_every: float, steps_per_epoch: int) -> list[int]:
     """Training steps at which every member predicts every example: 0 (initialisation), every
@@ -249,7 +243,7 @@ def run_info(config: ScoreConfig, dataset: Dataset, arch: str, steps: list[int],
     """run.json. Its settings hold the resolved precision and the stacking layout: a stacked
     member's record depends on its group (float reassociation), so a run resumes bit-exactly
     only with the same layout and is refused with another."""
-    settings = {key: value for key, value in config.record_settings().items() if key not in ("stack", "max_stack")}
+    settings = {key: value for key, value in config.settings().items() if key not in ("stack", "max_stack")}
     return {
         "dataset": {
             "name": dataset.name,
@@ -272,9 +266,9 @@ def score(config: ScoreConfig) -> Path:
     """Run the score stage (resuming if ``config.out`` holds a partial run of the same setting).
 
     Returns the run directory; the main process ends by writing ``scores.parquet``,
-    ``summary.csv``, ``report.md`` and the figures (:func:`curriculum.report.write_report`).
+    ``summary.csv``, ``report.md`` and the figures (:func:`curriculum.reporting.report.write_report`).
     """
-    config = with_recipe(config)
+    config = config.complete()
     config.validate()
     accelerator = make_accelerator(config)
     with accelerator.main_process_first():
@@ -368,8 +362,6 @@ def train_members(config: ScoreConfig, accelerator, dataset: Dataset, arch: str,
             except Diverged as err:
                 member = group[err.member]
                 update_run(run_dir, status="diverged", diverged={"member": member, "step": err.step})
-                raise UserError(
-                    f"Member {member} diverged at step {err.step} (epoch {err.step / steps_per_epoch:.2f}): its training loss "
-                    f"is not finite. Lower --lr (now {config.lr:g}){' or train in full precision (--precision no)' if precision != 'no' else ''}; "
-                    f"{run_dir} is marked diverged, so the corrected command starts it afresh."
-                ) from None
+                raise err.user_error(f"Member {member}", f"at step {err.step} (epoch {err.step / steps_per_epoch:.2f})",
+                                     config, precision,
+                                     f"{run_dir} is marked diverged, so the corrected command starts it afresh.") from None

@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curriculum.config import StatsConfig, check_output_dir
-from curriculum.data import Dataset, default_cache_dir, load_dataset
-from curriculum.factors import factor_columns, factor_correlations, factor_table
-from curriculum.figures import statistic_label, statistics_figure
-from curriculum.report import write_section
-from curriculum.stages.stats_relation import statistic_correlations, statistic_curves
+from curriculum.config.options import check_output_dir
+from curriculum.config.stages import StatsConfig
+from curriculum.data.datasets import Dataset, default_cache_dir, load_dataset
+from curriculum.data.factors import factor_columns, factor_correlations, factor_table
+from curriculum.reporting.figures import statistic_label, statistics_figure
+from curriculum.reporting.report import write_section
+from curriculum.reporting.statistics_relation import statistic_correlations, statistic_curves
 from scoring.errors import CorruptFileError, UserError
 from scoring.files import atomic_write, atomic_write_bytes, locked, reading
 from scoring.records import SPLITS, check_complete, default_run_dir, read_run_info

@@ -1,7 +1,7 @@
 """``curriculum score --processes N``: a plain command that uses every CPU core.
 
 On the CPU every process computes with one thread, so that a record does not depend on the layout
-(:func:`curriculum.engine.make_accelerator`); a plain run is then one process on one core. Members
+(:func:`curriculum.training.engine.make_accelerator`); a plain run is then one process on one core. Members
 are independent and the score stage already spreads them over launched processes, so all a plain
 command needs is a launcher: :func:`launch` starts N workers of the same command with the env://
 rendezvous ``torchrun`` sets up, and Accelerate joins them exactly as under ``torchrun``.
@@ -25,7 +25,7 @@ import tempfile
 import time
 from typing import Sequence
 
-from curriculum.config import ScoreConfig
+from curriculum.config.stages import ScoreConfig
 from scoring.errors import UserError
 
 GPU_DRIVERS = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")  # NVIDIA, AMD (ROCm), WSL: where torch.cuda may find one

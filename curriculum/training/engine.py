@@ -7,7 +7,7 @@ sits on the hot path. Accelerate supplies the device and the process layout; mod
 wrapped in DistributedDataParallel, because ensemble members are independent.
 
 :func:`train_steps` is the one training loop (batch -> augment -> learning rate -> step) for a
-group of members (:mod:`curriculum.members`), trained one by one or stacked into one model; the
+group of members (:mod:`curriculum.training.members`), trained one by one or stacked into one model; the
 score stage gives it each member's epoch permutations, the curriculum stage its sampler's batches.
 :func:`predict` evaluates all members of a group over a split in large batches and leaves the
 device once. :func:`resolve_arch` builds the architecture ``TrainingConfig.resolved_arch`` names
@@ -29,17 +29,17 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
 
-from curriculum.config import TrainingConfig
-from curriculum.data import Dataset
-from curriculum.members import MemberLoop, Members, StackedMembers, own_dropout, stacking_refusal
-from curriculum.models import build_model
+from curriculum.config.stages import TrainingConfig
+from curriculum.data.datasets import Dataset
+from curriculum.training.members import MemberLoop, Members, StackedMembers, own_dropout, stacking_refusal
+from curriculum.models.builders import build_model
 from scoring.errors import UserError
 from scoring.files import locked
 
 
 def make_accelerator(config: TrainingConfig) -> Accelerator:
     """The process layout and device; mixed precision is applied by
-    :func:`curriculum.members.autocast` around every forward pass.
+    :func:`curriculum.training.members.autocast` around every forward pass.
 
     Without a GPU, ``cpu=True`` is what makes Accelerate join the process group that
     ``torchrun`` / ``accelerate launch`` set up (otherwise every process would believe it is
@@ -157,7 +157,7 @@ def augment(x: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
 
 def new_model(config: TrainingConfig, arch: str, dataset: Dataset, seed: int, device: torch.device) -> torch.nn.Module:
     """A freshly initialised model whose weights depend only on ``seed``; its dropout draws
-    from noise the group supplies (:class:`curriculum.members.MemberDropout`)."""
+    from noise the group supplies (:class:`curriculum.training.members.MemberDropout`)."""
     torch.manual_seed(seed)
     h, w, c = dataset.image_shape
     model = build_model(arch, in_channels=c, num_classes=dataset.num_classes, image_size=(h, w), dropout=config.dropout)
@@ -226,6 +226,20 @@ class Diverged(Exception):
     def __init__(self, step: int, member: int):
         super().__init__(f"non-finite loss of member {member} at step {step}")
         self.step, self.member = step, member
+
+    def user_error(self, who: str, when: str, config: TrainingConfig, precision: str, aftermath: str) -> UserError:
+        """The one sentence a stage ends with: ``who`` diverged ``when``, which flags to change,
+        and what became of the output (``aftermath``)."""
+        full = " or train in full precision (--precision no)" if precision != "no" else ""
+        return UserError(f"{who} diverged {when}: its training loss is not finite. "
+                         f"Lower --lr (now {config.lr:g}){full}; {aftermath}")
+
+
+def batches_per_epoch(num_examples: int, batch_size: int) -> int:
+    """Mini-batches in one pass over the data; the last batch takes the remainder, and a
+    remainder of a single example joins the batch before it (BatchNorm cannot train on one)."""
+    full, rest = divmod(num_examples, batch_size)
+    return max(1, full + (rest > 1))
 
 
 class FiniteGuard:

@@ -1,7 +1,7 @@
 """Architecture names: which exist, what each is, and which one ``--arch auto`` picks.
 
 Torch-free, so that ``curriculum architectures`` and the check of ``--arch`` cost no torch import
-(only ``tv:`` names need torchvision's list). :mod:`curriculum.models` builds the networks.
+(only ``tv:`` names need torchvision's list). :mod:`curriculum.models.builders` builds the networks.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from scoring.errors import UserError
 LINEAR_PREFIX = "linear-"
 TORCHVISION_PREFIX = "tv:"
 
-# name -> one-line description; curriculum.models has a builder for each
+# name -> one-line description; curriculum.models.builders has a builder for each
 ARCHITECTURES: dict[str, str] = {
     "st-vgg": "stripped VGG (seed 000, app. B): 8 convs 32-32-64-64-128-128-256-256, FC 512, ELU",
     "small-st-vgg": "small st-VGG (seed 000, app. B): 4 convs 32-32-64-64, FC 128, ELU",
@@ -70,6 +70,15 @@ def _unknown(arch: str) -> UserError:
     )
 
 
+def split_linear(name: str) -> tuple[bool, str]:
+    """``(linear, base)``: whether ``name`` asks for the linearised network, and the network's
+    own name (``linear-linear-fc`` -> ``(True, "fc")``: linearising twice is linearising)."""
+    base = name
+    while base.startswith(LINEAR_PREFIX):
+        base = base[len(LINEAR_PREFIX):]
+    return base != name, base
+
+
 def check_arch(arch: str) -> str:
     """Return the normalised name if ``arch`` names a buildable architecture, else raise
     :class:`UserError` -- a cheap check for the CLI before any work starts (image size is only
@@ -77,9 +86,7 @@ def check_arch(arch: str) -> str:
     if not isinstance(arch, str) or not arch.strip():
         raise _unknown(str(arch))
     name = arch.strip().lower()
-    base = name
-    while base.startswith(LINEAR_PREFIX):
-        base = base[len(LINEAR_PREFIX):]
+    _, base = split_linear(name)
     if base.startswith(TORCHVISION_PREFIX):
         tv_name = base[len(TORCHVISION_PREFIX):]
         names = _torchvision_names()

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curriculum import figures
-from curriculum.factors import UNITS, factor_columns, factor_correlations, factor_sentence, factor_table
-from curriculum.probes import load_probe, probe_table, shuffled_consensus
+from curriculum.reporting import figures
+from curriculum.data.factors import UNITS, factor_columns, factor_correlations, factor_sentence, factor_table
+from curriculum.data.probes import load_probe, probe_table, shuffled_consensus
 from scoring import agreement
 from scoring.files import atomic_write_bytes, updating
 from scoring.records import SPLITS
@@ -33,14 +33,20 @@ FACTOR_SCORES = ("accessibility", "confidence")
 _SECTION = re.compile(r"<!-- section: (?P<key>[\w./-]+) -->\n.*?<!-- end: (?P=key) -->\n", re.S)
 
 
-def write_section(report: Path, key: str, text: str) -> Path:
+def write_section(report: Path, key: str, text: str, *, opening: str | None = None) -> Path:
     """Put ``text`` into ``report`` as the section ``key``: replacing the section of that key if
-    there is one, else appending it; the rest of the report is kept."""
+    there is one, else appending it; the rest of the report is kept. With ``opening`` (the score
+    stage's title and sentences) the report starts anew with it and this section, and every other
+    stage's section follows."""
     block = _block(key, text)
     with updating(report.parent):  # stages of one run may finish at the same time
         old = report.read_text() if report.exists() else ""
-        found = [m for m in _SECTION.finditer(old) if m.group("key") == key]
-        new = old[: found[0].start()] + block + old[found[0].end():] if found else old + ("\n" if old else "") + block
+        if opening is not None:
+            others = "".join("\n" + m.group(0) for m in _SECTION.finditer(old) if m.group("key") != key)
+            new = opening + block + others
+        else:
+            found = [m for m in _SECTION.finditer(old) if m.group("key") == key]
+            new = old[: found[0].start()] + block + old[found[0].end():] if found else old + ("\n" if old else "") + block
         atomic_write_bytes(report, new.encode())
     return report
 
@@ -181,12 +187,8 @@ def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False,
         "```", reliability, "```", *known, "",
         *[f"![{f.stem}](figures/{f.name})" for f in drawn],
     ])
-    report = run_dir / "report.md"
-    with updating(run_dir):
-        old = report.read_text() if report.exists() else ""
-        others = "".join("\n" + m.group(0) for m in _SECTION.finditer(old) if m.group("key") != "score")  # later stages' sections stay
-        opening = f"# {dataset.name}: {members} x {arch}\n\n{' '.join(sentences)}\n\n"
-        atomic_write_bytes(report, (opening + _block("score", score_section) + others).encode())
+    report = write_section(run_dir / "report.md", "score", score_section,
+                           opening=f"# {dataset.name}: {members} x {arch}\n\n{' '.join(sentences)}\n\n")
     timings["report"] = time.perf_counter() - clock
     if not quiet:
         print("\n" + "\n".join(sentences))

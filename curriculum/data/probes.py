@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curriculum.data import Dataset, Split, load_dataset
-from curriculum.data_sources import resize_images
+from curriculum.data.datasets import Dataset, Split, load_dataset
+from curriculum.data.sources import resize_images
 from scoring import agreement
 from scoring.files import atomic_write_bytes
 from scoring.records import member_dir
+from stats.images import GREY_WEIGHTS
 
 NOISE = "noise"
 NOISE_IMAGES = 1000
@@ -38,16 +39,16 @@ def probe_images(name: str, shape: tuple[int, int, int]) -> np.ndarray:
     images = resize_images(load_dataset(name).test.images, (h, w))
     if images.shape[3] == c:
         return images
-    if c == 1:  # RGB -> grey with the seed papers' weights
-        return np.round(images.astype(np.float64) @ np.array([0.2989, 0.5870, 0.1140]))[..., None].clip(0, 255).astype(np.uint8)
+    if c == 1:  # RGB -> grey with the image statistics' weights, rounded to 8 bits
+        return np.round(images.astype(np.float64) @ np.array(GREY_WEIGHTS))[..., None].clip(0, 255).astype(np.uint8)
     return np.repeat(images, 3, axis=3)
 
 
 def probe_predictions(members, data, images: np.ndarray) -> np.ndarray:
-    """Predicted labels (int16 [K, M]) of each of ``members`` (a :class:`curriculum.members.Members`
+    """Predicted labels (int16 [K, M]) of each of ``members`` (a :class:`curriculum.training.members.Members`
     group) on the probe images, normalised as their training data (``data``: the run's
-    :class:`curriculum.engine.DeviceData`)."""
-    from curriculum.engine import DeviceData, predict  # torch only where a model runs
+    :class:`curriculum.training.engine.DeviceData`)."""
+    from curriculum.training.engine import DeviceData, predict  # torch only where a model runs
 
     split = Split(images, np.zeros(len(images), np.int64))
     probe = DeviceData(Dataset("probe", split, split, (), ""), data.device)

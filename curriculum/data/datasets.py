@@ -5,9 +5,9 @@
 * built in, no network: ``digits`` (the default; scikit-learn's 8x8 digits, values 0..16 scaled
   to uint8 by round(v * 255 / 16), a stratified seeded split of 1347 train / 450 test),
   ``gabor``, ``gabor-overlap`` and ``gaussian`` (seed 000's synthetic sets, see
-  ``curriculum.synthetic``: the paper's Gabor description does not add up, read it there);
+  ``curriculum.data.synthetic``: the paper's Gabor description does not add up, read it there);
   ``shapes`` (ten procedural shapes, 32x32x3, 5000 / 1000) and ``shapes:N[/T][-seedS]`` (any
-  size and seed), whose examples carry their difficulty factors (see ``curriculum.shapes``);
+  size and seed), whose examples carry their difficulty factors (see ``curriculum.data.shapes``);
 * Hugging Face ``datasets`` by name: ``cifar10``, ``cifar100``, ``cifar100:<super-class>`` (the
   5 fine classes of one of the 20 coarse classes, e.g. ``cifar100:small-mammals`` as in seed
   000; labels re-indexed 0..4 in fine-label order, classes named by their fine labels),
@@ -27,7 +27,7 @@ folder's relative path, a Hugging Face ``<split>/<row>`` or ``id`` column, torch
 Decoded sources are cached as ``<cache>/<safe name>/arrays[-sizeS].npz`` (written atomically),
 so only the first load decodes; local sources are re-read when their files change, and a cache
 whose local source was deleted still loads. Images of different sizes are resized to
-``image_size`` or to the most common size (see ``curriculum.data_sources``).
+``image_size`` or to the most common size (see ``curriculum.data.sources``).
 
 Label noise (``label_noise=P``, as in Zhang et al. 2017): a fraction P of the train labels,
 chosen with ``noise_seed``, is replaced by labels drawn uniformly from all K classes, so a
@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -53,12 +52,13 @@ from pathlib import Path
 
 import numpy as np
 
+from curriculum.config.constraints import SEED_RANGE, Interval
 from scoring.errors import UserError
 from scoring.ids import as_ids, content_hashes
 
-from . import data_sources as src
-from .shapes import make_shapes, parse_shapes_name, shapes_name
-from .synthetic import make_gabor, make_gaussian
+from curriculum.data import sources as src
+from curriculum.data.shapes import make_shapes, parse_shapes_name, shapes_name
+from curriculum.data.synthetic import make_gabor, make_gaussian
 
 __all__ = ["Split", "Dataset", "load_dataset", "list_datasets", "default_cache_dir",
            "compute_fingerprint", "image_fingerprints", "apply_label_noise", "CIFAR100_SUPERCLASSES"]
@@ -383,6 +383,11 @@ def _superclass_subset(full: src.RawData, superclass: str) -> src.RawData:
                        train_ids=full.ids("train")[tr], test_ids=full.ids("test")[te])
 
 
+FRACTION = Interval("[0, 1]")
+SEED = Interval(SEED_RANGE, whole=True)
+IMAGE_SIZE = Interval("[1, 4096]", whole=True)
+
+
 def load_dataset(name: str = "digits", *, label_noise: float = 0.0, noise_seed: int = 0,
                  cache_dir: str | Path | None = None, image_size: int | None = None) -> Dataset:
     """Resolve ``name`` (see the module docstring and ``list_datasets``) to a ``Dataset``."""
@@ -397,18 +402,10 @@ def load_dataset(name: str = "digits", *, label_noise: float = 0.0, noise_seed: 
     label_noise = found.get("label_noise", label_noise)
     noise_seed = found.get("noise_seed", noise_seed)
     image_size = found.get("image_size", image_size)
-    try:
-        p = float(label_noise)
-    except (TypeError, ValueError):
-        p = math.nan
-    if not 0.0 <= p <= 1.0:
-        raise UserError(f"Label noise must be a fraction in [0, 1], got {label_noise!r}.")
-    if (isinstance(noise_seed, bool) or not isinstance(noise_seed, (int, np.integer))
-            or noise_seed < 0):
-        raise UserError(f"The noise seed must be a non-negative integer, got {noise_seed!r}.")
-    if image_size is not None and (isinstance(image_size, bool) or not isinstance(
-            image_size, (int, np.integer)) or not 1 <= image_size <= 4096):
-        raise UserError(f"The image size must be an integer in 1..4096, got {image_size!r}.")
+    label_noise = FRACTION.check(label_noise, "label_noise")
+    noise_seed = SEED.check(noise_seed, "noise_seed")
+    if image_size is not None:
+        image_size = IMAGE_SIZE.check(image_size, "image_size")
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
 
     canonical, raw = _read(base, cache, image_size)
@@ -420,10 +417,10 @@ def load_dataset(name: str = "digits", *, label_noise: float = 0.0, noise_seed: 
     classes = tuple(str(c) for c in raw.classes)
     train_y = np.asarray(raw.train_labels, np.int64)
     clean = None
-    if p > 0:
+    if label_noise > 0:
         clean = train_y
-        train_y = apply_label_noise(train_y, p, len(classes), int(noise_seed))
-        canonical += f"+noise{p:g}" + (f"-seed{int(noise_seed)}" if noise_seed else "")
+        train_y = apply_label_noise(train_y, label_noise, len(classes), int(noise_seed))
+        canonical += f"+noise{label_noise:g}" + (f"-seed{int(noise_seed)}" if noise_seed else "")
     train_ids, train_factors = raw.ids("train"), dict(raw.train_factors)
     if "part" in found:
         keep = train_part(len(train_y), *found["part"])

@@ -17,13 +17,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from curriculum import shapes
-from curriculum.recipes import base_name
+from curriculum.data import shapes
+from curriculum.config.recipes import base_name
 from stats.distributions import spearman
 
 PREFIX = "factor_"
 
-#: Per generated dataset family (:func:`curriculum.recipes.base_name`), the direction of each
+#: Per generated dataset family (:func:`curriculum.config.recipes.base_name`), the direction of each
 #: factor that makes an example easier; factors not listed are nuisances (None).
 EASIER: dict[str, dict[str, str]] = {
     "shapes": {name: way for name, way in shapes.EASIER.items() if way is not None},

@@ -1,4 +1,4 @@
-"""Readers behind ``curriculum.data``: they turn a source into uint8 arrays.
+"""Readers behind ``curriculum.data.datasets``: they turn a source into uint8 arrays.
 
 Sources: scikit-learn's digits, Hugging Face ``datasets`` (hub id or a local folder), torchvision
 dataset classes, and image folders. Everything that decodes image files goes through
@@ -38,7 +38,7 @@ from scoring.errors import UserError
 from scoring.files import atomic_write
 from scoring.ids import as_ids
 
-log = logging.getLogger("curriculum.data")
+log = logging.getLogger("curriculum.data.datasets")
 
 CACHE_FORMAT = 2  # 2: example ids
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm",
