@@ -147,18 +147,22 @@ def accessibility(correct, from_checkpoint: int = 1) -> np.ndarray:
     checkpoint 0, the initialisation, is left out by default (``from_checkpoint=1``): there a
     member predicts nearly one class for everything, so that row measures class bias, not
     learning order (it cut the cross-seed Spearman of digits' accessibility from 0.79 to 0.64).
-    Pass ``from_checkpoint=0`` for a record that holds no initialisation row.
+    Pass ``from_checkpoint=0`` for a record that holds no initialisation row. Computed as the
+    count of right (member, checkpoint) pairs over N x (checkpoints averaged), one rounding, so
+    examples with the same count tie exactly (a sum of the per-checkpoint fractions k/N would
+    differ in the last bits with the order of the k, and order tied examples by float noise).
 
     Returns
     -------
     np.ndarray of float, shape [M]
         In ``[0, 1]``; **higher = learned earlier and more reliably = easier**.
     """
-    c = consistency(correct)
-    if not 0 <= from_checkpoint < c.shape[0]:
+    correct = record_array(correct, "correct", "bool")
+    n, e, _ = correct.shape
+    if not 0 <= from_checkpoint < e:
         raise UserError(f"Accessibility averages checkpoints {from_checkpoint} onwards, but the record has "
-                        f"{c.shape[0]}; record at least one checkpoint after initialisation.")
-    return c[from_checkpoint:].mean(axis=0)
+                        f"{e}; record at least one checkpoint after initialisation.")
+    return correct[:, from_checkpoint:].sum(axis=(0, 1)) / (n * (e - from_checkpoint))
 
 
 def accessibility_correlation(correct_a, correct_b) -> tuple[float, float]:

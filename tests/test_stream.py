@@ -126,8 +126,8 @@ def test_streaming_pass_equals_the_in_memory_scores(run, bench, small, monkeypat
         and result.columns["accessibility"][2] == result.columns["accessibility"][3]
     )
     # Reliability ranks half scores rounded to 12 decimals, so that values apart by float rounding
-    # alone tie (the in-memory accessibility, a sum of k/N over checkpoints, splits such ties);
-    # rounded alike, the in-memory way's half scores give the same reliability.
+    # alone tie (confidence, a mean of per-member means, splits such ties in both ways); rounded
+    # alike, the in-memory way's half scores give the same reliability.
     reliability = bench.in_memory_reliability(record, EL2N_AT, decimals=12)
     for name, values in reliability.items():
         for kind in ("half", "full"):
