@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from scoring.errors import UserError
-from scoring.records import MemberRecord, check_complete, member_dir, open_field, open_run
+from scoring.records import MemberRecord, check_complete, member_dir, open_field, open_run, plan_disk, record_bytes
 
 SIZES = {"train": 4, "test": 3}
 
@@ -107,3 +107,16 @@ def test_record_files_are_allocated_on_disk(tmp_path):
     MemberRecord(tmp_path, 0, {"train": 100_000}, checkpoints=4)
     path = member_dir(tmp_path, 0) / "train.pred.npy"
     assert path.stat().st_blocks * 512 >= path.stat().st_size > 800_000
+
+
+def test_the_record_size_is_stated_and_a_disk_too_small_refused_before_any_write(tmp_path):
+    sizes = {"train": 50_000, "test": 10_000}
+    assert record_bytes(10, 41, sizes) == 6 * 10 * 41 * 60_000
+    assert record_bytes(10, 41, sizes, num_classes=10) == (6 + 20) * 10 * 41 * 60_000
+    statement = plan_disk(tmp_path / "run", 10, 41, sizes, 10, record_probs=False)
+    assert statement == ("The record takes 140.8 MiB on disk (10 members x 41 checkpoints x 60000 examples, 6 bytes "
+                         "an entry; --record-probs would add 469.2 MiB for the 10 class probabilities).")
+    with pytest.raises(UserError, match=r"The record takes [\d.]+ GiB on disk .* free; free space, pass another --out, or "
+                       r"record fewer members or checkpoints \(--eval-every\) or drop --record-probs\.$"):
+        plan_disk(tmp_path / "run", 10**6, 561, sizes, 10, record_probs=True)
+    assert not (tmp_path / "run").exists()
