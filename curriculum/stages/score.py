@@ -315,9 +315,11 @@ def score(config: ScoreConfig) -> Path:
 
 
 def time_sentence(timings: dict[str, float], seconds: float, processes: int) -> str:
-    """Where the score stage's wall time went, largest share first."""
+    """Where the score stage's wall time went, largest share first; ``other`` is the rest (setting
+    up the members and moving the data to the device)."""
+    shares = {**timings, "other": max(0.0, seconds - sum(timings.values()))}
     parts = ", ".join(f"{name} {value:.1f} s ({value / seconds:.0%})" for name, value in
-                      sorted(timings.items(), key=lambda item: -item[1]))
+                      sorted(shares.items(), key=lambda item: -item[1]))
     whose = "" if processes == 1 else f" (training parts: the members of this process, 1 of {processes})"
     return f"Time: {seconds:.1f} s wall; {parts}{whose}."
 
