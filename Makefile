@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 # torch/torchvision pinned to the releases this workplace serves from disk (a CUDA build on x86_64).
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: venv demo test lint format clean
+.PHONY: venv demo test lint format fashion-mnist clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ lint: venv
 format: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# The real Fashion-MNIST (Debian's dataset-fashion-mnist, as root) for --data-dir and the tests that read it.
+fashion-mnist:
+	apt-get install -y dataset-fashion-mnist
 
 clean:
 	rm -rf $(VENV) runs .cache

@@ -25,6 +25,8 @@ SCORE_EPILOG = """examples:
   curriculum score                                   # digits: 12 members, 4 epochs (its recipe)
   curriculum score --dataset shapes --arch small-st-vgg --epochs 6    # known difficulty: see the report's factor table
   curriculum score --dataset cifar10 --arch st-vgg --members 100 --epochs 140 --precision bf16
+  curriculum score --dataset fashion-mnist+part0of6 --data-dir /usr/share/datasets/fashion-mnist \\
+      --arch lenet5 --members 12 --epochs 2         # files of apt-get install dataset-fashion-mnist
   curriculum score --processes 2                     # on the CPU: members split over 2 processes (auto: one a core)
   accelerate launch --num_processes 8 -m curriculum score --dataset cifar10   # members split over 8 GPUs
 """

@@ -53,7 +53,7 @@ def test_config_is_valid(path):
     assert text.startswith("#"), "start with a comment header: paper, figure, what it shows, our choices"
     assert f"--config experiments/{path.name}" in text, "the header should say how to run it"
     config = load(path)  # build_config validates every value
-    name = config.dataset
+    name = config.dataset.split("+", 1)[0]  # suffixes (+part0of6, +noise0.2) apply to every name
     assert name in NAMED_DATASETS or (name.startswith(DATASET_PREFIXES) and name.partition(":")[2]), name
     if hasattr(config, "arch"):
         assert config.arch != "auto", "name the paper's architecture rather than 'auto'"

@@ -38,11 +38,20 @@ SELF_TAUGHT = "self-taught"
 
 # --- the stages' configs ------------------------------------------------------------------------
 
+def data_dir_option() -> Any:
+    """``--data-dir``, declared alike by every stage that loads a dataset."""
+    return option(None, "folder holding the original files of mnist, fashion-mnist, cifar10, cifar100 or "
+                  "svhn (idx, python pickles or .tar.gz, .mat), read instead of the Hugging Face hub; ids "
+                  "and classes are the hub's", default_help="the hub",
+                  setting=False)  # not a setting: the data is recorded by its fingerprint
+
+
 @dataclass
 class TrainingConfig(Config):
     """Settings every training stage shares (each is also a CLI flag)."""
 
     dataset: str = option("digits", "dataset name (`curriculum datasets` lists them)")
+    data_dir: str | None = data_dir_option()
     arch: str = option("auto", "architecture, or 'auto' to pick one for the data; see `curriculum architectures`")
     batch_size: int = option(100, "mini-batch size", range="[1, inf)")
     optimizer: str = option("sgd", "optimizer", choices=OPTIMIZERS)
@@ -128,6 +137,7 @@ class StatsConfig(Config):
     """Flags of ``curriculum stats``."""
 
     dataset: str = option("digits", "dataset name (`curriculum datasets` lists them)")
+    data_dir: str | None = data_dir_option()
     run: str | None = option(None, "score run directory", default_help="runs/<dataset>", writable_dir=True,
                              setting=False)
     label_noise: float = option(0.0, "as given to `curriculum score`", range="[0, 1]")
@@ -234,6 +244,7 @@ class LearnersConfig(Config):
     """Flags of ``curriculum learners``."""
 
     dataset: str = option("digits", "dataset name (`curriculum datasets` lists them)")
+    data_dir: str | None = data_dir_option()
     learners: list[str] = option(["svm", "knn", "random-forest", "adaboost", "logistic"],
                                  "learners, one member each (at least two)", choices=LEARNERS)
     fractions: list[float] = option([0.05, 0.1, 0.2, 0.4, 0.7, 1.0], "increasing fractions of the train set, one "

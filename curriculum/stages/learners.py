@@ -60,7 +60,8 @@ def learners(config: LearnersConfig) -> Path:
     """Fit every learner on every fraction and write a score run (``runs/<dataset>-learners``)."""
     config.validate()
     names, fractions = config.learners, config.fractions
-    dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed)
+    dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed,
+                           data_dir=config.data_dir)
     run_dir = Path(config.out) if config.out else default_run_dir(dataset.name + "-learners")
     k = dataset.num_classes
     x = {split: dataset.split(split).images.reshape(len(dataset.split(split)), -1).astype(np.float32) / 255 for split in SPLITS}

@@ -272,7 +272,8 @@ def score(config: ScoreConfig) -> Path:
     config.validate()
     accelerator = make_accelerator(config)
     with accelerator.main_process_first():
-        dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed)
+        dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed,
+                               data_dir=config.data_dir)
     arch = resolve_arch(config, dataset)  # a bad --arch fails before any write
     device, processes = accelerator.device, accelerator.num_processes
     precision = resolve_precision(config, device)

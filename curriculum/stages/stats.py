@@ -130,7 +130,8 @@ def image_statistics(config: StatsConfig) -> pd.DataFrame:
     run, the Spearman correlation with accessibility and its p-value.
     """
     config.validate()
-    dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed)
+    dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed,
+                           data_dir=config.data_dir)
     window = entropy_window(dataset)
     names = list(STATISTICS)
     run_dir = Path(config.run) if config.run else default_run_dir(dataset.name)

@@ -249,7 +249,8 @@ def train(config: TrainConfig) -> pd.DataFrame:
     config.validate()
     orders = config.orders
     accelerator = make_accelerator(config)
-    dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed)
+    dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed,
+                           data_dir=config.data_dir)
     run_dir = resolve_scores_run(config, dataset)
     plan = make_plan(config, dataset, accelerator.device)
     labels = dataset.train.labels
