@@ -90,7 +90,8 @@ def _print_rows(rows: list[tuple[str, str]]) -> None:
 def _export(args: argparse.Namespace) -> None:
     from scoring.formats import export
 
-    files, notes = export(args.run, args.out, args.format, by=args.by, split=args.split, hf_dataset=args.hf_dataset)
+    files, notes = export(args.run, args.out, args.format, by=args.by, split=args.split,
+                          hf_dataset=args.hf_dataset, match=args.match)
     for line in notes:
         print(line)
     for path in files[:3]:
@@ -104,9 +105,15 @@ def _export_parser(sub) -> None:
     export = sub.add_parser(
         "export", help="write a score run's scores in another format (CSV, parquet, C-score, forgetting, cartography, cleanlab, HF)",
         description="Formats (see scoring/formats.py): parquet and csv (the table with ids, directions and provenance; "
-        "re-importable), cscore (.npz labels + scores, higher = easier), forgetting (Toneva et al.'s pickle), cartography "
-        "(dynamics_epoch_{e}.jsonl per member + td_metrics.jsonl; needs --record-probs), cleanlab (.npz pred_probs from "
-        "the test split by default: held-out), hf (a column added to a save_to_disk dataset, matched by id).",
+        "re-importable), cscore (.npz labels + scores + ids, higher = easier), forgetting (Toneva et al.'s "
+        "pickle, indices = "
+        "ids), cartography (dynamics_epoch_{e}.jsonl per member, checkpoints.json mapping each file to its "
+        "checkpoint, and "
+        "td_metrics.jsonl; needs --record-probs), cleanlab (.npz pred_probs + ids from the test split by "
+        "default: "
+        "out-of-sample), hf (a column added to a save_to_disk dataset, matched by id or --match "
+        "content_hash; a dataset "
+        "whose rows span both splits needs --split). Each says what it wrote and matched.",
     )
     export.add_argument("run", help="score run directory")
     export.add_argument("--format", required=True, help="one of the formats above")
@@ -114,6 +121,9 @@ def _export_parser(sub) -> None:
     export.add_argument("--by", default="accessibility", help="score column for cscore and hf (default accessibility)")
     export.add_argument("--split", help="split to export (default train; test for cleanlab)")
     export.add_argument("--hf-dataset", help="hf: the save_to_disk folder of the dataset to add the column to")
+    export.add_argument("--match", default="id", choices=("id", "content_hash"),
+                        help="hf: match the dataset's rows by id (default) or by the content hash of its "
+                        "image column")
     export.set_defaults(cli_run=_export, cli_config=None, cli_parser=export)
 
 

@@ -191,8 +191,9 @@ class TrainConfig(TrainingConfig):
                      f"or '{SELF_TAUGHT}'")
     scores_file: str | None = option(None, "order by an external per-example score file instead: a `curriculum "
                                      "export` file, a CSV/parquet 'score' column (or --by NAME), C-score .npz, "
-                                     "forgetting .pkl, cartography td_metrics.jsonl or dynamics folder, cleanlab .npz; "
-                                     "rows matched by id when the file has ids", setting=False)
+                                     "forgetting .pkl, cartography td_metrics.jsonl or dynamics folder, cleanlab .npz, "
+                                     "a Hugging Face save_to_disk folder; rows matched by id, file name or position, "
+                                     "as the printed note says", setting=False)
     scores_direction: str | None = option(None, "which --scores-file values are easier, when the file does not say "
                                           "(never assumed)", choices=("higher", "lower"))
     balanced: bool = option(True, "class-balanced interleaving of the order")

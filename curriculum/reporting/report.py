@@ -107,6 +107,16 @@ def probe_sentence(table: pd.DataFrame, name: str) -> str:
             f"{test.unanimous:.1%} ({test.consensus:.2f}) against {test.unanimous_null:.1%} ({test.consensus_null:.2f}).")
 
 
+NOISE_COLUMNS = ("clean_label", "label_flipped")
+
+
+def noise_columns(clean: np.ndarray, noisy: np.ndarray) -> dict[str, np.ndarray]:
+    """A label-noise dataset's train columns: the label before the noise, and whether the noise
+    changed it (a replaced label that drew its old class is not flipped)."""
+    flipped = np.asarray(clean) != np.asarray(noisy)
+    return {"clean_label": np.asarray(clean, np.int64), "label_flipped": flipped.astype(np.float64)}
+
+
 def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False,
                  memory_mb: float = DEFAULT_MEMORY_MB, timings: dict[str, float] | None = None) -> Scores:
     """Turn a finished record into ``scores.parquet``, ``summary.csv``, figures and ``report.md``,
@@ -119,13 +129,16 @@ def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False,
     epochs = [c["epoch"] for c in info["checkpoints"]]
     parts = {split: dataset.split(split) for split in SPLITS}
     factors = {split: factor_columns(part.factors, dataset.name) for split, part in parts.items() if part.factors}
+    extra = {split: dict(columns) for split, (columns, _) in factors.items()}
+    directions = {name: way for _, ways in factors.values() for name, way in ways.items()}
+    if dataset.clean_train_labels is not None:  # +noiseP: which train labels were flipped, to evaluate scores
+        extra.setdefault("train", {}).update(noise_columns(dataset.clean_train_labels, dataset.train.labels))
+        directions.update(dict.fromkeys(NOISE_COLUMNS))
     scores, counts = write_scores(
         run_dir, info, {split: part.labels for split, part in parts.items()},
         ids={split: part.ids for split, part in parts.items()},
         hashes={split: part.content_hashes for split, part in parts.items()},
-        extra={split: columns for split, (columns, _) in factors.items()},
-        directions={name: way for _, ways in factors.values() for name, way in ways.items()},
-        memory_mb=memory_mb,
+        extra=extra, directions=directions, memory_mb=memory_mb,
     )
     summary = checkpoint_summary(counts, epochs)
     atomic_write_bytes(run_dir / "summary.csv", summary.to_csv(index=False).encode())

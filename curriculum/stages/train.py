@@ -135,9 +135,11 @@ def given_scores(config: TrainConfig, dataset: Dataset, run_dir: Path | None) ->
     labels = dataset.train.labels
     if config.scores_file:
         column = None if config.by == TrainConfig.by else config.by  # the default: the file's own score
-        values, easier = load_external_scores(config.scores_file, labels, ids=dataset.train.ids, column=column,
-                                              direction=config.scores_direction)
-        return values, easier, f"scores file {config.scores_file} ({easier} = easier)"
+        values, easier, matched = load_external_scores(config.scores_file, labels, ids=dataset.train.ids,
+                                                       column=column, direction=config.scores_direction,
+                                                       dataset=dataset.name)
+        matched = matched.removeprefix(f"{config.scores_file}: ").rstrip(".")
+        return values, easier, f"scores file {config.scores_file} ({easier} = easier; {matched})"
     if run_dir is None:
         return None
     scores = Scores.load(run_dir)
