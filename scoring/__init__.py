@@ -13,17 +13,17 @@ from scoring.lazy import lazy_exports
 _EXPORTS = {
     "Alignment": "scoring.ids",
     "MemberRecord": "scoring.records",
-    "Record": "scoring.records",
     "Recorder": "scoring.recorder",
     "SCORE_DIRECTIONS": "scoring.scores",
     "Scores": "scoring.scores",
     "UserError": "scoring.errors",
     "agreement": "scoring.agreement",
     "checkpoint_summary": "scoring.summary",
+    "dynamics": "scoring.dynamics",
     "content_hash": "scoring.ids",
     "content_hashes": "scoring.ids",
-    "load_record": "scoring.records",
     "read_run_info": "scoring.records",
+    "score_split": "scoring.stream",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports("scoring", _EXPORTS)

@@ -1,14 +1,12 @@
-"""Agreement of an ensemble and other per-example training-dynamics scores.
+"""Agreement of an ensemble: how far its members classify the same examples correctly.
 
 Array in, array out (numpy and ``stats`` only). Inputs are the prediction record of N members
 at E checkpoints on M examples (checkpoint 0 is initialisation):
 
-- ``correct`` bool ``[N, E, M]`` (integer 0/1 is accepted too), ``pred`` int ``[N, E, M]``,
-- ``p_true`` float ``[N, E, M]`` (P(true class)), ``el2n`` float ``[N, E, M]``.
+- ``correct`` bool ``[N, E, M]`` (integer 0/1 is accepted too), ``pred`` int ``[N, E, M]``.
 
-Every function uses all the checkpoints it is given. To leave initialisation out (Toneva's
-forgetting and Swayamdipta's data maps count from the first trained checkpoint), pass
-``correct[:, 1:]``; checkpoint indices in the output then count from checkpoint 1.
+Every function uses all the checkpoints it is given (pass ``correct[:, 1:]`` to leave
+initialisation out; checkpoint indices in the output then count from checkpoint 1).
 
 Sources (see ``REFERENCE.md``):
 
@@ -19,8 +17,9 @@ Sources (see ``REFERENCE.md``):
 - True-positive agreement, its lower bound, mean accuracy and its population std, statistic over
   agreed examples: Pliushch et al. (seed 003, "When deep classifiers agree", eq. 2-3, and their
   code). The toolkit returns fractions in ``[0, 1]``; their code multiplies by 100.
-- Forgetting events: Toneva et al. 2019. Data maps: Swayamdipta et al. 2020. EL2N: Paul et al.
-  2021.
+
+The per-member training-dynamics scores (learned checkpoint, forgetting, data map, EL2N) are in
+:mod:`scoring.dynamics`.
 """
 
 from __future__ import annotations
@@ -41,6 +40,7 @@ __all__ = [
     "tp_agreement",
     "tp_agreement_lower_bound",
     "statistic_over_agreed",
+    "mean_over_agreed",
     "ExtremeFractions",
     "extreme_fractions",
     "class_conditional_extremes",
@@ -48,10 +48,6 @@ __all__ = [
     "compare_easy_sets",
     "learned_at_least_as_fast",
     "learned_at_least_as_fast_from",
-    "learned_checkpoint",
-    "forgetting_events",
-    "data_map",
-    "mean_el2n",
     "match_checkpoints",
     "cross_consistency",
 ]
@@ -61,7 +57,7 @@ __all__ = [
 # validation
 
 
-def _record(a, name: str, kind: str) -> np.ndarray:
+def record_array(a, name: str, kind: str) -> np.ndarray:
     """Check a ``[N, E, M]`` record; ``kind`` is 'bool', 'int' or 'float'."""
     a = np.asarray(a)
     if a.ndim != 3 or 0 in a.shape:
@@ -118,7 +114,7 @@ def consistency(correct) -> np.ndarray:
     np.ndarray of float, shape [E, M]
         Values ``k / N`` in ``[0, 1]``; **higher = easier**.
     """
-    correct = _record(correct, "correct", "bool")
+    correct = record_array(correct, "correct", "bool")
     return correct.sum(axis=0) / correct.shape[0]  # integer count / N: exactly k/N as a float
 
 
@@ -133,7 +129,7 @@ def consensus(pred) -> np.ndarray:
     np.ndarray of float, shape [E, M]
         In ``[1/N, 1]``; higher = members agree more (not necessarily on the right label).
     """
-    pred = _record(pred, "pred", "int")
+    pred = record_array(pred, "pred", "int")
     s = np.sort(pred, axis=0)
     same = s[1:] == s[:-1]  # [N-1, E, M]: member n+1 extends the run of equal labels
     run = np.ones(pred.shape[1:], dtype=np.int64)
@@ -151,18 +147,22 @@ def accessibility(correct, from_checkpoint: int = 1) -> np.ndarray:
     checkpoint 0, the initialisation, is left out by default (``from_checkpoint=1``): there a
     member predicts nearly one class for everything, so that row measures class bias, not
     learning order (it cut the cross-seed Spearman of digits' accessibility from 0.79 to 0.64).
-    Pass ``from_checkpoint=0`` for a record that holds no initialisation row.
+    Pass ``from_checkpoint=0`` for a record that holds no initialisation row. Computed as the
+    count of right (member, checkpoint) pairs over N x (checkpoints averaged), one rounding, so
+    examples with the same count tie exactly (a sum of the per-checkpoint fractions k/N would
+    differ in the last bits with the order of the k, and order tied examples by float noise).
 
     Returns
     -------
     np.ndarray of float, shape [M]
         In ``[0, 1]``; **higher = learned earlier and more reliably = easier**.
     """
-    c = consistency(correct)
-    if not 0 <= from_checkpoint < c.shape[0]:
+    correct = record_array(correct, "correct", "bool")
+    n, e, _ = correct.shape
+    if not 0 <= from_checkpoint < e:
         raise UserError(f"Accessibility averages checkpoints {from_checkpoint} onwards, but the record has "
-                        f"{c.shape[0]}; record at least one checkpoint after initialisation.")
-    return c[from_checkpoint:].mean(axis=0)
+                        f"{e}; record at least one checkpoint after initialisation.")
+    return correct[:, from_checkpoint:].sum(axis=(0, 1)) / (n * (e - from_checkpoint))
 
 
 def accessibility_correlation(correct_a, correct_b) -> tuple[float, float]:
@@ -197,7 +197,7 @@ def consistency_histogram(correct) -> np.ndarray:
         ``h[e, k]`` = fraction of examples that exactly k members classify correctly at
         checkpoint e; each row sums to 1.
     """
-    correct = _record(correct, "correct", "bool")
+    correct = record_array(correct, "correct", "bool")
     n, e, m = correct.shape
     counts = correct.sum(axis=0)  # [E, M]
     hist = np.zeros((e, n + 1))
@@ -231,7 +231,7 @@ def extreme_fractions(correct) -> ExtremeFractions:
     ExtremeFractions
         Four float arrays of shape [E], each in ``[0, 1]``.
     """
-    correct = _record(correct, "correct", "bool")
+    correct = record_array(correct, "correct", "bool")
     acc = _member_accuracy(correct)
     return ExtremeFractions(
         observed_at_0=(~correct.any(axis=0)).mean(axis=1),
@@ -257,7 +257,7 @@ def class_conditional_extremes(correct, labels) -> tuple[np.ndarray, np.ndarray]
     (expected_at_0, expected_at_1) : two np.ndarray of float, shape [E]
         Each in ``[0, 1]``. Compare with the observed fractions of :func:`extreme_fractions`.
     """
-    correct = _record(correct, "correct", "bool")
+    correct = record_array(correct, "correct", "bool")
     labels = np.asarray(labels)
     if labels.shape != correct.shape[2:]:
         raise UserError(f"`labels` must have one class per example ({correct.shape[2]}); got shape {labels.shape}.")
@@ -358,7 +358,7 @@ def accuracy_mean_std(correct):
     (mean, std) : two np.ndarray of float, shape [E]
         ``mean`` in ``[0, 1]``; ``std`` in ``[0, 0.5]``, over members with ``ddof=0`` (seed 003).
     """
-    acc = _member_accuracy(_record(correct, "correct", "bool"))
+    acc = _member_accuracy(record_array(correct, "correct", "bool"))
     return acc.mean(axis=0), acc.std(axis=0, ddof=0)
 
 
@@ -374,7 +374,7 @@ def tp_agreement(correct) -> np.ndarray:
     np.ndarray of float, shape [E]
         In ``[0, 1]``; higher = members agree more on what they have learned.
     """
-    correct = _record(correct, "correct", "bool")
+    correct = record_array(correct, "correct", "bool")
     agreed = correct.all(axis=0).sum(axis=1)
     learned = correct.any(axis=0).sum(axis=1)
     return agreed / np.maximum(1, learned)
@@ -392,7 +392,7 @@ def tp_agreement_lower_bound(correct) -> np.ndarray:
     np.ndarray of float, shape [E]
         In ``[0, 1]``; 0 while the summed error is at least 1.
     """
-    acc = _member_accuracy(_record(correct, "correct", "bool"))
+    acc = _member_accuracy(record_array(correct, "correct", "bool"))
     return 1.0 - np.minimum((1.0 - acc).sum(axis=0), 1.0)
 
 
@@ -412,113 +412,24 @@ def statistic_over_agreed(correct, statistic) -> np.ndarray:
         In the statistic's units; 0 where no example is agreed on, NaN where all agreed
         examples have a NaN statistic.
     """
-    correct = _record(correct, "correct", "bool")
+    correct = record_array(correct, "correct", "bool")
     statistic = np.asarray(statistic, dtype=float)
     if statistic.shape != correct.shape[2:]:
         raise UserError(
             f"`statistic` must have one value per example ({correct.shape[2]}); "
             f"got shape {statistic.shape}."
         )
-    out = np.zeros(correct.shape[1])
-    for e, agreed in enumerate(correct.all(axis=0)):
-        values = statistic[agreed]
-        if values.size:
-            valid = values[~np.isnan(values)]
-            out[e] = valid.mean() if valid.size else np.nan
-    return out
+    return np.array([mean_over_agreed(statistic, agreed) for agreed in correct.all(axis=0)])
 
 
-# --------------------------------------------------------------------------------------------
-# other per-example training-dynamics scores
-
-
-def learned_checkpoint(correct) -> np.ndarray:
-    """Checkpoint from which each member classifies each example correctly for good.
-
-    The smallest e such that ``correct[n, e', i]`` for every ``e' >= e``. An example right at
-    e = 0 and never wrong after gets 0; one wrong at the last checkpoint gets E.
-
-    Returns
-    -------
-    np.ndarray of int, shape [N, M]
-        In ``[0, E]``; ``E`` (one past the last index) = not learned by the end.
-        **Lower = easier.**
-    """
-    correct = _record(correct, "correct", "bool")
-    tail = np.cumprod(correct[:, ::-1, :], axis=1).sum(axis=1)  # trailing run of correct
-    return correct.shape[1] - tail
-
-
-def forgetting_events(correct) -> np.ndarray:
-    """Forgetting events (Toneva et al. 2019): correct -> incorrect transitions per member.
-
-    Counted between consecutive checkpoints. An example a member never gets right at any
-    checkpoint gets E (the number of checkpoints), more than any real count (at most E // 2),
-    so it ranks hardest. An example right only at initialisation counts as learned and forgotten;
-    pass ``correct[:, 1:]`` to count from the first trained checkpoint.
-
-    Returns
-    -------
-    np.ndarray of int, shape [N, M]
-        In ``[0, E // 2]``, or ``E`` for never learned. **Lower = easier.**
-    """
-    correct = _record(correct, "correct", "bool")
-    events = (correct[:, :-1, :] & ~correct[:, 1:, :]).sum(axis=1)
-    return np.where(correct.any(axis=1), events, correct.shape[1])
-
-
-def data_map(p_true, correct):
-    """Data-map coordinates (Swayamdipta et al. 2020), one point per example.
-
-    Per member, over checkpoints: confidence = mean P(true class), variability = its standard
-    deviation (``ddof=0``, as their code's ``np.std``), correctness = fraction of checkpoints
-    right. Each is then averaged over members. (Averaging per-member statistics keeps the
-    spread between members out of ``variability``; the std over all members and checkpoints
-    pooled would mix it in.)
-
-    Returns
-    -------
-    confidence : np.ndarray of float, shape [M]
-        In ``[0, 1]``; **higher = easier**.
-    variability : np.ndarray of float, shape [M]
-        In ``[0, 0.5]``; no easy direction (high = ambiguous, low = easy or hard).
-    correctness : np.ndarray of float, shape [M]
-        In ``[0, 1]``; higher = easier.
-    """
-    p_true = _record(p_true, "p_true", "float")
-    correct = _record(correct, "correct", "bool")
-    if p_true.shape != correct.shape:
-        raise UserError(
-            f"`p_true` and `correct` must have the same shape; got {p_true.shape} and "
-            f"{correct.shape}."
-        )
-    if not np.all((p_true >= 0) & (p_true <= 1)):
-        raise UserError("`p_true` must hold probabilities in [0, 1].")
-    confidence = p_true.mean(axis=1).mean(axis=0)
-    variability = p_true.std(axis=1, ddof=0).mean(axis=0)
-    correctness = correct.mean(axis=1).mean(axis=0)
-    return confidence, variability, correctness
-
-
-def mean_el2n(el2n, checkpoint: int) -> np.ndarray:
-    """EL2N (Paul et al. 2021) at one checkpoint, averaged over members.
-
-    Parameters
-    ----------
-    checkpoint : int
-        Index into the checkpoint axis; negative indices count from the end. Paul et al. use an
-        early checkpoint (a few epochs in), not initialisation (index 0).
-
-    Returns
-    -------
-    np.ndarray of float, shape [M]
-        In ``[0, sqrt(2)]``; **lower = easier**.
-    """
-    el2n = _record(el2n, "el2n", "float")
-    e = el2n.shape[1]
-    if not -e <= checkpoint < e:
-        raise UserError(f"Checkpoint {checkpoint} is out of range for {e} recorded checkpoints.")
-    return el2n[:, checkpoint, :].mean(axis=0)
+def mean_over_agreed(statistic: np.ndarray, agreed: np.ndarray) -> float:
+    """Pliushch et al.'s ``nanmean(metric[agreed])`` at one checkpoint (``agreed`` bool [M]): 0
+    when no example is agreed on, NaN when every agreed example's statistic is NaN."""
+    values = np.asarray(statistic, dtype=float)[agreed]
+    if not values.size:
+        return 0.0
+    valid = values[~np.isnan(values)]
+    return float(valid.mean()) if valid.size else float("nan")
 
 
 # --------------------------------------------------------------------------------------------
@@ -566,8 +477,8 @@ def cross_consistency(correct_a, correct_b, pairs) -> np.ndarray:
     np.ndarray of float, shape [P, M]
         In ``[0, 1]``; higher = easier for both architectures together.
     """
-    correct_a = _record(correct_a, "correct_a", "bool")
-    correct_b = _record(correct_b, "correct_b", "bool")
+    correct_a = record_array(correct_a, "correct_a", "bool")
+    correct_b = record_array(correct_b, "correct_b", "bool")
     if correct_a.shape[2] != correct_b.shape[2]:
         raise UserError(
             "The two collections must score the same examples; got "

@@ -63,13 +63,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scoring import agreement
+from scoring import dynamics
 from scoring.errors import UserError
 from scoring.files import atomic_write_bytes, atomic_write_json
 from scoring.ids import as_ids, native_ids, source_positions
 from scoring.ordering import DIRECTIONS
 from scoring.recorder import load_held_out
-from scoring.records import load_probs, load_record, read_run_info
+from scoring.records import check_complete, open_field, open_probs, read_run_info
 from scoring.scores import SCORE_DIRECTIONS, Scores
 
 FORMATS = ("parquet", "csv", "cscore", "forgetting", "cartography", "cleanlab", "hf")
@@ -186,14 +186,24 @@ def write_cartography(
     rows = scores.split(split)
     gold = rows["label"].to_numpy(np.int64)
     guids = [json.dumps(guid.item()) for guid in native_ids(rows["id"])]
-    record = load_record(run_dir, split, gold, info["members"], len(checkpoints))
+    members, m = info["members"], len(gold)
+    check_complete(run_dir, members, len(checkpoints))
+    # Read a checkpoint of one member at a time; per example, the sums over members of the
+    # checkpoints right after initialisation and of the forgetfulness (Swayamdipta et al.'s metrics).
+    right_total, forgetful_total = np.zeros(m, np.int64), np.zeros(m, np.int64)
     written = []
-    for member in range(info["members"]):
-        probs = load_probs(run_dir, split, member, len(checkpoints))
-        for epoch, e in enumerate(
-            range(1, len(checkpoints))
-        ):  # after initialisation, numbered from 0 as theirs are
-            text = float16_text(cartography_logits(probs[e], record.pred[member, e]))
+    for member in range(members):
+        probs = open_probs(run_dir, split, member, len(checkpoints), m)
+        pred = open_field(run_dir, split, "pred", member, len(checkpoints), m)
+        right, events, previous = np.zeros(m, np.int64), np.zeros(m, np.int64), None
+        for epoch, e in enumerate(range(1, len(checkpoints))):  # after initialisation, numbered from 0 as theirs are
+            predicted = pred.read(e, e + 1)[0]
+            correct = predicted == gold
+            right += correct
+            if previous is not None:
+                events += previous & ~correct  # a forgetting event (Toneva et al.)
+            previous = correct
+            text = float16_text(cartography_logits(probs.read(e, e + 1)[0], predicted))
             lines = "".join(
                 f'{{"guid":{guid},"logits_epoch_{epoch}":[{",".join(row)}],"gold":{label}}}\n'
                 for guid, row, label in zip(guids, text, gold.tolist())
@@ -201,6 +211,8 @@ def write_cartography(
             path = folder / f"member_{member:03d}" / "training_dynamics" / f"dynamics_epoch_{epoch}.jsonl"
             atomic_write_bytes(path, lines.encode())
             written.append(path)
+        right_total += right
+        forgetful_total += np.where(right > 0, events, NEVER_LEARNED_FORGETFULNESS)
     # Their reader counts the files in training_dynamics/: the checkpoint each file holds is stated beside it.
     files = {
         f"dynamics_epoch_{epoch}.jsonl": {
@@ -219,10 +231,6 @@ def write_cartography(
             "0 is the initialisation); its epoch is the run's epoch of that checkpoint.",
         },
     )
-    correct = record.correct[:, 1:]  # [members, checkpoints after initialisation, examples]
-    forgetfulness = np.where(
-        correct.any(1), agreement.forgetting_events(correct), NEVER_LEARNED_FORGETFULNESS
-    )
     confidence = rows["confidence"].to_numpy()
     metrics = pd.DataFrame(
         {
@@ -231,8 +239,8 @@ def write_cartography(
             "threshold_closeness": confidence * (1 - confidence),
             "confidence": confidence,
             "variability": rows["variability"],
-            "correctness": correct.sum(1).mean(0),
-            "forgetfulness": forgetfulness.mean(0),
+            "correctness": right_total / members,
+            "forgetfulness": forgetful_total / members,
         }
     )
     path = folder / "td_metrics.jsonl"
@@ -260,7 +268,7 @@ def cleanlab_pred_probs(run_dir: Path, split: str = "test") -> tuple[np.ndarray,
     cross = all(fold is not None for fold in folds) and np.logical_or.reduce(folds).all()
     total = 0.0
     for member in range(members):
-        last = load_probs(run_dir, split, member, checkpoints)[-1].astype(np.float64)
+        last = open_probs(run_dir, split, member, checkpoints).read(checkpoints - 1, checkpoints)[0].astype(np.float64)
         total = total + (last * folds[member][:, None] if cross else last)
     kind = "out-of-sample (folds)" if cross else "out-of-sample" if split == "test" else "in-sample"
     return (total / total.sum(1, keepdims=True)).astype(np.float32), kind
@@ -687,7 +695,7 @@ def _read_cartography_dynamics(folder: Path, column: str) -> _Read:
         correct.append(member_c)
     if len({len(p) for p in p_true}) != 1:
         raise UserError(f"The runs under {folder} have different numbers of epochs; export them separately.")
-    confidence, variability, correctness = agreement.data_map(np.array(p_true), np.array(correct))
+    confidence, variability, correctness = dynamics.data_map(np.array(p_true), np.array(correct))
     values = {"confidence": confidence, "variability": variability, "correctness": correctness}
     if column not in values:
         raise UserError(

@@ -52,6 +52,7 @@ from scoring.ids import as_ids, content_hashes
 from scoring.records import PROBS, MemberRecord, member_dir, read_run_info, update_run
 from scoring.run import write_scores
 from scoring.scores import Scores
+from scoring.stream import DEFAULT_MEMORY_MB
 
 FIRST_CAPACITY = 8
 HELD_OUT = "heldout"  # records/member_XXX/<split>.heldout.npy: bool [M], examples the member never trained on
@@ -348,9 +349,11 @@ class Recorder:
         so a resumed Recorder knows the epoch and step of every committed row."""
         self.info = update_run(self.run_dir, checkpoints=self._checkpoint_list())
 
-    def finish(self) -> Scores:
+    def finish(self, memory_mb: float = DEFAULT_MEMORY_MB) -> Scores:
         """Cut the record files to size, write ``run.json`` and ``scores.parquet``; return the
-        scores. At least 2 members, each with the same number of checkpoints (at least 2)."""
+        scores. At least 2 members, each with the same number of checkpoints (at least 2).
+        The scores come from one streaming pass over the record, whose arrays stay within
+        ``memory_mb`` (:mod:`scoring.stream`)."""
         for folder in (self.run_dir / "records").glob("member_*"):  # members another Recorder recorded here
             if folder.name[len("member_"):].isdigit():
                 self._member(int(folder.name[len("member_"):]))
@@ -367,6 +370,7 @@ class Recorder:
         rows = min(counts.values())
         checkpoints = self._checkpoint_list()[:rows]
         self.info = update_run(self.run_dir, members=len(counts), checkpoints=checkpoints)
-        scores, _ = write_scores(self.run_dir, self.info, self.labels, self.ids, self.hashes or None)
+        scores, _ = write_scores(self.run_dir, self.info, self.labels, self.ids, self.hashes or None,
+                                 memory_mb=memory_mb)
         self.info = update_run(self.run_dir, status="complete")
         return scores

@@ -15,10 +15,12 @@ The arrays are allocated at their full size ``[checkpoints, M]`` when a member s
 byte reserved on disk, so a disk that fills up fails there, with an error, rather than in the
 in-place write, where the memory map would kill the process) and filled one row per checkpoint in
 place; ``progress.json`` (written atomically, after the rows are
-flushed) says how many rows are complete, and readers and a resumed run use only those. A run
+flushed) says how many rows are complete, and readers and a resumed run use only those. Readers
+take a block of rows at a time (:class:`RecordFile`), never a whole ``[members, checkpoints,
+examples]`` array: :mod:`scoring.stream` scores a record in one such pass. A run
 killed mid-row leaves that row uncommitted, to be rewritten on resume. Every other file is
 written to a temporary name and moved into place (:mod:`scoring.files`), so no reader sees a
-partial one. The ``.npy`` files can be memory-mapped (``np.load(..., mmap_mode="r")``).
+partial one. The ``.npy`` files can also be memory-mapped (``np.load(..., mmap_mode="r")``).
 This module is numpy-only; the training state a resumed member needs is the engine's business.
 """
 
@@ -27,7 +29,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,14 +88,6 @@ def _check_npy(path: Path, member: int, shape: tuple[int, ...], dtype: type) -> 
         raise _corrupt(path, member)
 
 
-def _load_array(path: Path, member: int, rows: int, mmap: bool) -> np.ndarray:
-    with reading(path, _recompute(path.parent, member)):
-        array = np.load(path, mmap_mode="r" if mmap else None)
-    if array.ndim != 2 or array.shape[0] < rows:
-        raise _corrupt(path, member)
-    return array[:rows]
-
-
 def record_arrays(sizes: dict[str, int], checkpoints: int, num_classes: int | None = None) -> dict[tuple[str, str], tuple[tuple[int, ...], type]]:
     """Shape and dtype of each ``(split, field)`` array of a member's record: [checkpoints, M], and
     [checkpoints, M, K] for the class probabilities kept when ``num_classes`` is given."""
@@ -114,11 +107,6 @@ def check_records(run_dir: str | Path, info: dict) -> None:
         if folder.is_dir() and committed_checkpoints(folder, member, checkpoints):
             for (split, field), (shape, dtype) in record_arrays(sizes, checkpoints, classes).items():
                 _check_npy(folder / f"{split}.{field}.npy", member, shape, dtype)
-
-
-def probs_bytes(members: int, checkpoints: int, sizes: dict[str, int], num_classes: int) -> int:
-    """Disk size of the float16 class probabilities of a whole run."""
-    return 2 * members * checkpoints * sum(sizes.values()) * num_classes
 
 
 def _open_array(path: Path, shape: tuple[int, ...], dtype: type, create: bool) -> np.ndarray:
@@ -169,8 +157,10 @@ class MemberRecord:
             path = self._path(split, field)
             tmp = path.with_name(f".{path.name}.resize{TEMP_SUFFIX}")  # a killed resize leaves it for the next owner
             new = _open_array(tmp, self._shape(checkpoints, split, field), old.dtype, create=True)
-            new[: self.rows] = old[: self.rows]
-            new.flush()
+            step = max(1, (64 << 20) // max(1, old[:1].nbytes))  # rows of 64 MB at a time: memory stays bounded
+            for first in range(0, self.rows, step):
+                new[first : min(self.rows, first + step)] = old[first : min(self.rows, first + step)]
+                new.flush()
             del new, old
             os.replace(tmp, path)
             self._arrays[split, field] = np.lib.format.open_memmap(path, mode="r+")
@@ -203,69 +193,191 @@ class MemberRecord:
         return self.rows
 
 
-@dataclass(frozen=True)
-class Record:
-    """All members' predictions for one split: arrays of shape [N members, E checkpoints, M]."""
+class RecordFile:
+    """One member's committed ``[checkpoints, M(, K)]`` array of one split and field, read a block
+    of rows (and a range of examples) at a time with plain file reads.
 
-    pred: np.ndarray
-    p_true: np.ndarray
-    el2n: np.ndarray
-    labels: np.ndarray
+    Plain reads, not a memory map: the pages a map touches count towards the process's memory
+    until it is unmapped, so reading a large record through one would hold all of it; here only
+    the block asked for is in memory. Opening checks the header and the file size, so a
+    truncated file is refused before any row is used.
+    """
 
-    @property
-    def correct(self) -> np.ndarray:
-        return self.pred == self.labels[None, None, :]
+    def __init__(self, path: Path, member: int, checkpoints: int, examples: int | None):
+        self.path, self.member, self.checkpoints = path, member, checkpoints
+        with reading(path, _recompute(path.parent, member)):
+            with open(path, "rb") as handle:
+                version = np.lib.format.read_magic(handle)
+                read = (
+                    np.lib.format.read_array_header_1_0
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0
+                )
+                shape, fortran, dtype = read(handle)
+                self.offset = handle.tell()
+            size = path.stat().st_size
+        if (
+            fortran
+            or len(shape) not in (2, 3)
+            or shape[0] < checkpoints
+            or shape[1] != (examples or shape[1])
+        ):
+            raise _corrupt(path, member)
+        if size != self.offset + int(np.prod(shape)) * dtype.itemsize:
+            raise _corrupt(path, member)
+        self.dtype, self.width = dtype, shape[1]
+        self.item_shape = tuple(shape[2:])  # (K,) for class probabilities
+        self.item_bytes = int(np.prod(self.item_shape, dtype=np.int64)) * dtype.itemsize
+
+    def read(
+        self, start: int, stop: int, columns: slice = slice(None), out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Rows ``start:stop`` (committed checkpoints only) of the examples ``columns`` (a step-1
+        slice), as a new array or into the first rows of ``out``."""
+        if not 0 <= start <= stop <= self.checkpoints:
+            raise IndexError(f"rows {start}:{stop} of {self.checkpoints} committed")
+        first, last, _ = columns.indices(self.width)
+        count = max(0, last - first)
+        out = (
+            np.empty((stop - start, count, *self.item_shape), self.dtype)
+            if out is None
+            else out[: stop - start]
+        )
+        row_bytes = self.width * self.item_bytes
+        with (
+            reading(self.path, _recompute(self.path.parent, self.member)),
+            open(self.path, "rb", buffering=0) as handle,
+        ):
+            if count == self.width:  # whole rows: one contiguous read
+                self._pread(handle.fileno(), out, self.offset + start * row_bytes)
+            else:
+                for i, row in enumerate(range(start, stop)):
+                    self._pread(
+                        handle.fileno(), out[i], self.offset + row * row_bytes + first * self.item_bytes
+                    )
+        return out
+
+    def _pread(self, fd: int, target: np.ndarray, offset: int) -> None:
+        view = memoryview(target).cast("B")
+        done = 0
+        while done < len(view):  # a large read may return in parts
+            got = os.preadv(fd, [view[done:]], offset + done)
+            if got <= 0:
+                raise _corrupt(self.path, self.member)
+            done += got
 
 
-def load_record(run_dir: str | Path, split: str, labels: np.ndarray, members: int, checkpoints: int) -> Record:
-    """Read the committed record of every member; a missing or short member is an error."""
+def check_complete(run_dir: str | Path, members: int, checkpoints: int) -> None:
+    """Refuse a record in which a member is missing or has fewer committed checkpoints."""
     run_dir = Path(run_dir)
-    arrays: dict[str, list[np.ndarray]] = {field: [] for field in FIELDS}
     for member in range(members):
-        folder = member_dir(run_dir, member)
-        done = committed_checkpoints(folder, member, checkpoints)
+        done = committed_checkpoints(member_dir(run_dir, member), member, checkpoints)
         if done < checkpoints:
             raise UserError(
                 f"Member {member} of {run_dir} has {done} of {checkpoints} checkpoints; run the score "
                 f"command again with --out {run_dir} to finish it."
             )
-        for field in FIELDS:
-            array = _load_array(folder / f"{split}.{field}.npy", member, checkpoints, mmap=True)
-            if array.shape[1] != len(labels):
-                raise _corrupt(folder / f"{split}.{field}.npy", member)
-            arrays[field].append(array)
-    return Record(
-        pred=np.stack(arrays["pred"]).astype(np.int64),
-        p_true=np.stack(arrays["p_true"]).astype(np.float32),
-        el2n=np.stack(arrays["el2n"]).astype(np.float32),
-        labels=np.asarray(labels, dtype=np.int64),
+
+
+def open_field(
+    run_dir: str | Path, split: str, field: str, member: int, checkpoints: int, examples: int
+) -> RecordFile:
+    """The committed rows of one member's ``split.field.npy`` (check the record with
+    :func:`check_complete` first)."""
+    return RecordFile(
+        member_dir(Path(run_dir), member) / f"{split}.{field}.npy", member, checkpoints, examples
     )
 
 
-def load_probs(run_dir: str | Path, split: str, member: int, checkpoints: int) -> np.ndarray:
-    """One member's committed class probabilities of ``split``: float16 memmap [E, M, K]."""
+def open_probs(
+    run_dir: str | Path, split: str, member: int, checkpoints: int, examples: int | None = None
+) -> RecordFile:
+    """One member's committed class probabilities of ``split``: float16 rows [M, K] (of
+    ``examples`` examples, when given, else as many as the file holds)."""
     path = member_dir(Path(run_dir), member) / f"{split}.{PROBS}.npy"
     if not path.exists():
-        raise UserError(f"{Path(run_dir)} holds no class probabilities; run `curriculum score` with "
-                        "--record-probs (or Recorder(record_probs=True)) to keep them.")
-    try:
-        array = np.load(path, mmap_mode="r")
-    except (OSError, ValueError, EOFError):
-        raise _corrupt(path, member) from None
-    if array.ndim != 3 or array.shape[0] < checkpoints:
+        raise UserError(
+            f"{Path(run_dir)} holds no class probabilities; run `curriculum score` with "
+            "--record-probs (or Recorder(record_probs=True)) to keep them."
+        )
+    probs = RecordFile(path, member, checkpoints, examples)
+    if len(probs.item_shape) != 1:
         raise _corrupt(path, member)
-    return array[:checkpoints]
+    return probs
+
+
+def record_bytes(
+    members: int, checkpoints: int, sizes: dict[str, int], num_classes: int | None = None
+) -> int:
+    """Disk size of a whole run's record: 6 bytes an entry (int16 label, float16 P(true class)
+    and EL2N), and 2 * K more with the class probabilities."""
+    per_entry = sum(np.dtype(dtype).itemsize for dtype in FIELDS.values()) + (
+        2 * num_classes if num_classes else 0
+    )
+    return per_entry * members * checkpoints * sum(sizes.values())
+
+
+def _size(count: float) -> str:
+    return f"{count / 2**30:.2f} GiB" if count >= 2**30 else f"{count / 2**20:.1f} MiB"
+
+
+def plan_disk(
+    run_dir: str | Path,
+    members: int,
+    checkpoints: int,
+    sizes: dict[str, int],
+    num_classes: int,
+    record_probs: bool,
+) -> str:
+    """The sentence that states the record's size on disk before anything is trained; refuses
+    (one sentence, nothing written) when the disk under ``run_dir`` cannot hold what is not
+    allocated yet (the files of a run being resumed are allocated already)."""
+    run_dir = Path(run_dir)
+    base = record_bytes(members, checkpoints, sizes)
+    probs = record_bytes(members, checkpoints, sizes, num_classes) - base
+    total = base + (probs if record_probs else 0)
+    shape = f"{members} members x {checkpoints} checkpoints x {sum(sizes.values())} examples"
+    statement = (
+        f"The record takes {_size(total)} on disk ({shape}, 6 bytes an entry"
+        + (
+            f", of which {_size(probs)} are the class probabilities of --record-probs"
+            if record_probs
+            else f"; --record-probs would add {_size(probs)} for the {num_classes} class probabilities"
+        )
+        + ")."
+    )
+    held = (
+        sum(f.stat().st_blocks * 512 for f in (run_dir / "records").glob("member_*/*.npy"))
+        if (run_dir / "records").is_dir()
+        else 0
+    )
+    existing = next(p for p in (run_dir, *run_dir.absolute().parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    if total - held > free:
+        raise UserError(
+            f"{statement[:-1]}, but {existing} has {_size(free)} free; free space, pass another --out, or "
+            "record fewer members or checkpoints (--eval-every)"
+            + (" or drop --record-probs" if record_probs else "")
+            + "."
+        )
+    return statement
 
 
 def read_run_info(run_dir: str | Path) -> dict | None:
     path = Path(run_dir) / "run.json"
     if not path.exists():
         return None
-    return read_json(path, f"delete {run_dir} (its records cannot be trusted without it) or pass another --out")
+    return read_json(
+        path, f"delete {run_dir} (its records cannot be trusted without it) or pass another --out"
+    )
 
 
 def _describe(compute: dict | None) -> str:
-    return ", ".join(f"{key} {value}" for key, value in sorted(compute.items())) if compute else "an unrecorded device and thread count"
+    return (
+        ", ".join(f"{key} {value}" for key, value in sorted(compute.items()))
+        if compute
+        else "an unrecorded device and thread count"
+    )
 
 
 def open_run(run_dir: str | Path, info: dict, *, write: bool) -> dict:
@@ -295,7 +407,8 @@ def open_run(run_dir: str | Path, info: dict, *, write: bool) -> dict:
             f"(another fingerprint); pass another --out or delete {run_dir}."
         )
     changed = sorted(
-        key for key in set(existing.get("settings", {})) | set(info["settings"])
+        key
+        for key in set(existing.get("settings", {})) | set(info["settings"])
         if existing.get("settings", {}).get(key) != info["settings"].get(key)
     )
     if changed:

@@ -18,25 +18,28 @@ ranks, as ``scipy.stats.spearmanr`` does), so the scores package stays free of s
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 
 from scoring.errors import UserError
-from scoring.records import Record
 
 #: Random member splits averaged by default; more only narrows the estimate's own noise.
 DEFAULT_SPLITS = 10
+
+#: Half scores are rounded to this many decimals before they are ranked: two examples whose
+#: scores differ only by float rounding (sums taken in another order) tie, as their statistics do.
+TIE_DECIMALS = 12
 
 
 def average_ranks(x) -> np.ndarray:
     """Ranks 1..M of ``x`` with ties given their average rank (scipy's ``rankdata``)."""
     x = np.asarray(x, dtype=np.float64)
-    order = np.argsort(x, kind="stable")
+    order = np.argsort(x)  # any order of tied values gives the same average ranks
     sorted_x = x[order]
-    new = np.r_[True, sorted_x[1:] != sorted_x[:-1]]
+    new = np.empty(len(x), bool)
+    new[:1] = True
+    np.not_equal(sorted_x[1:], sorted_x[:-1], out=new[1:])
     starts = np.flatnonzero(new)
-    ends = np.r_[starts[1:], len(x)]
+    ends = np.append(starts[1:], len(x))
     ranks = np.empty(len(x))
     ranks[order] = ((starts + ends + 1) / 2)[np.cumsum(new) - 1]
     return ranks
@@ -63,26 +66,34 @@ def spearman_brown(rho: float, factor: float) -> float:
     return factor * rho / denominator if denominator != 0 else float("nan")
 
 
-def _subset(record: Record, members: np.ndarray) -> Record:
-    return Record(pred=record.pred[members], p_true=record.p_true[members], el2n=record.el2n[members], labels=record.labels)
+def member_halvings(
+    members: int, count: int = DEFAULT_SPLITS, seed: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``count`` random splits of ``members`` into two halves of floor(N/2) members each (an odd
+    member out), drawn from ``numpy.random.default_rng(seed)``: each a pair of index arrays."""
+    if members < 2:
+        raise UserError(f"Split-half reliability needs at least 2 members, got {members}.")
+    if count < 1:
+        raise UserError(f"Split-half reliability needs at least one split, got {count}.")
+    half = members // 2
+    rng = np.random.default_rng(seed)
+    return [
+        (order[:half], order[half : 2 * half]) for order in (rng.permutation(members) for _ in range(count))
+    ]
 
 
-def split_half_reliability(
-    record: Record,
-    columns: Callable[[Record], dict[str, np.ndarray]],
-    splits: int = DEFAULT_SPLITS,
-    seed: int = 0,
-) -> dict[str, dict[str, float]]:
-    """Split-half reliability of every score that ``columns`` computes from a record.
+def split_half_reliability(halves: dict[str, np.ndarray], members: int) -> dict[str, dict[str, float]]:
+    """Split-half reliability of every score from its values on the two halves of each split.
 
     Parameters
     ----------
-    record : Record
-        All members' predictions on one split, ``[N, E, M]`` arrays with N >= 2.
-    columns : callable
-        Record -> ``{name: per-example scores [M]}`` (e.g. :func:`scoring.scores.score_columns`).
-    splits : int
-        Random member splits to average (draws from ``numpy.random.default_rng(seed)``).
+    halves : dict
+        ``{name: array [splits, 2, M]}``: each score computed from the members of each half of
+        each split of :func:`member_halvings` (:func:`scoring.stream.score_split` computes them
+        from per-member statistics, without a second pass over the record). Values are ranked
+        after rounding to :data:`TIE_DECIMALS` decimals.
+    members : int
+        N, the size of the whole ensemble the reliability is predicted for.
 
     Returns
     -------
@@ -91,22 +102,11 @@ def split_half_reliability(
         both in ``[-1, 1]``, **higher = more reliable order**. Splits in which a half's score is
         constant (no order to correlate) are left out of the mean; NaN when every split's is.
     """
-    n = record.pred.shape[0]
-    if n < 2:
-        raise UserError(f"Split-half reliability needs at least 2 members, got {n}.")
-    if splits < 1:
-        raise UserError(f"Split-half reliability needs at least one split, got {splits}.")
-    half = n // 2
-    rng = np.random.default_rng(seed)
-    rhos: dict[str, list[float]] = {}
-    for _ in range(splits):
-        members = rng.permutation(n)
-        a, b = columns(_subset(record, members[:half])), columns(_subset(record, members[half : 2 * half]))
-        for name in a:
-            rhos.setdefault(name, []).append(spearman_rho(a[name], b[name]))
     out = {}
-    for name, values in rhos.items():
-        defined = [v for v in values if not np.isnan(v)]  # a split whose half is constant says nothing
+    for name, values in halves.items():
+        rounded = np.round(values, TIE_DECIMALS)
+        rhos = [spearman_rho(a, b) for a, b in rounded]
+        defined = [v for v in rhos if not np.isnan(v)]  # a split whose half is constant says nothing
         rho = float(np.mean(defined)) if defined else float("nan")
-        out[name] = {"half": rho, "full": spearman_brown(rho, n / half)}
+        out[name] = {"half": rho, "full": spearman_brown(rho, members / (members // 2))}
     return out

@@ -22,18 +22,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from scoring import agreement
 from scoring.errors import UserError
 from scoring.files import atomic_write_bytes, reading
 from scoring.ids import Alignment, align, as_ids
 from scoring.ordering import order_examples
-from scoring.records import SCHEMA_VERSION, Record
-from scoring.reliability import DEFAULT_SPLITS, split_half_reliability
+from scoring.records import SCHEMA_VERSION
+from scoring.reliability import DEFAULT_SPLITS
 
 META_KEY = b"curriculum"
 KEY_COLUMNS = ("split", "index", "id", "content_hash")  # what identifies a row; never a score
 
-#: Columns every score run writes, with the direction that means easier. Every average over
+#: Columns every score run writes (computed by :func:`scoring.stream.score_split`), with the
+#: direction that means easier. Every average over
 #: training (accessibility, learned checkpoint, forgetting, the data map) uses the checkpoints
 #: after initialisation: seed 000 averages consistency "over all epochs" of training, and Toneva
 #: et al. and Swayamdipta et al. count only what happens during training. Consistency and
@@ -51,24 +51,6 @@ SCORE_DIRECTIONS: dict[str, str | None] = {
 }
 
 
-def score_columns(record: Record, el2n_checkpoint: int) -> dict[str, np.ndarray]:
-    """Every score of :data:`SCORE_DIRECTIONS` for the examples of one split's record."""
-    correct = record.correct
-    trained = correct[:, 1:]  # checkpoints after initialisation
-    confidence, variability, correctness = agreement.data_map(record.p_true[:, 1:], trained)
-    return {
-        "consistency": agreement.consistency(correct)[-1],
-        "consensus": agreement.consensus(record.pred)[-1],
-        "accessibility": agreement.accessibility(correct),  # leaves checkpoint 0 out
-        "learned_checkpoint": agreement.learned_checkpoint(trained).mean(0) + 1,
-        "forgetting": agreement.forgetting_events(trained).mean(0),
-        "confidence": confidence,
-        "variability": variability,
-        "correctness": correctness,
-        "el2n": agreement.mean_el2n(record.el2n, el2n_checkpoint),
-    }
-
-
 def _json_float(value: float) -> float | None:
     """JSON has no NaN: store None (read back as NaN)."""
     return None if np.isnan(value) else round(float(value), 6)
@@ -82,23 +64,39 @@ class Scores:
     meta: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_records(cls, records: dict[str, Record], *, dataset: str, fingerprint: str, el2n_checkpoint: int, extra_meta: dict | None = None,
-                     ids: dict[str, np.ndarray] | None = None, hashes: dict[str, np.ndarray] | None = None) -> "Scores":
-        """The table of every split's record; ``ids`` and ``hashes`` (per split, one per example)
-        fill the ``id`` and ``content_hash`` columns (positions and None when not given)."""
-        frames, reliability = [], {}
-        for split, record in records.items():
-            columns = score_columns(record, el2n_checkpoint)
-            m = len(record.labels)
-            frame = pd.DataFrame({
-                "split": split, "index": np.arange(m),
-                "id": as_ids(ids[split]) if ids and split in ids else as_ids(np.arange(m)),
-                "content_hash": np.asarray(hashes[split], dtype=object) if hashes and split in hashes else np.full(m, None, dtype=object),
-                "label": record.labels, **columns,
-            })
-            frames.append(frame)
-            halves = split_half_reliability(record, lambda r: score_columns(r, el2n_checkpoint))
-            reliability[split] = {name: {k: _json_float(v) for k, v in values.items()} for name, values in halves.items()}
+    def from_columns(
+        cls,
+        columns: dict[str, dict[str, np.ndarray]],
+        labels: dict[str, np.ndarray],
+        reliability: dict[str, dict[str, dict[str, float]]],
+        *,
+        dataset: str,
+        fingerprint: str,
+        el2n_checkpoint: int,
+        extra_meta: dict | None = None,
+        ids: dict[str, np.ndarray] | None = None,
+        hashes: dict[str, np.ndarray] | None = None,
+    ) -> "Scores":
+        """The table of every split's score ``columns`` (:func:`scoring.stream.score_split`), with
+        their split-half ``reliability``; ``ids`` and ``hashes`` (per split, one per example) fill
+        the ``id`` and ``content_hash`` columns (positions and None when not given)."""
+        frames = []
+        for split, split_columns in columns.items():
+            m = len(labels[split])
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "split": split,
+                        "index": np.arange(m),
+                        "id": as_ids(ids[split]) if ids and split in ids else as_ids(np.arange(m)),
+                        "content_hash": np.asarray(hashes[split], dtype=object)
+                        if hashes and split in hashes
+                        else np.full(m, None, dtype=object),
+                        "label": np.asarray(labels[split], dtype=np.int64),
+                        **split_columns,
+                    }
+                )
+            )
         meta = {
             "schema_version": SCHEMA_VERSION,
             "dataset": dataset,
@@ -108,7 +106,13 @@ class Scores:
             "reliability": {
                 "method": "split-half: Spearman rho between the scores of two random halves of the members, "
                 f"mean over {DEFAULT_SPLITS} splits ('half'), Spearman-Brown corrected to all members ('full')",
-                "values": reliability,
+                "values": {
+                    split: {
+                        name: {k: _json_float(v) for k, v in values.items()}
+                        for name, values in halves.items()
+                    }
+                    for split, halves in reliability.items()
+                },
             },
             **(extra_meta or {}),
         }
@@ -121,13 +125,17 @@ class Scores:
         if path.is_dir():
             path = path / "scores.parquet"
         if not path.exists():
-            raise UserError(f"No scores at {path}; run `curriculum score` first (its --out is the run directory).")
+            raise UserError(
+                f"No scores at {path}; run `curriculum score` first (its --out is the run directory)."
+            )
         fix = "run `curriculum score` again with the same settings to rewrite it"
         with reading(path, fix, errors=(OSError, pa.ArrowInvalid, ValueError)):
             table = pq.read_table(pa.BufferReader(path.read_bytes()))
             raw = (table.schema.metadata or {}).get(META_KEY)
             if raw is None:
-                raise UserError(f"{path} has no curriculum metadata; it was not written by `curriculum score`.")
+                raise UserError(
+                    f"{path} has no curriculum metadata; it was not written by `curriculum score`."
+                )
             meta = json.loads(raw)
             if not isinstance(meta, dict) or not {"directions", "fingerprint"} <= meta.keys():
                 raise ValueError("metadata without directions or fingerprint")
@@ -139,7 +147,9 @@ class Scores:
         if path.suffix != ".parquet":
             path = path / "scores.parquet"
         table = pa.Table.from_pandas(self.table, preserve_index=False)
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(self.meta).encode()})
+        table = table.replace_schema_metadata(
+            {**(table.schema.metadata or {}), META_KEY: json.dumps(self.meta).encode()}
+        )
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink)
         atomic_write_bytes(path, sink.getvalue().to_pybytes())
@@ -161,14 +171,20 @@ class Scores:
         more reliable; NaN where undefined). ``meta["reliability"]`` also holds the uncorrected
         half-ensemble values."""
         values = self.meta.get("reliability", {}).get("values", {})
-        return pd.DataFrame({split: {name: (np.nan if v["full"] is None else v["full"]) for name, v in cols.items()}
-                             for split, cols in values.items()})
+        return pd.DataFrame(
+            {
+                split: {name: (np.nan if v["full"] is None else v["full"]) for name, v in cols.items()}
+                for split, cols in values.items()
+            }
+        )
 
     def split(self, split: str) -> pd.DataFrame:
         """Rows of one split, sorted by example index."""
         rows = self.table[self.table["split"] == split]
         if rows.empty:
-            raise UserError(f"The scores hold no '{split}' split; choose one of {', '.join(self.table['split'].unique())}.")
+            raise UserError(
+                f"The scores hold no '{split}' split; choose one of {', '.join(self.table['split'].unique())}."
+            )
         return rows.sort_values("index").reset_index(drop=True)
 
     def column(self, by: str, split: str = "train") -> np.ndarray:
@@ -177,8 +193,16 @@ class Scores:
             raise UserError(f"Unknown score column '{by}'; choose one of {', '.join(names)}.")
         return self.split(split)[by].to_numpy()
 
-    def order(self, by: str = "accessibility", split: str = "train", kind: str = "curriculum", *,
-              easier: str | None = None, balanced: bool = True, seed: int = 0) -> np.ndarray:
+    def order(
+        self,
+        by: str = "accessibility",
+        split: str = "train",
+        kind: str = "curriculum",
+        *,
+        easier: str | None = None,
+        balanced: bool = True,
+        seed: int = 0,
+    ) -> np.ndarray:
         """Example indices of ``split`` in ``kind`` order (easiest first for ``curriculum``),
         class-balanced unless ``balanced=False``: :func:`scoring.ordering.order_examples`.
 
@@ -191,13 +215,21 @@ class Scores:
         known = self.directions.get(by)
         if easier is None:
             if known is None:
-                raise UserError(f"Column '{by}' has no easier direction; pass easier='higher' or easier='lower'.")
+                raise UserError(
+                    f"Column '{by}' has no easier direction; pass easier='higher' or easier='lower'."
+                )
             easier = known
         elif known is not None and easier != known:
-            raise UserError(f"Column '{by}' is {known}-is-easier by its metadata, not {easier}; leave easier out.")
-        return order_examples(values, rows["label"].to_numpy(), kind, easier=easier, balanced=balanced, seed=seed)
+            raise UserError(
+                f"Column '{by}' is {known}-is-easier by its metadata, not {easier}; leave easier out."
+            )
+        return order_examples(
+            values, rows["label"].to_numpy(), kind, easier=easier, balanced=balanced, seed=seed
+        )
 
-    def add_columns(self, split: str, columns: dict[str, np.ndarray], directions: dict[str, str | None] | None = None) -> None:
+    def add_columns(
+        self, split: str, columns: dict[str, np.ndarray], directions: dict[str, str | None] | None = None
+    ) -> None:
         """Add per-example columns (e.g. image statistics) for the rows of ``split``, in index order."""
         mask = (self.table["split"] == split).to_numpy()
         index = self.table.loc[mask, "index"].to_numpy()
@@ -216,7 +248,9 @@ class Scores:
         extra = [c for c in previous.table.columns if c not in self.table.columns]
         for split in previous.table["split"].unique() if extra else ():
             rows = previous.split(split)
-            self.add_columns(split, {c: rows[c].to_numpy() for c in extra}, {c: previous.directions.get(c) for c in extra})
+            self.add_columns(
+                split, {c: rows[c].to_numpy() for c in extra}, {c: previous.directions.get(c) for c in extra}
+            )
 
     def check_fingerprint(self, fingerprint: str, dataset_name: str) -> None:
         """Refuse to pair these scores with a dataset whose images or labels differ."""

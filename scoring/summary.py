@@ -1,34 +1,44 @@
-"""Per-checkpoint summary of an ensemble: how much its members agree beyond their accuracy."""
+"""Per-checkpoint summary of an ensemble: how much its members agree beyond their accuracy.
+
+Computed from the per-checkpoint counts of the streaming pass (:class:`scoring.stream.CheckpointCounts`),
+with the formulas of :mod:`scoring.agreement` (``accuracy_mean_std``, ``tp_agreement``,
+``tp_agreement_lower_bound``, ``extreme_fractions``, ``class_conditional_extremes``) written on
+counts of examples instead of whole records.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from scoring import agreement
-from scoring.records import Record
+from scoring.stream import CheckpointCounts
 from stats.distributions import bimodality
 
 
-def checkpoint_summary(records: dict[str, Record], epochs: list[float]) -> pd.DataFrame:
+def checkpoint_summary(counts: dict[str, CheckpointCounts], epochs: list[float]) -> pd.DataFrame:
     """One row per checkpoint and split.
 
     Columns: mean accuracy and its population std over members; TP-agreement and its lower bound
-    (Pliushch et al.); the fraction of examples at consistency 0 and 1, observed, as expected had
-    members been independent with the same accuracies (Hacohen et al., Fig. 1c), and as expected
-    had they been independent given the class, with the same per-class accuracies (so agreement
-    that only reflects which classes members favour is not counted as agreement); and the
-    Pearson bimodality of the consistency histogram (lower = more bimodal).
+    (Pliushch et al. 2022); the fraction of examples at consistency 0 and 1, observed, as expected
+    had members been independent with the same accuracies (Hacohen et al. 2020, Fig. 1c), and as
+    expected had they been independent given the class, with the same per-class accuracies (so
+    agreement that only reflects which classes members favour is not counted as agreement); and
+    the Pearson bimodality of the consistency histogram (lower = more bimodal).
     """
     rows = []
-    for split, record in records.items():
-        correct = record.correct
-        consistency = agreement.consistency(correct)
-        mean, std = agreement.accuracy_mean_std(correct)
-        tpa = agreement.tp_agreement(correct)
-        lower = agreement.tp_agreement_lower_bound(correct)
-        extremes = agreement.extreme_fractions(correct)
-        class_at0, class_at1 = agreement.class_conditional_extremes(correct, record.labels)
+    for split, split_counts in counts.items():
+        n, m = split_counts.members, split_counts.examples
+        histogram = split_counts.histogram  # [E, N + 1]
+        acc = split_counts.member_accuracy()  # [N, E]
+        mean, std = acc.mean(axis=0), acc.std(axis=0, ddof=0)
+        tpa = histogram[:, n] / np.maximum(1, m - histogram[:, 0])  # all right / any right
+        lower = 1.0 - np.minimum((1.0 - acc).sum(axis=0), 1.0)
+        independent_at0, independent_at1 = np.prod(1.0 - acc, axis=0), np.prod(acc, axis=0)
+        class_at0, class_at1 = np.zeros(len(epochs)), np.zeros(len(epochs))
+        by_class = split_counts.class_accuracy()  # [N, E, K]
+        for k, size in enumerate(split_counts.class_sizes):
+            class_at0 += size / m * np.prod(1.0 - by_class[:, :, k], axis=0)
+            class_at1 += size / m * np.prod(by_class[:, :, k], axis=0)
         for e, epoch in enumerate(epochs):
             rows.append({
                 "split": split,
@@ -38,13 +48,13 @@ def checkpoint_summary(records: dict[str, Record], epochs: list[float]) -> pd.Da
                 "acc_std": std[e],
                 "tpa": tpa[e],
                 "tpa_lower": lower[e],
-                "at0_observed": extremes.observed_at_0[e],
-                "at0_independent": extremes.expected_at_0[e],
+                "at0_observed": histogram[e, 0] / m,
+                "at0_independent": independent_at0[e],
                 "at0_class_null": class_at0[e],
-                "at1_observed": extremes.observed_at_1[e],
-                "at1_independent": extremes.expected_at_1[e],
+                "at1_observed": histogram[e, n] / m,
+                "at1_independent": independent_at1[e],
                 "at1_class_null": class_at1[e],
-                "bimodality": bimodality(consistency[e]),
+                "bimodality": bimodality(split_counts.consistency_values(e)),
             })
     return pd.DataFrame(rows)
 

@@ -1,5 +1,6 @@
 """Shared fixtures: a subprocess runner for the CLI and one small finished score run on digits."""
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -15,6 +16,20 @@ ROOT = Path(__file__).resolve().parents[1]
 # One process, as a plain run was before --processes: launching workers costs seconds on 2 shared cores.
 SMALL_SCORE = ["--dataset", "digits", "--members", "3", "--epochs", "2", "--eval-every", "0.5", "--quiet", "--processes", "1"]
 TINY_SCORE = ["--dataset", "digits", "--members", "2", "--epochs", "1", "--eval-every", "0.5", "--quiet", "--processes", "1"]
+
+
+def bench_scoring():
+    """experiments/bench_scoring.py, which keeps the in-memory way of scoring a record: the tests'
+    reference (``load_record`` reads a whole small record into [N, E, M] arrays)."""
+    spec = importlib.util.spec_from_file_location("bench_scoring", ROOT / "experiments" / "bench_scoring.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_record(run_dir, split, labels, members, checkpoints):
+    """A small record as whole arrays (``pred``, ``p_true``, ``el2n``, ``labels``, ``correct``)."""
+    return bench_scoring().load_record(run_dir, split, labels, members, checkpoints)
 
 
 def cli_env(tmp: Path) -> dict:

@@ -1,4 +1,4 @@
-"""Tests of scoring.agreement on tiny hand-built records; expected values are worked out by hand."""
+"""Tests of scoring.agreement and scoring.dynamics on tiny hand-built records; expected values are worked out by hand."""
 
 import numpy as np
 import pytest
@@ -12,19 +12,16 @@ from scoring.agreement import (
     consistency,
     consistency_histogram,
     cross_consistency,
-    data_map,
     easy_set,
     extreme_fractions,
-    forgetting_events,
     learned_at_least_as_fast,
     learned_at_least_as_fast_from,
-    learned_checkpoint,
     match_checkpoints,
-    mean_el2n,
     statistic_over_agreed,
     tp_agreement,
     tp_agreement_lower_bound,
 )
+from scoring.dynamics import data_map, forgetting_events, learned_checkpoint, mean_el2n
 from scoring.errors import UserError
 
 # correct[n, e, i]: 3 members x 3 checkpoints x 4 examples.

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SMALL_SCORE, run_cli, run_clis
-from scoring import Scores, agreement, load_record
+from conftest import SMALL_SCORE, load_record, run_cli, run_clis
+from scoring import Scores, agreement
 from stats.distributions import spearman
 
 

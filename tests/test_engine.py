@@ -114,7 +114,8 @@ def test_stacked_state_of_a_member_resumes_it_one_by_one():
 def _score(tmp_path, name, **flags):
     from curriculum.data.datasets import load_dataset
     from curriculum.stages.score import ScoreConfig, score
-    from scoring.records import SPLITS, load_record
+    from conftest import load_record
+    from scoring.records import SPLITS
 
     run = score(ScoreConfig(dataset="digits", members=3, epochs=2, eval_every=0.5, augment=True, quiet=True,
                             out=str(tmp_path / name), **flags))

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import TINY_SCORE, run_cli, run_clis
+from conftest import TINY_SCORE, load_record, run_cli, run_clis
 from curriculum.data.datasets import load_dataset
 from curriculum.data.probes import NOISE_IMAGES, probe_table
-from scoring import Scores, agreement, load_record
+from scoring import Scores, agreement
 
 
 

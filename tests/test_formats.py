@@ -63,7 +63,8 @@ def test_folder_that_gains_a_file_is_remapped_by_path(tmp_path):
 
 
 def test_record_probs_prints_its_size_and_matches_the_record(probs_run):
-    assert "--record-probs keeps 2 x 3 checkpoints x 1797 examples x 10 classes as float16: 0.2 MiB" in (probs_run / "stdout.txt").read_text()
+    assert ("The record takes 0.3 MiB on disk (2 members x 3 checkpoints x 1797 examples, 6 bytes an entry, of which "
+            "0.2 MiB are the class probabilities of --record-probs)." in (probs_run / "stdout.txt").read_text())
     folder = probs_run / "records" / "member_001"
     probs = np.load(folder / "test.probs.npy")
     assert probs.shape == (3, 450, 10) and probs.dtype == np.float16

@@ -114,6 +114,7 @@ def test_two_processes_give_the_same_record(tmp_path, four_members, launcher):
         (["--epochs", "0"], "--epochs must be a finite number in (0, 10000], got 0."),
         (["--processes", "0"], "--processes must be auto or a whole number >= 1, got 0."),
         (["--processes", "two"], "--processes must be auto or a whole number >= 1, got two."),
+        (["--members", "100000000"], "GiB on disk (100000000 members x 5 checkpoints x 1797 examples"),
     ],
 )
 def test_bad_flags_exit_2_with_one_sentence(tmp_path, flags, message):
@@ -121,7 +122,7 @@ def test_bad_flags_exit_2_with_one_sentence(tmp_path, flags, message):
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "run" / "records").exists()
+    assert not (tmp_path / "run" / "records").exists() and not (tmp_path / "run" / "run.json").exists()
 
 
 def _snapshot(run_dir):

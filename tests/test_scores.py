@@ -1,5 +1,6 @@
 """The Scores table: what other projects import."""
 
+import tempfile
 import types
 
 import numpy as np
@@ -9,8 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from scoring import Scores, UserError
-from scoring.records import Record
+from scoring.records import MemberRecord
 from scoring.scores import SCORE_DIRECTIONS
+from scoring.stream import score_split
 
 
 def _scores() -> Scores:
@@ -19,9 +21,16 @@ def _scores() -> Scores:
         [[1, 1, 1], [0, 1, 1], [0, 0, 1]],
         [[0, 1, 1], [0, 0, 1], [0, 0, 0]],
     ])
-    ones = np.ones(pred.shape, dtype=np.float32)
-    record = Record(pred=pred, p_true=ones * 0.5, el2n=ones, labels=np.zeros(3, dtype=np.int64))
-    return Scores.from_records({"train": record}, dataset="toy", fingerprint="abc", el2n_checkpoint=1)
+    labels = np.zeros(3, dtype=np.int64)
+    with tempfile.TemporaryDirectory() as run:
+        for member, rows in enumerate(pred):
+            record = MemberRecord(run, member, {"train": 3}, checkpoints=3)
+            for row in rows:
+                record.append({"train": {"pred": row, "p_true": np.full(3, 0.5), "el2n": np.ones(3)}})
+            record.commit()
+        result = score_split(run, "train", labels, members=2, checkpoints=3, el2n_checkpoint=1)
+    return Scores.from_columns({"train": result.columns}, {"train": labels}, {"train": result.reliability}, dataset="toy",
+                               fingerprint="abc", el2n_checkpoint=1)
 
 
 def test_scores_match_hand_computation():

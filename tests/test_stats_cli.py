@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SMALL_SCORE, run_cli
+from conftest import SMALL_SCORE, load_record, run_cli
 from curriculum.data.datasets import load_dataset
-from scoring import Scores, load_record
+from scoring import Scores
 from stats.distributions import spearman
 from stats.images import compute_statistics
 

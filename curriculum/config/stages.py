@@ -20,6 +20,7 @@ from curriculum.models.architectures import auto_arch, check_arch
 from curriculum.pacing import OPEN_BY, PACINGS, check_pacing_params
 from scoring.errors import UserError
 from scoring.ordering import ORDERS
+from scoring.stream import DEFAULT_MEMORY_MB
 
 if typing.TYPE_CHECKING:
     from curriculum.data.datasets import Dataset
@@ -114,6 +115,9 @@ class ScoreConfig(TrainingConfig):
                                "for random pixels, or a dataset name whose test split is resized to this data); the report "
                                "gives their consensus beside a shuffled null (seed 000, Fig. 5)")
     out: str | None = option(None, "run directory", default_help="runs/<dataset>", writable_dir=True, setting=False)
+    score_memory: float = option(DEFAULT_MEMORY_MB, "MiB the score pass may hold: it reads the record once, "
+                                 "in blocks that fit (the process itself adds about 100 MB)", range="[1, inf)",
+                                 setting=False)
     processes: str = option("auto", "on the CPU, the command starts this many processes of itself (one thread each) "
                             "and spreads the members over them (at most one per member): auto is one per usable core; "
                             "under torchrun / accelerate launch, or on a GPU, the launcher decides (1 or auto)",

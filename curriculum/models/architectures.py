@@ -21,6 +21,8 @@ ARCHITECTURES: dict[str, str] = {
     "fc": "fully connected net (seed 000, app. B): 2 hidden layers of 1024, ELU, 0.5 dropout",
     "lenet5": "LeNet-5 (ReLU, max-pool): convs 6@5x5, 16@5x5, FC 120-84",
     "resnet18": "CIFAR-style ResNet-18: 3x3 stride-1 stem, no initial max-pool, global average pool",
+    "logistic": "multinomial logistic regression: one fully connected layer from the pixels to the "
+                "classes (a linear model that trains in seconds, for runs at scale)",
 }
 
 

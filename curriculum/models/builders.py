@@ -171,6 +171,12 @@ def _fc(in_channels, num_classes, image_size, dropout):
     return _keras_init(nn.Sequential(OrderedDict(classifier=head)))
 
 
+def _logistic(in_channels, num_classes, image_size, dropout):
+    h, w = image_size
+    head = _head(in_channels * h * w, [], num_classes, nn.ELU, None)
+    return _keras_init(nn.Sequential(OrderedDict(classifier=head)))
+
+
 def _lenet5(in_channels, num_classes, image_size, dropout):
     s = _Stack(in_channels, image_size, nn.ReLU)
     s.conv(6, 5, padding="same")
@@ -199,6 +205,7 @@ _BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "fc": _fc,
     "lenet5": _lenet5,
     "resnet18": _resnet18,
+    "logistic": _logistic,
 }
 
 

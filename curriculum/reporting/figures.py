@@ -19,9 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from scoring import agreement  # noqa: E402
 from scoring.files import atomic_write  # noqa: E402
-from scoring.records import Record  # noqa: E402
+from scoring.stream import CheckpointCounts  # noqa: E402
 from stats.distributions import class_conditional_null_consistency, independent_null_consistency  # noqa: E402
 
 SPLIT_COLORS = {"train": "tab:blue", "test": "tab:orange"}
@@ -82,16 +81,17 @@ def fraction_ticks(first: int, n: int, most: int = 7) -> list[int]:
     return [first, n]
 
 
-def consistency_panel(ax: plt.Axes, correct: np.ndarray, labels: np.ndarray, color: str) -> None:
-    """One histogram of consistency k/N (``correct`` [N, M] at one checkpoint) beside what N
-    independent members of the same accuracies, and of the same per-class accuracies, would give;
-    log y so that the tails at 0 and 1 stay visible however far apart the bars are."""
-    n, m = correct.shape
-    observed = np.bincount(correct.sum(0), minlength=n + 1) / m
-    grid, null = independent_null_consistency(correct.mean(1))
-    classes, sizes = np.unique(labels, return_counts=True)
-    by_class = np.stack([correct[:, labels == k].mean(1) for k in classes], axis=1)
-    _, class_null = class_conditional_null_consistency(by_class, sizes / sizes.sum())
+def consistency_panel(ax: plt.Axes, histogram: np.ndarray, accuracy: np.ndarray, class_accuracy: np.ndarray,
+                      class_sizes: np.ndarray, color: str) -> None:
+    """One histogram of consistency k/N at one checkpoint (``histogram[k]``: examples exactly k of
+    the N members get right) beside what N independent members of the same accuracies
+    (``accuracy`` [N]), and of the same per-class accuracies (``class_accuracy`` [N, K] on classes
+    of ``class_sizes`` examples), would give; log y so that the tails at 0 and 1 stay visible
+    however far apart the bars are."""
+    n, m = len(accuracy), int(histogram.sum())
+    observed = histogram / m
+    grid, null = independent_null_consistency(accuracy)
+    _, class_null = class_conditional_null_consistency(class_accuracy, class_sizes / class_sizes.sum())
     width = 0.27 / n
     floor = 0.5 / m  # below one example: nothing to see
     ax.bar(grid - width, observed, width=width, color=color, label="observed")
@@ -107,17 +107,19 @@ def consistency_panel(ax: plt.Axes, correct: np.ndarray, labels: np.ndarray, col
     ax.tick_params(axis="y", labelsize=7)
 
 
-def consistency_histograms(records: dict[str, Record], epochs: list[float], path: Path, title: str, unit: str = "epoch") -> Path:
+def consistency_histograms(counts: dict[str, CheckpointCounts], epochs: list[float], path: Path, title: str,
+                           unit: str = "epoch") -> Path:
     """Observed consistency histograms per checkpoint (rows: splits) beside the independent nulls
-    (seed 000, Fig. 1)."""
+    (Hacohen et al. 2020, Fig. 1), from the streaming pass's per-checkpoint counts."""
     picks = pick_checkpoints(len(epochs))
-    fig, axes = plt.subplots(len(records), len(picks), figsize=(2.4 * len(picks), 2.5 * len(records) + 0.6),
+    fig, axes = plt.subplots(len(counts), len(picks), figsize=(2.4 * len(picks), 2.5 * len(counts) + 0.6),
                              squeeze=False, sharey=True)
-    for row, (split, record) in enumerate(records.items()):
-        correct = record.correct
+    for row, (split, split_counts) in enumerate(counts.items()):
+        accuracy, by_class = split_counts.member_accuracy(), split_counts.class_accuracy()
         for col, e in enumerate(picks):
             ax = axes[row, col]
-            consistency_panel(ax, correct[:, e, :], record.labels, SPLIT_COLORS.get(split, "tab:gray"))
+            consistency_panel(ax, split_counts.histogram[e], accuracy[:, e], by_class[:, e],
+                              split_counts.class_sizes, SPLIT_COLORS.get(split, "tab:gray"))
             ax.set_title(f"{split}, {checkpoint_label(epochs[e], unit)}", fontsize=9)
             ax.set_xlabel("consistency (members right / N)", fontsize=7)
         axes[row, 0].set_ylabel("fraction of examples (log)", fontsize=8)
@@ -361,7 +363,8 @@ def accessibility_scatter(pairs: list[dict], path: Path, title: str) -> Path:
 
 def cross_consistency_histograms(panels: list[dict], path: Path, title: str) -> Path:
     """Seed 000, Fig. 6a-b: consistency of the two collections merged, at matched checkpoints.
-    Each entry of ``panels``: ``split``, ``correct`` (merged [Na + Nb, M]), ``labels``, ``caption``."""
+    Each entry of ``panels``: ``split``, ``caption`` and the arguments of :func:`consistency_panel`
+    for the Na + Nb members (``histogram``, ``accuracy``, ``class_accuracy``, ``class_sizes``)."""
     splits = list(dict.fromkeys(p["split"] for p in panels))
     cols = max(sum(p["split"] == s for p in panels) for s in splits)
     fig, axes = plt.subplots(len(splits), cols, figsize=(2.9 * cols, 2.6 * len(splits) + 0.7), squeeze=False, sharey=True)
@@ -371,7 +374,8 @@ def cross_consistency_histograms(panels: list[dict], path: Path, title: str) -> 
         for col, panel in enumerate(p for p in panels if p["split"] == split):
             ax = axes[row, col]
             ax.axis("on")
-            consistency_panel(ax, panel["correct"], panel["labels"], SPLIT_COLORS.get(split, "tab:gray"))
+            consistency_panel(ax, panel["histogram"], panel["accuracy"], panel["class_accuracy"],
+                              panel["class_sizes"], SPLIT_COLORS.get(split, "tab:gray"))
             ax.set_title(f"{split}: {panel['caption']}", fontsize=8)
             ax.set_xlabel("cross-consistency (members right / N)", fontsize=7)
         axes[row, 0].set_ylabel("fraction of examples (log)", fontsize=8)

@@ -10,6 +10,7 @@ duplicate it.
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from scoring.files import atomic_write_bytes, updating
 from scoring.records import SPLITS
 from scoring.run import write_scores
 from scoring.scores import Scores
+from scoring.stream import DEFAULT_MEMORY_MB, last_predictions
 from scoring.summary import checkpoint_summary, format_reliability, format_summary
 
 #: Scores related to a generated dataset's factors in the report.
@@ -115,10 +117,15 @@ def noise_columns(clean: np.ndarray, noisy: np.ndarray) -> dict[str, np.ndarray]
     return {"clean_label": np.asarray(clean, np.int64), "label_flipped": flipped.astype(np.float64)}
 
 
-def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False) -> Scores:
+def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False,
+                 memory_mb: float = DEFAULT_MEMORY_MB, timings: dict[str, float] | None = None) -> Scores:
     """Turn a finished record into ``scores.parquet``, ``summary.csv``, figures and ``report.md``,
-    and print the opening sentences and the per-checkpoint summary."""
+    and print the opening sentences and the per-checkpoint summary. ``memory_mb`` bounds the
+    streaming score pass; ``timings``, when given, receives the seconds spent scoring, drawing
+    the figures and writing the report."""
     run_dir = Path(run_dir)
+    timings = {} if timings is None else timings
+    clock = time.perf_counter()
     epochs = [c["epoch"] for c in info["checkpoints"]]
     parts = {split: dataset.split(split) for split in SPLITS}
     factors = {split: factor_columns(part.factors, dataset.name) for split, part in parts.items() if part.factors}
@@ -127,23 +134,25 @@ def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False) -> Sco
     if dataset.clean_train_labels is not None:  # +noiseP: which train labels were flipped, to evaluate scores
         extra.setdefault("train", {}).update(noise_columns(dataset.clean_train_labels, dataset.train.labels))
         directions.update(dict.fromkeys(NOISE_COLUMNS))
-    scores, records = write_scores(
+    scores, counts = write_scores(
         run_dir, info, {split: part.labels for split, part in parts.items()},
         ids={split: part.ids for split, part in parts.items()},
         hashes={split: part.content_hashes for split, part in parts.items()},
-        extra=extra, directions=directions,
+        extra=extra, directions=directions, memory_mb=memory_mb,
     )
-    summary = checkpoint_summary(records, epochs)
+    summary = checkpoint_summary(counts, epochs)
     atomic_write_bytes(run_dir / "summary.csv", summary.to_csv(index=False).encode())
+    timings["scoring"], clock = time.perf_counter() - clock, time.perf_counter()
     members, arch = info["members"], info["arch"]
     unit = info.get("checkpoint_unit", "epoch")  # curriculum learners: fractions of the train set
     head = f"{dataset.name}, {members} x {arch}"
     train = scores.split("train")
     folder = run_dir / "figures"
     drawn = [
-        figures.consistency_histograms(records, epochs, folder / "consistency_histograms.png",
+        figures.consistency_histograms(counts, epochs, folder / "consistency_histograms.png",
                                        f"{head}: consistency over training (N = {members} members; "
-                                       f"{len(train)} train / {len(records['test'].labels)} test examples)", unit),
+                                       f"{len(train)} train / {counts['test'].examples} test examples)",
+                                       unit),
         figures.agreement_curve(summary, folder / "agreement_curve.png", f"{head}: TP-agreement against accuracy", unit),
         figures.gallery(dataset.train.images, dataset.train.labels, train["accessibility"].to_numpy(), list(dataset.classes),
                         folder / "gallery.png", f"{head}: easiest and hardest train examples"),
@@ -154,19 +163,24 @@ def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False) -> Sco
     probe = load_probe(run_dir, 0, members)
     if probe is not None:
         name = info["settings"]["probe"]
-        sets = {f"probe: {name}": probe, "test split": records["test"].pred[:, -1]}
+        last = last_predictions(run_dir, "test", members, len(epochs), len(parts["test"].labels))
+        sets = {f"probe: {name}": probe, "test split": last}
         table = probe_table(sets)
         drawn.append(figures.consensus_histograms(
             {k: (agreement.consensus(v[:, None, :])[0], shuffled_consensus(v)) for k, v in sets.items()}, members,
             folder / "probe_consensus.png", f"{head}: consensus on out-of-sample images"))
         sentences.append(probe_sentence(table, name))
+    timings["figures"], clock = time.perf_counter() - clock, time.perf_counter()
     known = []
     if factors:
         correlations = pd.concat([factor_correlations(scores.table, list(FACTOR_SCORES), scores.directions, split)
                                   for split in factors], ignore_index=True)
         atomic_write_bytes(run_dir / "factors.csv", correlations.to_csv(index=False).encode())
+        drawing = time.perf_counter()
         drawn.append(figures.factor_figure(scores.table, correlations, "accessibility", UNITS, folder / "factors.png",
                                            f"{head}: accessibility against the factors that generated the examples"))
+        timings["figures"] += time.perf_counter() - drawing
+        clock += time.perf_counter() - drawing  # the figure is not report time
         sentences.append(factor_sentence(correlations))
         known = ["", "Known difficulty: Spearman r of each score with each generating factor (a tick: the sign "
                  "construction predicts; none: a nuisance factor); `factor_*` columns of scores.parquet, factors.csv.",
@@ -188,6 +202,7 @@ def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False) -> Sco
     ])
     report = write_section(run_dir / "report.md", "score", score_section,
                            opening=f"# {dataset.name}: {members} x {arch}\n\n{' '.join(sentences)}\n\n")
+    timings["report"] = time.perf_counter() - clock
     if not quiet:
         print("\n" + "\n".join(sentences))
         print(f"\nPer checkpoint ({legend}):")

@@ -2,7 +2,7 @@
 
 For every pair of runs and every split whose images both runs share:
 
-- accessibility correlation, Pearson and Spearman (:func:`scoring.agreement.accessibility_correlation`),
+- accessibility correlation, Pearson and Spearman (of the runs' ``scores.parquet`` columns),
   beside the noise ceiling ``sqrt(rel_a * rel_b)`` from each run's split-half reliability of
   accessibility: two collections that learn in exactly the same order, up to the sampling noise
   of their finite sizes, would correlate about this much (Spearman; the classic attenuation bound);
@@ -16,6 +16,10 @@ Runs match by their images, not their labels: ``run.json`` stores a fingerprint 
 images, so a label-noise variant compares with its clean run (each collection's correctness is
 taken against its own labels), partitions of a train set compare on their shared test split, and
 runs of different data are refused.
+
+Accessibility comes from each run's scores, mean errors from its ``summary.csv``; the counts at
+matched checkpoints are read from the records a block of checkpoints at a time, so a comparison
+of records of any size needs memory for a few rows of examples only.
 """
 
 from __future__ import annotations
@@ -32,20 +36,23 @@ from curriculum.config.stages import CompareConfig
 from curriculum.reporting.report import write_section
 from scoring import agreement
 from scoring.errors import UserError
-from scoring.files import atomic_write_bytes
-from scoring.records import SPLITS, Record, load_record, read_run_info
+from scoring.files import atomic_write_bytes, reading
+from scoring.records import SPLITS, read_run_info
 from scoring.scores import Scores
-from stats.distributions import bimodality, spearman
+from scoring.stream import CheckpointCounts, correct_counts, row_blocks
+from stats.distributions import bimodality, pearson, spearman
 
 
 @dataclass
 class Collection:
-    """One finished score run: its run.json, scores and records."""
+    """One finished score run: its run.json, scores and per-checkpoint summary. The record itself
+    is read only where a comparison needs per-example counts (:func:`scoring.stream.correct_counts`),
+    a block of checkpoints at a time."""
 
     path: Path
     info: dict
     scores: Scores
-    records: dict[str, Record]
+    summary: pd.DataFrame
 
     @property
     def name(self) -> str:
@@ -59,6 +66,20 @@ class Collection:
     def epochs(self) -> list[float]:
         return [c["epoch"] for c in self.info["checkpoints"]]
 
+    def labels(self, split: str) -> np.ndarray:
+        return self.scores.split(split)["label"].to_numpy()
+
+    def errors(self, split: str) -> np.ndarray:
+        """Mean error of the members at each checkpoint (1 - mean accuracy)."""
+        rows = self.summary[self.summary["split"] == split].sort_values("checkpoint")
+        return 1.0 - rows["acc_mean"].to_numpy(np.float64)
+
+    def counts(self, split: str, rows: list[int],
+               groups: np.ndarray | None = None) -> tuple[np.ndarray, CheckpointCounts]:
+        """:func:`scoring.stream.correct_counts` of this run at checkpoints ``rows``."""
+        return correct_counts(self.path, split, self.labels(split), self.info["members"], len(self.epochs), rows,
+                              groups)
+
 
 def load_collection(path: str | Path) -> Collection:
     path = Path(path)
@@ -66,9 +87,14 @@ def load_collection(path: str | Path) -> Collection:
     if info is None or info.get("status") != "complete" or not (path / "scores.parquet").exists():
         raise UserError(f"{path} holds no finished score run; run `curriculum score --out {path}` (or `curriculum learners`) first.")
     scores = Scores.load(path)
-    records = {split: load_record(path, split, scores.split(split)["label"].to_numpy(), info["members"], len(info["checkpoints"]))
-               for split in SPLITS}
-    return Collection(path, info, scores, records)
+    rewrite = f"run `curriculum score --out {path}` again with the run's settings to rewrite it"
+    if not (path / "summary.csv").exists():
+        raise UserError(f"{path} has no summary.csv; {rewrite}.")
+    with reading(path / "summary.csv", rewrite):
+        summary = pd.read_csv(path / "summary.csv", float_precision="round_trip")
+        if not {"split", "checkpoint", "acc_mean"} <= set(summary.columns):
+            raise ValueError("summary.csv lacks columns")
+    return Collection(path, info, scores, summary)
 
 
 def shared_splits(a: Collection, b: Collection) -> list[str]:
@@ -86,59 +112,68 @@ def shared_splits(a: Collection, b: Collection) -> list[str]:
     return same
 
 
-def _errors(correct: np.ndarray) -> np.ndarray:
-    return 1.0 - agreement.accuracy_mean_std(correct)[0]
-
-
-def _matched(correct_a: np.ndarray, correct_b: np.ndarray, tol: float) -> list[tuple[int, int]]:
+def _matched(err_a: np.ndarray, err_b: np.ndarray, tol: float) -> list[tuple[int, int]]:
     """Accuracy-matched checkpoint pairs after initialisation (at initialisation every member
     predicts nearly one class, so agreement there is class bias, as for accessibility)."""
-    pairs = agreement.match_checkpoints(_errors(correct_a)[1:], _errors(correct_b)[1:], tol)
+    pairs = agreement.match_checkpoints(err_a[1:], err_b[1:], tol)
     return [(ia + 1, ib + 1) for ia, ib in pairs]
 
 
 def _easy_pairs(a: Collection, b: Collection, matched: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Checkpoint pairs for the easy-set comparison: the epochs both runs recorded (seed 000
-    compares linear and non-linear networks epoch by epoch), else the accuracy-matched ones."""
+    """Checkpoint pairs for the easy-set comparison: the epochs both runs recorded (Hacohen et al.
+    compare linear and non-linear networks epoch by epoch), else the accuracy-matched ones."""
     index_b = {round(e, 6): i for i, e in enumerate(b.epochs)}
     common = [(i, index_b[round(e, 6)]) for i, e in enumerate(a.epochs) if i > 0 and round(e, 6) in index_b]
     return common or matched
 
 
+def merged_counts(a: Collection, b: Collection, split: str, pairs: list[tuple[int, int]]):
+    """For blocks of checkpoint pairs (ea, eb): how many of the Na + Nb members get each example
+    right (``[pairs, M]``), with both runs' :class:`CheckpointCounts` at those checkpoints (b's
+    members counted by a's classes, as the merged collection's class null needs)."""
+    for block in row_blocks(pairs, len(a.labels(split))):
+        right_a, counts_a = a.counts(split, [ia for ia, _ in block])
+        right_b, counts_b = b.counts(split, [ib for _, ib in block], groups=a.labels(split))
+        yield block, right_a + right_b, counts_a, counts_b
+
+
 def compare_pair(a: Collection, b: Collection, tol: float = 0.01, threshold: float = 0.9) -> dict[str, pd.DataFrame]:
     """Tables ``correlations``, ``matched`` and ``easy_sets`` for one pair (see the module docstring)."""
     correlations, matched_rows, easy_rows = [], [], []
+    n = a.info["members"] + b.info["members"]
     for split in shared_splits(a, b):
-        ca, cb = a.records[split].correct, b.records[split].correct
-        if ca.shape[2] != cb.shape[2]:
-            raise UserError(f"{a.path} and {b.path} score {ca.shape[2]} and {cb.shape[2]} {split} examples; "
+        xa, xb = (c.scores.split(split)["accessibility"].to_numpy(np.float64) for c in (a, b))
+        if len(xa) != len(xb):
+            raise UserError(f"{a.path} and {b.path} score {len(xa)} and {len(xb)} {split} examples; "
                             "rerun the older one with this version of `curriculum score`.")
-        pearson_r, pearson_p = agreement.accessibility_correlation(ca, cb)
-        spearman_r, spearman_p = spearman(agreement.accessibility(ca), agreement.accessibility(cb))
+        pearson_r, pearson_p = pearson(xa, xb)
+        spearman_r, spearman_p = spearman(xa, xb)
         rel_a, rel_b = (float(c.scores.reliability.loc["accessibility", split]) for c in (a, b))
         correlations.append({
-            "split": split, "examples": ca.shape[2], "labels_equal": bool(np.array_equal(a.records[split].labels, b.records[split].labels)),
+            "split": split, "examples": len(xa),
+            "labels_equal": bool(np.array_equal(a.labels(split), b.labels(split))),
             "pearson_r": pearson_r, "pearson_p": pearson_p, "spearman_r": spearman_r, "spearman_p": spearman_p,
             "reliability_a": rel_a, "reliability_b": rel_b, "ceiling": float(np.sqrt(rel_a * rel_b)) if rel_a > 0 and rel_b > 0 else np.nan,
         })
-        pairs = _matched(ca, cb, tol)
-        err_a, err_b = _errors(ca), _errors(cb)
-        if pairs:
-            cross = agreement.cross_consistency(ca, cb, pairs)
-            for (ia, ib), row in zip(pairs, cross):
-                acc = np.concatenate([ca[:, ia].mean(1), cb[:, ib].mean(1)])
+        err_a, err_b = a.errors(split), b.errors(split)
+        pairs = _matched(err_a, err_b, tol)
+        for block, right, counts_a, counts_b in merged_counts(a, b, split, pairs):
+            for i, (ia, ib) in enumerate(block):
+                row = right[i] / n  # cross-consistency (Hacohen et al. 2020, section 4.2)
+                acc = np.concatenate([counts_a.member_accuracy()[:, i], counts_b.member_accuracy()[:, i]])
                 matched_rows.append({
                     "split": split, "checkpoint_a": ia, "checkpoint_b": ib, "epoch_a": a.epochs[ia], "epoch_b": b.epochs[ib],
                     "error_a": err_a[ia], "error_b": err_b[ib], "mean_cross_consistency": row.mean(),
                     "at0_observed": np.mean(row == 0), "at0_independent": np.prod(1 - acc),
                     "at1_observed": np.mean(row == 1), "at1_independent": np.prod(acc), "bimodality": bimodality(row),
                 })
-        easy = _easy_pairs(a, b, pairs)
-        if easy:
-            ia, ib = (np.array(side) for side in zip(*easy))
-            both, only_a, only_b = agreement.compare_easy_sets(agreement.consistency(ca)[ia], agreement.consistency(cb)[ib], threshold)
-            easy_rows += [{"split": split, "epoch_a": a.epochs[i], "epoch_b": b.epochs[j], "examples": ca.shape[2],
-                           "both": int(x), "only_a": int(y), "only_b": int(z)}
+        for block in row_blocks(_easy_pairs(a, b, pairs), len(xa)):
+            ia, ib = (np.array(side) for side in zip(*block))
+            cons_a = a.counts(split, list(ia))[0] / a.info["members"]
+            cons_b = b.counts(split, list(ib))[0] / b.info["members"]
+            both, only_a, only_b = agreement.compare_easy_sets(cons_a, cons_b, threshold)
+            easy_rows += [{"split": split, "epoch_a": a.epochs[i], "epoch_b": b.epochs[j],
+                           "examples": len(xa), "both": int(x), "only_a": int(y), "only_b": int(z)}
                           for i, j, x, y, z in zip(ia, ib, both, only_a, only_b)]
     return {"correlations": pd.DataFrame(correlations), "matched": pd.DataFrame(matched_rows), "easy_sets": pd.DataFrame(easy_rows)}
 
@@ -152,19 +187,29 @@ def pair_figures(a: Collection, b: Collection, tables: dict[str, pd.DataFrame], 
     head = f"{a.info['dataset']['name']}: {a.label} vs {b.label}"
     stem = f"{a.name}_vs_{b.name}"
     corr = tables["correlations"]
-    scatter = [{"split": r.split, "x": agreement.accessibility(a.records[r.split].correct),
-                "y": agreement.accessibility(b.records[r.split].correct), "xlabel": a.label, "ylabel": b.label,
+    scatter = [{"split": r.split, "x": a.scores.split(r.split)["accessibility"].to_numpy(),
+                "y": b.scores.split(r.split)["accessibility"].to_numpy(),
+                "xlabel": a.label, "ylabel": b.label,
                 "pearson": r.pearson_r, "spearman": r.spearman_r, "ceiling": r.ceiling} for r in corr.itertuples()]
     drawn = [figures.accessibility_scatter(scatter, folder / f"{stem}_accessibility.png", f"{head}: accessibility")]
     matched = tables["matched"]
     if len(matched):
         panels = []
-        for split, rows in matched.groupby("split", sort=False):
-            for r in _spread(list(rows.itertuples())):
-                merged = np.concatenate([a.records[split].correct[:, r.checkpoint_a], b.records[split].correct[:, r.checkpoint_b]])
-                panels.append({"split": split, "correct": merged, "labels": a.records[split].labels,
-                               "caption": f"epochs {r.epoch_a:.3g}/{r.epoch_b:.3g}, error {r.error_a:.2f}/{r.error_b:.2f}"})
         n = a.info["members"] + b.info["members"]
+        for split, rows in matched.groupby("split", sort=False):
+            shown = _spread(list(rows.itertuples()))
+            pairs = [(int(r.checkpoint_a), int(r.checkpoint_b)) for r in shown]
+            for block, right, counts_a, counts_b in merged_counts(a, b, split, pairs):
+                accuracy = np.concatenate([counts_a.member_accuracy(), counts_b.member_accuracy()])
+                by_class = np.concatenate([counts_a.class_accuracy(), counts_b.class_accuracy()])
+                for i, r in enumerate(shown[: len(block)]):
+                    panels.append({
+                        "split": split, "histogram": np.bincount(right[i], minlength=n + 1),
+                        "accuracy": accuracy[:, i], "class_accuracy": by_class[:, i],
+                        "class_sizes": counts_a.class_sizes,
+                        "caption": f"epochs {r.epoch_a:.3g}/{r.epoch_b:.3g}, "
+                                   f"error {r.error_a:.2f}/{r.error_b:.2f}"})
+                shown = shown[len(block):]
         drawn.append(figures.cross_consistency_histograms(panels, folder / f"{stem}_cross_consistency.png",
                                                           f"{head}: cross-consistency of the {n} members at accuracy-matched checkpoints"))
     if len(tables["easy_sets"]):

@@ -51,7 +51,7 @@ from curriculum.data.probes import load_probe, probe_images, probe_predictions, 
 from curriculum.reporting.report import write_report
 from scoring.errors import UserError
 from scoring.files import atomic_write_bytes, reading
-from scoring.records import (SPLITS, MemberRecord, default_run_dir, member_dir, open_run, probs_bytes, read_run_info,
+from scoring.records import (SPLITS, MemberRecord, default_run_dir, member_dir, open_run, plan_disk, read_run_info,
                              update_run)
 
 def checkpoint_steps(epochs: float, eval_every: float, steps_per_epoch: int) -> list[int]:
@@ -190,13 +190,24 @@ def _drop_states(run_dir: Path, member: int, keep: Path | None = None) -> None:
             old.unlink()
 
 
-def train_group(trainer: GroupTrainer, records: list[MemberRecord], run_dir: Path, steps: list[int], progress: tqdm | None) -> None:
+def train_group(trainer: GroupTrainer, records: list[MemberRecord], run_dir: Path, steps: list[int],
+                progress: tqdm | None, timings: dict[str, float] | None = None) -> None:
     """Resume the group from its members' last common checkpoint and record the remaining ones.
 
     At each checkpoint every member's state is saved before any record is committed, and older
     states are removed only after all are committed, so a run killed at any point finds the
-    state of the checkpoint where its least advanced member stopped.
+    state of the checkpoint where its least advanced member stopped. ``timings`` accumulates the
+    seconds spent training, evaluating, saving training states and writing record rows.
     """
+    timings = {} if timings is None else timings
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = timings.get(name, 0.0) + now - clock
+        clock = now
+
     done = [record.committed() for record in records]
     start = min(done)
     if start:
@@ -213,19 +224,25 @@ def train_group(trainer: GroupTrainer, records: list[MemberRecord], run_dir: Pat
             trainer.load_states(states)
         if progress is not None:
             progress.update(steps[start - 1] * len(records))
+    lap("train")
     for index in range(start, len(steps)):
         trainer.run_to(steps[index], progress)
+        lap("train")
         rows = trainer.record(initial=index == 0)
+        lap("eval")
         last = index == len(steps) - 1
         if not last:
             for k, member in enumerate(trainer.members):
                 _save_state(_state_path(run_dir, member, index), trainer.member_state(k))
+        lap("training states")
         for record, row in zip(records, rows):
             if record.committed() == index:  # a member ahead of the group already holds this row
-                record.append(row)
+                record.append(row)  # one row: O(examples), earlier rows are not touched
                 record.commit()
+        lap("record writes")
         for member in trainer.members:
             _drop_states(run_dir, member, keep=None if last else _state_path(run_dir, member, index))
+        lap("training states")
 
 
 def run_info(config: ScoreConfig, dataset: Dataset, arch: str, steps: list[int], steps_per_epoch: int, precision: str, layout: str, compute: dict) -> dict:
@@ -306,31 +323,53 @@ def score(config: ScoreConfig) -> Path:
         steps = checkpoint_steps(config.epochs, config.eval_every, steps_per_epoch)
         info = run_info(config, dataset, arch, steps, steps_per_epoch, precision, layout, compute_layout(accelerator.device))
         probe = probe_images(config.probe, dataset.image_shape) if config.probe else None  # a bad --probe fails before any write
-        return arch, precision, stacked, run_dir, steps_per_epoch, steps, info, probe
+        sizes = {split: len(dataset.split(split).labels) for split in SPLITS}
+        statement = plan_disk(run_dir, config.members, len(steps), sizes, dataset.num_classes, config.record_probs)
+        return arch, precision, stacked, run_dir, steps_per_epoch, steps, info, probe, statement
 
-    arch, precision, stacked, run_dir, steps_per_epoch, steps, info, probe = agree(accelerator, plan)
+    arch, precision, stacked, run_dir, steps_per_epoch, steps, info, probe, statement = agree(accelerator, plan)
+    if main and not config.quiet:
+        print(statement)
     with run_lock(accelerator, run_dir, "--out"):
         agree(accelerator, lambda: check_resumable(run_dir, info))  # all refuse a mismatch together
         agree(accelerator, lambda: open_run(run_dir, info, write=True) if main else None)
         started = time.perf_counter()
-        train_members(config, accelerator, dataset, arch, run_dir, steps, steps_per_epoch, precision, stacked, probe)
+        timings: dict[str, float] = {}
+        train_members(config, accelerator, dataset, arch, run_dir, steps, steps_per_epoch, precision, stacked, probe,
+                      timings)
         barrier(accelerator)
 
         def finish() -> None:
             if main:
-                scores = write_report(run_dir, dataset, info, quiet=config.quiet)
+                scores = write_report(run_dir, dataset, info, quiet=config.quiet, memory_mb=config.score_memory,
+                                      timings=timings)
+                seconds = time.perf_counter() - started
+                if not config.quiet:
+                    print(time_sentence(timings, seconds, processes))
                 # How this session ran, beside its time; not checked on resume, which any process count may do.
-                update_run(run_dir, status="complete", seconds=round(time.perf_counter() - started, 1),
-                           processes=processes, reliability=scores.meta["reliability"])
+                update_run(run_dir, status="complete", seconds=round(seconds, 1), processes=processes,
+                           reliability=scores.meta["reliability"], timings={k: round(v, 2) for k, v in timings.items()})
 
         agree(accelerator, finish)
     return run_dir
 
 
+def time_sentence(timings: dict[str, float], seconds: float, processes: int) -> str:
+    """Where the score stage's wall time went, largest share first; ``other`` is the rest (setting
+    up the members and moving the data to the device)."""
+    shares = {**timings, "other": max(0.0, seconds - sum(timings.values()))}
+    parts = ", ".join(f"{name} {value:.1f} s ({value / seconds:.0%})" for name, value in
+                      sorted(shares.items(), key=lambda item: -item[1]))
+    whose = "" if processes == 1 else f" (training parts: the members of this process, 1 of {processes})"
+    return f"Time: {seconds:.1f} s wall; {parts}{whose}."
+
+
 def train_members(config: ScoreConfig, accelerator, dataset: Dataset, arch: str, run_dir: Path, steps: list[int],
-                  steps_per_epoch: int, precision: str, stacked: bool, probe: np.ndarray | None = None) -> None:
+                  steps_per_epoch: int, precision: str, stacked: bool, probe: np.ndarray | None = None,
+                  timings: dict[str, float] | None = None) -> None:
     """Train and record this process's members (r, r + P, ...) in groups, each from where it stopped;
-    finished members label the ``probe`` images (``--probe``) too."""
+    finished members label the ``probe`` images (``--probe``) too. ``timings`` accumulates where
+    the time went (:func:`train_group`)."""
     processes = accelerator.num_processes
     data = DeviceData(dataset, accelerator.device)
     sizes = {split: data.size(split) for split in SPLITS}
@@ -344,10 +383,6 @@ def train_members(config: ScoreConfig, accelerator, dataset: Dataset, arch: str,
     # whose state is kept until its whole group has) trains along without writing its rows again.
     done = {member: records[member].committed() for member in mine}
     groups = [mine[i : i + config.max_stack] for i in range(0, len(mine), config.max_stack)]
-    if probs and accelerator.is_main_process and not config.quiet:
-        size = probs_bytes(config.members, len(steps), sizes, probs)
-        print(f"--record-probs keeps {config.members} x {len(steps)} checkpoints x {sum(sizes.values())} examples x {probs} "
-              f"classes as float16: {size / 2**20:.1f} MiB in {run_dir / 'records'}")
     with tqdm(
         total=len(mine) * steps[-1], unit="ex", unit_scale=config.batch_size, dynamic_ncols=True,
         disable=config.quiet or not accelerator.is_main_process,
@@ -368,7 +403,7 @@ def train_members(config: ScoreConfig, accelerator, dataset: Dataset, arch: str,
             progress.set_description(f"{arch} members {member_names(group)} of {config.members}")
             trainer = GroupTrainer(config, arch, dataset, data, group, precision, stacked, steps[-1], steps_per_epoch)
             try:
-                train_group(trainer, [records[member] for member in group], run_dir, steps, progress)
+                train_group(trainer, [records[member] for member in group], run_dir, steps, progress, timings)
                 if probe is not None:
                     for member, pred in zip(group, probe_predictions(trainer.group, data, probe)):
                         save_probe(run_dir, member, pred)

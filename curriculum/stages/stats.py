@@ -27,7 +27,7 @@ from curriculum.reporting.report import write_section
 from curriculum.reporting.statistics_relation import statistic_correlations, statistic_curves
 from scoring.errors import CorruptFileError, UserError
 from scoring.files import atomic_write, atomic_write_bytes, locked, reading
-from scoring.records import SPLITS, default_run_dir, load_record, read_run_info
+from scoring.records import SPLITS, check_complete, default_run_dir, read_run_info
 from scoring.scores import Scores
 from stats.images import STATISTICS, compute_statistics
 
@@ -63,9 +63,10 @@ def dataset_statistics(dataset: Dataset, workers: int | None = None, cache_dir: 
     return values
 
 
-def read_run(run_dir: Path, dataset: Dataset) -> tuple[Scores, dict, pd.DataFrame, dict]:
-    """Everything ``stats`` needs from a score run (scores, run.json, summary, records), read and
-    checked before anything is computed or written."""
+def read_run(run_dir: Path, dataset: Dataset) -> tuple[Scores, dict, pd.DataFrame]:
+    """Everything ``stats`` needs from a score run (scores, run.json, summary), read and checked
+    before anything is computed or written; the record is checked complete here and read later,
+    a block of checkpoints at a time."""
     scores = Scores.load(run_dir)
     scores.check_fingerprint(dataset.fingerprint, dataset.name)
     info = read_run_info(run_dir)
@@ -79,12 +80,8 @@ def read_run(run_dir: Path, dataset: Dataset) -> tuple[Scores, dict, pd.DataFram
         summary = pd.read_csv(summary_path)
         if not set(SUMMARY_COLUMNS) <= set(summary.columns):
             raise ValueError("summary.csv lacks columns")
-    epochs = [c["epoch"] for c in info["checkpoints"]]
-    records = {
-        split: load_record(run_dir, split, dataset.split(split).labels, info["members"], len(epochs))
-        for split in SPLITS
-    }
-    return scores, info, summary, records
+    check_complete(run_dir, info["members"], len(info["checkpoints"]))
+    return scores, info, summary
 
 
 def statistics_vs_factors(dataset: Dataset, values: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame | None:
@@ -157,13 +154,13 @@ def image_statistics(config: StatsConfig) -> pd.DataFrame:
     check_output_dir(run_dir, "--run")
     with locked(run_dir, "--run"):
         # read and checked before the statistics are computed, so a wrong run costs nothing
-        scores, info, summary, records = read_run(run_dir, dataset)
+        scores, info, summary = read_run(run_dir, dataset)
         values = dataset_statistics(dataset, config.workers)
         for split in SPLITS:
             scores.add_columns(split, values[split])
         scores.save(run_dir / "scores.parquet")
-        epochs = [c["epoch"] for c in info["checkpoints"]]
-        curves = statistic_curves(records, values, epochs)
+        labels = {split: dataset.split(split).labels for split in SPLITS}
+        curves = statistic_curves(run_dir, info, labels, values)
         table = statistic_correlations(scores.table, names)
         atomic_write_bytes(run_dir / "statistics_curves.csv", curves.to_csv(index=False).encode())
         atomic_write_bytes(run_dir / "statistics.csv", table.to_csv(index=False).encode())
