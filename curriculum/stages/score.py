@@ -6,13 +6,15 @@ members r, r + P, r + 2P, ... on the full dataset: members are split between pro
 never is, and no gradient is ever synchronised. Each process writes its own members' records, so
 the only collective is the barrier before the scores are computed.
 
-A member checkpoints its training state next to its record, so a killed run restarts from the
-last committed checkpoint and ends with the same record as an uninterrupted one.
+A member saves its training state next to its record at some checkpoints (:func:`state_every`),
+so a killed run restarts from the last saved state, trains forward again to its last committed
+checkpoint without rewriting it, and ends with the same record as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import pickle
 import platform
 import time
@@ -35,17 +37,23 @@ from curriculum.training.engine import (
     resolve_stacking,
     outputs_to_record,
     predict,
+    read_back,
+    fallback_note,
     resolve_arch,
     resolve_precision,
     run_lock,
     train_steps,
 )
+from curriculum.training.policy import DevicePolicy, device_policy
 from curriculum.data.probes import load_probe, probe_images, probe_predictions, save_probe
 from curriculum.config.recipes import with_recipe
 from curriculum.reporting.report import write_report
 from scoring.errors import UserError
 from scoring.files import atomic_write_bytes, reading
-from scoring.records import SPLITS, MemberRecord, default_run_dir, member_dir, open_run, probs_bytes, update_run
+from scoring.records import FIELDS, PROBS, SPLITS, MemberRecord, default_run_dir, member_dir, open_run, probs_bytes, update_run
+
+#: The dtype each recorded field is narrowed to on the device, before it is copied to the host.
+RECORD_DTYPES = {**{key: getattr(torch, np.dtype(dtype).name) for key, dtype in FIELDS.items()}, PROBS: torch.float16}
 
 def batches_per_epoch(num_examples: int, batch_size: int) -> int:
     """Mini-batches in one pass over the data; the last batch takes the remainder, and a
@@ -85,7 +93,7 @@ class GroupTrainer:
         self.total_steps, self.steps_per_epoch = total_steps, steps_per_epoch
         self.decay_every = max(1, round(config.lr_decay_epochs * steps_per_epoch))
         self.step = 0
-        self.guard = FiniteGuard(len(members), self.device)
+        self.guard = FiniteGuard(len(members), data.policy)
         m = data.size("train")
         self.perm = torch.empty(len(members), m, dtype=torch.long, device=self.device)
         self.online = {key: torch.zeros(len(members), m, device=self.device) for key in ("pred", "p_true", "el2n")}
@@ -96,8 +104,7 @@ class GroupTrainer:
         return {
             **self.group.member_state(k),
             "step": self.step,
-            "torch_rng": torch.get_rng_state(),  # only models that draw randomness functionally use it
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+            **self.data.policy.rng_state(),  # only models that draw randomness functionally use it
             "perm": self.perm[k].clone(),
             "online": {key: value[k].clone() for key, value in self.online.items()},
         }
@@ -105,9 +112,7 @@ class GroupTrainer:
     def load_states(self, states: list[dict]) -> None:
         self.group.load_member_states(states)
         self.step = states[0]["step"]
-        torch.set_rng_state(states[0]["torch_rng"])
-        if states[0]["cuda_rng"] is not None:
-            torch.cuda.set_rng_state_all(states[0]["cuda_rng"])
+        self.data.policy.set_rng_state(states[0])
         self.perm = torch.stack([state["perm"] for state in states])
         self.online = {key: torch.stack([state["online"][key] for state in states]) for key in self.online}
 
@@ -137,17 +142,25 @@ class GroupTrainer:
             self.step = stop
 
     def record(self, initial: bool) -> list[dict[str, dict[str, np.ndarray]]]:
-        """Every member's predictions for the current checkpoint, moved to the host once. In
-        ``online`` mode the train row is the latest training-mode output of each example
-        (Pliushch et al.'s code); checkpoint 0 has no training pass yet and uses the eval pass."""
-        self.guard.check(self.step)
+        """Every member's predictions for the current checkpoint, narrowed on the device to the
+        record's dtypes and moved to the host in one copy with the divergence flags (a member whose
+        training loss or predictions are not finite raises :class:`Diverged`). In ``online`` mode
+        the train row is the latest training-mode output of each example (Pliushch et al.'s code);
+        checkpoint 0 has no training pass yet and uses the eval pass."""
         rows = {split: predict(self.group, self.data, split, probs=self.config.record_probs) for split in SPLITS}
         if self.config.train_record == "online" and not initial:
             rows["train"] = self.online
-        host = {split: {key: value.cpu().numpy() for key, value in fields.items()} for split, fields in rows.items()}
-        for k in range(len(self.members)):
-            if not all(np.isfinite(fields[key][k]).all() for fields in host.values() for key in ("p_true", "el2n")):
-                raise Diverged(self.step, k)
+        bad = self.guard.bad.clone()
+        for fields in rows.values():
+            for key in ("p_true", "el2n"):
+                bad |= ~torch.isfinite(fields[key]).all(1)
+        keys = [(split, key) for split, fields in rows.items() for key in fields]
+        *values, bad = read_back([rows[split][key].to(RECORD_DTYPES[key]) for split, key in keys] + [bad], self.data.policy)
+        if bad.any():
+            raise Diverged(self.step, int(bad.nonzero()[0][0]))
+        host: dict[str, dict[str, np.ndarray]] = {split: {} for split in rows}
+        for (split, key), value in zip(keys, values):
+            host[split][key] = value
         return [{split: {key: value[k] for key, value in fields.items()} for split, fields in host.items()}
                 for k in range(len(self.members))]
 
@@ -190,42 +203,58 @@ def _drop_states(run_dir: Path, member: int, keep: Path | None = None) -> None:
             old.unlink()
 
 
-def train_group(trainer: GroupTrainer, records: list[MemberRecord], run_dir: Path, steps: list[int], progress: tqdm | None) -> None:
-    """Resume the group from its members' last common checkpoint and record the remaining ones.
+def state_every(checkpoints: int, eval_every: float) -> int:
+    """Training states are saved at every this-many-th checkpoint: at about a tenth of the
+    checkpoints, and at least once an epoch. Saving a state costs about as much as recording a
+    checkpoint (10 st-VGG members: 102 MiB, written and synced), and a resumed run only trains
+    forward again from the last one, so this bounds both the cost and the repeated training."""
+    return max(1, min(math.ceil(checkpoints / 10), round(1 / eval_every)))
 
-    At each checkpoint every member's state is saved before any record is committed, and older
-    states are removed only after all are committed, so a run killed at any point finds the
-    state of the checkpoint where its least advanced member stopped.
+
+def _saved_state(run_dir: Path, members: list[int], before: int) -> int | None:
+    """The latest checkpoint index below ``before`` at which every member of the group saved a
+    state, or None."""
+    common = None
+    for member in members:
+        indices = {int(path.stem.split("_")[1]) for path in member_dir(run_dir, member).glob("state_*.pt")
+                   if path.stem.split("_")[1].isdecimal()}
+        common = indices if common is None else common & indices
+    found = [index for index in common or () if index < before]
+    return max(found) if found else None
+
+
+def train_group(trainer: GroupTrainer, records: list[MemberRecord], run_dir: Path, steps: list[int], progress: tqdm | None,
+                every: int = 1) -> None:
+    """Resume the group from its members' last saved state and record the remaining checkpoints.
+
+    A state is saved at every ``every``-th checkpoint, for every member before any record is
+    committed, and older states are removed only after all are committed, so a run killed at any
+    point finds a state at or before the checkpoint where its least advanced member stopped (or
+    none, and trains from the start). It trains forward from there, recording only the rows a
+    member has not committed: training is deterministic, so the record is the uninterrupted one.
     """
-    done = [record.committed() for record in records]
-    start = min(done)
-    if start:
-        if start < len(steps):
-            states = []
-            for member in trainer.members:
-                state_file = _state_path(run_dir, member, start - 1)
-                if not state_file.exists():
-                    raise UserError(
-                        f"Training state {state_file} is missing; delete {state_file.parent} and run the same command "
-                        f"again to recompute member {member}."
-                    )
-                states.append(_load_state(state_file, member))
-            trainer.load_states(states)
+    start = min(record.committed() for record in records)
+    resume = _saved_state(run_dir, trainer.members, start) if start else None
+    if resume is not None:
+        trainer.load_states([_load_state(_state_path(run_dir, member, resume), member) for member in trainer.members])
         if progress is not None:
-            progress.update(steps[start - 1] * len(records))
-    for index in range(start, len(steps)):
+            progress.update(steps[resume] * len(records))
+    for index in range(0 if resume is None else resume + 1, len(steps)):
         trainer.run_to(steps[index], progress)
-        rows = trainer.record(initial=index == 0)
+        pending = [record.committed() == index for record in records]  # a member ahead already holds this row
         last = index == len(steps) - 1
-        if not last:
+        save = not last and index >= start and index % every == 0
+        rows = trainer.record(initial=index == 0) if any(pending) else []
+        if save:
             for k, member in enumerate(trainer.members):
                 _save_state(_state_path(run_dir, member, index), trainer.member_state(k))
-        for record, row in zip(records, rows):
-            if record.committed() == index:  # a member ahead of the group already holds this row
+        for record, row, write in zip(records, rows, pending):
+            if write:
                 record.append(row)
                 record.commit()
-        for member in trainer.members:
-            _drop_states(run_dir, member, keep=None if last else _state_path(run_dir, member, index))
+        if save or last:
+            for member in trainer.members:
+                _drop_states(run_dir, member, keep=None if last else _state_path(run_dir, member, index))
 
 
 def run_info(config: ScoreConfig, dataset: Dataset, arch: str, steps: list[int], steps_per_epoch: int, precision: str, layout: str, compute: dict) -> dict:
@@ -264,8 +293,9 @@ def score(config: ScoreConfig) -> Path:
         dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed)
     arch = resolve_arch(config, dataset)  # a bad --arch fails before any write
     device, processes = accelerator.device, accelerator.num_processes
-    precision = resolve_precision(config, device)
-    stacked = resolve_stacking(config, arch, dataset, device, precision, warn=None if config.quiet else print)
+    policy = device_policy(device)
+    precision = resolve_precision(config, policy)
+    stacked = resolve_stacking(config, arch, dataset, policy, precision, warn=fallback_note(accelerator))
     layout = f"stacked in groups of up to {config.max_stack}, {processes} process(es)" if stacked else "one by one"
     run_dir = Path(config.out) if config.out else default_run_dir(dataset.name)
     check_output_dir(run_dir, "--out")
@@ -280,7 +310,7 @@ def score(config: ScoreConfig) -> Path:
             open_run(run_dir, info, write=True)
         accelerator.wait_for_everyone()
         started = time.perf_counter()
-        train_members(config, accelerator, dataset, arch, run_dir, steps, steps_per_epoch, precision, stacked, probe)
+        train_members(config, accelerator, dataset, arch, run_dir, steps, steps_per_epoch, precision, stacked, probe, policy)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             scores = write_report(run_dir, dataset, info, quiet=config.quiet)
@@ -292,11 +322,12 @@ def score(config: ScoreConfig) -> Path:
 
 
 def train_members(config: ScoreConfig, accelerator, dataset: Dataset, arch: str, run_dir: Path, steps: list[int],
-                  steps_per_epoch: int, precision: str, stacked: bool, probe: np.ndarray | None = None) -> None:
+                  steps_per_epoch: int, precision: str, stacked: bool, probe: np.ndarray | None = None,
+                  policy: DevicePolicy | None = None) -> None:
     """Train and record this process's members (r, r + P, ...) in groups, each from where it stopped;
     finished members label the ``probe`` images (``--probe``) too."""
     processes = accelerator.num_processes
-    data = DeviceData(dataset, accelerator.device)
+    data = DeviceData(dataset, accelerator.device, policy)
     sizes = {split: data.size(split) for split in SPLITS}
     mine = list(range(accelerator.process_index, config.members, processes))
     probs = dataset.num_classes if config.record_probs else None
@@ -326,7 +357,8 @@ def train_members(config: ScoreConfig, accelerator, dataset: Dataset, arch: str,
             progress.set_description(f"{arch} members {member_names(group)} of {config.members}")
             trainer = GroupTrainer(config, arch, dataset, data, group, precision, stacked, steps[-1], steps_per_epoch)
             try:
-                train_group(trainer, [records[member] for member in group], run_dir, steps, progress)
+                train_group(trainer, [records[member] for member in group], run_dir, steps, progress,
+                            every=state_every(len(steps), config.eval_every))
                 if probe is not None:
                     for member, pred in zip(group, probe_predictions(trainer.group, data, probe)):
                         save_probe(run_dir, member, pred)
