@@ -150,7 +150,7 @@ class GroupTrainer:
         rows = {split: predict(self.group, self.data, split, probs=self.config.record_probs) for split in SPLITS}
         if self.config.train_record == "online" and not initial:
             rows["train"] = self.online
-        bad = self.guard.bad.clone()
+        bad = self.guard.bad
         for fields in rows.values():
             for key in ("p_true", "el2n"):
                 bad |= ~torch.isfinite(fields[key]).all(1)

@@ -32,7 +32,7 @@ from accelerate.utils import broadcast_object_list
 
 from curriculum.config.stages import TrainingConfig
 from curriculum.data.datasets import Dataset
-from curriculum.training.members import MemberLoop, Members, StackedMembers, own_dropout, stacking_refusal
+from curriculum.training.members import MemberLoop, Members, StackedMembers, float32_head, own_dropout, stacking_refusal
 from curriculum.training.policy import DevicePolicy, device_policy
 from curriculum.models.builders import build_model
 from scoring.errors import UserError
@@ -162,14 +162,14 @@ def augment(x: torch.Tensor, generators: list[torch.Generator],
     """Random horizontal flip and random crop (reflect padding of H/8 pixels), per example.
 
     ``x`` holds one equal batch per generator, consecutively; each member's draws come from its
-    own generator (so its seed decides its augmentations), then one gather moves every pixel.
+    own generator (so its seed decides its augmentations): one integer per example codes its
+    flip and both shifts (one kernel a member, not three), then one gather moves every pixel.
     """
     n, _, h, w = x.shape
     b, pad = n // len(generators), max(1, h // 8)
-    draws = [(torch.rand(b, generator=g, device=g.device) < 0.5,
-              torch.randint(0, 2 * pad + 1, (b,), generator=g, device=g.device),
-              torch.randint(0, 2 * pad + 1, (b,), generator=g, device=g.device)) for g in generators]
-    flip, dy, dx = (torch.cat(parts).to(x.device) for parts in zip(*draws))
+    side = 2 * pad + 1
+    code = torch.cat([torch.randint(0, 2 * side * side, (b,), generator=g, device=g.device) for g in generators]).to(x.device)
+    flip, dy, dx = code % 2 == 1, code // 2 // side, code // 2 % side
     x = torch.where(flip.view(n, 1, 1, 1), x.flip(3), x)
     padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
     rows = (torch.arange(h, device=x.device)[None, :] + dy[:, None])[:, None, :, None]
@@ -185,7 +185,7 @@ def new_model(config: TrainingConfig, arch: str, dataset: Dataset, seed: int, de
     torch.manual_seed(seed)
     h, w, c = dataset.image_shape
     model = build_model(arch, in_channels=c, num_classes=dataset.num_classes, image_size=(h, w), dropout=config.dropout)
-    return own_dropout(model).to(device=device, memory_format=torch.channels_last)
+    return float32_head(own_dropout(model)).to(device=device, memory_format=torch.channels_last)
 
 
 def optimizer_factory(config: TrainingConfig, policy: DevicePolicy) -> Callable[[list[torch.Tensor]], torch.optim.Optimizer]:
@@ -275,17 +275,23 @@ class FiniteGuard:
     """
 
     def __init__(self, members: int, policy: DevicePolicy):
-        self.bad = torch.zeros(members, dtype=torch.bool, device=policy.device)
+        self.total = torch.zeros(members, device=policy.device)  # a non-finite loss keeps it non-finite
         self.every = policy.guard_every
 
     def update(self, losses: torch.Tensor, step: int) -> None:
-        self.bad |= ~torch.isfinite(losses)
+        self.total.add_(losses.float())  # one kernel a step; losses are >= 0, so a sum never cancels an inf
         if step % self.every == 0:
             self.check(step)
 
+    @property
+    def bad(self) -> torch.Tensor:
+        """Per member, whether a training loss so far was not finite (on the device)."""
+        return ~torch.isfinite(self.total)
+
     def check(self, step: int) -> None:
-        if bool(self.bad.any()):
-            raise Diverged(step, int(self.bad.nonzero()[0, 0]))
+        bad = self.bad
+        if bool(bad.any()):
+            raise Diverged(step, int(bad.nonzero()[0, 0]))
 
 
 def train_steps(members: Members, data: DeviceData, start: int, stop: int, batches: Callable[[int], torch.Tensor],

@@ -69,6 +69,25 @@ def cast_convolutions(model: nn.Module) -> nn.Module:
     return model
 
 
+class Float32Linear(nn.Linear):
+    """A ``Linear`` layer computed in float32 whatever the autocast: the classifier head. Its
+    logits decide the recorded label; rounded to bf16 (8 bits of mantissa) nearly tied logits
+    become tied, and the label flips against a float32 run for no reason of training. The head
+    is a negligible share of the arithmetic."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return F.linear(x.float(), self.weight, self.bias)
+
+
+def float32_head(model: nn.Module) -> nn.Module:
+    """Make, in place, the last plain ``nn.Linear`` of ``model`` (its classifier) a :class:`Float32Linear`."""
+    linears = [module for module in model.modules() if type(module) is nn.Linear]
+    if linears:
+        linears[-1].__class__ = Float32Linear
+    return model
+
+
 class MemberDropout(nn.Module):
     """Dropout whose uniform noise is given (buffer ``noise``, the input's shape) rather than
     drawn from the global RNG, so that each member's masks come from its own generator."""
