@@ -20,7 +20,14 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from curriculum.config.recipes import with_recipe
 from curriculum.config.stages import TrainingConfig
 from curriculum.data.datasets import Dataset, Split
-from curriculum.training.engine import DeviceData, FiniteGuard, augment, make_members, predict, train_steps
+from curriculum.training.engine import (
+    DeviceData,
+    FiniteGuard,
+    augment,
+    make_members,
+    predict,
+    train_steps,
+)
 from curriculum.training.policy import policy_of
 
 CPU = torch.device("cpu")

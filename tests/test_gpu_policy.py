@@ -20,8 +20,8 @@ import sys
 import time
 
 import pytest
-
 from conftest import TINY_SCORE, cli_env
+
 from curriculum.data.datasets import load_dataset
 from scoring.records import SPLITS, load_record
 
@@ -87,6 +87,7 @@ def test_a_gpu_policy_score_run_resumes_exactly_and_keeps_the_float32_labels(tmp
 def test_a_gpu_policy_curriculum_run_trains_stacked_in_bf16_as_float32_does(tmp_path, score_run, monkeypatch):
     import torch
 
+    from curriculum.config.recipes import with_recipe
     from curriculum.stages.train import CurriculumConfig, curriculum_train, make_plan
     from curriculum.training.policy import device_policy
 
@@ -94,7 +95,7 @@ def test_a_gpu_policy_curriculum_run_trains_stacked_in_bf16_as_float32_does(tmp_
     results = {}
     for kind in ("gpu", "cpu"):
         monkeypatch.setenv("CURRICULUM_DEVICE_POLICY", kind)
-        plan = make_plan(config, load_dataset("digits"), device_policy(torch.device("cpu")))
+        plan = make_plan(with_recipe(config), load_dataset("digits"), device_policy(torch.device("cpu")))
         assert (plan.stacked, plan.precision) == ((True, "bf16") if kind == "gpu" else (False, "no"))
         results[kind] = curriculum_train(CurriculumConfig(**{**vars(config), "out": str(tmp_path / kind)}))
         curves = (tmp_path / kind / "curves.csv").read_text()
@@ -133,7 +134,7 @@ def test_a_resume_trains_forward_from_a_state_checkpoints_back(tmp_path, monkeyp
     from scoring.records import MemberRecord
 
     monkeypatch.setenv("CURRICULUM_DEVICE_POLICY", "cpu")
-    config = dict(dataset="digits", members=2, epochs=1, eval_every=0.1, quiet=True, processes="1")
+    config = {"dataset": "digits", "members": 2, "epochs": 1, "eval_every": 0.1, "quiet": True, "processes": "1"}
     assert state_every(11, 0.1) == 2
     reference = score(ScoreConfig(**config, out=str(tmp_path / "reference")))
     commit, killed = _kill_after(2 * 6)  # both members' rows of checkpoints 0..5, then no more
