@@ -107,7 +107,7 @@ def resolve_arch(config: TrainingConfig, dataset: Dataset) -> str:
     return arch
 
 
-def channel_statistics(images: torch.Tensor, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+def channel_statistics(images: torch.Tensor, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and standard deviation (float64, pixels scaled to [0, 1]) of uint8 NCHW
     ``images``, wherever they are: exact integer sums of the pixels and their squares, ``chunk``
     images at a time, so no float copy of the whole set is ever made (a float64 one of CIFAR's
