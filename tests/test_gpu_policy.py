@@ -155,3 +155,39 @@ def test_a_resume_trains_forward_from_a_state_checkpoints_back(tmp_path, monkeyp
     assert sorted(set(written)) == list(range(6, 11))  # only the rows not yet committed
     assert _records(tmp_path / "run") == _records(reference)
     assert not list((tmp_path / "run" / "records").glob("*/state_*.pt"))
+
+
+@pytest.mark.parametrize(("error", "raised"), [
+    (RuntimeError("vmap: It looks like you're calling .item() on a Tensor"), False),  # what vmap cannot take
+    (None, True),  # torch.OutOfMemoryError
+    (RuntimeError("cuDNN error: CUDNN_STATUS_EXECUTION_FAILED"), True),
+])
+def test_stacking_falls_back_once_with_the_reason_and_never_hides_a_device_error(monkeypatch, error, raised):
+    import torch
+
+    from curriculum.config.recipes import with_recipe
+    from curriculum.config.stages import TrainingConfig
+    from curriculum.training.engine import resolve_arch, resolve_stacking
+    from curriculum.training.members import StackedMembers
+    from curriculum.training.policy import policy_of
+
+    error = error or torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(StackedMembers, "train_step", fail)
+    config, dataset = with_recipe(TrainingConfig(dataset="digits")), load_dataset("digits")
+    said = []
+    def decide():
+        return resolve_stacking(config, resolve_arch(config, dataset), dataset, policy_of("gpu", torch.device("cpu")),
+                                "bf16", warn=said.append)
+
+    if raised:
+        with pytest.raises(type(error)):
+            decide()
+        assert not said
+    else:
+        assert decide() is False
+        assert said == [("Members of 'small-st-vgg' cannot be stacked (RuntimeError: vmap: It looks like you're calling "
+                         ".item() on a Tensor); training them one by one.")]
