@@ -69,8 +69,8 @@ class DevicePolicy:
         return host.to(self.device, non_blocking=self.pin_memory)
 
     def to_host(self, tensor: torch.Tensor) -> torch.Tensor:
-        """A copy of ``tensor`` on the host: the one operation that waits for the device, so the
-        engine calls it once per checkpoint (the budget tests count it)."""
+        """A copy of ``tensor`` on the host, which waits for the device: the score stage makes one
+        per checkpoint (:func:`curriculum.training.engine.read_back`; the budget tests count it)."""
         return tensor.to("cpu", copy=True)
 
 
