@@ -124,8 +124,21 @@ def _kill_after(commits: int):
     return commit, Killed
 
 
+STATES_EVERY_2 = {"dataset": "digits", "members": 2, "epochs": 1, "eval_every": 0.1, "quiet": True, "processes": "1"}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The uninterrupted float32 run of STATES_EVERY_2."""
+    from curriculum.stages.score import ScoreConfig, score
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CURRICULUM_DEVICE_POLICY", "cpu")
+        return score(ScoreConfig(**STATES_EVERY_2, out=str(tmp_path_factory.mktemp("every2") / "run")))
+
+
 @pytest.mark.parametrize("states", ["kept", "lost"])
-def test_a_resume_trains_forward_from_a_state_checkpoints_back(tmp_path, monkeypatch, states):
+def test_a_resume_trains_forward_from_a_state_checkpoints_back(tmp_path, monkeypatch, states, uninterrupted):
     """States every 2nd checkpoint (11 checkpoints: 1 epoch of 14 steps, every 0.1 epoch); killed
     while committing checkpoint 6 (its states saved, rows 0..5 committed), the run resumes from
     the state of checkpoint 4 (or, with every state lost, from the start), trains checkpoint 5
@@ -134,9 +147,8 @@ def test_a_resume_trains_forward_from_a_state_checkpoints_back(tmp_path, monkeyp
     from scoring.records import MemberRecord
 
     monkeypatch.setenv("CURRICULUM_DEVICE_POLICY", "cpu")
-    config = {"dataset": "digits", "members": 2, "epochs": 1, "eval_every": 0.1, "quiet": True, "processes": "1"}
+    config = STATES_EVERY_2
     assert state_every(11, 0.1) == 2
-    reference = score(ScoreConfig(**config, out=str(tmp_path / "reference")))
     commit, killed = _kill_after(2 * 6)  # both members' rows of checkpoints 0..5, then no more
     with monkeypatch.context() as patch:
         patch.setattr(MemberRecord, "commit", commit)
@@ -153,7 +165,7 @@ def test_a_resume_trains_forward_from_a_state_checkpoints_back(tmp_path, monkeyp
         written.append(self.rows), original(self, row))[1])
     score(ScoreConfig(**config, out=str(tmp_path / "run")))
     assert sorted(set(written)) == list(range(6, 11))  # only the rows not yet committed
-    assert _records(tmp_path / "run") == _records(reference)
+    assert _records(tmp_path / "run") == _records(uninterrupted)
     assert not list((tmp_path / "run" / "records").glob("*/state_*.pt"))
 
 
