@@ -5,13 +5,13 @@ PY     := $(VENV)/bin/python
 # torch/torchvision pinned to the releases this workplace serves from disk (a CUDA build on x86_64).
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: venv demo test clean
+.PHONY: venv demo test lint format fashion-mnist clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[train,test]'
+	$(PY) -m pip install -q -e '.[train,test,hf,lightning]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -25,6 +25,19 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest -q tests
+
+# The formatter and linter settle style (settings in pyproject.toml); `make format` applies them.
+lint: venv
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# The real Fashion-MNIST (Debian's dataset-fashion-mnist, as root) for --data-dir and the tests that read it.
+fashion-mnist:
+	apt-get install -y dataset-fashion-mnist
 
 clean:
 	rm -rf $(VENV) runs .cache

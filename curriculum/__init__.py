@@ -1,9 +1,9 @@
 """Everything that trains: datasets, models, the ensemble (score) stage, pacing, orderings, the
 curriculum sampler and stage. Each CLI command is one function here:
 
-    from curriculum import ScoreConfig, score, CurriculumConfig, curriculum_train
+    from curriculum import ScoreConfig, score, TrainConfig, train
     run_dir = score(ScoreConfig(dataset="digits", members=10))
-    results = curriculum_train(CurriculumConfig(dataset="digits", pacing="exp"))
+    results = train(TrainConfig(dataset="digits", pacing="exp"))
 
 Names are imported on first use (PEP 562): ``curriculum --help`` and ``from curriculum import
 make_pacing`` do not pay for torch.
@@ -16,6 +16,7 @@ _EXPORTS = {
     "PACINGS": "curriculum.pacing",
     "CurriculumBatchSampler": "curriculum.sampler",
     "CurriculumConfig": "curriculum.config.stages",
+    "TrainConfig": "curriculum.config.stages",
     "Dataset": "curriculum.data.datasets",
     "Pacing": "curriculum.pacing",
     "ScoreConfig": "curriculum.config.stages",
@@ -24,6 +25,7 @@ _EXPORTS = {
     "auto_arch": "curriculum.models.architectures",
     "build_model": "curriculum.models.builders",
     "curriculum_train": "curriculum.stages.train",
+    "train": "curriculum.stages.train",
     "image_statistics": "curriculum.stages.stats",
     "list_architectures": "curriculum.models.architectures",
     "list_datasets": "curriculum.data.datasets",

@@ -16,8 +16,8 @@ import sys
 import typing
 from typing import Sequence
 
-from curriculum.config.stages import (CompareConfig, CurriculumConfig, LearnersConfig, ScoreConfig, StatsConfig, add_arguments,
-                               build_config, specs)
+from curriculum.config.options import add_arguments, build_config, given_flags, specs
+from curriculum.config.stages import CompareConfig, LearnersConfig, ScoreConfig, StatsConfig, TrainConfig
 from curriculum.training.launch import launch, leave_process_group, processes_to_launch
 from scoring.errors import UserError
 
@@ -25,6 +25,8 @@ SCORE_EPILOG = """examples:
   curriculum score                                   # digits: 12 members, 4 epochs (its recipe)
   curriculum score --dataset shapes --arch small-st-vgg --epochs 6    # known difficulty: see the report's factor table
   curriculum score --dataset cifar10 --arch st-vgg --members 100 --epochs 140 --precision bf16
+  curriculum score --dataset fashion-mnist+part0of6 --data-dir /usr/share/datasets/fashion-mnist \\
+      --arch lenet5 --members 12 --epochs 2         # files of apt-get install dataset-fashion-mnist
   curriculum score --processes 2                     # on the CPU: members split over 2 processes (auto: one a core)
   accelerate launch --num_processes 8 -m curriculum score --dataset cifar10   # members split over 8 GPUs
 """
@@ -61,10 +63,10 @@ def _run_stats(config: StatsConfig) -> None:
     image_statistics(config)
 
 
-def _run_train(config: CurriculumConfig) -> None:
-    from curriculum.stages.train import curriculum_train
+def _run_train(config: TrainConfig) -> None:
+    from curriculum.stages.train import train
 
-    curriculum_train(config)
+    train(config)
 
 
 def _run_compare(config: CompareConfig) -> None:
@@ -88,7 +90,8 @@ def _print_rows(rows: list[tuple[str, str]]) -> None:
 def _export(args: argparse.Namespace) -> None:
     from scoring.formats import export
 
-    files, notes = export(args.run, args.out, args.format, by=args.by, split=args.split, hf_dataset=args.hf_dataset)
+    files, notes = export(args.run, args.out, args.format, by=args.by, split=args.split,
+                          hf_dataset=args.hf_dataset, match=args.match)
     for line in notes:
         print(line)
     for path in files[:3]:
@@ -102,9 +105,15 @@ def _export_parser(sub) -> None:
     export = sub.add_parser(
         "export", help="write a score run's scores in another format (CSV, parquet, C-score, forgetting, cartography, cleanlab, HF)",
         description="Formats (see scoring/formats.py): parquet and csv (the table with ids, directions and provenance; "
-        "re-importable), cscore (.npz labels + scores, higher = easier), forgetting (Toneva et al.'s pickle), cartography "
-        "(dynamics_epoch_{e}.jsonl per member + td_metrics.jsonl; needs --record-probs), cleanlab (.npz pred_probs from "
-        "the test split by default: held-out), hf (a column added to a save_to_disk dataset, matched by id).",
+        "re-importable), cscore (.npz labels + scores + ids, higher = easier), forgetting (Toneva et al.'s "
+        "pickle, indices = "
+        "ids), cartography (dynamics_epoch_{e}.jsonl per member, checkpoints.json mapping each file to its "
+        "checkpoint, and "
+        "td_metrics.jsonl; needs --record-probs), cleanlab (.npz pred_probs + ids from the test split by "
+        "default: "
+        "out-of-sample), hf (a column added to a save_to_disk dataset, matched by id or --match "
+        "content_hash; a dataset "
+        "whose rows span both splits needs --split). Each says what it wrote and matched.",
     )
     export.add_argument("run", help="score run directory")
     export.add_argument("--format", required=True, help="one of the formats above")
@@ -112,6 +121,9 @@ def _export_parser(sub) -> None:
     export.add_argument("--by", default="accessibility", help="score column for cscore and hf (default accessibility)")
     export.add_argument("--split", help="split to export (default train; test for cleanlab)")
     export.add_argument("--hf-dataset", help="hf: the save_to_disk folder of the dataset to add the column to")
+    export.add_argument("--match", default="id", choices=("id", "content_hash"),
+                        help="hf: match the dataset's rows by id (default) or by the content hash of its "
+                        "image column")
     export.set_defaults(cli_run=_export, cli_config=None, cli_parser=export)
 
 
@@ -145,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
          "statistic's mean +- std and Spearman correlation with accessibility. Also writes statistics.csv, "
          "statistics_curves.csv and figures/statistics_vs_agreement.png into the run; for a generated dataset (shapes, ...) "
          "also each statistic's correlation with the factors that made the images (statistics_factors.csv).", None),
-        ("train", CurriculumConfig, _run_train, "train easy-first with a pacing function, beside random, anti and no-curriculum controls",
+        ("train", TrainConfig, _run_train, "train easy-first with a pacing function, beside random, anti and no-curriculum controls",
          "Train each order (--orders) for --seeds seeds with the same step budget, schedule and architecture; "
          "print and save, per order, final test accuracy with a 95% interval, area under the learning curve, steps to a "
          "target accuracy, agreement among the order's seeds, and paired gains over the none and random controls.", TRAIN_EPILOG),
@@ -187,8 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cli_config is None:  # a listing or export: its flags are its own
             args.cli_run(args)
         else:  # a stage: its config is built and checked before the stage (and torch) is imported
-            flags = {name: getattr(args, name) for name in specs(args.cli_config)}
-            config = build_config(args.cli_config, args.config, **flags)
+            config = build_config(args.cli_config, args.config, **given_flags(args, args.cli_config))
             if args.command == "score" and (processes := processes_to_launch(config)) > 1:
                 return launch(processes, argv)  # the workers run this same command
             args.cli_run(config)

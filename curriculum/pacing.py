@@ -1,53 +1,11 @@
 """Pacing functions: how many of the easiest examples are open for sampling at training step t.
 
-A pacing function maps a step ``t = 0, 1, 2, ...`` to a prefix size ``g(t)``: each mini-batch
-of step t is drawn from the first ``g(t)`` examples of an ordering (see ``scoring.ordering``
-and ``curriculum.sampler``). Every family here is one small class that checks its parameters
-when it is built; calling it returns the size clamped to ``[batch_size, M]``, with M the number
-of examples. The formulas follow ``REFERENCE.md``, "Pacing functions".
-
-Hacohen & Weinshall 2019 (their code: GuyHacohen/curriculum_learning). Sizes are rounded
-**up** (``ceil``), as their code does (``np.ceil(size_data * percent)``):
-
-- ``exp`` (fixed exponential): ``ceil(M * min(start * inc ** floor(t / step), 1))``.
-  Defaults start = 0.04 and inc = 1.9 (theirs); ``step`` is derived from the budget (below).
-- ``varied-exp`` (varied exponential): as ``exp``, but the k-th increase happens after the
-  k-th entry of ``steps`` (a list of step lengths): the increase points are the cumulative sums
-  of ``steps``, and after the list ends its last length repeats until all data is open, so
-  ``steps=[100]`` is ``exp`` with ``step=100``. Without ``steps``, equal lengths derived from the
-  budget, i.e. ``exp``.
-- ``single-step``: ``ceil(start * M)`` for ``t < step``, then M. Default start = 0.04; ``step``
-  derived from the budget.
-
-The stage length. Hacohen & Weinshall's code defaults to ``step = 100`` batches but they tuned it
-per dataset and budget; a fixed 100 opens at most 14 % of digits (1347 examples) within 280
-steps, which is hardly a curriculum. So unless ``step`` (``steps``) is given, it is derived from
-the budget T so that the whole set is open by ``OPEN_BY = 0.5`` of it: with K the number of
-increases that ``start * inc ** K >= 1`` needs (6 for 0.04 and 1.9), ``step = max(1,
-floor(OPEN_BY * T / K))``; for ``single-step``, ``step = max(1, floor(OPEN_BY * T))``. Half the
-budget on the growing prefix and half on all data is this toolkit's choice (Wu et al.'s families
-default here to ``a = 0.8``). :meth:`Pacing.full_at` says when a pacing opens the whole set, and
-the curriculum stage reports one that never does within the budget.
-
-Wu, Dyer & Neyshabur 2021 (their code: google-research/understanding-curricula), with T the
-total number of training steps, ``a`` in (0, 10] the fraction of T at which all data is open,
-``b`` in [0, 1] the fraction open at t = 0, and ``u = min(t / (a T), 1)``. Sizes are rounded
-**down** (``floor``), as their code does (``int(...)``):
-
-- ``linear``:   ``floor(b M + (1 - b) M u)``
-- ``quad``:     ``floor(b M + (1 - b) M u^2)``
-- ``root``:     ``floor(b M + (1 - b) M u^0.5)``
-- ``step``:     ``floor(b M + M floor(u))``
-- ``exp-ramp``: ``floor(b M + (1 - b) M (e^(c u) - 1) / (e^c - 1))``, c = 10 (their "exp")
-- ``log``:      ``floor(b M + (1 - b) M (1 + ln(u + e^-c) / c))``, c = 10
-
-Capping u at 1 changes nothing after clamping (every family gives at least M at u = 1) and keeps
-``e^(c u)`` finite. Their code defaults to a = b = 1, which is no curriculum at all; the defaults
-here, a = 0.8 and b = 0.2 (all data open at 80 % of training, a fifth of it from the start), are
-this toolkit's choice.
-
-Before ``ceil``/``floor`` the value is rounded to 6 decimals, so that floating-point error
-(``0.2 * 1000 + 0.8 * 1000 * 0.5`` landing on 599.999...) does not move the size by one.
+One small class per family (Hacohen & Weinshall 2019: ``exp``, ``varied-exp``, ``single-step``;
+Wu, Dyer & Neyshabur 2021: ``linear``, ``quad``, ``root``, ``step``, ``exp-ramp``, ``log``), each
+checking its parameters when built; ``pacing(t)`` is the prefix size clamped to ``[batch_size, M]``.
+The formulas, their rounding and the derived stage length are in docs/REFERENCE.md, "Pacing
+functions"; the orders they pace come from :mod:`scoring.ordering`, the batches from
+:mod:`curriculum.sampler`.
 """
 
 from __future__ import annotations
@@ -59,6 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import ClassVar
 
+from curriculum.config.constraints import Interval
 from scoring.errors import UserError
 
 __all__ = [
@@ -73,6 +32,7 @@ __all__ = [
     "SingleStep",
     "Step",
     "VariedExponential",
+    "check_pacing_params",
     "make_pacing",
 ]
 
@@ -89,31 +49,20 @@ def _floor(x: float) -> int:
     return math.floor(round(x, 6))
 
 
-def _real(family: str, name: str, value, lo: float, hi: float, *, lo_open: bool,
-          hi_open: bool = False) -> float:
-    """``value`` as a float inside the interval, or a UserError naming the interval."""
-    interval = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        x = math.nan
-    ok = (x > lo if lo_open else x >= lo) and (x < hi if hi_open else x <= hi)
-    if not ok:  # also catches NaN
-        raise UserError(f"{family} pacing: {name} must be in {interval}, got {value!r}.")
-    return x
+_COUNT = Interval("[1, inf)", whole=True)
+#: Each parameter's range, for every family that takes it.
+PARAMETER_RANGES = {
+    "start": Interval("(0, 1]"),
+    "inc": Interval("(1, inf)"),
+    "stage_length": _COUNT,
+    "a": Interval("(0, 10]"),
+    "b": Interval("[0, 1]"),
+}
 
 
-def _count(family: str, name: str, value, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum`` (whole floats such as 100.0 are accepted)."""
-    try:
-        x = float(value)
-        ok = x.is_integer() and x >= minimum
-    except (TypeError, ValueError, OverflowError):
-        ok = False
-    if not ok:
-        raise UserError(f"{family} pacing: {name} must be a whole number >= {minimum}, "
-                        f"got {value!r}.")
-    return int(x)
+def _param(family: str, name: str, value) -> float | int:
+    """``value`` checked against the parameter's range; the error names the family."""
+    return PARAMETER_RANGES[name].check(value, f"{family} pacing: {name}")
 
 
 class Pacing(ABC):
@@ -128,14 +77,13 @@ class Pacing(ABC):
     params: ClassVar[tuple[str, ...]]
 
     def __init__(self, *, num_examples: int, batch_size: int, total_steps: int | None = None):
-        self.num_examples = _count(self.name, "num_examples", num_examples)
-        self.batch_size = _count(self.name, "batch_size", batch_size)
+        self.num_examples = _COUNT.check(num_examples, f"{self.name} pacing: num_examples")
+        self.batch_size = _COUNT.check(batch_size, f"{self.name} pacing: batch_size")
         if self.batch_size > self.num_examples:
             raise UserError(f"The batch size ({self.batch_size}) exceeds the number of "
                             f"examples ({self.num_examples}); use a batch size of at most "
                             f"{self.num_examples}.")
-        self.total_steps = (None if total_steps is None
-                            else _count(self.name, "total_steps", total_steps))
+        self.total_steps = None if total_steps is None else _COUNT.check(total_steps, f"{self.name} pacing: total_steps")
 
     @abstractmethod
     def size(self, t: int) -> int:
@@ -163,11 +111,11 @@ class Pacing(ABC):
         """A stage length that opens the whole set by ``OPEN_BY`` of the budget."""
         if self.total_steps is None:
             raise UserError(f"{self.name} pacing derives its stage length from the step budget: pass "
-                            "total_steps, or give the stage length (step) yourself.")
+                            "total_steps, or give the stage length (stage_length) yourself.")
         return max(1, math.floor(fraction_of_budget * self.total_steps / stages))
 
     def describe(self) -> str:
-        """``exp pacing (start 0.04, inc 1.9, step 23)``: the family and its parameters, for people."""
+        """``exp pacing (start 0.04, inc 1.9, stage_length 23)``: the family and its parameters, for people."""
         def fmt(v):
             return ",".join(map(str, v)) if isinstance(v, tuple) else f"{v:g}"
         return f"{self.name} pacing ({', '.join(f'{p} {fmt(getattr(self, p))}' for p in self.params)})"
@@ -185,8 +133,8 @@ class _Exponential(Pacing):
 
     def __init__(self, *, start: float, inc: float, **sizes):
         super().__init__(**sizes)
-        self.start = _real(self.name, "start", start, 0, 1, lo_open=True)
-        self.inc = _real(self.name, "inc", inc, 1, math.inf, lo_open=True, hi_open=True)
+        self.start = _param(self.name, "start", start)
+        self.inc = _param(self.name, "inc", inc)
         # Stage from which start * inc**k >= 1; capping k there keeps inc**k finite.
         self._k_full = math.ceil(math.log(1 / self.start) / math.log(self.inc)) + 1
         # Increases the whole set needs: the smallest K with start * inc**K >= 1.
@@ -202,65 +150,67 @@ class _Exponential(Pacing):
 
 
 class FixedExponential(_Exponential):
-    """``exp``: ``ceil(M * min(start * inc ** floor(t / step), 1))``."""
+    """``exp``: ``ceil(M * min(start * inc ** floor(t / stage_length), 1))``."""
 
     name = "exp"
-    params = ("start", "inc", "step")
+    params = ("start", "inc", "stage_length")
 
-    def __init__(self, *, start: float = 0.04, inc: float = 1.9, step: int | None = None, **sizes):
+    def __init__(self, *, start: float = 0.04, inc: float = 1.9, stage_length: int | None = None, **sizes):
         super().__init__(start=start, inc=inc, **sizes)
-        self.step = (self._derived_length(OPEN_BY, max(1, self.stages_to_full)) if step is None
-                     else _count(self.name, "step", step))
+        self.stage_length = (self._derived_length(OPEN_BY, max(1, self.stages_to_full)) if stage_length is None
+                             else _param(self.name, "stage_length", stage_length))
 
     def stage(self, t: int) -> int:
-        return t // self.step
+        return t // self.stage_length
 
 
 class VariedExponential(_Exponential):
-    """``varied-exp``: ``exp`` whose step lengths come from the list ``steps``.
+    """``varied-exp``: ``exp`` whose stage lengths come from the list ``stage_lengths``.
 
-    The increase points are the cumulative sums of ``steps``; k(t) counts those <= t, and after
-    the last one the last length repeats (so ``steps=[s]`` equals ``exp`` with ``step=s``).
+    The increase points are the cumulative sums of ``stage_lengths``; k(t) counts those <= t, and
+    after the last one the last length repeats (so ``stage_lengths=[s]`` equals ``exp`` with
+    ``stage_length=s``).
     """
 
     name = "varied-exp"
-    params = ("start", "inc", "steps")
+    params = ("start", "inc", "stage_lengths")
 
     def __init__(self, *, start: float = 0.04, inc: float = 1.9,
-                 steps: Iterable[int] | None = None, **sizes):
+                 stage_lengths: Iterable[int] | None = None, **sizes):
         super().__init__(start=start, inc=inc, **sizes)
-        if steps is None:
-            steps = [self._derived_length(OPEN_BY, max(1, self.stages_to_full))]
+        if stage_lengths is None:
+            stage_lengths = [self._derived_length(OPEN_BY, max(1, self.stages_to_full))]
         try:
-            lengths = () if isinstance(steps, (str, bytes)) else tuple(steps)
+            lengths = () if isinstance(stage_lengths, (str, bytes)) else tuple(stage_lengths)
         except TypeError:  # a single number
             lengths = ()
         if not lengths:
-            raise UserError("varied-exp pacing needs steps, a non-empty list of step lengths "
-                            f"in batches (e.g. steps=[200, 100, 50]), got {steps!r}.")
-        self.steps = tuple(_count(self.name, "each entry of steps", s) for s in lengths)
-        self._points = list(itertools.accumulate(self.steps))
+            raise UserError("varied-exp pacing needs stage_lengths, a non-empty list of stage lengths "
+                            f"in batches (e.g. stage_lengths=[200, 100, 50]), got {stage_lengths!r}.")
+        self.stage_lengths = tuple(_param(self.name, "stage_length", s) for s in lengths)
+        self._points = list(itertools.accumulate(self.stage_lengths))
 
     def stage(self, t: int) -> int:
         last = self._points[-1]
         if t < last:
             return bisect.bisect_right(self._points, t)
-        return len(self._points) + (t - last) // self.steps[-1]
+        return len(self._points) + (t - last) // self.stage_lengths[-1]
 
 
 class SingleStep(Pacing):
-    """``single-step``: ``ceil(start * M)`` for ``t < step``, then M."""
+    """``single-step``: ``ceil(start * M)`` for ``t < stage_length``, then M."""
 
     name = "single-step"
-    params = ("start", "step")
+    params = ("start", "stage_length")
 
-    def __init__(self, *, start: float = 0.04, step: int | None = None, **sizes):
+    def __init__(self, *, start: float = 0.04, stage_length: int | None = None, **sizes):
         super().__init__(**sizes)
-        self.start = _real(self.name, "start", start, 0, 1, lo_open=True)
-        self.step = self._derived_length(OPEN_BY, 1) if step is None else _count(self.name, "step", step)
+        self.start = _param(self.name, "start", start)
+        self.stage_length = (self._derived_length(OPEN_BY, 1) if stage_length is None
+                             else _param(self.name, "stage_length", stage_length))
 
     def size(self, t: int) -> int:
-        return _ceil(self.start * self.num_examples) if t < self.step else self.num_examples
+        return _ceil(self.start * self.num_examples) if t < self.stage_length else self.num_examples
 
 
 # --- Wu, Dyer & Neyshabur 2021 -----------------------------------------------------------------
@@ -275,8 +225,8 @@ class _Wu(Pacing):
         if self.total_steps is None:
             raise UserError(f"{self.name} pacing needs the total number of training steps "
                             "(total_steps >= 1).")
-        self.a = _real(self.name, "a", a, 0, 10, lo_open=True)
-        self.b = _real(self.name, "b", b, 0, 1, lo_open=False)
+        self.a = _param(self.name, "a", a)
+        self.b = _param(self.name, "b", b)
 
     def u(self, t: int) -> float:
         return min(t / (self.a * self.total_steps), 1.0)
@@ -354,13 +304,9 @@ PACINGS: dict[str, type[Pacing]] = {
 }
 
 
-def make_pacing(name: str, *, num_examples: int, batch_size: int,
-                total_steps: int | None = None, **params) -> Pacing:
-    """Build the pacing family ``name`` (a key of ``PACINGS``) with its own ``params``.
-
-    ``total_steps`` (T) is needed by Wu et al.'s families and ignored by Hacohen & Weinshall's.
-    An unknown name, an unknown parameter or a value out of range raises ``UserError``.
-    """
+def check_pacing_params(name: str, params: dict, label=None) -> None:
+    """Refuse an unknown family, a parameter the family does not take, or a value out of range,
+    with the sentence every check shares; ``label(param)`` names a parameter (a flag, say)."""
     cls = PACINGS.get(name)
     if cls is None:
         raise UserError(f"Unknown pacing {name!r}; choose one of: {', '.join(PACINGS)}.")
@@ -368,5 +314,18 @@ def make_pacing(name: str, *, num_examples: int, batch_size: int,
     if unknown:
         raise UserError(f"{name} pacing takes the parameters {', '.join(cls.params)}; "
                         f"it has no {', '.join(unknown)}.")
-    return cls(num_examples=num_examples, batch_size=batch_size, total_steps=total_steps,
-               **params)
+    label = label or (lambda param: f"{name} pacing: {param}")
+    for param, value in params.items():
+        if param in PARAMETER_RANGES:  # a list of stage lengths is checked entry by entry when built
+            PARAMETER_RANGES[param].check(value, label(param))
+
+
+def make_pacing(name: str, *, num_examples: int, batch_size: int,
+                total_steps: int | None = None, **params) -> Pacing:
+    """Build the pacing family ``name`` (a key of ``PACINGS``) with its own ``params``.
+
+    ``total_steps`` (T) is needed by Wu et al.'s families and ignored by Hacohen & Weinshall's.
+    An unknown name, an unknown parameter or a value out of range raises ``UserError``.
+    """
+    check_pacing_params(name, params)
+    return PACINGS[name](num_examples=num_examples, batch_size=batch_size, total_steps=total_steps, **params)

@@ -56,12 +56,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from curriculum.data.datasets import Dataset, Split
 import curriculum.stages.score as score_stage
-from curriculum.training.engine import DeviceData, resolve_arch, resolve_precision
+from curriculum.training.engine import DeviceData, batches_per_epoch, resolve_arch, resolve_precision
 from curriculum.training.members import autocast
 from curriculum.training.policy import device_policy
 from curriculum.models.builders import build_model
-from curriculum.config.recipes import with_recipe
-from curriculum.stages.score import GroupTrainer, ScoreConfig, batches_per_epoch, checkpoint_steps, member_seed
+from curriculum.stages.score import GroupTrainer, ScoreConfig, checkpoint_steps, member_seed
 from scoring.records import MemberRecord, read_run_info
 
 # Dense bf16 tensor-core peak in TFLOP/s, by a substring of torch.cuda.get_device_name().
@@ -351,9 +350,9 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     policy = device_policy(device)
     dataset = synthetic_cifar(args.train, args.test)
-    config = with_recipe(ScoreConfig(dataset="synthetic-cifar", arch=args.arch, members=args.members, epochs=args.epochs,
-                                     batch_size=args.batch_size, lr=args.lr, precision=args.precision,
-                                     eval_every=args.eval_every, quiet=True))
+    config = ScoreConfig(dataset="synthetic-cifar", arch=args.arch, members=args.members, epochs=args.epochs,
+                         batch_size=args.batch_size, lr=args.lr, precision=args.precision, eval_every=args.eval_every,
+                         quiet=True).complete()
     arch, precision = resolve_arch(config, dataset), resolve_precision(config, policy)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()} CPU"
     print(f"{name}; torch {torch.__version__}, {torch.get_num_threads()} thread(s), load average "

@@ -1,14 +1,17 @@
 """Run every seed-000 experiment the offline data allows and write the results into README.md.
 
-    python experiments/reproduce.py                 # about 20 minutes on 2 CPU cores
+    python experiments/reproduce.py                 # about 40 minutes on 2 CPU cores
     python experiments/reproduce.py --out runs/rep  # run directories (resumed when present)
+    python experiments/reproduce.py --only fashion-mnist   # one group of experiments
 
 Each experiment is one or more score runs (``curriculum score``, ``curriculum learners``) and a
 ``curriculum compare``; the numbers that decide whether the paper's finding holds are computed
 here from the runs' tables, and the verdict is written beside them, in the table between the
 ``reproduce`` markers of experiments/README.md, with one figure of each copied to
-experiments/figures/. Sizes are cut to fit a CPU (10 members instead of 100, a few epochs); the
-YAML configs beside this script keep the paper's sizes for a GPU.
+experiments/figures/ (a row is replaced by the finding of its name; rows of groups not run stay).
+Sizes are cut to fit a CPU (10 members instead of 100, a few epochs); the YAML configs beside this
+script keep the paper's sizes for a GPU. The Fashion-MNIST group reads the real files of Debian's
+``dataset-fashion-mnist`` package and is skipped, with a line, where it is not installed.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from curriculum.config.stages import CompareConfig, LearnersConfig, ScoreConfig, build_config
+from curriculum.data.originals import FASHION_PACKAGE
 from curriculum.data.probes import load_probe, probe_table
 from curriculum.stages.compare import compare
 from curriculum.stages.learners import learners
@@ -177,6 +181,36 @@ def experiments(out: Path) -> list[Finding]:
     return found
 
 
+def fashion_mnist_experiments(out: Path) -> list[Finding]:
+    """Seed 000's findings on real 28x28 images (its Fig. 12 trains st-VGGs on all of Fashion-MNIST) at
+    the CPU recipe, LeNet-5 on a sixth of the train set (experiments/score_fashion_mnist_lenet5_cpu.yaml)."""
+    if not (Path(FASHION_PACKAGE) / "train-images-idx3-ubyte.gz").is_file():
+        print(f"fashion-mnist: skipped, no {FASHION_PACKAGE} (apt-get install dataset-fashion-mnist)",
+              flush=True)
+        return []
+    print("fashion-mnist: two seeds, a fully connected net, another sixth of the train set", flush=True)
+    recipe = "score_fashion_mnist_lenet5_cpu.yaml"
+    a = run_score(out, "fashion-mnist", recipe)
+    b = run_score(out, "fashion-mnist-seed1", recipe, seed=1)
+    fc = run_score(out, "fashion-mnist-fc", recipe, arch="fc")
+    part = run_score(out, "fashion-mnist-part1of6", recipe, dataset="fashion-mnist+part1of6")
+    found = [agreement_finding(
+        a, "Bimodal consistency on real images (Fashion-MNIST, 12 x LeNet-5, a sixth of the train set)",
+        "Fig. 12 (Fashion-MNIST, st-VGG: bimodal on train and test)", expect_bimodal=True)]
+    for other, name, paper, label in (
+            (b, "Fashion-MNIST: two collections of one architecture learn in one order",
+             "Fig. 6c: r = 0.99 (ResNet-50, ImageNet)", "fashion seed accessibility"),
+            (fc, "Fashion-MNIST: other architectures learn in the same order (LeNet-5 vs fully connected)",
+             "Fig. 6d-e, 25: r = 0.78-0.97", "fashion architecture accessibility"),
+            (part, "Fashion-MNIST: collections trained on disjoint sixths of the train set",
+             "Fig. 22: bimodal on the shared test set", "fashion partitions accessibility")):
+        compared = out / f"compare-{other.name}"
+        tables = run_compare(out, compared.name, a, other)
+        figure = keep_figure(compared, f"{a.name}_vs_{other.name}_accessibility.png", label)
+        found.append(order_finding(tables, a.name, other.name, name, paper, figure))
+    return found
+
+
 def factor_finding(run: Path, name: str, paper: str, split: str = "test") -> Finding:
     """Reproduces when accessibility has the sign construction predicts for every difficulty
     factor; partly when for most."""
@@ -190,13 +224,25 @@ def factor_finding(run: Path, name: str, paper: str, split: str = "test") -> Fin
     return Finding(name, paper, keep_figure(run, "factors.png", "shapes factors"), numbers, verdict)
 
 
+GROUPS = {"seed-sets": experiments, "fashion-mnist": fashion_mnist_experiments}
+
+
 def write_readme(found: list[Finding], readme: Path = HERE / "README.md") -> None:
-    """Replace the table between the markers of ``readme`` (append it the first time)."""
-    rows = ["| finding | paper | this toolkit | numbers | reproduces? |", "| --- | --- | --- | --- | --- |"]
-    rows += [f"| {f.name} | {f.paper} | [figure](figures/{f.figure.name}) | {f.numbers} | {f.reproduces} |" for f in found]
+    """Write the findings into the table between the markers of ``readme`` (appended the first time):
+    a row whose finding has the name of one found replaces it, new ones come last, the rest stay."""
+    text = readme.read_text()
+    table = {}
+    if MARKERS[0] in text:
+        old = text[text.index(MARKERS[0]): text.index(MARKERS[1])].splitlines()
+        table = {line[2:].split(" | ", 1)[0]: line for line in old
+                 if line.startswith("| ") and not line.startswith("| ---")}
+        table.pop("finding", None)  # the header
+    table.update({f.name: f"| {f.name} | {f.paper} | [figure](figures/{f.figure.name}) | {f.numbers} | "
+                          f"{f.reproduces} |" for f in found})
+    rows = ["| finding | paper | this toolkit | numbers | reproduces? |", "| --- | --- | --- | --- | --- |",
+            *table.values()]
     block = "\n".join([MARKERS[0], "", "Written by `python experiments/reproduce.py` from its runs (finished runs are reused).", "",
                        *rows, "", MARKERS[1]])
-    text = readme.read_text()
     if MARKERS[0] in text:
         text = text[: text.index(MARKERS[0])] + block + text[text.index(MARKERS[1]) + len(MARKERS[1]):]
     else:
@@ -207,8 +253,9 @@ def write_readme(found: list[Finding], readme: Path = HERE / "README.md") -> Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/reproduce", help="folder of the run directories (default runs/reproduce)")
+    parser.add_argument("--only", choices=tuple(GROUPS), help="run one group of experiments (default: all)")
     args = parser.parse_args()
-    found = experiments(Path(args.out))
+    found = [f for name, group in GROUPS.items() if args.only in (None, name) for f in group(Path(args.out))]
     write_readme(found)
     for f in found:
         print(f"{f.reproduces.split(':')[0]:7} {f.name}")

@@ -49,8 +49,31 @@ def content_hashes(images: Any) -> np.ndarray:
 
 
 def as_ids(values: Any) -> np.ndarray:
-    """Ids as an object array of strings (integers become their decimal text)."""
-    return np.array([str(v) for v in np.asarray(values, dtype=object).reshape(-1)], dtype=object)
+    """Ids as an object array of strings (integers become their decimal text; bytes are decoded)."""
+    flat = np.asarray(values, dtype=object).reshape(-1)
+    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in flat], dtype=object)
+
+
+def native_ids(ids: Any) -> np.ndarray:
+    """Ids as the peers' files hold them: an int64 array when every id is a plain decimal integer
+    (digits' ``load_digits`` indices, a dataset's own integer ids), else strings."""
+    text = as_ids(ids)
+    if all(key.isdigit() and (key == "0" or not key.startswith("0")) for key in text):
+        return text.astype(np.int64)
+    return text.astype(str)
+
+
+def source_positions(ids: Any) -> np.ndarray | None:
+    """Each example's position in its source's original order, read from its id: ``n`` (digits:
+    the ``load_digits`` index) or ``<split>/<n>`` (Hugging Face, torchvision); None when some id
+    is neither (a file path, a dataset's own id)."""
+    positions = []
+    for key in as_ids(ids):
+        tail = key.rsplit("/", 1)[-1] if key.count("/") <= 1 else ""
+        if not tail.isdigit():
+            return None
+        positions.append(int(tail))
+    return np.array(positions, dtype=np.int64)
 
 
 @dataclass
@@ -112,8 +135,12 @@ def _target_keys(target: Any, by: str | None) -> tuple[np.ndarray, str]:
                 return as_ids(target["id"]), "id"
             split = getattr(target, "split", None)
             if split is None:
-                raise UserError("This Hugging Face Dataset has no split name and no 'id' column; load one split "
-                                "(e.g. load_dataset(...)['train']) or pass by='content_hash'.")
+                raise UserError("This Hugging Face Dataset has neither an 'id' column nor a split name to "
+                                "build '<split>/<row>' ids from; add the ids the scores hold as a column "
+                                "(dataset.add_column('id', ids)), or load one named split "
+                                "(load_dataset(...)['train']), "
+                                "or match its images by content (curriculum export --match content_hash, "
+                                "Scores.align(dataset, by='content_hash')).")
             return np.array([f"{split}/{row}" for row in range(len(target))], dtype=object), "id"
         image_column = next((name for name, feature in target.features.items() if type(feature).__name__ == "Image"), None)
         if image_column is None:

@@ -26,12 +26,20 @@ checkpoint, forgetting, data map) start after it.
 The run directory is the one ``curriculum score`` writes (records, ``run.json``,
 ``scores.parquet``), written through the same code (``MemberRecord``, ``scoring.run``), so the
 same predictions give the same scores. Files grow by doubling while the loop runs and are cut to
-size by :meth:`Recorder.finish`. A recorder writes a new directory; it does not resume one.
+size by :meth:`Recorder.finish`.
+
+A recorder writes a new directory, or with ``resume=True`` continues the one it wrote before
+(same labels and ids): every checkpoint is declared in ``run.json`` before its rows are
+committed, so a loop that resumes from its own training checkpoint reopens the record, drops the
+rows recorded after that training step (:meth:`Recorder.rewind`) and records them again. The
+callbacks of :mod:`scoring.integrations` do this for Hugging Face ``Trainer``, Lightning and
+loops on several processes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import platform
 from pathlib import Path
 from typing import Any
@@ -39,13 +47,14 @@ from typing import Any
 import numpy as np
 
 from scoring.errors import UserError
-from scoring.files import atomic_write_json
+from scoring.files import atomic_write_bytes, atomic_write_json
 from scoring.ids import as_ids, content_hashes
-from scoring.records import PROBS, MemberRecord, read_run_info, update_run
+from scoring.records import PROBS, MemberRecord, member_dir, read_run_info, update_run
 from scoring.run import write_scores
 from scoring.scores import Scores
 
 FIRST_CAPACITY = 8
+HELD_OUT = "heldout"  # records/member_XXX/<split>.heldout.npy: bool [M], examples the member never trained on
 
 
 def to_numpy(values: Any) -> np.ndarray:
@@ -95,6 +104,23 @@ class _Row:
         self.filled = self.online.copy()
 
 
+def load_held_out(run_dir: str | Path, member: int, split: str) -> np.ndarray | None:
+    """The examples of ``split`` that ``member`` held out (:meth:`Recorder.hold_out`), or None."""
+    path = member_dir(Path(run_dir), member) / f"{split}.{HELD_OUT}.npy"
+    return np.load(path) if path.exists() else None
+
+
+def _stored_capacity(run_dir: Path, member: int, split: str) -> int | None:
+    """Rows the member's files were allocated with by an earlier Recorder (None: a new member)."""
+    path = member_dir(run_dir, member) / f"{split}.pred.npy"
+    if not (member_dir(run_dir, member) / "progress.json").exists() or not path.exists():
+        return None
+    try:
+        return int(np.load(path, mmap_mode="r").shape[0])
+    except (OSError, ValueError):
+        return None  # MemberRecord names the damaged file
+
+
 class Recorder:
     """Writes the run directory ``run_dir`` from a user's training loop; see the module docstring.
 
@@ -104,15 +130,22 @@ class Recorder:
     ``record_probs`` keeps the class probabilities (float16 [E, M, K] per member and split;
     needs ``num_classes`` or logits/probabilities wide enough to tell). ``dataset``,
     ``fingerprint`` and ``arch`` describe the run in ``run.json`` and the scores' metadata
-    (default fingerprint: sha256 of the labels and ids).
+    (default fingerprint: sha256 of the labels and ids). ``resume=True`` continues the run that
+    a Recorder of the same labels, ids and settings wrote in ``run_dir`` (or starts it).
     """
 
     def __init__(self, run_dir: str | Path, labels: dict[str, Any], *, ids: dict[str, Any] | None = None,
                  images: dict[str, Any] | None = None, num_classes: int | None = None, record_probs: bool = False,
-                 dataset: str = "custom", fingerprint: str | None = None, arch: str = "custom"):
+                 dataset: str = "custom", fingerprint: str | None = None, arch: str = "custom",
+                 resume: bool = False):
         self.run_dir = Path(run_dir)
-        if read_run_info(self.run_dir) is not None or (self.run_dir.exists() and any(self.run_dir.iterdir())):
-            raise UserError(f"{self.run_dir} is not empty; give the Recorder a new directory.")
+        existing = read_run_info(self.run_dir)
+        if existing is None and self.run_dir.exists() and any(self.run_dir.iterdir()):
+            raise UserError(f"{self.run_dir} is not empty and holds no recorded run; "
+                            "give the Recorder a new directory.")
+        if existing is not None and not resume:
+            raise UserError(f"{self.run_dir} already holds a run; give the Recorder a new directory, "
+                            "or resume=True to continue the run recorded there.")
         if not labels:
             raise UserError("Give the Recorder the labels of at least one split, e.g. labels={'train': y_train}.")
         self.labels = {split: to_numpy(values).astype(np.int64).reshape(-1) for split, values in labels.items()}
@@ -140,6 +173,27 @@ class Recorder:
             "arch": arch, "members": 0, "checkpoints": [], "schema": 1, "status": "running",
             "versions": {"python": platform.python_version(), "numpy": np.__version__},
         }
+        if existing is None:
+            atomic_write_json(self.run_dir / "run.json", self.info)
+        else:
+            self._reopen(existing)
+
+    def _reopen(self, existing: dict) -> None:
+        """Continue the run in ``run.json`` ``existing``: the same data and settings, its declared
+        checkpoints and every member's committed rows."""
+        for key in ("dataset", "settings"):
+            if existing.get(key) != self.info[key]:
+                what = "data" if key == "dataset" else "settings"
+                raise UserError(f"{self.run_dir} holds a recorded run of other {what} ({key} differs: "
+                                f"{existing.get(key)} here, {self.info[key]} now); pass the same labels, ids "
+                                "and settings to resume it, or give a new directory.")
+        self.info = {**existing, "status": "running"}
+        for checkpoint in existing.get("checkpoints", []):
+            self._epochs.append(float(checkpoint["epoch"]))
+            self._steps.append(checkpoint["step"])
+        for folder in sorted((self.run_dir / "records").glob("member_*")):
+            if folder.name[len("member_"):].isdigit():
+                self._member(int(folder.name[len("member_"):]))
         atomic_write_json(self.run_dir / "run.json", self.info)
 
     def _member(self, member: int) -> tuple[MemberRecord, dict[str, _Row]]:
@@ -149,9 +203,52 @@ class Recorder:
         if member not in self._members:
             sizes = {split: len(y) for split, y in self.labels.items()}
             probs = self.num_classes if self.record_probs else None
-            self._members[member] = MemberRecord(self.run_dir, member, sizes, FIRST_CAPACITY, num_classes=probs)
+            capacity = _stored_capacity(self.run_dir, member, next(iter(sizes))) or FIRST_CAPACITY
+            record = MemberRecord(self.run_dir, member, sizes, capacity, num_classes=probs)
+            if record.rows > len(self._epochs):
+                raise UserError(f"Member {member} of {self.run_dir} has {record.rows} checkpoints but "
+                                f"run.json declares {len(self._epochs)}; delete {record.dir} and record "
+                                "that member again.")
+            self._members[member] = record
             self._rows[member] = {split: _Row(size, probs) for split, size in sizes.items()}
         return self._members[member], self._rows[member]
+
+    def hold_out(self, member: int, split: str = "train", *, ids: Any = None, index: Any = None) -> None:
+        """Declare the examples of ``split`` that ``member`` never trains on (its fold of a
+        cross-validation), by ``ids`` or positions ``index``: the cleanlab export then gives every
+        example out-of-sample probabilities, from the members that held it out."""
+        if ids is None and index is None:
+            raise UserError("Name the held-out examples by ids= or index=.")
+        if split not in self.labels:
+            raise UserError(f"The Recorder has no split '{split}'; it records {', '.join(self.labels)}.")
+        count = len(to_numpy(index).reshape(-1)) if index is not None else 0
+        mask = np.zeros(len(self.labels[split]), bool)
+        mask[self._positions_of(split, index, ids, count)] = True
+        record, _ = self._member(member)
+        buffer = io.BytesIO()
+        np.save(buffer, mask)
+        atomic_write_bytes(record.dir / f"{split}.{HELD_OUT}.npy", buffer.getvalue())
+
+    def checkpoints(self, member: int) -> int:
+        """How many checkpoints ``member`` has committed (0 for a member not recorded yet)."""
+        return self._member(member)[0].rows
+
+    def rewind(self, member: int, step: int) -> int:
+        """Drop ``member``'s checkpoints taken after training step ``step``, for a loop that resumes
+        its training from a checkpoint saved at that step; returns how many checkpoints remain."""
+        record, rows = self._member(member)
+        keep = record.rows
+        while keep and (self._steps[keep - 1] is None or self._steps[keep - 1] > step):
+            if self._steps[keep - 1] is None:
+                raise UserError(f"Member {member}'s checkpoints were recorded without step=; a resumed "
+                                "loop can only rewind checkpoints recorded with their training step.")
+            keep -= 1
+        if keep < record.rows:
+            record.rows = keep
+            record.commit()
+        for row in rows.values():
+            row.filled[:] = False
+        return keep
 
     def _positions_of(self, split: str, index: Any, ids: Any, count: int) -> np.ndarray:
         size = len(self.labels[split])
@@ -223,13 +320,17 @@ class Recorder:
                             "update every example of every split before Recorder.checkpoint.")
         k = record.rows
         epoch = float(k if epoch is None else epoch)
+        if k < len(self._epochs) and max(other.rows for other in self._members.values()) <= k:
+            del self._epochs[k:], self._steps[k:]  # declared by a rewound run: no member holds it now
         if k < len(self._epochs):
-            if self._epochs[k] != epoch:
-                raise UserError(f"Checkpoint {k} of member {member} is at epoch {epoch:g} but other members have it at "
-                                f"{self._epochs[k]:g}; record every member at the same checkpoints.")
+            if self._epochs[k] != epoch or (step is not None and self._steps[k] not in (None, step)):
+                raise UserError(f"Checkpoint {k} of member {member} is at epoch {epoch:g} (step {step}) "
+                                f"but other members have it at epoch {self._epochs[k]:g} "
+                                f"(step {self._steps[k]}); record every member at the same checkpoints.")
         else:
             self._epochs.append(epoch)
             self._steps.append(step)
+            self._declare()
         if k == record.capacity:
             record.resize(2 * k)
         record.append({split: row.values for split, row in rows.items()})
@@ -238,9 +339,21 @@ class Recorder:
             row.next_checkpoint()
         return k
 
+    def _checkpoint_list(self) -> list[dict]:
+        pairs = enumerate(zip(self._steps, self._epochs))
+        return [{"index": i, "step": step, "epoch": epoch} for i, (step, epoch) in pairs]
+
+    def _declare(self) -> None:
+        """Write the checkpoint list to ``run.json`` before a new checkpoint's rows are committed,
+        so a resumed Recorder knows the epoch and step of every committed row."""
+        self.info = update_run(self.run_dir, checkpoints=self._checkpoint_list())
+
     def finish(self) -> Scores:
         """Cut the record files to size, write ``run.json`` and ``scores.parquet``; return the
         scores. At least 2 members, each with the same number of checkpoints (at least 2)."""
+        for folder in (self.run_dir / "records").glob("member_*"):  # members another Recorder recorded here
+            if folder.name[len("member_"):].isdigit():
+                self._member(int(folder.name[len("member_"):]))
         counts = {member: record.rows for member, record in self._members.items()}
         if len(counts) < 2:
             raise UserError(f"Agreement needs at least 2 members, got {len(counts)}; record another member before finish.")
@@ -251,7 +364,8 @@ class Recorder:
                             f"more); they have {counts}.")
         for record in self._members.values():
             record.resize(record.rows)
-        checkpoints = [{"index": i, "step": step, "epoch": epoch} for i, (step, epoch) in enumerate(zip(self._steps, self._epochs))]
+        rows = min(counts.values())
+        checkpoints = self._checkpoint_list()[:rows]
         self.info = update_run(self.run_dir, members=len(counts), checkpoints=checkpoints)
         scores, _ = write_scores(self.run_dir, self.info, self.labels, self.ids, self.hashes or None)
         self.info = update_run(self.run_dir, status="complete")

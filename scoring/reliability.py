@@ -57,8 +57,10 @@ def spearman_rho(x, y) -> float:
 
 
 def spearman_brown(rho: float, factor: float) -> float:
-    """Predicted reliability of a measurement ``factor`` times as long (here: as many members)."""
-    return factor * rho / (1 + (factor - 1) * rho)
+    """Predicted reliability of a measurement ``factor`` times as long (here: as many members);
+    NaN where the formula has no value (halves that order exactly oppositely, rho = -1 at factor 2)."""
+    denominator = 1 + (factor - 1) * rho
+    return factor * rho / denominator if denominator != 0 else float("nan")
 
 
 def _subset(record: Record, members: np.ndarray) -> Record:

@@ -1,98 +1,11 @@
-"""Per-image statistics of seed 003 ("When deep classifiers agree"), fast over a whole dataset.
+"""Per-image statistics of Pliushch et al. 2022 ("When deep classifiers agree"), fast over a whole dataset.
 
-Four statistics, each as a function over one image and a batch function over ``[M, H, W, C]``:
-
-=================  ===========================================  =====================================
-statistic          seed source                                  where this module departs
-=================  ===========================================  =====================================
-``segments``       ``DatasetMetrics.segment_count``: the        none in the algorithm: a transcription
-segment count      original C++ ``segment 0.5 500 20`` (sigma   of that program compiled with numba,
-                   0.5, k 500, min size 20) on 8-bit RGB.       float32 as in the C++. Edges of equal
-                                                                weight keep the order they are made
-                                                                in (a stable sort; ``std::sort``
-                                                                leaves it to the C++ library), which
-                                                                can change a count; a grey image is
-                                                                one channel (the program reads colour
-                                                                PPM only). See "Segments" below.
-``entropy``        ``DatasetMetrics.img_entropy``: grey =       none in the definition: the values of
-mean local         0.2989 R + 0.5870 G + 0.1140 B on 0-255      a window are the *unrounded* float64
-intensity          (float64, not rounded), 10x10 windows,       greys, compared exactly, as the seed
-entropy            stride 1, valid positions only, Shannon      does. Computed per value group, not
-                   entropy (log2) of the window's values        per window (same number up to float
-                   (``np.unique``), mean over windows.          rounding, ~1e-15). Images smaller
-                                                                than the window raise ``ValueError``
-                                                                (the seed returns the mean of no
-                                                                windows: NaN).
-``dct``            ``DatasetMetrics.img_frequency``:            float64 (seed: float32 torch); the
-percentage of      orthonormal 2-D DCT-II of the grey image     seed stores ``100 * (k - 1) / n``
-DCT coefficients   in [0, 1]; coefficients sorted by ``|c|``;   (its comment misreads its own while
-for 99.98 %        smallest k with ``||c[:k]|| / ||c|| >=       loop, so one coefficient reads 0 %);
-                   0.9998`` (an L2-norm ratio).                 we return ``100 * k / n`` and give
-                                                                the seed's value with
-                                                                ``seed_off_by_one=True``. An all-zero
-                                                                image needs no coefficient: 0.
-``edges``          ``DatasetMetrics.edge_strength``: reads      a named substitute: the sum over the
-sum of edge        sums of MATLAB crisp-boundaries maps         image of the Sobel gradient magnitude
-strengths          (Isola et al. 2014), code never committed.   of the grey image in [0, 1]
-                                                                (``skimage.filters.sobel``:
-                                                                ``sqrt((gx^2 + gy^2) / 2)``, kernels
-                                                                ``[1, 2, 1] / 4 x [1, 0, -1]``,
-                                                                reflected borders). It is not the
-                                                                pointwise-mutual-information boundary
-                                                                detector; treat correlations with it
-                                                                as with a different statistic.
-=================  ===========================================  =====================================
-
-Inputs. One image is ``H x W``, ``H x W x 1`` or ``H x W x 3``; a batch is ``[M, H, W, C]`` with
-``C`` 1 or 3. Pixels are ``uint8`` (0-255), other integers within 0-255, or floats in [0, 1].
-Floats are first quantised to ``uint8`` with ``round(255 x)``, so a float image and its ``uint8``
-twin get identical statistics (the seed multiplied its [0, 1] tensors by 255 and truncated, which
-gives the same bytes for tensors made from 8-bit images). A one-channel image is its own grey,
-as in the seed.
-
-Bad input gets one clear ``ValueError`` sentence naming the fix: NaN or infinite pixels, floats
-outside [0, 1], integers outside 0-255, shapes that are not an image or a batch, images with no
-pixels, images smaller than the entropy window. An empty batch (``M == 0``) is not an error: every
-batch function returns an empty ``float64`` array.
-
-Segments. ``stats._felzenszwalb`` transcribes Felzenszwalb and Huttenlocher's ``segment`` (2006
-release: ``segment-image.h``, ``segment-graph.h``, ``disjoint-set.h``, ``filter.h``,
-``convolve.h``): each channel smoothed by the program's Gaussian (``ceil(4 sigma) + 1`` one-sided
-taps ``exp(-(i / sigma)^2 / 2)``, normalised; 3 taps for sigma 0.5; border pixels repeated), then
-edges to the right, down, down-right and up-right neighbours, weighing the euclidean distance of
-the smoothed colours, taken in order of weight; a merge when ``w <= threshold`` of both components
-(k at first, ``w + k / |C|`` after a merge, union by rank); then a pass over the sorted edges that
-merges any component smaller than ``min_size`` with its neighbour; count = number of components.
-Pixels, mask, weights and thresholds are float32 with the C++'s operation order, so weights and
-comparisons are the program's bit for bit. It departs in two places. (1) Ties: edges of equal
-weight stay in the order they are made (a stable radix sort on the weights' bits), whereas
-``std::sort`` leaves their order to the C++ library; when a tied edge decides a merge, counts can
-differ. On the 60,000 natural 32x32 patches of ``experiments/bench_stats.py`` the counts equal
-those of a C++ transcription of the original built with GCC (not shipped) on 100 % of images; on
-synthetic posterised images (flat 4x4 blocks of 2 or 3 levels, many equal weights) on only
-70-80 %. (2) A grey image is segmented as one channel (weights ``|a - b|``); the program
-reads colour PPM only, where a grey image is three equal channels (weights ``sqrt(3) |a - b|``):
-pass ``np.repeat(grey[..., None], 3, axis=2)`` for that (tested). scikit-image's
-``felzenszwalb(img, scale=500, sigma=0.5, min_size=20)`` is a close relative (float64, reflected
-borders, the same 8-neighbour graph; its ``scale / 255`` on [0, 1] pixels is the same k): equal
-counts on 99.8 % of those patches, at about 0.9 ms per image against 0.2 ms here.
-
-Compilation. The segmenter is compiled on its first use in a process, not at import: importing
-numba and compiling take about 3.5 s, or 0.3 s when numba's on-disk cache holds it (written in
-``stats/__pycache__``, or the user's cache folder where that is read-only; ``NUMBA_CACHE_DIR``
-chooses another). Before a process pool starts, the parent compiles, so forked workers inherit
-the machine code instead of each importing numba and compiling; spawned workers load the cache.
-
-Speed. Nothing loops over pixels or windows in Python. Entropy sorts each image's greys once and
-works per group of equal values: a value seen once adds nothing; for a group of up to six pixels,
-inclusion-exclusion over its subsets (each window rectangle shared by a subset is one product of
-two interval lengths); a larger group gets a 2-D difference grid over window positions and two
-running sums. DCT and edges are whole-batch NumPy/SciPy. Segmentation is one compiled call per
-sub-batch that segments its images one by one, so an image's count never depends on the images
-beside it. Jobs worth more than about two seconds are split into chunks over a process pool, one
-process per core (``workers``, default all; forked on Linux, spawned elsewhere, where the caller
-needs the usual ``if __name__ == "__main__":`` guard). Segmentation and entropy take most of the
-time: see ``experiments/README.md``.
+Four statistics (segment count, mean local entropy, DCT percentage, edge strength), each as a
+function over one image and a batch function over ``[M, H, W, C]`` (uint8 0-255, or floats in
+[0, 1] quantised to uint8 first). Where each follows the authors' code and where it departs, the
+segmenter's transcription, compilation and speed: docs/REFERENCE.md, "Image statistics in this
+toolkit". Bad input gets one ``ValueError`` sentence naming the fix; an empty batch gives an
+empty array.
 """
 
 from __future__ import annotations
@@ -108,6 +21,7 @@ import numpy as np
 
 __all__ = [
     "GREY_WEIGHTS",
+    "grey",
     "SEGMENT_PARAMETERS",
     "STATISTICS",
     "compute_statistics",
@@ -258,8 +172,9 @@ def _available_cores() -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def _grey(batch: np.ndarray) -> np.ndarray:
-    """Seed grey on 0-255: the weighted sum in float64 (same operation order as the seed) or the channel."""
+def grey(batch: np.ndarray) -> np.ndarray:
+    """Grey levels on 0-255 of uint8 images [M, H, W, C]: the seed code's weighted sum in float64
+    (:data:`GREY_WEIGHTS`, same operation order, not rounded), or the one channel."""
     if batch.shape[3] == 1:
         return batch[..., 0]
     r, g, b = GREY_WEIGHTS
@@ -408,12 +323,12 @@ def _entropy_serial(batch: np.ndarray, window: int) -> np.ndarray:
     patch_pixels = (min(tile, n_win_rows) + window - 1) * (min(tile, n_win_cols) + window - 1)
     step = max(1, _PIXELS_PER_PASS // patch_pixels)
     for start in range(0, m_total, step):
-        grey = _grey(batch[start : start + step])
+        levels = grey(batch[start : start + step])
         for top in range(0, n_win_rows, tile):
             rows = min(tile, n_win_rows - top)
             for left in range(0, n_win_cols, tile):
                 cols = min(tile, n_win_cols - left)
-                patch = grey[:, top : top + rows + window - 1, left : left + cols + window - 1]
+                patch = levels[:, top : top + rows + window - 1, left : left + cols + window - 1]
                 totals[start : start + step] += _group_window_sums(
                     np.ascontiguousarray(patch), window, rows, cols, table
                 )
@@ -430,9 +345,9 @@ def _dct_serial(batch: np.ndarray, threshold: float, seed_off_by_one: bool) -> n
     out = np.empty(m_total, np.float64)
     step = max(1, _PIXELS_PER_PASS // n)
     for start in range(0, m_total, step):
-        grey = _grey(batch[start : start + step]) / 255.0
-        coefficients = fft.dctn(grey, type=2, axes=(1, 2), norm="ortho")
-        energy = (coefficients * coefficients).reshape(len(grey), n)
+        levels = grey(batch[start : start + step]) / 255.0
+        coefficients = fft.dctn(levels, type=2, axes=(1, 2), norm="ortho")
+        energy = (coefficients * coefficients).reshape(len(levels), n)
         energy.sort(axis=1)
         cumulative = np.cumsum(energy[:, ::-1], axis=1)
         total = cumulative[:, -1:]
@@ -452,9 +367,9 @@ def _edges_serial(batch: np.ndarray) -> np.ndarray:
     out = np.empty(m_total, np.float64)
     step = max(1, _PIXELS_PER_PASS // (height * width))
     for start in range(0, m_total, step):
-        grey = _grey(batch[start : start + step]) / 255.0
+        levels = grey(batch[start : start + step]) / 255.0
         # scipy's 'reflect' border (what skimage.filters.sobel uses) is numpy's 'symmetric'
-        padded = np.pad(grey, ((0, 0), (1, 1), (1, 1)), mode="symmetric")
+        padded = np.pad(levels, ((0, 0), (1, 1), (1, 1)), mode="symmetric")
         smooth_cols = 0.25 * padded[:, :, :-2] + 0.5 * padded[:, :, 1:-1] + 0.25 * padded[:, :, 2:]
         d_rows = smooth_cols[:, 2:, :] - smooth_cols[:, :-2, :]
         smooth_rows = 0.25 * padded[:, :-2, :] + 0.5 * padded[:, 1:-1, :] + 0.25 * padded[:, 2:, :]

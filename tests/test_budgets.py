@@ -17,7 +17,6 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from curriculum.config.recipes import with_recipe
 from curriculum.config.stages import TrainingConfig
 from curriculum.data.datasets import Dataset, Split
 from curriculum.training.engine import (
@@ -94,7 +93,7 @@ def stvgg():
     """10 st-VGG members stacked under the GPU policy, on CIFAR-shaped data (2 images a member)."""
     dataset = random_images(20, 2)
     data = DeviceData(dataset, CPU, GPU_POLICY)
-    config = with_recipe(TrainingConfig(dataset=dataset.name, augment=True))
+    config = TrainingConfig(dataset=dataset.name, augment=True).complete()
     group = make_members(config, "st-vgg", dataset, data, list(range(10)), "bf16", stacked=True)
     return group, data
 
@@ -137,8 +136,8 @@ def test_a_checkpoint_waits_for_the_device_once():
 
     dataset = random_images(30, 6, size=8, channels=1)
     for train_record in ("eval", "online"):
-        config = with_recipe(ScoreConfig(dataset=dataset.name, arch="small-st-vgg", batch_size=10, members=2, epochs=1,
-                                         train_record=train_record, record_probs=True))
+        config = ScoreConfig(dataset=dataset.name, arch="small-st-vgg", batch_size=10, members=2, epochs=1,
+                             train_record=train_record, record_probs=True).complete()
         data = DeviceData(dataset, CPU, GPU_POLICY)
         trainer = GroupTrainer(config, "small-st-vgg", dataset, data, [0, 1], "bf16", True, 3, 3)
         trainer.run_to(2, None)
@@ -170,7 +169,7 @@ def test_stacked_forward_compiles_without_a_graph_break():
 
     dataset = random_images(8, 2, size=8, channels=1)
     data = DeviceData(dataset, CPU, GPU_POLICY)
-    config = with_recipe(TrainingConfig(dataset=dataset.name))
+    config = TrainingConfig(dataset=dataset.name).complete()
     group = make_members(config, "small-st-vgg", dataset, data, [0, 1], "bf16", stacked=True)
     x, _ = data.batch("train", torch.arange(8), group.memory_format)
     torch._dynamo.reset()

@@ -10,12 +10,13 @@ import pytest
 
 from conftest import run_cli
 from curriculum import cli
-from curriculum.config.stages import CurriculumConfig, ScoreConfig, StatsConfig, build_config, pacing_default, specs
+from curriculum.config.options import build_config, specs
+from curriculum.config.stages import ScoreConfig, StatsConfig, TrainConfig, pacing_default
 from curriculum.pacing import PACINGS
 from curriculum.stages.score import checkpoint_steps
 from scoring.errors import UserError
 
-STAGES = {"score": ScoreConfig, "stats": StatsConfig, "train": CurriculumConfig}
+STAGES = {"score": ScoreConfig, "stats": StatsConfig, "train": TrainConfig}
 
 
 def _one_sentence(proc: subprocess.CompletedProcess) -> str:
@@ -42,8 +43,8 @@ def _one_sentence(proc: subprocess.CompletedProcess) -> str:
     ("score", ["--lrr", "3"], "unrecognized arguments: --lrr 3; see curriculum score --help"),
     ("score", ["--lr"], "argument --lr: expected one argument; see curriculum score --help"),
     ("train", ["--lr", "1e4"], "--lr must be a finite number in (0, 10], got 1e4."),
-    ("train", ["--step", "0"], "exp pacing: step must be a whole number >= 1, got 0."),
-    ("train", ["--pacing", "linear", "--b", "2"], "linear pacing: b must be in [0, 1], got 2.0."),
+    ("train", ["--stage-length", "0"], "--stage-length must be a whole number >= 1, got 0."),
+    ("train", ["--pacing", "linear", "--b", "2"], "--b must be a finite number in [0, 1], got 2."),
     ("stats", ["--workers", "0"], "--workers must be a whole number >= 1, got 0."),
 ])
 def test_bad_flag_is_one_sentence_before_anything_is_written(tmp_path, command, flags, message):
@@ -72,9 +73,9 @@ def test_numeric_strings_and_lists_from_yaml_are_converted(tmp_path):
     config = build_config(ScoreConfig, tmp_path / "s.yaml")
     assert (config.lr, config.members, config.epochs) == (5e-4, 3, 2.0)
     assert type(config.members) is int
-    (tmp_path / "t.yaml").write_text("orders: [curriculum, none]\npacing: varied-exp\nstep_lengths: [50, 25]\n")
-    config = build_config(CurriculumConfig, tmp_path / "t.yaml")
-    assert config.order_list() == ["curriculum", "none"] and config.pacing_params() == {"steps": [50, 25]}
+    (tmp_path / "t.yaml").write_text("orders: [curriculum, none]\npacing: varied-exp\nstage_lengths: [50, 25]\n")
+    config = build_config(TrainConfig, tmp_path / "t.yaml")
+    assert config.orders == ["curriculum", "none"] and config.pacing_params() == {"stage_lengths": [50, 25]}
 
 
 def test_python_configs_get_the_same_check():
@@ -134,7 +135,7 @@ def test_every_field_is_a_flag_with_its_dataclass_default(command):
 
 def test_pacing_defaults_in_the_help_come_from_the_pacing_classes():
     help_text = {a.dest: a.help.replace("%%", "%") for a in _stage_parser("train")._actions}
-    for param in ("start", "inc", "step", "a", "b"):
+    for param in ("start", "inc", "stage_length", "a", "b"):
         for family in (name for name, cls in PACINGS.items() if param in cls.params):
             assert pacing_default(family, param) in help_text[param]
     assert "(default: 0.04)" in help_text["start"] and "(default: 0.8)" in help_text["a"]
@@ -164,3 +165,32 @@ def test_a_recipe_covers_its_family_of_names():
         assert build_config(ScoreConfig, None, dataset=name).epochs == 4.0, name
     assert build_config(ScoreConfig, None, dataset="gaussian:500-seed2").lr_schedule == "constant"
     assert build_config(ScoreConfig, None, dataset="cifar10").epochs == 20.0
+
+
+def test_renamed_flags_and_keys_still_work_with_a_warning(tmp_path, caplog):
+    """--step, --step-lengths and train's --eval-every were renamed; scripts that use them keep working."""
+    parser = cli.build_parser()
+    args = parser.parse_args(["train", "--step", "7", "--eval-every", "5"])
+    config = build_config(TrainConfig, None, **cli.given_flags(args, TrainConfig))
+    assert (config.stage_length, config.eval_every_steps) == (7, 5)
+    assert "step was renamed stage_length" in caplog.text and "eval_every was renamed eval_every_steps" in caplog.text
+    (tmp_path / "t.yaml").write_text("pacing: varied-exp\nstep_lengths: 50,25\n")
+    assert build_config(TrainConfig, tmp_path / "t.yaml").stage_lengths == [50, 25]
+    with pytest.raises(UserError, match="gives both step and its new name stage_length; keep stage_length"):
+        build_config(TrainConfig, step=5, stage_length=6)
+
+
+def test_the_same_mistake_gets_the_same_sentence_everywhere():
+    """One validator: a flag, a pacing built in Python and a dataset loaded in Python say it alike."""
+    from curriculum.data.datasets import load_dataset
+    from curriculum.pacing import make_pacing
+
+    with pytest.raises(UserError) as flag:
+        build_config(TrainConfig, pacing="exp", start=2)
+    with pytest.raises(UserError) as api:
+        make_pacing("exp", num_examples=10, batch_size=1, start=2)
+    with pytest.raises(UserError) as data:
+        load_dataset("digits", label_noise=2)
+    assert str(flag.value) == "--start must be a finite number in (0, 1], got 2."
+    assert str(api.value) == "exp pacing: start must be a finite number in (0, 1], got 2."
+    assert str(data.value) == "label_noise must be a finite number in [0, 1], got 2."

@@ -51,7 +51,7 @@ def test_augment_flips_and_shifts_within_padding_and_is_seeded():
 
 
 def test_an_epoch_never_ends_with_a_batch_of_one():
-    from curriculum.stages.score import batches_per_epoch
+    from curriculum.training.engine import batches_per_epoch
 
     assert batches_per_epoch(1347, 100) == 14  # 13 full batches and one of 47
     assert batches_per_epoch(1301, 100) == 13  # the single leftover example joins the 13th batch

@@ -12,14 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from curriculum.config.stages import SELF_TAUGHT, CurriculumConfig, ScoreConfig, StatsConfig, build_config
+from curriculum.config.options import build_config
+from curriculum.config.stages import SELF_TAUGHT, ScoreConfig, StatsConfig, TrainConfig
 from curriculum.data.datasets import list_datasets
 from curriculum.models.architectures import check_arch
 from curriculum.pacing import make_pacing
 from scoring.scores import SCORE_DIRECTIONS
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
-STAGES = {"score": ScoreConfig, "train": CurriculumConfig, "stats": StatsConfig}
+STAGES = {"score": ScoreConfig, "train": TrainConfig, "stats": StatsConfig}
 FILES = sorted(EXPERIMENTS.glob("*.yaml"))
 NAMED_DATASETS = {name for name, _ in list_datasets() if "<" not in name}
 DATASET_PREFIXES = ("hf:", "torchvision:", "folder:")  # the patterns of list_datasets()
@@ -52,7 +53,7 @@ def test_config_is_valid(path):
     assert text.startswith("#"), "start with a comment header: paper, figure, what it shows, our choices"
     assert f"--config experiments/{path.name}" in text, "the header should say how to run it"
     config = load(path)  # build_config validates every value
-    name = config.dataset
+    name = config.dataset.split("+", 1)[0]  # suffixes (+part0of6, +noise0.2) apply to every name
     assert name in NAMED_DATASETS or (name.startswith(DATASET_PREFIXES) and name.partition(":")[2]), name
     if hasattr(config, "arch"):
         assert config.arch != "auto", "name the paper's architecture rather than 'auto'"

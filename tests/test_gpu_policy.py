@@ -87,17 +87,16 @@ def test_a_gpu_policy_score_run_resumes_exactly_and_keeps_the_float32_labels(tmp
 def test_a_gpu_policy_curriculum_run_trains_stacked_in_bf16_as_float32_does(tmp_path, score_run, monkeypatch):
     import torch
 
-    from curriculum.config.recipes import with_recipe
-    from curriculum.stages.train import CurriculumConfig, curriculum_train, make_plan
+    from curriculum.stages.train import TrainConfig, make_plan, train
     from curriculum.training.policy import device_policy
 
-    config = CurriculumConfig(dataset="digits", scores=str(score_run), steps=30, eval_every=10, seeds=1, quiet=True)
+    config = TrainConfig(dataset="digits", scores=str(score_run), steps=30, eval_every_steps=10, seeds=1, quiet=True)
     results = {}
     for kind in ("gpu", "cpu"):
         monkeypatch.setenv("CURRICULUM_DEVICE_POLICY", kind)
-        plan = make_plan(with_recipe(config), load_dataset("digits"), device_policy(torch.device("cpu")))
+        plan = make_plan(config.complete(), load_dataset("digits"), device_policy(torch.device("cpu")))
         assert (plan.stacked, plan.precision) == ((True, "bf16") if kind == "gpu" else (False, "no"))
-        results[kind] = curriculum_train(CurriculumConfig(**{**vars(config), "out": str(tmp_path / kind)}))
+        results[kind] = train(TrainConfig(**{**vars(config), "out": str(tmp_path / kind)}))
         curves = (tmp_path / kind / "curves.csv").read_text()
         assert curves.count("\n") == 1 + 4 * 3  # 4 orders x 3 evaluations
     gpu, cpu = (results[kind].set_index("order").final_acc for kind in ("gpu", "cpu"))
@@ -177,7 +176,6 @@ def test_a_resume_trains_forward_from_a_state_checkpoints_back(tmp_path, monkeyp
 def test_stacking_falls_back_once_with_the_reason_and_never_hides_a_device_error(monkeypatch, error, raised):
     import torch
 
-    from curriculum.config.recipes import with_recipe
     from curriculum.config.stages import TrainingConfig
     from curriculum.training.engine import resolve_arch, resolve_stacking
     from curriculum.training.members import StackedMembers
@@ -189,7 +187,7 @@ def test_stacking_falls_back_once_with_the_reason_and_never_hides_a_device_error
         raise error
 
     monkeypatch.setattr(StackedMembers, "train_step", fail)
-    config, dataset = with_recipe(TrainingConfig(dataset="digits")), load_dataset("digits")
+    config, dataset = TrainingConfig(dataset="digits").complete(), load_dataset("digits")
     said = []
     def decide():
         return resolve_stacking(config, resolve_arch(config, dataset), dataset, policy_of("gpu", torch.device("cpu")),

@@ -134,14 +134,14 @@ def test_csv_with_an_index_column_is_put_in_dataset_order(tmp_path):
     shuffled = np.array([3, 0, 5, 1, 4, 2])
     pd.DataFrame({"index": shuffled, "label": LABELS[shuffled], "score": SCORES[shuffled]}) \
         .to_csv(tmp_path / "s.csv", index=False)
-    scores, easier = load_external_scores(tmp_path / "s.csv", LABELS, direction="lower")
+    scores, easier, _ = load_external_scores(tmp_path / "s.csv", LABELS, direction="lower")
     np.testing.assert_array_equal(scores, SCORES)
     assert easier == "lower"
 
 
 def test_npz_like_published_c_scores(tmp_path):
     np.savez(tmp_path / "cscores.npz", labels=LABELS, scores=SCORES.astype(np.float32))
-    scores, easier = load_external_scores(tmp_path / "cscores.npz", LABELS)  # the format says higher
+    scores, easier, _ = load_external_scores(tmp_path / "cscores.npz", LABELS)  # the format says higher
     np.testing.assert_allclose(scores, SCORES, rtol=1e-6)
     assert easier == "higher"
     assert order_examples(scores, LABELS, "curriculum", easier=easier).tolist() == [0, 2, 4, 3, 5, 1]
@@ -153,7 +153,8 @@ def test_label_mismatch_names_the_count_and_the_fix(tmp_path):
     np.savez(tmp_path / "c.npz", labels=wrong, scores=SCORES)
     pd.DataFrame({"score": SCORES, "label": wrong}).to_parquet(tmp_path / "c.parquet")
     for name in ("c.npz", "c.parquet"):
-        with pytest.raises(UserError, match="2 of 6 labels .* differ from the dataset's; use the file made for this dataset"):
+        with pytest.raises(UserError, match=r"2 of 6 labels .* differ from the dataset's \(by position "
+                           r"\(row order\)\); use the file made for this dataset"):
             load_external_scores(tmp_path / name, LABELS, direction="higher")
 
 

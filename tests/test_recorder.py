@@ -100,5 +100,76 @@ def test_bad_use_is_one_sentence(tmp_path):
     recorder.checkpoint(1)
     with pytest.raises(UserError, match="same number of checkpoints, at least 2"):
         recorder.finish()
-    with pytest.raises(UserError, match="not empty"):
+    with pytest.raises(UserError, match="already holds a run; give the Recorder a new directory, or resume"):
         Recorder(tmp_path / "run", labels={"train": np.array([0])})
+    with pytest.raises(UserError, match="holds a recorded run of other data"):
+        Recorder(tmp_path / "run", labels={"train": np.array([0])}, resume=True)
+
+
+def test_a_resumed_recorder_rewinds_to_the_training_step_and_ends_as_an_uninterrupted_one(tmp_path):
+    """Two members, a checkpoint every 2 steps; member 1's process dies after step 6 with its
+    training checkpoint saved at step 4: a new Recorder (resume=True) drops the row of step 6,
+    records it again, and the record equals an uninterrupted run's."""
+    labels = {"train": np.array([0, 1, 1, 0]), "test": np.array([1, 0])}
+    rng = np.random.default_rng(0)
+    outputs = {
+        (m, s, split): rng.normal(size=(len(y), 2))
+        for m in (0, 1)
+        for s in range(0, 9, 2)
+        for split, y in labels.items()
+    }
+
+    def record(recorder, member, steps):
+        for step in steps:
+            for split in labels:
+                recorder.update(member, split, logits=outputs[member, step, split])
+            recorder.checkpoint(member, epoch=step / 4, step=step)
+
+    whole = Recorder(tmp_path / "whole", labels=labels)
+    for member in (0, 1):
+        record(whole, member, range(0, 9, 2))
+    expected = whole.finish()
+
+    first = Recorder(tmp_path / "run", labels=labels)
+    record(first, 0, range(0, 9, 2))
+    record(first, 1, range(0, 7, 2))
+    del first  # the process dies
+    again = Recorder(tmp_path / "run", labels=labels, resume=True)
+    assert again.checkpoints(1) == 4 and again.rewind(1, step=4) == 3
+    record(again, 1, (6, 8))
+    scores = again.finish()
+    pd.testing.assert_frame_equal(scores.table, expected.table)
+    assert _arrays(tmp_path / "run").keys() == _arrays(tmp_path / "whole").keys()
+    for name, array in _arrays(tmp_path / "whole").items():
+        np.testing.assert_array_equal(_arrays(tmp_path / "run")[name], array, err_msg=name)
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["checkpoints"][-1] == {
+        "index": 4,
+        "step": 8,
+        "epoch": 2.0,
+    }
+
+
+def test_members_trained_on_folds_give_cleanlab_out_of_sample_probabilities(tmp_path):
+    """4 members, 2 folds: members 0 and 1 never train on fold 0 (examples 0-2), members 2 and 3
+    on fold 1 (3-5); each example's cleanlab probabilities are the mean of its two held-out members'."""
+    from scoring.formats import export
+
+    labels = {"train": np.array([0, 1, 0, 1, 0, 1]), "test": np.array([0, 1])}
+    recorder = Recorder(tmp_path / "run", labels=labels, record_probs=True)
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(2), size=(4, 6)).astype(np.float16).astype(np.float32)
+    for member in range(4):
+        recorder.hold_out(member, "train", ids=["0", "1", "2"] if member < 2 else ["3", "4", "5"])
+        for k in range(2):
+            recorder.update(member, "train", probs=probs[member])
+            recorder.update(member, "test", probs=probs[member, :2])
+            recorder.checkpoint(member)
+    recorder.finish()
+    _, notes = export(tmp_path / "run", tmp_path / "cl.npz", "cleanlab", split="train")
+    with np.load(tmp_path / "cl.npz") as npz:
+        pred_probs, sample = npz["pred_probs"], str(npz["sample"])
+    expected = np.concatenate([probs[:2, :3].mean(0), probs[2:, 3:].mean(0)])
+    np.testing.assert_allclose(pred_probs, expected / expected.sum(1, keepdims=True), rtol=1e-6)
+    assert sample == "out-of-sample (folds)" and "each from the members that held it out" in notes[0]
+    with pytest.raises(UserError, match="Name the held-out examples"):
+        recorder.hold_out(0, "train")

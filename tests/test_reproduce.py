@@ -54,3 +54,18 @@ def test_write_readme_replaces_only_the_table(reproduce, tmp_path):
     text = readme.read_text()
     assert text.startswith("intro\n\n") and text.endswith("\n\noutro\n") and "old table" not in text
     assert "| a finding | Fig. 1 | [figure](figures/a.png) | r 0.9 | yes: because |" in text
+
+
+def test_write_readme_replaces_rows_by_name_and_keeps_the_others(reproduce, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n\n{reproduce.MARKERS[0]}\n{reproduce.MARKERS[1]}\n")
+    figure = tmp_path / "figures" / "a.png"
+    reproduce.write_readme([reproduce.Finding("digits", "Fig. 1", figure, "|x| 0.9", "yes"),
+                            reproduce.Finding("shapes", "none", figure, "r 0.5", "partly")], readme)
+    # one group run again: its rows replace theirs in place, a new one comes last
+    reproduce.write_readme([reproduce.Finding("fashion", "Fig. 12", figure, "r 0.8", "yes"),
+                            reproduce.Finding("digits", "Fig. 1", figure, "|x| 0.7", "no")], readme)
+    lines = readme.read_text().splitlines()
+    rows = [line for line in lines if line.startswith("| ") and "---" not in line][1:]
+    assert [row.split(" | ")[0][2:] for row in rows] == ["digits", "shapes", "fashion"]
+    assert "|x| 0.7 | no |" in rows[0] and "r 0.5 | partly |" in rows[1]

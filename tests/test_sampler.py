@@ -18,7 +18,7 @@ def _order(seed=0):
 
 def test_every_batch_is_distinct_examples_from_the_open_prefix():
     order = _order()
-    pacing = make_pacing("exp", num_examples=M, batch_size=B, start=0.05, inc=2, step=10)
+    pacing = make_pacing("exp", num_examples=M, batch_size=B, start=0.05, inc=2, stage_length=10)
     sampler = CurriculumBatchSampler(order, pacing, batch_size=B, num_steps=80, seed=0)
     batches = list(sampler)
     assert len(sampler) == len(batches) == 80
@@ -76,7 +76,7 @@ def test_works_inside_a_dataloader_in_a_training_loop():
     y = (x[:, 0] > 0).long()
     scores = x[:, 0].abs().numpy()  # far from the boundary = easy
     order = order_examples(scores, y.numpy(), "curriculum", easier="higher")
-    pacing = make_pacing("exp", num_examples=M, batch_size=B, start=0.1, step=20)
+    pacing = make_pacing("exp", num_examples=M, batch_size=B, start=0.1, stage_length=20)
     sampler = CurriculumBatchSampler(order, pacing, batch_size=B, num_steps=60, seed=0)
 
     model = torch.nn.Linear(5, 2)
@@ -104,7 +104,7 @@ def test_works_inside_a_dataloader_in_a_training_loop():
     ({"order": []}, "non-empty"),
     ({"order": [0.5, 1.5]}, "indices"),
     ({"pacing": 5}, "function of the step"),
-    ({"pacing": make_pacing("exp", num_examples=M + 1, batch_size=B, step=10)}, "401 examples"),
+    ({"pacing": make_pacing("exp", num_examples=M + 1, batch_size=B, stage_length=10)}, "401 examples"),
 ])
 def test_mistakes_raise_user_errors(kwargs, text):
     args = {"order": _order(), "pacing": None, "batch_size": B, "num_steps": 10, **kwargs}

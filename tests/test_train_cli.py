@@ -17,7 +17,7 @@ from scoring import Scores
 from scoring.files import LOCK_NAME
 
 ORDERS = ["curriculum", "random", "anti", "none"]
-TINY = ["--steps", "20", "--eval-every", "5", "--seeds", "2"]
+TINY = ["--steps", "20", "--eval-every-steps", "5", "--seeds", "2"]
 COLUMNS = ["order", "seeds", "final_acc", "ci95", "auc", "target", "steps_to_target", "reached", "tpa",
            "mean_consistency", "gain_vs_none", "p_vs_none", "gain_vs_random", "p_vs_random"]
 
@@ -100,7 +100,7 @@ def test_seeds_pair_the_controls(score_run, tmp_path):
     # b = 1 opens all data from step 0, so with seed s the random order trains exactly like none:
     # the same order, initial weights and batches
     run_cli(["train", "--scores", score_run, "--pacing", "linear", "--b", "1", "--orders", "random,none",
-             "--steps", "10", "--eval-every", "5", "--seeds", "2", "--quiet", "--out", tmp_path / "out"], tmp_path)
+             "--steps", "10", "--eval-every-steps", "5", "--seeds", "2", "--quiet", "--out", tmp_path / "out"], tmp_path)
     results, curves, _ = _outputs(tmp_path / "out")
     acc = {key: rows["test_accuracy"].to_numpy() for key, rows in curves.groupby(["order", "seed"])}
     assert np.array_equal(acc["random", 0], acc["none", 0]) and np.array_equal(acc["random", 1], acc["none", 1])
@@ -126,18 +126,19 @@ def test_scores_file_of_the_same_scores_repeats_the_run_exactly(full, score_run,
     before = before[before["order"].isin(["anti", "none"])]
     key = ["order", "seed", "step"]
     pd.testing.assert_frame_equal(curves.sort_values(key, ignore_index=True), before.sort_values(key, ignore_index=True))
-    assert config["order_source"] == f"scores file {tmp_path / 'mine.csv'} (higher = easier)"
+    assert config["order_source"] == (f"scores file {tmp_path / 'mine.csv'} (higher = easier; 1347 of 1347 scores "
+                                      "matched the 1347 train examples by position in the split)")
 
 
 def test_self_taught_order_needs_no_score_run(tmp_path):
     proc = run_cli(["train", "--by", "self-taught", "--orders", "curriculum,none", "--pacing", "single-step",
-                    "--start", "0.2", "--step", "5", "--steps", "10", "--eval-every", "5", "--seeds", "1", "--quiet"], tmp_path)
+                    "--start", "0.2", "--stage-length", "5", "--steps", "10", "--eval-every-steps", "5", "--seeds", "1", "--quiet"], tmp_path)
     assert proc.stdout == ""  # --quiet
     out = tmp_path / "runs" / "digits" / "curriculum" / "single-step-self-taught"  # no score run: the default place, named by the order source
     results, curves, config = _outputs(out)
     assert list(results["order"]) == ["curriculum", "none"] and len(curves) == 2 * 2
     assert config["order_source"] == "self-taught P(true class)"
-    assert config["start"] == 0.2 and config["step"] == 5
+    assert config["start"] == 0.2 and config["stage_length"] == 5
 
 
 def _one_error_line(stderr: str) -> str:
@@ -165,11 +166,11 @@ RUN = "{score run}"  # replaced by the session's score run
     (["--scores", "nowhere"], "No scores at nowhere; run `curriculum score --dataset digits --out nowhere` first"),
     (["--orders", "curriculum,easy"], "--orders must be comma-separated names among curriculum, anti, random, none, got curriculum,easy."),
     (["--orders", ","], "--orders must be comma-separated names among"),
-    (["--scores", RUN, "--pacing", "linear", "--a", "11"], "linear pacing: a must be in (0, 10], got 11.0."),
-    (["--scores", RUN, "--pacing", "quad", "--b", "-0.1"], "quad pacing: b must be in [0, 1], got -0.1."),
-    (["--scores", RUN, "--a", "0.5"], "exp pacing takes the parameters start, inc, step; it has no a."),
+    (["--scores", RUN, "--pacing", "linear", "--a", "11"], "--a must be a finite number in (0, 10], got 11."),
+    (["--scores", RUN, "--pacing", "quad", "--b", "-0.1"], "--b must be a finite number in [0, 1], got -0.1."),
+    (["--scores", RUN, "--a", "0.5"], "exp pacing takes the parameters start, inc, stage_length; it has no a."),
     (["--steps", "0"], "--steps must be a whole number >= 1, got 0."),
-    (["--eval-every", "0"], "--eval-every must be a whole number >= 1, got 0."),
+    (["--eval-every-steps", "0"], "--eval-every-steps must be a whole number >= 1, got 0."),
     (["--seeds", "0"], "--seeds must be a whole number >= 1, got 0."),
     (["--target", "1.5"], "--target must be a finite number in (0, 1], got 1.5."),
     (["--scores", RUN, "--batch-size", "5000"], "--batch-size 5000 exceeds the 1347 train examples; use at most 1347."),

@@ -1,4 +1,5 @@
-"""Data: dataset names -> arrays (:mod:`.datasets`), where the arrays come from (:mod:`.sources`),
+"""Data: dataset names -> arrays (:mod:`.datasets`), where the arrays come from (:mod:`.sources`; the
+standard datasets' original files, :mod:`.originals`),
 the generated sets (:mod:`.synthetic`, :mod:`.shapes`), their generating factors (:mod:`.factors`)
 and the probe sets (:mod:`.probes`).
 
@@ -15,6 +16,7 @@ _EXPORTS = {
     "load_dataset": "curriculum.data.datasets",
     "datasets": "curriculum.data.datasets",
     "factors": "curriculum.data.factors",
+    "originals": "curriculum.data.originals",
     "probes": "curriculum.data.probes",
     "shapes": "curriculum.data.shapes",
     "sources": "curriculum.data.sources",

@@ -11,7 +11,9 @@
 * Hugging Face ``datasets`` by name: ``cifar10``, ``cifar100``, ``cifar100:<super-class>`` (the
   5 fine classes of one of the 20 coarse classes, e.g. ``cifar100:small-mammals`` as in seed
   000; labels re-indexed 0..4 in fine-label order, classes named by their fine labels),
-  ``mnist``, ``fashion-mnist``, ``svhn`` (cropped digits; the 'extra' split is not used);
+  ``mnist``, ``fashion-mnist``, ``svhn`` (cropped digits; the 'extra' split is not used); with
+  ``data_dir`` (``--data-dir``) the same names are read from their original files there instead
+  (:mod:`curriculum.data.originals`), with the hub's row order, ids and class names;
 * ``hf:<repo id>[:<config>]`` or ``hf:<path>`` (a ``save_to_disk`` folder, or anything
   ``datasets.load_dataset(path)`` reads): the image column (a ``datasets.Image`` feature) and
   the label column (a ``ClassLabel``) are found automatically;
@@ -25,9 +27,10 @@ folder's relative path, a Hugging Face ``<split>/<row>`` or ``id`` column, torch
 ``scoring.ids``. Both are columns of ``scores.parquet``.
 
 Decoded sources are cached as ``<cache>/<safe name>/arrays[-sizeS].npz`` (written atomically),
-so only the first load decodes; local sources are re-read when their files change, and a cache
-whose local source was deleted still loads. Images of different sizes are resized to
-``image_size`` or to the most common size (see ``curriculum.data.sources``).
+so only the first load decodes (processes loading together wait for the first to write it); local
+sources are re-read when their files change, and a cache whose local source was deleted still
+loads. Images of different sizes are resized to ``image_size`` or to the most common size (see
+``curriculum.data.sources``).
 
 Label noise (``label_noise=P``, as in Zhang et al. 2017): a fraction P of the train labels,
 chosen with ``noise_seed``, is replaced by labels drawn uniformly from all K classes, so a
@@ -45,7 +48,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -53,10 +55,11 @@ from pathlib import Path
 
 import numpy as np
 
+from curriculum.config.constraints import SEED_RANGE, Interval
 from scoring.errors import UserError
 from scoring.ids import as_ids, content_hashes
 
-from curriculum.data import sources as src
+from curriculum.data import originals, sources as src
 from curriculum.data.shapes import make_shapes, parse_shapes_name, shapes_name
 from curriculum.data.synthetic import make_gabor, make_gaussian
 
@@ -240,7 +243,8 @@ def list_datasets() -> list[tuple[str, str]]:
         ("shapes:<N>[/<T>][-seed<S>]", "the same with N train, T test (default N // 5) "
                                        "images, from seed S (default 0)"),
     ]
-    rows += [(n, f"{d} (Hugging Face {hub})") for n, (hub, _, d) in HF_NAMED.items()]
+    rows += [(n, f"{d} (Hugging Face {hub}; its original files with --data-dir)")
+             for n, (hub, _, d) in HF_NAMED.items()]
     rows += [(f"cifar100:{s}", f"CIFAR-100 super-class, 5 classes ({', '.join(f)}), 2500 / 500")
              for s, f in CIFAR100_SUPERCLASSES.items()]
     rows += [
@@ -301,8 +305,39 @@ def _is_local_path(text: str) -> bool:
             or Path(text).expanduser().exists())
 
 
-def _read(base: str, cache_dir: Path, image_size: int | None) -> tuple[str, src.RawData]:
-    """Canonical base name and the raw arrays of a name without suffixes."""
+def _read_original(key: str, data_dir: Path, cache_dir: Path, image_size: int | None) -> src.RawData:
+    """Dataset ``key`` read from its original files under ``data_dir`` (see
+    :mod:`curriculum.data.originals`), cached under its own key and re-read when a file changes."""
+    cache_key = f"{key}@{data_dir}"
+    try:
+        found = originals.locate(key, data_dir)
+    except UserError:
+        if not src.cache_path(cache_dir, cache_key, image_size).exists():
+            raise
+        found = None  # read before and since deleted: the cache is what is left (as for folder:)
+
+    def build() -> src.RawData:
+        if found is None:
+            originals.locate(key, data_dir)  # raises: the files and the cache are both gone
+        raw = found.read()
+        if image_size is not None:
+            raw.train_images = src.resize_images(raw.train_images, image_size)
+            raw.test_images = src.resize_images(raw.test_images, image_size)
+        return raw
+
+    signature = None if found is None else src.files_signature(found.files, data_dir)
+    return src.cached(cache_key, cache_dir, image_size, build, signature)
+
+
+def _read(base: str, cache_dir: Path, image_size: int | None,
+          data_dir: Path | None = None) -> tuple[str, src.RawData]:
+    """Canonical base name and the raw arrays of a name without suffixes (from the original files
+    under ``data_dir`` where given)."""
+    if data_dir is not None:
+        prefix = base.partition(":")[0].strip().lower().replace("_", "-")
+        if ALIASES.get(prefix, prefix) not in originals.ORIGINALS:
+            raise UserError(f"--data-dir reads the original files of {', '.join(originals.ORIGINALS)} "
+                            f"(and CIFAR-100's super-classes), not {base!r}; leave --data-dir out for it.")
     shapes = parse_shapes_name(base)
     if shapes is not None:  # generated in seconds: not cached
         return shapes_name(*shapes), make_shapes(*shapes)
@@ -316,6 +351,8 @@ def _read(base: str, cache_dir: Path, image_size: int | None) -> tuple[str, src.
             return key, make_gabor(overlap=key == "gabor-overlap")
         if key == "gaussian":
             return key, make_gaussian()
+        if key in HF_NAMED and data_dir is not None:
+            return key, _read_original(key, data_dir, cache_dir, image_size)
         if key in HF_NAMED:
             hub, config, _ = HF_NAMED[key]
             extra = ("coarse_label",) if key == "cifar100" else ()
@@ -329,7 +366,7 @@ def _read(base: str, cache_dir: Path, image_size: int | None) -> tuple[str, src.
         if superclass is None:
             raise UserError(f"CIFAR-100 has no super-class {rest!r}; run `curriculum datasets` "
                             f"for the 20 names (e.g. cifar100:small-mammals).")
-        _, full = _read("cifar100", cache_dir, image_size)
+        _, full = _read("cifar100", cache_dir, image_size, data_dir)
         return f"cifar100:{superclass}", _superclass_subset(full, superclass)
     elif prefix == "hf" and rest:
         local = _is_local_path(rest)
@@ -383,9 +420,16 @@ def _superclass_subset(full: src.RawData, superclass: str) -> src.RawData:
                        train_ids=full.ids("train")[tr], test_ids=full.ids("test")[te])
 
 
+FRACTION = Interval("[0, 1]")
+SEED = Interval(SEED_RANGE, whole=True)
+IMAGE_SIZE = Interval("[1, 4096]", whole=True)
+
+
 def load_dataset(name: str = "digits", *, label_noise: float = 0.0, noise_seed: int = 0,
-                 cache_dir: str | Path | None = None, image_size: int | None = None) -> Dataset:
-    """Resolve ``name`` (see the module docstring and ``list_datasets``) to a ``Dataset``."""
+                 cache_dir: str | Path | None = None, image_size: int | None = None,
+                 data_dir: str | Path | None = None) -> Dataset:
+    """Resolve ``name`` (see the module docstring and ``list_datasets``) to a ``Dataset``;
+    ``data_dir``: read a standard dataset from its original files there instead of the hub."""
     if not isinstance(name, str) or not name.strip():
         raise UserError("Give a dataset name; run `curriculum datasets` to list them.")
     base, found = _split_suffixes(name.strip())
@@ -397,21 +441,19 @@ def load_dataset(name: str = "digits", *, label_noise: float = 0.0, noise_seed: 
     label_noise = found.get("label_noise", label_noise)
     noise_seed = found.get("noise_seed", noise_seed)
     image_size = found.get("image_size", image_size)
-    try:
-        p = float(label_noise)
-    except (TypeError, ValueError):
-        p = math.nan
-    if not 0.0 <= p <= 1.0:
-        raise UserError(f"Label noise must be a fraction in [0, 1], got {label_noise!r}.")
-    if (isinstance(noise_seed, bool) or not isinstance(noise_seed, (int, np.integer))
-            or noise_seed < 0):
-        raise UserError(f"The noise seed must be a non-negative integer, got {noise_seed!r}.")
-    if image_size is not None and (isinstance(image_size, bool) or not isinstance(
-            image_size, (int, np.integer)) or not 1 <= image_size <= 4096):
-        raise UserError(f"The image size must be an integer in 1..4096, got {image_size!r}.")
+    label_noise = FRACTION.check(label_noise, "label_noise")
+    noise_seed = SEED.check(noise_seed, "noise_seed")
+    if image_size is not None:
+        image_size = IMAGE_SIZE.check(image_size, "image_size")
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    local = None
+    if data_dir is not None:
+        local = Path(data_dir).expanduser().resolve()
+        if not local.is_dir():
+            raise UserError(f"--data-dir {data_dir} is not a folder; pass the folder that holds the "
+                            f"dataset's original files.")
 
-    canonical, raw = _read(base, cache, image_size)
+    canonical, raw = _read(base, cache, image_size, local)
     train_x, test_x = raw.train_images, raw.test_images
     if image_size is not None:  # sources decoded at this size already return it unchanged
         train_x = src.resize_images(train_x, image_size)
@@ -420,10 +462,10 @@ def load_dataset(name: str = "digits", *, label_noise: float = 0.0, noise_seed: 
     classes = tuple(str(c) for c in raw.classes)
     train_y = np.asarray(raw.train_labels, np.int64)
     clean = None
-    if p > 0:
+    if label_noise > 0:
         clean = train_y
-        train_y = apply_label_noise(train_y, p, len(classes), int(noise_seed))
-        canonical += f"+noise{p:g}" + (f"-seed{int(noise_seed)}" if noise_seed else "")
+        train_y = apply_label_noise(train_y, label_noise, len(classes), int(noise_seed))
+        canonical += f"+noise{label_noise:g}" + (f"-seed{int(noise_seed)}" if noise_seed else "")
     train_ids, train_factors = raw.ids("train"), dict(raw.train_factors)
     if "part" in found:
         keep = train_part(len(train_y), *found["part"])

@@ -24,6 +24,7 @@ from curriculum.data.sources import resize_images
 from scoring import agreement
 from scoring.files import atomic_write_bytes
 from scoring.records import member_dir
+from stats.images import GREY_WEIGHTS
 
 NOISE = "noise"
 NOISE_IMAGES = 1000
@@ -38,8 +39,8 @@ def probe_images(name: str, shape: tuple[int, int, int]) -> np.ndarray:
     images = resize_images(load_dataset(name).test.images, (h, w))
     if images.shape[3] == c:
         return images
-    if c == 1:  # RGB -> grey with the seed papers' weights
-        return np.round(images.astype(np.float64) @ np.array([0.2989, 0.5870, 0.1140]))[..., None].clip(0, 255).astype(np.uint8)
+    if c == 1:  # RGB -> grey with the image statistics' weights, rounded to 8 bits
+        return np.round(images.astype(np.float64) @ np.array(GREY_WEIGHTS))[..., None].clip(0, 255).astype(np.uint8)
     return np.repeat(images, 3, axis=3)
 
 

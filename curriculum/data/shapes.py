@@ -1,62 +1,10 @@
 """``shapes``: a procedural, CIFAR-shaped dataset whose difficulty is known by construction.
 
-32x32 RGB images of one of ten shapes on a cluttered background, any number of them, generated
-from a seed in about a second per 10,000 images (vectorised numpy, no per-pixel loops). Every
-example carries the factors that generated it (``Split.factors``), so accessibility and the
-image statistics can be correlated with a difficulty the generator chose: an example is harder
-the smaller, the lower in contrast, the more cluttered, the more occluded and the noisier it is.
-Issue 11 point 5 asks for it: scikit-learn's 8x8 digits are too small for the image statistics
-and never exercise the CIFAR architectures offline.
-
-Names (``curriculum.data.datasets`` parses them): ``shapes`` = 5000 train / 1000 test from seed 0;
-``shapes:N`` = N train and N // 5 test (the default's and CIFAR's 5:1); ``shapes:N/T`` = N train,
-T test; ``-seedS`` at the end (``shapes-seed1``, ``shapes:20000/2000-seed3``) draws an
-independent dataset from seed S. Both sizes must be in 10..1,000,000. The canonical name is the
-shortest that gives the same data (``shapes:5000/1000`` -> ``shapes``).
-
-Classes (no rotation: square/diamond and plus/x-cross are 45-degree rotations of each other, so
-rotating shapes would make classes overlap, the mistake ``curriculum.data.synthetic`` documents for the
-Gabor set): disk, square, diamond, triangle-up, triangle-down, plus, x-cross, ring, frame (hollow
-square), star (five points, one up). Each is a region of the normalised plane (u, v) = (x - cx,
-y - cy) / size with v pointing down, inside the square |u|, |v| <= 1 and reaching at least 0.8
-of the way to its edge (so ``size`` is half the width of the shape's bounding box, give or take
-a fifth); ``_SHAPES`` gives its distance-like
-function f (negative inside, about the Euclidean distance to the boundary in units of size), and
-a pixel's coverage is ``clip(0.5 - size * f, 0, 1)`` (one pixel of anti-aliasing).
-
-Per image, in this order, from one generator per block (below):
-  label       consecutive groups of ten hold each class once, in a random order (argsort of
-              uniforms), so any N images hold every class N // 10 or N // 10 + 1 times
-  size        U(5, 13) px: half the width of the shape's bounding box; harder when small
-  x, y        the centre, 15.5 + U(-1, 1) * min(JITTER, 15.5 - size) px each: within JITTER = 3 px
-              of the image centre, as objects in CIFAR photos are, and never clipped by the border.
-              Positions anywhere in the image made the set far slower to learn (a small st-VGG:
-              41 % test accuracy after 6 epochs against 63 % after 4 with the jitter) without
-              adding a difficulty worth measuring; x and y stay as nuisance factors
-  background  a mean colour U(48, 208) per channel
-  direction   the shape's colour is background + contrast * d, d a random unit vector in RGB
-              whose sign per channel points to the side with more room, so no channel clips
-  contrast    U(40, 128): the Euclidean RGB distance between shape and mean background colour, in
-              grey levels (exact in the image, before clutter and noise); harder when low
-  clutter     U(0, 32): the standard deviation, in grey levels, of a smooth random colour field
-              (8x8 Gaussian grid, bilinearly upsampled, scaled to unit std per image) added to the
-              background only; blobs about the size of a small shape; harder when high
-  occluder    depth U(0, 0.4) of the shape's bounding box, from a random side (left, right, top,
-              bottom), across the whole box: the shape is hidden there and the (cluttered)
-              background shows, as if behind a background-coloured surface; a visible occluder of
-              its own colour would be a rectangle, i.e. another square-like object in the image.
-              The factor ``occlusion`` is the measured fraction of the shape's area hidden;
-              harder when high
-  noise       U(0, 24): standard deviation of i.i.d. Gaussian pixel noise, grey levels; harder
-              when high
-then round and clip to uint8. The factors are independent by construction, so each one's own
-effect on a score can be read off a rank correlation; ``x`` and ``y`` are nuisances, not
-difficulty.
-
-Blocks: images are generated in blocks of ``BLOCK`` = 1000, block b of split s (0 train, 1 test)
-from ``np.random.default_rng([seed, s, b])``. So a larger dataset starts with the smaller one
-(``shapes:20000``'s first 5000 train images are ``shapes``' train set), a split's test set does
-not depend on the train size, and memory stays flat (one block of float32 at a time).
+32x32 RGB images of one of ten shapes on a cluttered background, generated from a seed (about a
+second per 10,000 images) with the factors that made each example (size, contrast, clutter,
+occlusion, noise; x and y as nuisances), so scores and image statistics can be correlated with
+a difficulty the generator chose. Names: ``shapes``, ``shapes:N``, ``shapes:N/T``, ``-seedS``.
+The classes, the factors' ranges and the block seeding: docs/REFERENCE.md, "The shapes set".
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ images keep their high byte.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import io
@@ -216,15 +217,23 @@ def safe_name(key: str) -> str:
     return safe if safe == key else f"{safe}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 
-def tree_signature(root: Path, only_images: bool = False) -> str:
-    """Hash of (relative path, size, mtime) of every file under root: changes when files do."""
+def files_signature(paths: Sequence[Path], root: Path) -> str:
+    """Hash of (path relative to root, size, mtime, ctime, inode) of each file: it changes when a
+    file is rewritten or replaced, even by one of the same size whose mtime was set back (a
+    copy that keeps times, an extracted archive), since the system sets ctime and the inode."""
     h = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        if only_images and path.suffix.lower() not in IMAGE_EXTENSIONS:
-            continue
+    for path in paths:
         st = path.stat()
-        h.update(f"{path.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update(f"{path.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
+                 f"\0{st.st_ino}\n".encode())
     return h.hexdigest()
+
+
+def tree_signature(root: Path, only_images: bool = False) -> str:
+    """:func:`files_signature` of every file under root (of every image file, ``only_images``)."""
+    paths = sorted(p for p in root.rglob("*") if p.is_file()
+                   and (not only_images or p.suffix.lower() in IMAGE_EXTENSIONS))
+    return files_signature(paths, root)
 
 
 def cache_path(cache_dir: Path, key: str, image_size: int | None) -> Path:
@@ -275,13 +284,35 @@ def cached(key: str, cache_dir: Path, image_size: int | None, build: Callable[[]
     """
     path = cache_path(cache_dir, key, image_size)
     raw = _read_cache(path, signature, image_size)
-    if raw is not None:
-        log.debug("loaded %s from cache %s", key, path)
-        return raw
-    raw = build()
-    _write_cache(path, raw, signature, key, image_size)
-    log.info("cached %s at %s", key, path)
+    if raw is None:
+        with _building(path):  # a process that waited here finds the cache the first one wrote
+            raw = _read_cache(path, signature, image_size)
+            if raw is None:
+                raw = build()
+                _write_cache(path, raw, signature, key, image_size)
+                log.info("cached %s at %s", key, path)
+                return raw
+    log.debug("loaded %s from cache %s", key, path)
     return raw
+
+
+@contextlib.contextmanager
+def _building(path: Path):
+    """Hold an exclusive lock beside the cache ``path`` while it is built, so that processes loading
+    a dataset for the first time together decode it once. The cache is correct without it (it is
+    written atomically); without ``fcntl`` (Windows) each process builds it."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,74 +1,9 @@
-"""Synthetic datasets of seed 000 ("Let's agree to agree", section 5 and Appendix C).
+"""Synthetic datasets of Hacohen et al. 2019 (section 5, appendix C): ``gabor``, ``gabor-overlap``
+and ``gaussian``, generated from fixed seeds with their generating factors (``Split.factors``).
 
-Both are generated from fixed seeds, so every call returns the same bytes and the same
-fingerprint, and both carry their generating factors (``Split.factors``). They exist to show
-where agreement breaks down: the ensemble's members no longer learn the examples in one shared
-order. That claim is only tested if the data does not build a shared order in: a class layout
-where some images are ambiguous by construction makes every member fail on the same images.
-
-``gabor``: 12 classes of Gabor patches, 32x32x3, 100 images a class, classes that do not overlap.
-    The appendix: "Each class contains 100 images of Gabor patches which vary in size and
-    orientation. Classes differ from each other in 3 parameters": parity (even = cosine, odd =
-    sine carrier), RGB channel (the patch is drawn in one channel) and base orientation (45, 90,
-    135, 180 degrees), "the orientation of each class varies by +-30 degrees". So a class is a
-    (channel, parity, base orientation) triple; size and the orientation offset vary within it.
-    The text does not add up (2 x 3 x 4 = 24 triples, not 12) and adds "making some of the classes
-    non-separable": base orientations 45 degrees apart with +-30 degree ranges overlap by 15
-    degrees. Where it is read literally (``gabor-overlap`` below), a quarter of the images fall
-    inside another class's range; every member fails on those same images, which builds in the
-    shared order section 5 uses this data to rule out. We depart from that sentence and keep
-    what the section needs: 12 classes that differ in the three parameters and can all be told
-    apart. Every (channel, parity) pair gets two base orientations 90 degrees apart, {45, 135} when
-    channel index + parity is even, {90, 180} otherwise:
-    R-even 45/135, R-odd 90/180, G-even 90/180, G-odd 45/135, B-even 45/135, B-odd 90/180.
-    Each base orientation is used 3 times, each channel 4, each parity 6. Two classes of the same
-    channel and parity have orientation ranges 30 degrees apart (modulo 180, the period of an even
-    patch), so no image can belong to two classes (``gabor_specs`` and the tests check it).
-    Classes are ordered as listed (channel, parity, angle), named ``<channel>-<angle>-<parity>``.
-
-``gabor-overlap``: the literal reading, kept as a control: 12 classes taking every (channel,
-    base orientation) pair once, parity ``odd = ((o - c) mod 4) >= 2`` (o = orientation index,
-    c = channel index): R even 45/90, odd 135/180; G even 90/135, odd 180/45; B even 135/180, odd
-    45/90. Same-channel same-parity adjacent orientations overlap; the factor ``in_other_range``
-    (1 = the image's orientation lies within +-30 degrees, modulo 180, of another class's base
-    with the same channel and parity) marks the ambiguous images (about a quarter).
-
-Both Gabor sets draw, per image, from ``np.random.default_rng(GABOR_SEED)`` (all orientation
-offsets of all classes, then all sizes, in class order):
-  * orientation = base + U(-30, 30) degrees (the carrier's wave vector, counter-clockwise
-    from the horizontal axis, y pointing up);
-  * size: envelope sigma ~ U(3, 7) px and wavelength = 2 * sigma (a pure change of scale).
-Pixel value of the drawn channel: round(128 + 127 * g), g = exp(-r^2 / 2 sigma^2) *
-cos|sin(2 pi u / wavelength), centred on the image; the other two channels stay at 128 (grey
-background). The paper gives no split and no code ("will be published upon acceptance"); we take
-the first 80 images of every class for train and the last 20 for test (960 / 240), then shuffle
-each split with the same generator. Factors: ``orientation`` (degrees), ``offset`` (orientation
-minus the class's base, degrees), ``sigma`` and ``wavelength`` (px); ``gabor-overlap`` adds
-``in_other_range``.
-Recipe: seed 000's st-VGG recipe, ``experiments/score_gabor_stvgg.yaml`` (st-VGG, SGD lr 0.05,
-momentum 0, weight decay 0.04, divided by 1.8 every 20 epochs, batch 100). The toolkit's generic
-default (momentum 0.9, weight decay 5e-4) diverges here: with st-VGG every one of 6 members went
-to NaN in epoch 3. The recipe above trained 6 members for 10 epochs without a non-finite value
-(test accuracy 0.64 after epoch 1, 0.996 at epoch 10; CPU, float32).
-
-``gaussian``: two overlapping Gaussians in 3072 dimensions reshaped (C order) to 32x32x3:
-    class 0 ~ N(0, I), class 1 ~ N(0.1 * 1, I); 2500 train + 500 test per class, drawn from
-    ``np.random.default_rng(GAUSSIAN_SEED)``. Stored as uint8 by ``clip(round(128 + 32 x), 0,
-    255)``: a quantisation step of 1/32 standard deviation, clipping below -4 and above
-    +3.97 standard deviations (probability ~6e-5 a coordinate). The class-mean difference is
-    0.1 * 32 = 3.2 grey levels. The classes overlap in every coordinate but not in 3072
-    dimensions: the Mahalanobis distance is 0.1 * sqrt(3072) = 5.5, so the Bayes classifier (the
-    sum of the coordinates against a threshold) errs on Phi(-2.77) = 0.3 % of the examples.
-    Factor ``margin``: the Bayes classifier's signed distance to its boundary, in standard
-    deviations, positive on the true class's side, computed from the stored pixels
-    (x = (pixel - 128) / 32): ``(sum(x) - 0.05 * 3072) / sqrt(3072)`` times +1 for class 1 and -1
-    for class 0; it is about N(2.77, 1) in both classes. The lower it is, the harder the example
-    is for any classifier that learns the optimal direction.
-    Recipe: ``experiments/score_gaussian_fc.yaml`` (seed 000's fc net, plain SGD lr 0.04, momentum
-    0, no weight decay, constant rate, batch 100). The toolkit's generic default (lr 0.05,
-    momentum 0.9) diverges here: every member of a 6-member fc run went to NaN in epoch 3 or 4
-    (the inputs are 3072 standardised coordinates). The recipe above trained 6 members for 10
-    epochs without a non-finite value (CPU, float32).
+They show where agreement breaks down, so the class layout must not build a shared order in; how
+the appendix's Gabor classes were made separable, and the literal reading kept as the
+``gabor-overlap`` control: docs/REFERENCE.md, "Synthetic sets".
 """
 
 from __future__ import annotations

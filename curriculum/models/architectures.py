@@ -68,6 +68,15 @@ def _unknown(arch: str) -> UserError:
     )
 
 
+def split_linear(name: str) -> tuple[bool, str]:
+    """``(linear, base)``: whether ``name`` asks for the linearised network, and the network's
+    own name (``linear-linear-fc`` -> ``(True, "fc")``: linearising twice is linearising)."""
+    base = name
+    while base.startswith(LINEAR_PREFIX):
+        base = base[len(LINEAR_PREFIX):]
+    return base != name, base
+
+
 def check_arch(arch: str) -> str:
     """Return the normalised name if ``arch`` names a buildable architecture, else raise
     :class:`UserError` -- a cheap check for the CLI before any work starts (image size is only
@@ -75,9 +84,7 @@ def check_arch(arch: str) -> str:
     if not isinstance(arch, str) or not arch.strip():
         raise _unknown(str(arch))
     name = arch.strip().lower()
-    base = name
-    while base.startswith(LINEAR_PREFIX):
-        base = base[len(LINEAR_PREFIX):]
+    _, base = split_linear(name)
     if base.startswith(TORCHVISION_PREFIX):
         tv_name = base[len(TORCHVISION_PREFIX):]
         names = _torchvision_names()

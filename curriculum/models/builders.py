@@ -1,79 +1,11 @@
-"""Network architectures, by name.
+"""Network architectures by name: ``build_model(arch, in_channels=..., num_classes=...,
+image_size=(H, W))`` returns a fresh model mapping ``(N, C, H, W)`` floats to logits.
 
-``build_model(arch, in_channels=..., num_classes=..., image_size=(H, W))`` returns a fresh,
-randomly initialised ``torch.nn.Module`` that maps a float batch ``(N, C, H, W)`` to logits
-``(N, num_classes)`` (no softmax: the loss applies it). Initialisation draws from the global torch
-RNG only, so seeding torch before the call fixes the weights; nothing else in here draws from it.
-
-Names (``list_architectures()`` gives them with one line each):
-
-``st-vgg``
-    Stripped VGG of seed 000 (Hacohen, Choshen & Weinshall, "Let's Agree to Agree"), appendix B:
-    8 convolutions with 32, 32, 64, 64, 128, 128, 256, 256 filters, 3x3 kernels except the last two
-    (2x2), a 2x2 max-pool and 0.25 dropout after every second convolution, flatten, a 512-unit
-    fully connected layer, 0.5 dropout, and the output layer.
-``small-st-vgg``
-    Appendix B's smaller version: 4 convolutions (32, 32, 64, 64; 3x3), pool + 0.25 dropout after
-    every second one, a 128-unit fully connected layer, 0.5 dropout, output layer.
-``mnist-net``
-    Appendix B's "MNIST architecture": two 3x3 convolutions (32, 64), one 2x2 max-pool, 0.25
-    dropout, a 128-unit fully connected layer, 0.5 dropout, output layer.
-``fc``
-    Appendix B's fully connected network: flatten, two 1024-unit layers each followed by 0.5
-    dropout, output layer.
-``lenet5``
-    LeNet-5 in its common modern form: conv 6@5x5 (padded), max-pool, conv 16@5x5, max-pool,
-    fully connected 120, 84, output; ReLU; no dropout.
-``resnet18``
-    CIFAR-style ResNet-18: torchvision's ResNet-18 with a 3x3 stride-1 stem and no initial
-    max-pool (so 32x32 inputs reach the last stage at 4x4); global average pooling before the
-    classifier, hence any image size works.
-``linear-<name>``
-    ``<name>`` with every activation module replaced by ``Identity`` and every max-pool by an
-    average pool of the same geometry (seed 000, section 4.2), made by :func:`linearize`, which
-    rewrites the module tree. The network then computes an affine function of its input whenever
-    its normalisation layers do, i.e. in eval mode (train-mode batch norm divides by a batch
-    statistic). The paper's nets have no normalisation and are affine in both modes.
-``tv:<model>``
-    Any torchvision classification model, ``torchvision.models.get_model(model, weights=None,
-    num_classes=K)``; when ``in_channels != 3`` the first convolution is replaced by one with the
-    same geometry that takes ``in_channels``. These keep torchvision's geometry, so some need large
-    images (``tv:vit_b_16`` wants 224x224); :func:`build_model` runs one image through the model
-    and raises :class:`UserError` if it cannot take the requested size.
-
-What appendix B does not say, and what we chose:
-
-* Padding. The st-VGG convolutions are "same"-padded, so only the pools shrink the image (this
-  follows the authors' public Keras code of the companion curriculum paper; with "valid" padding
-  a 32x32 CIFAR image could not pass four pools and eight convolutions). Even (2x2) kernels pad
-  one zero row/column at the bottom/right, as Keras does. ``mnist-net`` uses "valid"
-  convolutions like the Keras MNIST example it matches (28x28 -> 26 -> 24 -> pool 12).
-* Activation. Appendix B names none for the VGGs; we use ELU, the authors' default in that
-  code, and ELU for ``fc`` (section 5: "2 intermediate layers, ELU and dropout"). ``mnist-net``
-  and ``lenet5`` use ReLU.
-* Initialisation. The paper's nets (``st-vgg``, ``small-st-vgg``, ``mnist-net``, ``fc``) use the
-  Keras defaults the paper trained with: Glorot-uniform weights and zero biases. ``lenet5`` keeps
-  PyTorch's default; ``resnet18`` and ``tv:`` models keep torchvision's.
-* L2 regularisation, learning rate and its schedule are the training engine's business.
-
-Any image size and channel count. Each builder tracks the feature-map size as it adds layers, so
-the classifier's input size is exact for the requested ``image_size``:
-
-* a 2x2 pool whose input side is already 1 pools with kernel/stride 1 on that axis, and a pool
-  whose input is 1x1 is left out (the dropout after it stays), so a side never drops below 1 --
-  e.g. st-VGG on 8x8 digits goes 8 -> 4 -> 2 -> 1 -> 1. Sizes where Keras' floor-mode pooling
-  works are unchanged (32 -> 16 -> 8 -> 4 -> 2, 28 -> 14 -> 7 -> 3 -> 1).
-* a "valid" convolution whose kernel is larger than the input side is "same"-padded on that axis
-  instead (``mnist-net`` and ``lenet5`` on tiny images).
-
-A model built for one image size expects that size (the fully connected layer is sized for it);
-the CIFAR ResNet and most ``tv:`` models pool adaptively and take any size.
-
-All models are plain modules (no dtype- or layout-specific code): they run under
-``torch.autocast`` (bfloat16 included), on ``channels_last`` inputs, and under ``torch.compile``.
-
-``auto_arch(image_size, in_channels, num_examples)`` is the rule behind ``--arch auto``; see its
-docstring.
+The paper's nets (Hacohen et al. 2019, appendix B: ``st-vgg``, ``small-st-vgg``, ``mnist-net``,
+``fc``), ``lenet5``, a CIFAR ``resnet18``, ``linear-<name>`` (activations removed) and any
+torchvision model (``tv:<model>``), at any image size and channel count. Initialisation draws
+from the global torch RNG only. What appendix B leaves open and what was chosen (padding,
+activation, initialisation, tiny images): docs/REFERENCE.md, "Architectures".
 """
 
 from __future__ import annotations
@@ -90,8 +22,12 @@ from curriculum.models.architectures import (
     auto_arch,
     check_arch,
     list_architectures,
+    split_linear,
 )
+from curriculum.config.constraints import Interval
 from scoring.errors import UserError
+
+_COUNT = Interval("[1, inf)", whole=True)
 
 __all__ = [
     "build_model",
@@ -452,21 +388,14 @@ def build_model(
     unknown name, bad sizes, or an image size the architecture cannot take.
     """
     name = check_arch(arch)
-    if not (isinstance(in_channels, int) and in_channels >= 1):
-        raise UserError(f"in_channels must be a positive integer, got {in_channels!r}.")
-    if not (isinstance(num_classes, int) and num_classes >= 1):
-        raise UserError(f"num_classes must be a positive integer, got {num_classes!r}.")
+    in_channels = _COUNT.check(in_channels, "in_channels")
+    num_classes = _COUNT.check(num_classes, "num_classes")
     try:
-        h, w = (int(s) for s in image_size)
+        h, w = (_COUNT.convert(s) for s in image_size)
     except (TypeError, ValueError):
-        raise UserError(f"image_size must be (height, width), got {image_size!r}.") from None
-    if h < 1 or w < 1:
-        raise UserError(f"image_size must be positive, got {image_size!r}.")
+        raise UserError(f"image_size must be (height, width) in whole numbers >= 1, got {image_size!r}.") from None
 
-    linear = name.startswith(LINEAR_PREFIX)
-    base = name
-    while base.startswith(LINEAR_PREFIX):
-        base = base[len(LINEAR_PREFIX):]
+    linear, base = split_linear(name)
 
     if base.startswith(TORCHVISION_PREFIX):
         model = _torchvision(base[len(TORCHVISION_PREFIX):], in_channels, num_classes)

@@ -31,14 +31,20 @@ FACTOR_SCORES = ("accessibility", "confidence")
 _SECTION = re.compile(r"<!-- section: (?P<key>[\w./-]+) -->\n.*?<!-- end: (?P=key) -->\n", re.S)
 
 
-def write_section(report: Path, key: str, text: str) -> Path:
+def write_section(report: Path, key: str, text: str, *, opening: str | None = None) -> Path:
     """Put ``text`` into ``report`` as the section ``key``: replacing the section of that key if
-    there is one, else appending it; the rest of the report is kept."""
+    there is one, else appending it; the rest of the report is kept. With ``opening`` (the score
+    stage's title and sentences) the report starts anew with it and this section, and every other
+    stage's section follows."""
     block = _block(key, text)
     with updating(report.parent):  # stages of one run may finish at the same time
         old = report.read_text() if report.exists() else ""
-        found = [m for m in _SECTION.finditer(old) if m.group("key") == key]
-        new = old[: found[0].start()] + block + old[found[0].end():] if found else old + ("\n" if old else "") + block
+        if opening is not None:
+            others = "".join("\n" + m.group(0) for m in _SECTION.finditer(old) if m.group("key") != key)
+            new = opening + block + others
+        else:
+            found = [m for m in _SECTION.finditer(old) if m.group("key") == key]
+            new = old[: found[0].start()] + block + old[found[0].end():] if found else old + ("\n" if old else "") + block
         atomic_write_bytes(report, new.encode())
     return report
 
@@ -99,6 +105,16 @@ def probe_sentence(table: pd.DataFrame, name: str) -> str:
             f"{test.unanimous:.1%} ({test.consensus:.2f}) against {test.unanimous_null:.1%} ({test.consensus_null:.2f}).")
 
 
+NOISE_COLUMNS = ("clean_label", "label_flipped")
+
+
+def noise_columns(clean: np.ndarray, noisy: np.ndarray) -> dict[str, np.ndarray]:
+    """A label-noise dataset's train columns: the label before the noise, and whether the noise
+    changed it (a replaced label that drew its old class is not flipped)."""
+    flipped = np.asarray(clean) != np.asarray(noisy)
+    return {"clean_label": np.asarray(clean, np.int64), "label_flipped": flipped.astype(np.float64)}
+
+
 def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False) -> Scores:
     """Turn a finished record into ``scores.parquet``, ``summary.csv``, figures and ``report.md``,
     and print the opening sentences and the per-checkpoint summary."""
@@ -106,12 +122,16 @@ def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False) -> Sco
     epochs = [c["epoch"] for c in info["checkpoints"]]
     parts = {split: dataset.split(split) for split in SPLITS}
     factors = {split: factor_columns(part.factors, dataset.name) for split, part in parts.items() if part.factors}
+    extra = {split: dict(columns) for split, (columns, _) in factors.items()}
+    directions = {name: way for _, ways in factors.values() for name, way in ways.items()}
+    if dataset.clean_train_labels is not None:  # +noiseP: which train labels were flipped, to evaluate scores
+        extra.setdefault("train", {}).update(noise_columns(dataset.clean_train_labels, dataset.train.labels))
+        directions.update(dict.fromkeys(NOISE_COLUMNS))
     scores, records = write_scores(
         run_dir, info, {split: part.labels for split, part in parts.items()},
         ids={split: part.ids for split, part in parts.items()},
         hashes={split: part.content_hashes for split, part in parts.items()},
-        extra={split: columns for split, (columns, _) in factors.items()},
-        directions={name: way for _, ways in factors.values() for name, way in ways.items()},
+        extra=extra, directions=directions,
     )
     summary = checkpoint_summary(records, epochs)
     atomic_write_bytes(run_dir / "summary.csv", summary.to_csv(index=False).encode())
@@ -166,12 +186,8 @@ def write_report(run_dir: Path, dataset, info: dict, quiet: bool = False) -> Sco
         "```", reliability, "```", *known, "",
         *[f"![{f.stem}](figures/{f.name})" for f in drawn],
     ])
-    report = run_dir / "report.md"
-    with updating(run_dir):
-        old = report.read_text() if report.exists() else ""
-        others = "".join("\n" + m.group(0) for m in _SECTION.finditer(old) if m.group("key") != "score")  # later stages' sections stay
-        opening = f"# {dataset.name}: {members} x {arch}\n\n{' '.join(sentences)}\n\n"
-        atomic_write_bytes(report, (opening + _block("score", score_section) + others).encode())
+    report = write_section(run_dir / "report.md", "score", score_section,
+                           opening=f"# {dataset.name}: {members} x {arch}\n\n{' '.join(sentences)}\n\n")
     if not quiet:
         print("\n" + "\n".join(sentences))
         print(f"\nPer checkpoint ({legend}):")

@@ -222,7 +222,7 @@ def compare(config: CompareConfig) -> dict[tuple[str, str], dict[str, pd.DataFra
     ``config.out`` (default ``<first run>/compare``), and a section into the first run's report.md.
     """
     config.validate()
-    runs = [load_collection(r) for r in config.run_list()]
+    runs = [load_collection(r) for r in config.runs]
     pairs = [(a, b) for i, a in enumerate(runs) for b in runs[i + 1:]]
     for a, b in pairs:  # every pair checked before anything is written
         shared_splits(a, b)

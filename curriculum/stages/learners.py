@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from curriculum.config.stages import LearnersConfig, to_dict
+from curriculum.config.stages import LearnersConfig
 from curriculum.data.datasets import image_fingerprints, load_dataset
 from curriculum.reporting.report import write_report
 from scoring.records import SPLITS, default_run_dir, read_run_info, update_run
@@ -59,8 +59,9 @@ def _probabilities(model, x: np.ndarray, num_classes: int) -> np.ndarray:
 def learners(config: LearnersConfig) -> Path:
     """Fit every learner on every fraction and write a score run (``runs/<dataset>-learners``)."""
     config.validate()
-    names, fractions = config.learner_list(), config.fraction_list()
-    dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed)
+    names, fractions = config.learners, config.fractions
+    dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed,
+                           data_dir=config.data_dir)
     run_dir = Path(config.out) if config.out else default_run_dir(dataset.name + "-learners")
     k = dataset.num_classes
     x = {split: dataset.split(split).images.reshape(len(dataset.split(split)), -1).astype(np.float32) / 255 for split in SPLITS}
@@ -86,7 +87,7 @@ def learners(config: LearnersConfig) -> Path:
         if not config.quiet:
             print(f"{name}: test accuracy {np.mean(model.predict(x['test']) == y['test']):.3f} on the whole train set")
     recorder.finish()
-    update_run(run_dir, settings={k: v for k, v in to_dict(config).items() if k not in ("out", "quiet")},
+    update_run(run_dir, settings=config.settings(),
                dataset={**read_run_info(run_dir)["dataset"], "images": image_fingerprints(dataset)},
                checkpoint_unit="of the train set", seconds=round(time.perf_counter() - started, 1))
     write_report(run_dir, dataset, read_run_info(run_dir), quiet=config.quiet)

@@ -24,9 +24,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from curriculum.config.stages import ScoreConfig, check_output_dir
+from curriculum.config.options import check_output_dir
+from curriculum.config.stages import ScoreConfig
 from curriculum.data.datasets import Dataset, image_fingerprints, load_dataset
 from curriculum.training.engine import (
+    batches_per_epoch,
     DeviceData,
     Diverged,
     FiniteGuard,
@@ -46,7 +48,6 @@ from curriculum.training.engine import (
 )
 from curriculum.training.policy import DevicePolicy, device_policy
 from curriculum.data.probes import load_probe, probe_images, probe_predictions, save_probe
-from curriculum.config.recipes import with_recipe
 from curriculum.reporting.report import write_report
 from scoring.errors import UserError
 from scoring.files import atomic_write_bytes, reading
@@ -54,13 +55,6 @@ from scoring.records import FIELDS, PROBS, SPLITS, MemberRecord, default_run_dir
 
 #: The dtype each recorded field is narrowed to on the device, before it is copied to the host.
 RECORD_DTYPES = {**{key: getattr(torch, np.dtype(dtype).name) for key, dtype in FIELDS.items()}, PROBS: torch.float16}
-
-def batches_per_epoch(num_examples: int, batch_size: int) -> int:
-    """Mini-batches in one pass over the data; the last batch takes the remainder, and a
-    remainder of a single example joins the batch before it (BatchNorm cannot train on one)."""
-    full, rest = divmod(num_examples, batch_size)
-    return max(1, full + (rest > 1))
-
 
 def checkpoint_steps(epochs: float, eval_every: float, steps_per_epoch: int) -> list[int]:
     """Training steps at which every member predicts every example: 0 (initialisation), every
@@ -261,7 +255,7 @@ def run_info(config: ScoreConfig, dataset: Dataset, arch: str, steps: list[int],
     """run.json. Its settings hold the resolved precision and the stacking layout: a stacked
     member's record depends on its group (float reassociation), so a run resumes bit-exactly
     only with the same layout and is refused with another."""
-    settings = {key: value for key, value in config.record_settings().items() if key not in ("stack", "max_stack")}
+    settings = {key: value for key, value in config.settings().items() if key not in ("stack", "max_stack")}
     return {
         "dataset": {
             "name": dataset.name,
@@ -286,11 +280,12 @@ def score(config: ScoreConfig) -> Path:
     Returns the run directory; the main process ends by writing ``scores.parquet``,
     ``summary.csv``, ``report.md`` and the figures (:func:`curriculum.reporting.report.write_report`).
     """
-    config = with_recipe(config)
+    config = config.complete()
     config.validate()
     accelerator = make_accelerator(config)
     with accelerator.main_process_first():
-        dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed)
+        dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed,
+                               data_dir=config.data_dir)
     arch = resolve_arch(config, dataset)  # a bad --arch fails before any write
     device, processes = accelerator.device, accelerator.num_processes
     policy = device_policy(device)
@@ -365,8 +360,6 @@ def train_members(config: ScoreConfig, accelerator, dataset: Dataset, arch: str,
             except Diverged as err:
                 member = group[err.member]
                 update_run(run_dir, status="diverged", diverged={"member": member, "step": err.step})
-                raise UserError(
-                    f"Member {member} diverged at step {err.step} (epoch {err.step / steps_per_epoch:.2f}): its training loss "
-                    f"is not finite. Lower --lr (now {config.lr:g}){' or train in full precision (--precision no)' if precision != 'no' else ''}; "
-                    f"{run_dir} is marked diverged, so the corrected command starts it afresh."
-                ) from None
+                raise err.user_error(f"Member {member}", f"at step {err.step} (epoch {err.step / steps_per_epoch:.2f})",
+                                     config, precision,
+                                     f"{run_dir} is marked diverged, so the corrected command starts it afresh.") from None

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curriculum.config.stages import StatsConfig, check_output_dir
+from curriculum.config.options import check_output_dir
+from curriculum.config.stages import StatsConfig
 from curriculum.data.datasets import Dataset, default_cache_dir, load_dataset
 from curriculum.data.factors import factor_columns, factor_correlations, factor_table
 from curriculum.reporting.figures import statistic_label, statistics_figure
@@ -132,7 +133,8 @@ def image_statistics(config: StatsConfig) -> pd.DataFrame:
     run, the Spearman correlation with accessibility and its p-value.
     """
     config.validate()
-    dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed)
+    dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed,
+                           data_dir=config.data_dir)
     window = entropy_window(dataset)
     names = list(STATISTICS)
     run_dir = Path(config.run) if config.run else default_run_dir(dataset.name)

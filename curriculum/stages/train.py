@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -22,10 +21,12 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from curriculum.config.stages import SELF_TAUGHT, CurriculumConfig, check_output_dir, to_dict
+from curriculum.config.options import check_output_dir, to_dict
+from curriculum.config.stages import SELF_TAUGHT, TrainConfig
 from curriculum.data.datasets import Dataset, load_dataset
 from curriculum.training.engine import (
     DeviceData,
+    batches_per_epoch,
     Diverged,
     FiniteGuard,
     fallback_note,
@@ -44,7 +45,6 @@ from curriculum.training.policy import DevicePolicy, device_policy
 from scoring.formats import load_external_scores
 from scoring.ordering import order_examples, uses_pacing
 from curriculum.pacing import make_pacing
-from curriculum.config.recipes import with_recipe
 from curriculum.reporting.figures import learning_curves_figure
 from curriculum.reporting.report import write_section
 from curriculum.sampler import CurriculumBatchSampler
@@ -55,8 +55,6 @@ from scoring.records import default_run_dir
 from scoring.scores import Scores
 
 RESULT_FILES = ("curves.csv", "results.csv", "figures/learning_curves.png")
-#: What config.json holds beside the settings: an output with other settings is refused.
-NOT_SETTINGS = {"quiet", "out", "cpu", "scores", "scores_file", "order_source", "seconds", "files"}
 
 
 @dataclass
@@ -73,12 +71,12 @@ class Plan:
     decay_every: int
 
 
-def make_plan(config: CurriculumConfig, dataset: Dataset, policy: DevicePolicy, warn=None) -> Plan:
+def make_plan(config: TrainConfig, dataset: Dataset, policy: DevicePolicy, warn=None) -> Plan:
     m = len(dataset.train.labels)
     if config.batch_size > m:
         raise UserError(f"--batch-size {config.batch_size} exceeds the {m} train examples; use at most {m}.")
-    steps = config.steps or 20 * math.ceil(m / config.batch_size)
-    every = config.eval_every or max(1, steps // 20)
+    steps = config.steps or 20 * batches_per_epoch(m, config.batch_size)
+    every = config.eval_every_steps or max(1, steps // 20)
     eval_steps = sorted({*range(every, steps, every), steps})
     arch = resolve_arch(config, dataset)
     precision = resolve_precision(config, policy)
@@ -104,7 +102,7 @@ class DeviceBatches:
         return self.indices[step - self.start]
 
 
-def train_runs(config: CurriculumConfig, plan: Plan, samplers: list[CurriculumBatchSampler], seeds: list[int],
+def train_runs(config: TrainConfig, plan: Plan, samplers: list[CurriculumBatchSampler], seeds: list[int],
                labels: list[str], progress: tqdm | None = None) -> tuple[Members, np.ndarray, np.ndarray]:
     """Train one model per (sampler, seed) as one group; returns the group, every run's test
     accuracy at every eval step [K, evals] and its final test predictions [K, M_test]. ``seed``
@@ -120,11 +118,8 @@ def train_runs(config: CurriculumConfig, plan: Plan, samplers: list[CurriculumBa
             train_steps(group, plan.data, start, stop, batches, lr, config.augment, guard)
             guard.check(stop)
         except Diverged as err:
-            raise UserError(
-                f"The {labels[err.member]} run (seed {seeds[err.member]}) diverged at step {err.step}: its training loss is not "
-                f"finite. Lower --lr (now {config.lr:g}){' or train in full precision (--precision no)' if plan.precision != 'no' else ''}; "
-                "nothing was written."
-            ) from None
+            raise err.user_error(f"The {labels[err.member]} run (seed {seeds[err.member]})", f"at step {err.step}", config,
+                                 plan.precision, "nothing was written.") from None
         pred = predict(group, plan.data, "test")["pred"]
         accuracies.append((pred == test_labels).float().mean(1))
         if progress is not None:
@@ -133,16 +128,18 @@ def train_runs(config: CurriculumConfig, plan: Plan, samplers: list[CurriculumBa
     return group, torch.stack(accuracies, 1).cpu().numpy(), pred.cpu().numpy()
 
 
-def given_scores(config: CurriculumConfig, dataset: Dataset, run_dir: Path | None) -> tuple[np.ndarray, str, str] | None:
+def given_scores(config: TrainConfig, dataset: Dataset, run_dir: Path | None) -> tuple[np.ndarray, str, str] | None:
     """Per-train-example scores to order by, which end is easier ("higher"/"lower"), and a description;
     None for self-taught scoring, which must train first. Read before any training starts, so
     that a wrong file or run fails at once."""
     labels = dataset.train.labels
     if config.scores_file:
-        column = None if config.by == CurriculumConfig.by else config.by  # the default: the file's own score
-        values, easier = load_external_scores(config.scores_file, labels, ids=dataset.train.ids, column=column,
-                                              direction=config.scores_direction)
-        return values, easier, f"scores file {config.scores_file} ({easier} = easier)"
+        column = None if config.by == TrainConfig.by else config.by  # the default: the file's own score
+        values, easier, matched = load_external_scores(config.scores_file, labels, ids=dataset.train.ids,
+                                                       column=column, direction=config.scores_direction,
+                                                       dataset=dataset.name)
+        matched = matched.removeprefix(f"{config.scores_file}: ").rstrip(".")
+        return values, easier, f"scores file {config.scores_file} ({easier} = easier; {matched})"
     if run_dir is None:
         return None
     scores = Scores.load(run_dir)
@@ -154,7 +151,7 @@ def given_scores(config: CurriculumConfig, dataset: Dataset, run_dir: Path | Non
     return values, direction, f"'{config.by}' of {run_dir}"
 
 
-def self_taught_scores(config: CurriculumConfig, plan: Plan, progress: tqdm | None) -> tuple[np.ndarray, str, str]:
+def self_taught_scores(config: TrainConfig, plan: Plan, progress: tqdm | None) -> tuple[np.ndarray, str, str]:
     """Hacohen & Weinshall's self-taught scoring: a vanilla model of the same architecture,
     trained with the same budget, ranks the train set by its P(true class) (higher = easier)."""
     seed = config.seed + 10_000
@@ -163,14 +160,14 @@ def self_taught_scores(config: CurriculumConfig, plan: Plan, progress: tqdm | No
     return predict(group, plan.data, "train")["p_true"][0].cpu().numpy(), "higher", "self-taught P(true class)"
 
 
-def build_orders(config: CurriculumConfig, kinds: list[str], ranking: tuple[np.ndarray, str, str], labels: np.ndarray) -> dict[tuple[str, int], np.ndarray]:
+def build_orders(config: TrainConfig, kinds: list[str], ranking: tuple[np.ndarray, str, str], labels: np.ndarray) -> dict[tuple[str, int], np.ndarray]:
     """The example order of every (order kind, seed) run."""
     scores, easier, _ = ranking
     return {(kind, seed): order_examples(scores, labels, kind, easier=easier, balanced=config.balanced, seed=seed)
             for kind in kinds for seed in range(config.seed, config.seed + config.seeds)}
 
 
-def resolve_scores_run(config: CurriculumConfig, dataset: Dataset) -> Path | None:
+def resolve_scores_run(config: TrainConfig, dataset: Dataset) -> Path | None:
     """The score run to order by (None when the order comes from elsewhere), checked to exist."""
     if config.scores_file or config.by == SELF_TAUGHT:
         return None
@@ -183,7 +180,7 @@ def resolve_scores_run(config: CurriculumConfig, dataset: Dataset) -> Path | Non
     return run_dir
 
 
-def default_out(config: CurriculumConfig, run_dir: Path) -> Path:
+def default_out(config: TrainConfig, run_dir: Path) -> Path:
     """``<run>/curriculum/<pacing>`` when ordering by accessibility, else with the source appended
     (``exp-self-taught``, ``exp-cscores``), so runs ordered differently do not overwrite each other."""
     source = Path(config.scores_file).stem if config.scores_file else config.by
@@ -242,7 +239,7 @@ def write_outputs(out: Path, config_doc: dict, curves: pd.DataFrame, results: pd
     return figure
 
 
-def curriculum_train(config: CurriculumConfig) -> pd.DataFrame:
+def train(config: TrainConfig) -> pd.DataFrame:
     """Train every order for every seed and compare them; returns the results table.
 
     Writes ``curves.csv`` (test accuracy per order, seed and eval step), ``results.csv``,
@@ -250,11 +247,12 @@ def curriculum_train(config: CurriculumConfig) -> pd.DataFrame:
     ``<score run>/curriculum/<pacing>``), which it owns while it runs; an output holding results
     of other settings is refused.
     """
-    config = with_recipe(config)
+    config = config.complete()
     config.validate()
-    orders = config.order_list()
+    orders = config.orders
     accelerator = make_accelerator(config)
-    dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed)
+    dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed,
+                           data_dir=config.data_dir)
     run_dir = resolve_scores_run(config, dataset)
     plan = make_plan(config, dataset, device_policy(accelerator.device), warn=fallback_note(accelerator))
     labels = dataset.train.labels
@@ -267,9 +265,8 @@ def curriculum_train(config: CurriculumConfig) -> pd.DataFrame:
     out = Path(config.out) if config.out else default_out(config, run_dir or default_run_dir(dataset.name))
     check_output_dir(out, "--out")
     ranking = given_scores(config, dataset, run_dir)
-    settings = {**to_dict(config), "arch": plan.arch, "steps": plan.steps, "order_digest": order_digest(ranking),
+    settings = {**config.settings(), "arch": plan.arch, "steps": plan.steps, "order_digest": order_digest(ranking),
                 "dataset": {"name": dataset.name, "fingerprint": dataset.fingerprint}}
-    settings = {key: value for key, value in settings.items() if key not in NOT_SETTINGS}
     with run_lock(accelerator, out, "--out"):
         check_output(out, settings)
         run_orders = None if ranking is None else build_orders(config, orders, ranking, labels)
@@ -306,3 +303,7 @@ def curriculum_train(config: CurriculumConfig) -> pd.DataFrame:
         print(format_comparison(results))
         print(f"\nResults: {out / 'results.csv'}   Figure: {figure}")
     return results
+
+
+#: The former name of :func:`train`.
+curriculum_train = train

@@ -264,6 +264,20 @@ class Diverged(Exception):
         super().__init__(f"non-finite loss of member {member} at step {step}")
         self.step, self.member = step, member
 
+    def user_error(self, who: str, when: str, config: TrainingConfig, precision: str, aftermath: str) -> UserError:
+        """The one sentence a stage ends with: ``who`` diverged ``when``, which flags to change,
+        and what became of the output (``aftermath``)."""
+        full = " or train in full precision (--precision no)" if precision != "no" else ""
+        return UserError(f"{who} diverged {when}: its training loss is not finite. "
+                         f"Lower --lr (now {config.lr:g}){full}; {aftermath}")
+
+
+def batches_per_epoch(num_examples: int, batch_size: int) -> int:
+    """Mini-batches in one pass over the data; the last batch takes the remainder, and a
+    remainder of a single example joins the batch before it (BatchNorm cannot train on one)."""
+    full, rest = divmod(num_examples, batch_size)
+    return max(1, full + (rest > 1))
+
 
 class FiniteGuard:
     """Notices a member's non-finite training loss as soon as it appears.
