@@ -4,21 +4,27 @@ Every subcommand's flags are generated from its config dataclass (:mod:`curricul
 names, types, defaults and help live there once); ``--config FILE`` supplies any of them from
 YAML, flags given on the command line win, and the config is checked before the stage, and with
 it torch, is imported. User mistakes end with one sentence on stderr and exit status 2. On the
-CPU, ``score`` may run as worker processes of the same command (:mod:`curriculum.training.launch`).
+CPU, ``score`` may run as worker processes of the same command (:mod:`curriculum.training.launch`),
+which checks what it can before any starts and speaks for all of them; under any launcher an
+error all processes share is printed by rank 0 alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
+import time
+import traceback
 import typing
 from typing import Sequence
 
-from curriculum.config.options import add_arguments, build_config, given_flags, specs
+from curriculum.config.options import add_arguments, build_config, given_flags
 from curriculum.config.stages import CompareConfig, LearnersConfig, ScoreConfig, StatsConfig, TrainConfig
-from curriculum.training.launch import launch, leave_process_group, processes_to_launch
+from curriculum.training.launch import (PEER, PeerFailed, join_launcher, launch, launched_here, leave_process_group, preflight,
+                                        processes_to_launch, report_failure)
 from scoring.errors import UserError
 
 SCORE_EPILOG = """examples:
@@ -185,8 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PEER_GRACE_S = 5.0  # how long a process that lost its peers leaves its launcher to stop it before it speaks
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
+    join_launcher()
     args, extra = build_parser().parse_known_args(argv)
     if extra:  # reported by the subcommand's parser, so the hint names its --help
         args.cli_parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -195,20 +205,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Past a file-size limit (ulimit -f) the write then fails with EFBIG, reported in one sentence,
     # instead of the signal killing the process without a word.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    name = f"curriculum {args.command}"
     try:
         if args.cli_config is None:  # a listing or export: its flags are its own
             args.cli_run(args)
         else:  # a stage: its config is built and checked before the stage (and torch) is imported
             config = build_config(args.cli_config, args.config, **given_flags(args, args.cli_config))
-            if args.command == "score" and (processes := processes_to_launch(config)) > 1:
-                return launch(processes, argv)  # the workers run this same command
+            if args.command == "score":
+                processes = processes_to_launch(config)
+                if "WORLD_SIZE" not in os.environ:  # no launcher started this process: it launches
+                    preflight(config)
+                if processes > 1:
+                    return launch(processes, argv)  # the workers run this same command
             args.cli_run(config)
     except UserError as err:
-        print(f"curriculum {args.command}: error: {err}", file=sys.stderr)
-        leave_process_group()
-        return 2
+        return _fail(2, f"{name}: error: {err}\n", "error", shared=getattr(err, "shared", False))
     except KeyboardInterrupt:
-        print(f"curriculum {args.command}: interrupted; run the same command again to resume.", file=sys.stderr)
-        leave_process_group()
-        return 130
+        return _fail(130, f"{name}: interrupted; run the same command again to resume.\n", "interrupt", shared=True)
+    except PeerFailed:
+        return _fail(1, f"{name}: error: another process of this run stopped, and its own message says why; run the "
+                     "same command again to resume once that is fixed.\n", PEER)
+    except Exception:
+        if not launched_here():
+            raise
+        return _fail(1, traceback.format_exc(), "bug")
+    leave_process_group()  # on success too: left to the interpreter's exit, gloo's threads may abort it
     return 0
+
+
+def _fail(status: int, text: str, kind: str, shared: bool = False) -> int:
+    """End a process on an error with one voice: under :func:`curriculum.training.launch.launch` the
+    launcher prints the report; under another launcher an error every process shares is printed by
+    rank 0 alone, and a process that only lost its peers waits for the launcher to stop it first."""
+    report_failure(status, text, kind)
+    leave_process_group()
+    if launched_here() or (shared and int(os.environ.get("RANK", "0")) > 0):
+        return status
+    if kind == PEER:
+        time.sleep(PEER_GRACE_S)
+    sys.stderr.write(text)
+    return status

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from scoring.errors import CorruptFileError, UserError
-from scoring.files import LOCK_NAME, atomic_write_json, make_dir, preallocate, read_json, reading, writing
+from scoring.files import LOCK_NAME, TEMP_SUFFIX, atomic_write_json, make_dir, preallocate, read_json, reading, writing
 
 FIELDS = {"pred": np.int16, "p_true": np.float16, "el2n": np.float16}
 PROBS = "probs"  # the optional [E, M, K] float16 field
@@ -96,6 +96,27 @@ def _load_array(path: Path, member: int, rows: int, mmap: bool) -> np.ndarray:
     return array[:rows]
 
 
+def record_arrays(sizes: dict[str, int], checkpoints: int, num_classes: int | None = None) -> dict[tuple[str, str], tuple[tuple[int, ...], type]]:
+    """Shape and dtype of each ``(split, field)`` array of a member's record: [checkpoints, M], and
+    [checkpoints, M, K] for the class probabilities kept when ``num_classes`` is given."""
+    fields = {**FIELDS, **({PROBS: np.float16} if num_classes else {})}
+    return {(split, field): ((checkpoints, size, num_classes) if field == PROBS else (checkpoints, size), dtype)
+            for split, size in sizes.items() for field, dtype in fields.items()}
+
+
+def check_records(run_dir: str | Path, info: dict) -> None:
+    """Refuse, with the sentence a resumed run would give, a member record of the run described
+    by ``info`` (its run.json) whose progress file is damaged or whose committed arrays are not
+    whole: what a launcher checks once, before it starts the processes that would resume it."""
+    checkpoints, sizes = len(info["checkpoints"]), info["dataset"]["sizes"]
+    classes = len(info["dataset"]["classes"]) if info.get("settings", {}).get("record_probs") else None
+    for member in range(int(info["members"])):
+        folder = member_dir(Path(run_dir), member)
+        if folder.is_dir() and committed_checkpoints(folder, member, checkpoints):
+            for (split, field), (shape, dtype) in record_arrays(sizes, checkpoints, classes).items():
+                _check_npy(folder / f"{split}.{field}.npy", member, shape, dtype)
+
+
 def probs_bytes(members: int, checkpoints: int, sizes: dict[str, int], num_classes: int) -> int:
     """Disk size of the float16 class probabilities of a whole run."""
     return 2 * members * checkpoints * sum(sizes.values()) * num_classes
@@ -125,17 +146,14 @@ class MemberRecord:
         self.fields = {**FIELDS, **({PROBS: np.float16} if num_classes else {})}
         self.num_classes = num_classes
         self._arrays: dict[tuple[str, str], np.ndarray] = {}
-        for split, size in self.sizes.items():
-            for field, dtype in self.fields.items():
-                path = self._path(split, field)
-                shape = self._shape(checkpoints, split, field)
-                if self.rows:
-                    _check_npy(path, member, shape, dtype)
-                self._arrays[split, field] = _open_array(path, shape, dtype, create=not self.rows)
+        for (split, field), (shape, dtype) in record_arrays(self.sizes, checkpoints, num_classes).items():
+            path = self._path(split, field)
+            if self.rows:
+                _check_npy(path, member, shape, dtype)
+            self._arrays[split, field] = _open_array(path, shape, dtype, create=not self.rows)
 
     def _shape(self, checkpoints: int, split: str, field: str) -> tuple[int, ...]:
-        size = self.sizes[split]
-        return (checkpoints, size, self.num_classes) if field == PROBS else (checkpoints, size)
+        return record_arrays(self.sizes, checkpoints, self.num_classes)[split, field][0]
 
     @property
     def capacity(self) -> int:
@@ -151,7 +169,7 @@ class MemberRecord:
         for (split, field), old in self._arrays.items():
             old.flush()
             path = self._path(split, field)
-            tmp = path.with_name(f".{path.name}.resize")
+            tmp = path.with_name(f".{path.name}.resize{TEMP_SUFFIX}")  # a killed resize leaves it for the next owner
             new = _open_array(tmp, self._shape(checkpoints, split, field), old.dtype, create=True)
             new[: self.rows] = old[: self.rows]
             new.flush()
@@ -285,13 +303,8 @@ def open_run(run_dir: str | Path, info: dict, *, write: bool) -> dict:
         # A diverged run's records end in the step that broke; nothing in it is worth resuming.
         shutil.rmtree(run_dir / "records", ignore_errors=True)
     if existing is None or diverged:
-        if not diverged and (run_dir / "records").exists():
-            raise UserError(
-                f"Run directory {run_dir} holds records but no run.json, so the settings they were made with are "
-                f"unknown; delete {run_dir / 'records'} (or pass another --out) and run the command again."
-            )
-        if not diverged and run_dir.exists() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
-            raise UserError(f"Output directory {run_dir} is not empty and holds no run; pass another --out.")
+        if not diverged:
+            check_new_run_dir(run_dir)
         if write:
             atomic_write_json(run_dir / "run.json", {**info, "schema": SCHEMA_VERSION, "status": "running"})
         return info
@@ -317,6 +330,17 @@ def open_run(run_dir: str | Path, info: dict, *, write: bool) -> dict:
             f"or pass another --out."
         )
     return existing
+
+
+def check_new_run_dir(run_dir: Path) -> None:
+    """Refuse to start a run in a directory that holds records without a run.json, or other files."""
+    if (run_dir / "records").exists():
+        raise UserError(
+            f"Run directory {run_dir} holds records but no run.json, so the settings they were made with are "
+            f"unknown; delete {run_dir / 'records'} (or pass another --out) and run the command again."
+        )
+    if run_dir.exists() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
+        raise UserError(f"Output directory {run_dir} is not empty and holds no run; pass another --out.")
 
 
 def update_run(run_dir: str | Path, **fields: Any) -> dict:

@@ -1,8 +1,10 @@
 """Shared fixtures: a subprocess runner for the CLI and one small finished score run on digits."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -58,3 +60,40 @@ def probs_run(tmp_path_factory) -> Path:
     out = run_cli(["score", *[a for a in TINY_SCORE if a != "--quiet"], "--record-probs", "--out", tmp / "run"], tmp)
     (tmp / "run" / "stdout.txt").write_text(out.stdout)
     return tmp / "run"
+
+
+def running(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not ended (a zombie has)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process ``pid`` started, and theirs (from /proc)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = [int(child) for child in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            continue
+        for child in children:
+            found += [child, *descendants(child)]
+    return found
+
+
+def kill_all(pid: int, timeout: float = 60) -> None:
+    """SIGKILL ``pid`` and every process it started, and wait until each has ended. A launcher's
+    workers may live in sessions of their own (torchrun's do), so killing its process group misses
+    them, and a rerun started before they are gone finds the run directory still in use."""
+    pids = [pid, *descendants(pid)]
+    for victim in pids:
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.time() + timeout
+    while any(map(running, pids)):
+        assert time.time() < deadline, f"processes {[p for p in pids if running(p)]} outlived SIGKILL"
+        time.sleep(0.02)

@@ -22,10 +22,11 @@ def bench():
 
 
 def members(dropout: bool) -> list[torch.nn.Module]:
+    """Two members in float64 (see test_grouped_module_computes_and_trains_the_members)."""
     models = []
     for seed in (0, 1):
         torch.manual_seed(seed)
-        models.append(build_model("small-st-vgg", in_channels=3, num_classes=10, image_size=(16, 16), dropout=dropout))
+        models.append(build_model("small-st-vgg", in_channels=3, num_classes=10, image_size=(16, 16), dropout=dropout).double())
     return models
 
 
@@ -41,14 +42,21 @@ def member_weights(bench, grouped, k: int) -> list[torch.Tensor]:
 
 
 def test_grouped_module_computes_and_trains_the_members(bench):
+    """Compared in float64. The grouped module sums the same products as the members in another
+    order (a grouped convolution, a batched matmul, one backward pass over the summed losses), so
+    the two differ by rounding only, amplified by three SGD steps: in float32 that reached 6e-5 on
+    one CPU and not another (unit roundoff 6e-8, amplified about 1000x), in float64 the same
+    amplification of its unit roundoff 1.1e-16 gives about 1e-13 on any CPU. A tolerance of 1e-9
+    leaves four orders of magnitude for that, while a wiring error (a member's slice in the
+    wrong place, a missing weight decay or momentum term) changes weights by 1e-3 or more."""
     torch.manual_seed(2)
-    x, y = torch.randn(300, 3, 16, 16), torch.randint(0, 10, (300,))
+    x, y = torch.randn(300, 3, 16, 16, dtype=torch.float64), torch.randint(0, 10, (300,))
     models = members(dropout=True)
     grouped = bench.GroupedMembers(models).eval()
     batches = [x[:32], x[32:64]]  # each member its own images
     with torch.no_grad():
         expected = torch.stack([model.eval()(batch) for model, batch in zip(models, batches)])
-        torch.testing.assert_close(grouped(torch.cat(batches, dim=1)), expected)
+        torch.testing.assert_close(grouped(torch.cat(batches, dim=1)), expected, rtol=1e-9, atol=1e-12)
 
     models = members(dropout=False)
     grouped = bench.GroupedMembers(models)
@@ -63,7 +71,8 @@ def test_grouped_module_computes_and_trains_the_members(bench):
         bench.sgd_step(optimizer, 0.05, sum(F.cross_entropy(logits[k], y[index]) for k, index in enumerate(indices)))
     for k, model in enumerate(models):
         for own, sliced in zip(model.parameters(), member_weights(bench, grouped, k), strict=True):
-            torch.testing.assert_close(sliced, own, rtol=1e-4, atol=1e-5)
+            assert sliced.dtype == torch.float64
+            torch.testing.assert_close(sliced, own, rtol=1e-9, atol=1e-9)
 
 
 def test_grouped_way_records_what_the_plain_loop_records(bench, monkeypatch):

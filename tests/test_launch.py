@@ -6,10 +6,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from conftest import cli_env
+from conftest import cli_env, running
 from curriculum.training import launch
 from curriculum.config.stages import ScoreConfig
 from scoring.errors import UserError
@@ -29,8 +30,10 @@ def _resolve(processes, monkeypatch, cores=2, launched=False, gpu=False):
 def test_auto_is_one_process_a_core_at_most_one_a_member(monkeypatch):
     assert _resolve("auto", monkeypatch, cores=2) == 2
     assert _resolve("auto", monkeypatch, cores=8) == 3
-    assert _resolve("5", monkeypatch, cores=2) == 5  # asked for: more processes than cores or members still works
+    assert _resolve("3", monkeypatch, cores=2) == 3  # asked for: more processes than cores still works
     assert _resolve("1", monkeypatch, cores=8) == 1
+    with pytest.raises(UserError, match="--processes 5 is more than the 3 members .* pass --processes 3 or fewer"):
+        _resolve("5", monkeypatch, cores=8)  # but not more than members: a process would idle
 
 
 @pytest.mark.parametrize(("where", "fix"), [({"launched": True}, "give the process count to torchrun / accelerate launch"),
@@ -47,13 +50,6 @@ def test_a_count_under_a_launcher_is_refused_in_one_sentence(tmp_path):
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "--processes 2 cannot be combined with a launcher (WORLD_SIZE is set)" in proc.stderr
     assert not (tmp_path / "run").exists()
-
-
-def _running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc; a worker dies with its launcher on Linux")
@@ -74,7 +70,7 @@ def test_a_signal_to_the_command_stops_every_worker(tmp_path, sig):
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=120)  # its end of stderr closes once rank 0 has ended
     deadline = time.time() + 60
-    while any(map(_running, workers)):
+    while any(map(running, workers)):
         assert time.time() < deadline, "a worker outlived its launcher"
         time.sleep(0.05)
     if sig == signal.SIGINT:
@@ -84,3 +80,31 @@ def test_a_signal_to_the_command_stops_every_worker(tmp_path, sig):
         assert proc.returncode == 128 + sig and stderr == "", stderr
     with locked(run, "--out"):
         pass
+
+
+def _failure(exitcode, report=None, timestamp=0):
+    """What torch's agent hands the launcher for one failed worker (a ProcessFailure's fields)."""
+    return SimpleNamespace(exitcode=exitcode, timestamp=timestamp,
+                           error_file_data={"message": "<NONE>"} if report is None else {"curriculum": report})
+
+
+def _report(kind, status, text, time):
+    return {"kind": kind, "status": status, "text": text, "time": time}
+
+
+def test_the_command_says_the_first_failure_of_a_worker_of_its_own(capsys):
+    """A worker that only lost contact with the one that failed (even earlier) and workers the
+    agent stopped stay silent; a worker killed without a word is named (by the system, or a
+    SIGTERM not from the agent when no other worker failed); reports of lost contact alone speak last."""
+    lost = _report(launch.PEER, 1, "curriculum score: error: another process of this run stopped ...\n", 1.0)
+    failures = {0: _failure(1, lost), 1: _failure(2, _report("error", 2, "curriculum score: error: member 1 diverged\n", 2.0)),
+                2: _failure(2, _report("error", 2, "curriculum score: error: member 2 diverged\n", 3.0)),
+                3: _failure(-signal.SIGTERM)}
+    assert launch._speak(failures) == 2
+    assert capsys.readouterr().err == "curriculum score: error: member 1 diverged\n"
+    assert launch._speak({0: _failure(1, lost), 1: _failure(-signal.SIGKILL), 2: _failure(-signal.SIGTERM)}) == 128 + 9
+    assert capsys.readouterr().err.startswith("curriculum score: error: process 1 ended by signal SIGKILL before it could say why")
+    assert launch._speak({0: _failure(1, lost), 1: _failure(-signal.SIGTERM)}) == 128 + 15  # stopped by someone else
+    assert capsys.readouterr().err.startswith("curriculum score: error: process 1 ended by signal SIGTERM")
+    assert launch._speak({0: _failure(1, lost), 1: _failure(1, {**lost, "time": 0.5})}) == 1  # the connection broke
+    assert capsys.readouterr().err == lost["text"]

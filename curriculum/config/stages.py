@@ -115,7 +115,7 @@ class ScoreConfig(TrainingConfig):
                                "gives their consensus beside a shuffled null (seed 000, Fig. 5)")
     out: str | None = option(None, "run directory", default_help="runs/<dataset>", writable_dir=True, setting=False)
     processes: str = option("auto", "on the CPU, the command starts this many processes of itself (one thread each) "
-                            "and spreads the members over them: auto is one per usable core, at most one per member; "
+                            "and spreads the members over them (at most one per member): auto is one per usable core; "
                             "under torchrun / accelerate launch, or on a GPU, the launcher decides (1 or auto)",
                             setting=False)
 

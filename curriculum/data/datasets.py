@@ -50,6 +50,7 @@ import functools
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -333,6 +334,14 @@ def _read(base: str, cache_dir: Path, image_size: int | None,
           data_dir: Path | None = None) -> tuple[str, src.RawData]:
     """Canonical base name and the raw arrays of a name without suffixes (from the original files
     under ``data_dir`` where given)."""
+    canonical, read = _resolve(base, cache_dir, image_size, data_dir)
+    return canonical, read()
+
+
+def _resolve(base: str, cache_dir: Path, image_size: int | None,
+             data_dir: Path | None = None) -> tuple[str, Callable[[], src.RawData]]:
+    """Canonical base name of a name without suffixes, and how to read its raw arrays: a name that
+    cannot resolve fails here, before anything is read (see :func:`dataset_name`)."""
     if data_dir is not None:
         prefix = base.partition(":")[0].strip().lower().replace("_", "-")
         if ALIASES.get(prefix, prefix) not in originals.ORIGINALS:
@@ -340,65 +349,65 @@ def _read(base: str, cache_dir: Path, image_size: int | None,
                             f"(and CIFAR-100's super-classes), not {base!r}; leave --data-dir out for it.")
     shapes = parse_shapes_name(base)
     if shapes is not None:  # generated in seconds: not cached
-        return shapes_name(*shapes), make_shapes(*shapes)
+        return shapes_name(*shapes), lambda: make_shapes(*shapes)
     prefix, sep, rest = base.partition(":")
     prefix = prefix.strip().lower()
     if not sep:
         key = ALIASES.get(prefix.replace("_", "-"), prefix.replace("_", "-"))
         if key == "digits":
-            return key, src.read_digits()
+            return key, src.read_digits
         if key in ("gabor", "gabor-overlap"):
-            return key, make_gabor(overlap=key == "gabor-overlap")
+            return key, lambda: make_gabor(overlap=key == "gabor-overlap")
         if key == "gaussian":
-            return key, make_gaussian()
+            return key, make_gaussian
         if key in HF_NAMED and data_dir is not None:
-            return key, _read_original(key, data_dir, cache_dir, image_size)
+            return key, lambda: _read_original(key, data_dir, cache_dir, image_size)
         if key in HF_NAMED:
             hub, config, _ = HF_NAMED[key]
             extra = ("coarse_label",) if key == "cifar100" else ()
-            raw = src.cached(key, cache_dir, image_size, lambda: src.hf_to_raw(
-                src.load_hf_source(hub, config, local=False), key, image_size, extra))
-            if key == "cifar100":
-                raw.classes = tuple(_FINE_NAME_FIXES.get(c, c) for c in raw.classes)
-            return key, raw
+
+            def read_named() -> src.RawData:
+                raw = src.cached(key, cache_dir, image_size, lambda: src.hf_to_raw(
+                    src.load_hf_source(hub, config, local=False), key, image_size, extra))
+                if key == "cifar100":
+                    raw.classes = tuple(_FINE_NAME_FIXES.get(c, c) for c in raw.classes)
+                return raw
+
+            return key, read_named
     elif prefix in ("cifar100", "cifar-100"):
         superclass = _resolve_superclass(rest)
         if superclass is None:
             raise UserError(f"CIFAR-100 has no super-class {rest!r}; run `curriculum datasets` "
                             f"for the 20 names (e.g. cifar100:small-mammals).")
-        _, full = _read("cifar100", cache_dir, image_size, data_dir)
-        return f"cifar100:{superclass}", _superclass_subset(full, superclass)
+        return f"cifar100:{superclass}", lambda: _superclass_subset(
+            _read("cifar100", cache_dir, image_size, data_dir)[1], superclass)
     elif prefix == "hf" and rest:
         local = _is_local_path(rest)
         if local:
             path = Path(rest).expanduser().resolve()
             key = f"hf:{path}"
-            signature = src.tree_signature(path) if path.exists() else None
             if not path.exists() and not src.cache_path(cache_dir, key, image_size).exists():
                 raise UserError(f"No dataset at {path}; pass a folder written by "
                                 f"datasets.save_to_disk, or a Hub id like hf:uoft-cs/cifar10.")
-            return key, src.cached(key, cache_dir, image_size, lambda: src.hf_to_raw(
-                src.load_hf_source(str(path), None, local=True), key, image_size), signature)
+            return key, lambda: src.cached(key, cache_dir, image_size, lambda: src.hf_to_raw(
+                src.load_hf_source(str(path), None, local=True), key, image_size),
+                src.tree_signature(path) if path.exists() else None)
         repo, _, config = rest.partition(":")
         key = f"hf:{rest}"
-        return key, src.cached(key, cache_dir, image_size, lambda: src.hf_to_raw(
+        return key, lambda: src.cached(key, cache_dir, image_size, lambda: src.hf_to_raw(
             src.load_hf_source(repo, config or None, local=False), key, image_size))
     elif prefix == "torchvision" and rest:
         key = f"torchvision:{rest}"
-        return key, src.cached(key, cache_dir, image_size, lambda: src.read_torchvision(
+        return key, lambda: src.cached(key, cache_dir, image_size, lambda: src.read_torchvision(
             rest, cache_dir / "torchvision", image_size))
     elif prefix == "folder" and rest:
         path = Path(rest).expanduser().resolve()
         key = f"folder:{path}"
-        if path.is_dir():
-            signature = src.tree_signature(path, only_images=True)
-        elif src.cache_path(cache_dir, key, image_size).exists():
-            signature = None
-        else:
+        if not path.is_dir() and not src.cache_path(cache_dir, key, image_size).exists():
             raise UserError(f"No folder {path}; pass folder:PATH with PATH/<class>/*.png or "
                             f"PATH/train/<class>/*.png + PATH/test/<class>/*.png.")
-        return key, src.cached(key, cache_dir, image_size,
-                               lambda: src.read_folder(path, image_size), signature)
+        return key, lambda: src.cached(key, cache_dir, image_size, lambda: src.read_folder(path, image_size),
+                                       src.tree_signature(path, only_images=True) if path.is_dir() else None)
     raise UserError(f"Unknown dataset {base!r}; run `curriculum datasets` to list the names.")
 
 
@@ -425,11 +434,10 @@ SEED = Interval(SEED_RANGE, whole=True)
 IMAGE_SIZE = Interval("[1, 4096]", whole=True)
 
 
-def load_dataset(name: str = "digits", *, label_noise: float = 0.0, noise_seed: int = 0,
-                 cache_dir: str | Path | None = None, image_size: int | None = None,
-                 data_dir: str | Path | None = None) -> Dataset:
-    """Resolve ``name`` (see the module docstring and ``list_datasets``) to a ``Dataset``;
-    ``data_dir``: read a standard dataset from its original files there instead of the hub."""
+def _parse(name: str, label_noise: float, noise_seed: int, image_size: int | None,
+           data_dir: str | Path | None) -> tuple[str, float, int, int | None, dict, Path | None]:
+    """A dataset name's base, label-noise fraction, noise seed and image size (from its suffixes or
+    the arguments, which must agree), its suffixes and the original files' folder, checked."""
     if not isinstance(name, str) or not name.strip():
         raise UserError("Give a dataset name; run `curriculum datasets` to list them.")
     base, found = _split_suffixes(name.strip())
@@ -445,34 +453,63 @@ def load_dataset(name: str = "digits", *, label_noise: float = 0.0, noise_seed: 
     noise_seed = SEED.check(noise_seed, "noise_seed")
     if image_size is not None:
         image_size = IMAGE_SIZE.check(image_size, "image_size")
-    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     local = None
     if data_dir is not None:
         local = Path(data_dir).expanduser().resolve()
         if not local.is_dir():
             raise UserError(f"--data-dir {data_dir} is not a folder; pass the folder that holds the "
                             f"dataset's original files.")
+    return base, label_noise, int(noise_seed), image_size, found, local
 
-    canonical, raw = _read(base, cache, image_size, local)
+
+def _canonical(base_canonical: str, label_noise: float, noise_seed: int, image_size: int | None, found: dict) -> str:
+    """The dataset's name: the canonical base name and, in this order, its size, noise and part."""
+    canonical = base_canonical
+    if image_size is not None:
+        canonical += f"+size{int(image_size)}"
+    if label_noise > 0:
+        canonical += f"+noise{label_noise:g}" + (f"-seed{int(noise_seed)}" if noise_seed else "")
+    if "part" in found:
+        canonical += "+part{}of{}".format(*found["part"])
+    return canonical
+
+
+def dataset_name(name: str = "digits", *, label_noise: float = 0.0, noise_seed: int = 0,
+                 cache_dir: str | Path | None = None, image_size: int | None = None,
+                 data_dir: str | Path | None = None) -> str:
+    """The name :func:`load_dataset` gives the dataset, with the same errors for a name that
+    does not resolve, but without reading any data: a launcher checks a name this way once
+    before it starts the processes that load it."""
+    base, label_noise, noise_seed, image_size, found, local = _parse(name, label_noise, noise_seed, image_size, data_dir)
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    return _canonical(_resolve(base, cache, image_size, local)[0], label_noise, noise_seed, image_size, found)
+
+
+def load_dataset(name: str = "digits", *, label_noise: float = 0.0, noise_seed: int = 0,
+                 cache_dir: str | Path | None = None, image_size: int | None = None,
+                 data_dir: str | Path | None = None) -> Dataset:
+    """Resolve ``name`` (see the module docstring and ``list_datasets``) to a ``Dataset``;
+    ``data_dir``: read a standard dataset from its original files there instead of the hub."""
+    base, label_noise, noise_seed, image_size, found, local = _parse(name, label_noise, noise_seed, image_size, data_dir)
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    base_canonical, raw = _read(base, cache, image_size, local)
+    canonical = _canonical(base_canonical, label_noise, noise_seed, image_size, found)
     train_x, test_x = raw.train_images, raw.test_images
     if image_size is not None:  # sources decoded at this size already return it unchanged
         train_x = src.resize_images(train_x, image_size)
         test_x = src.resize_images(test_x, image_size)
-        canonical += f"+size{int(image_size)}"
     classes = tuple(str(c) for c in raw.classes)
     train_y = np.asarray(raw.train_labels, np.int64)
     clean = None
     if label_noise > 0:
         clean = train_y
         train_y = apply_label_noise(train_y, label_noise, len(classes), int(noise_seed))
-        canonical += f"+noise{label_noise:g}" + (f"-seed{int(noise_seed)}" if noise_seed else "")
     train_ids, train_factors = raw.ids("train"), dict(raw.train_factors)
     if "part" in found:
         keep = train_part(len(train_y), *found["part"])
         train_x, train_y, train_ids = train_x[keep], train_y[keep], np.asarray(train_ids)[keep]
         train_factors = {name: np.asarray(values)[keep] for name, values in train_factors.items()}
         clean = None if clean is None else clean[keep]
-        canonical += "+part{}of{}".format(*found["part"])
     train = Split(np.ascontiguousarray(train_x), train_y, train_ids, train_factors)
     test = Split(np.ascontiguousarray(test_x), np.asarray(raw.test_labels, np.int64),
                  raw.ids("test"), dict(raw.test_factors))

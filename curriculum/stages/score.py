@@ -3,8 +3,10 @@
 Members are independent models, each with its own seed for initialisation, batch order, dropout
 and augmentation. With several processes (``accelerate launch`` / ``torchrun``) process r trains
 members r, r + P, r + 2P, ... on the full dataset: members are split between processes, the data
-never is, and no gradient is ever synchronised. Each process writes its own members' records, so
-the only collective is the barrier before the scores are computed.
+never is, and no gradient is ever synchronised. Each process writes its own members' records; the
+processes act together only where they must reach one decision (the checks before training, the
+lock, the report: :func:`curriculum.training.engine.agree`), so a failure in one stops them all
+with one sentence.
 
 A member saves its training state next to its record at some checkpoints (:func:`state_every`),
 so a killed run restarts from the last saved state, trains forward again to its last committed
@@ -17,6 +19,7 @@ import io
 import math
 import pickle
 import platform
+import re
 import time
 from pathlib import Path
 
@@ -32,6 +35,8 @@ from curriculum.training.engine import (
     DeviceData,
     Diverged,
     FiniteGuard,
+    agree,
+    barrier,
     compute_layout,
     learning_rate,
     make_accelerator,
@@ -51,7 +56,8 @@ from curriculum.data.probes import load_probe, probe_images, probe_predictions, 
 from curriculum.reporting.report import write_report
 from scoring.errors import UserError
 from scoring.files import atomic_write_bytes, reading
-from scoring.records import FIELDS, PROBS, SPLITS, MemberRecord, default_run_dir, member_dir, open_run, probs_bytes, update_run
+from scoring.records import (FIELDS, PROBS, SPLITS, MemberRecord, default_run_dir, member_dir, open_run, probs_bytes,
+                             read_run_info, update_run)
 
 #: The dtype each recorded field is narrowed to on the device, before it is copied to the host.
 RECORD_DTYPES = {**{key: getattr(torch, np.dtype(dtype).name) for key, dtype in FIELDS.items()}, PROBS: torch.float16}
@@ -274,45 +280,79 @@ def run_info(config: ScoreConfig, dataset: Dataset, arch: str, steps: list[int],
     }
 
 
+def check_resumable(run_dir: Path, info: dict) -> None:
+    """Refuse to continue a run in ``run_dir`` made with another dataset, settings or device
+    (:func:`scoring.records.open_run`). Stacked members are grouped per process, so a stacked run
+    resumes only with the process count it started with (on GPUs: the GPU count); that is said
+    with the count to launch."""
+    existing = read_run_info(run_dir)
+    old, new = (existing or {}).get("settings", {}).get("layout", ""), info["settings"]["layout"]
+    counts = [re.search(r"(\d+) process\(es\)$", layout) for layout in (old, new)]
+    if existing and existing.get("status") != "diverged" and all(counts) and old != new and \
+            old.split(",")[0] == new.split(",")[0]:
+        before, now = (int(count.group(1)) for count in counts)
+        raise UserError(f"{run_dir} holds members stacked over {before} processes, and {now} processes would group "
+                        f"them differently (a stacked record depends on its group); launch {before} processes to "
+                        "resume it, or pass another --out.")
+    open_run(run_dir, info, write=False)
+
+
 def score(config: ScoreConfig) -> Path:
     """Run the score stage (resuming if ``config.out`` holds a partial run of the same setting).
 
     Returns the run directory; the main process ends by writing ``scores.parquet``,
     ``summary.csv``, ``report.md`` and the figures (:func:`curriculum.reporting.report.write_report`).
+    Under a launcher every step that can fail before training, and the report, is taken by all
+    processes together (:func:`curriculum.training.engine.agree`): they all stop with the same
+    sentence, and none waits at a barrier for one that has stopped.
     """
     config = config.complete()
     config.validate()
     accelerator = make_accelerator(config)
-    with accelerator.main_process_first():
-        dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed,
-                               data_dir=config.data_dir)
-    arch = resolve_arch(config, dataset)  # a bad --arch fails before any write
-    device, processes = accelerator.device, accelerator.num_processes
-    policy = device_policy(device)
-    precision = resolve_precision(config, policy)
-    stacked = resolve_stacking(config, arch, dataset, policy, precision, warn=fallback_note(accelerator))
-    layout = f"stacked in groups of up to {config.max_stack}, {processes} process(es)" if stacked else "one by one"
-    run_dir = Path(config.out) if config.out else default_run_dir(dataset.name)
-    check_output_dir(run_dir, "--out")
-    steps_per_epoch = batches_per_epoch(len(dataset.train.labels), config.batch_size)
-    steps = checkpoint_steps(config.epochs, config.eval_every, steps_per_epoch)
-    info = run_info(config, dataset, arch, steps, steps_per_epoch, precision, layout, compute_layout(device))
-    probe = probe_images(config.probe, dataset.image_shape) if config.probe else None  # a bad --probe fails before any write
+    processes, main = accelerator.num_processes, accelerator.is_main_process
+    policy = device_policy(accelerator.device)
+
+    def load() -> Dataset:
+        return load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed,
+                            data_dir=config.data_dir)
+
+    # Each node's first process reads (and caches) the dataset before the node's others do.
+    first = agree(accelerator, lambda: load() if accelerator.is_local_main_process else None)
+    dataset = agree(accelerator, lambda: first if accelerator.is_local_main_process else load())
+
+    def plan() -> tuple:
+        if processes > config.members:
+            raise UserError(f"{processes} processes for {config.members} members: each process trains whole members, so "
+                            f"{processes - config.members} would idle; launch {config.members} processes (or train "
+                            f"--members {processes}).")
+        arch = resolve_arch(config, dataset)  # a bad --arch fails before any write
+        precision = resolve_precision(config, policy)
+        stacked = resolve_stacking(config, arch, dataset, policy, precision, warn=fallback_note(accelerator))
+        layout = f"stacked in groups of up to {config.max_stack}, {processes} process(es)" if stacked else "one by one"
+        run_dir = Path(config.out) if config.out else default_run_dir(dataset.name)
+        check_output_dir(run_dir, "--out")
+        steps_per_epoch = batches_per_epoch(len(dataset.train.labels), config.batch_size)
+        steps = checkpoint_steps(config.epochs, config.eval_every, steps_per_epoch)
+        info = run_info(config, dataset, arch, steps, steps_per_epoch, precision, layout, compute_layout(accelerator.device))
+        probe = probe_images(config.probe, dataset.image_shape) if config.probe else None  # a bad --probe fails before any write
+        return arch, precision, stacked, run_dir, steps_per_epoch, steps, info, probe
+
+    arch, precision, stacked, run_dir, steps_per_epoch, steps, info, probe = agree(accelerator, plan)
     with run_lock(accelerator, run_dir, "--out"):
-        open_run(run_dir, info, write=False)  # every process checks, so all fail together on a mismatch
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            open_run(run_dir, info, write=True)
-        accelerator.wait_for_everyone()
+        agree(accelerator, lambda: check_resumable(run_dir, info))  # all refuse a mismatch together
+        agree(accelerator, lambda: open_run(run_dir, info, write=True) if main else None)
         started = time.perf_counter()
         train_members(config, accelerator, dataset, arch, run_dir, steps, steps_per_epoch, precision, stacked, probe, policy)
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            scores = write_report(run_dir, dataset, info, quiet=config.quiet)
-            # How this session ran, beside its time; not checked on resume, which any process count may do.
-            update_run(run_dir, status="complete", seconds=round(time.perf_counter() - started, 1), processes=processes,
-                       reliability=scores.meta["reliability"])
-        accelerator.wait_for_everyone()
+        barrier(accelerator)
+
+        def finish() -> None:
+            if main:
+                scores = write_report(run_dir, dataset, info, quiet=config.quiet)
+                # How this session ran, beside its time; not checked on resume, which any process count may do.
+                update_run(run_dir, status="complete", seconds=round(time.perf_counter() - started, 1),
+                           processes=processes, reliability=scores.meta["reliability"])
+
+        agree(accelerator, finish)
     return run_dir
 
 
@@ -326,14 +366,14 @@ def train_members(config: ScoreConfig, accelerator, dataset: Dataset, arch: str,
     sizes = {split: data.size(split) for split in SPLITS}
     mine = list(range(accelerator.process_index, config.members, processes))
     probs = dataset.num_classes if config.record_probs else None
-    records = {member: MemberRecord(run_dir, member, sizes, len(steps), num_classes=probs) for member in mine}
-    # Members that stopped at the same checkpoint train together (normally all of them stop
-    # together): a group resumes from one saved checkpoint, and a finished member has none.
-    by_progress: dict[int, list[int]] = {}
-    for member in mine:
-        by_progress.setdefault(records[member].committed(), []).append(member)
-    groups = [members[i : i + config.max_stack] for done, members in sorted(by_progress.items()) if done < len(steps)
-              for i in range(0, len(members), config.max_stack)]
+    records = agree(accelerator, lambda: {member: MemberRecord(run_dir, member, sizes, len(steps), num_classes=probs)
+                                          for member in mine})  # a damaged record stops every process
+    # The groups of an uninterrupted run, since a stacked member's numbers depend on its group. A
+    # run killed between the commits of one checkpoint leaves a group's members one row apart: the
+    # group resumes from its least advanced member, and a member ahead (even one that finished,
+    # whose state is kept until its whole group has) trains along without writing its rows again.
+    done = {member: records[member].committed() for member in mine}
+    groups = [mine[i : i + config.max_stack] for i in range(0, len(mine), config.max_stack)]
     if probs and accelerator.is_main_process and not config.quiet:
         size = probs_bytes(config.members, len(steps), sizes, probs)
         print(f"--record-probs keeps {config.members} x {len(steps)} checkpoints x {sum(sizes.values())} examples x {probs} "
@@ -342,13 +382,19 @@ def train_members(config: ScoreConfig, accelerator, dataset: Dataset, arch: str,
         total=len(mine) * steps[-1], unit="ex", unit_scale=config.batch_size, dynamic_ncols=True,
         disable=config.quiet or not accelerator.is_main_process,
     ) as progress:
-        for member in by_progress.get(len(steps), []):
-            _drop_states(run_dir, member)  # a run killed between the last commit and the clean-up
-            if probe is not None and load_probe(run_dir, member, members=1) is None:
-                raise UserError(f"Member {member} finished without its probe predictions (the run stopped between "
-                                f"them); delete {member_dir(run_dir, member)} and run the same command again.")
-            progress.update(steps[-1])
-        for group in groups:
+        for whole in groups:
+            start = min(done[member] for member in whole)
+            group = [member for member in whole if done[member] < len(steps) or start == 0 or (
+                start < len(steps) and _state_path(run_dir, member, start - 1).exists())]
+            for member in whole:
+                if member not in group:  # finished: a run killed between the last commit and the clean-up
+                    _drop_states(run_dir, member)
+                    if probe is not None and load_probe(run_dir, member, members=1) is None:
+                        raise UserError(f"Member {member} finished without its probe predictions (the run stopped "
+                                        f"between them); delete {member_dir(run_dir, member)} and run the same command again.")
+                    progress.update(steps[-1])
+            if not group:
+                continue
             progress.set_description(f"{arch} members {member_names(group)} of {config.members}")
             trainer = GroupTrainer(config, arch, dataset, data, group, precision, stacked, steps[-1], steps_per_epoch)
             try:

@@ -19,24 +19,28 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from accelerate.utils import broadcast_object_list
+from accelerate.utils import gather_object
 
 from curriculum.config.stages import TrainingConfig
 from curriculum.data.datasets import Dataset
+from curriculum.training.launch import PeerFailed
 from curriculum.training.members import MemberLoop, Members, StackedMembers, float32_head, own_dropout, stacking_refusal
 from curriculum.training.policy import DevicePolicy, device_policy
 from curriculum.models.builders import build_model
 from scoring.errors import UserError
-from scoring.files import locked
+from scoring.files import holder, locked
+
+T = TypeVar("T")
 
 
 def make_accelerator(config: TrainingConfig) -> Accelerator:
@@ -71,24 +75,84 @@ def compute_layout(device: torch.device) -> dict:
 
 
 @contextmanager
+def peers() -> Iterator[None]:
+    """Around a collective (a barrier, a gather): a peer that stopped makes gloo or NCCL raise a
+    RuntimeError here ("Connection closed by peer"), which is that peer's failure, not this one's."""
+    try:
+        yield
+    except RuntimeError as err:
+        raise PeerFailed(str(err)) from None
+
+
+def barrier(accelerator: Accelerator) -> None:
+    with peers():
+        accelerator.wait_for_everyone()
+
+
+def agree(accelerator: Accelerator, step: Callable[[], T]) -> T:
+    """Run ``step`` in every process and fail in all of them if it failed in any, so that every
+    process reaches the same decision and none waits at a barrier for one that has stopped.
+
+    A user error (the first in rank order) is raised in every process, marked ``shared``: the
+    command line prints it from one process only. Another exception is raised where it happened;
+    the other processes raise :class:`PeerFailed`.
+    """
+    error: Exception | None = None
+    result = None
+    try:
+        result = step()
+    except Exception as err:  # noqa: BLE001 (every process must learn of it before it is raised)
+        error = err
+    if accelerator.num_processes == 1:
+        if error is not None:
+            raise error
+        return result
+    with peers():
+        reports = gather_object([None if error is None else (isinstance(error, UserError), str(error))])
+    failed = [report for report in reports if report is not None]
+    if not failed:
+        return result
+    user = next((message for is_user, message in failed if is_user), None)
+    if user is not None:
+        shared = UserError(user)
+        shared.shared = True
+        raise shared
+    if error is not None:
+        raise error
+    raise PeerFailed("another process failed")
+
+
+@contextmanager
 def run_lock(accelerator: Accelerator, directory: Path, option: str) -> Iterator[None]:
     """Own ``directory`` for one launched run (see :func:`scoring.files.locked`).
 
-    The lock belongs to the run, not to each process: the main process takes it and tells the
-    others, so every process of a second, independent run stops with the same sentence before
-    it writes anything.
+    The lock belongs to the run, not to each process: the main process takes it, and every other
+    process reads back the line it wrote into the lock file, so that a run whose processes do not
+    all see one directory (nodes without a shared filesystem, a relative path from different
+    folders) stops before it writes anything. Every process of a second, independent run stops
+    with the same sentence.
     """
     with ExitStack() as stack:
-        error = None
-        if accelerator.is_main_process:
-            try:
+        def take() -> str | None:
+            if accelerator.is_main_process:
                 stack.enter_context(locked(directory, option))
-            except UserError as err:
-                error = str(err)
+                return holder(directory)
+            return None
+
+        owner = agree(accelerator, take)
         if accelerator.num_processes > 1:
-            error = broadcast_object_list([error])[0]
-        if error is not None:
-            raise UserError(error)
+            with peers():
+                owner = gather_object([owner])[0]
+
+            def same_directory() -> None:
+                if holder(directory) != owner:
+                    raise UserError(
+                        f"Process {accelerator.process_index} (on {socket.gethostname()}) does not see the directory "
+                        f"{directory} that process 0 ({owner.split(' (run')[0]}) writes; put {option} on a filesystem "
+                        "every node shares, as an absolute path."
+                    )
+
+            agree(accelerator, same_directory)
         yield
 
 

@@ -1,36 +1,57 @@
-"""``curriculum score --processes N``: a plain command that uses every CPU core.
+"""``curriculum score --processes N``: a plain command that uses every CPU core, and speaks with one voice.
 
 On the CPU every process computes with one thread, so that a record does not depend on the layout
 (:func:`curriculum.training.engine.make_accelerator`); a plain run is then one process on one core. Members
 are independent and the score stage already spreads them over launched processes, so all a plain
-command needs is a launcher: :func:`launch` starts N workers of the same command with the env://
-rendezvous ``torchrun`` sets up, and Accelerate joins them exactly as under ``torchrun``.
+command needs is a launcher: :func:`launch` runs N workers of the same command under torch's own
+elastic agent (:func:`torch.distributed.launcher.api.elastic_launch`, what ``torchrun`` runs), and
+Accelerate joins them exactly as under ``torchrun``. The agent gives the rendezvous, each worker in a
+session of its own, every worker stopped as soon as one fails, a signal to the command passed on to
+every worker, and per-worker error files; this module adds what it does not:
 
-One voice: only rank 0 writes to the terminal. The stderr of another rank is kept and shown when
-that rank failed with something rank 0 did not say (a traceback, or an error of its own members).
-A signal to the launcher is passed on to every worker, and on Linux a worker dies with its launcher
-even when that is killed outright, so no orphan keeps training into the run directory.
+- :func:`preflight`: what can be checked before any worker starts (the dataset and architecture
+  names, the output directory, its lock, run.json and the integrity of every member's record) is
+  checked once, here, with the sentence a worker would give; no worker starts for a bad command.
+- One voice: a worker started here prints no error of its own. It writes what it would have said to
+  the agent's error file (:func:`report_failure`) and exits; the launcher prints the sentence of the
+  first worker that failed for a reason of its own (not one that only lost contact with it) and
+  exits with that worker's status: 2 for a user error, 130 for an interrupt, 1 for a bug (with that
+  worker's traceback, and no other's). Only rank 0's progress and summary reach the terminal.
+- A worker dies with its launcher even when that is killed outright (Linux ``PR_SET_PDEATHSIG``, set
+  by the worker itself: the agent does not), so no orphan keeps training into the run directory.
 
-Torch-free, but for asking whether a GPU is present when that decides.
+Torch-free until it launches, but for asking whether a GPU is present when that decides.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from pathlib import Path
 from typing import Sequence
 
+from curriculum.config.options import check_output_dir
 from curriculum.config.stages import ScoreConfig
 from scoring.errors import UserError
 
 GPU_DRIVERS = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")  # NVIDIA, AMD (ROCm), WSL: where torch.cuda may find one
 PR_SET_PDEATHSIG = 1
-GRACE_S = 3.0  # after a worker fails, how long the others may take to end on their own
+LAUNCHER = "CURRICULUM_LAUNCHER"  # in a worker started by launch(): the launching process's pid
+PEER = "peer"  # a report's kind when a worker only lost contact with another one
+
+
+class PeerFailed(Exception):
+    """Another process of this run failed (or went away) where the processes act together; that
+    process says why, so this one ends without a word of its own
+    (:func:`curriculum.training.engine.agree`)."""
 
 
 def usable_cores() -> int:
@@ -42,7 +63,7 @@ def processes_to_launch(config: ScoreConfig) -> int:
 
     ``auto`` is one worker per usable core, at most one per member, on the CPU and when no launcher
     started this process; under a launcher or on a GPU the launcher decides the layout, so an
-    explicit count there is refused.
+    explicit count there is refused, and so is a count above the members (a process would idle).
     """
     wanted = None if config.processes == "auto" else int(config.processes)
     if wanted == 1:
@@ -57,6 +78,9 @@ def processes_to_launch(config: ScoreConfig) -> int:
             raise UserError(f"--processes {wanted} starts CPU processes; on GPUs launch with `accelerate launch "
                             f"--num_processes {wanted} -m curriculum score` or torchrun, or pass --cpu.")
         return 1
+    if wanted is not None and wanted > config.members:
+        raise UserError(f"--processes {wanted} is more than the {config.members} members (each process trains whole "
+                        f"members, so {wanted - config.members} would idle); pass --processes {config.members} or fewer.")
     return wanted or min(usable_cores(), config.members)
 
 
@@ -71,80 +95,139 @@ def _on_gpu(config: ScoreConfig) -> bool:
 
 
 def free_port() -> int:
-    """A TCP port nobody listens on now, for the rendezvous (a fixed one collides with other runs)."""
+    """A TCP port nobody listens on now (for tests that start torchrun themselves)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def _die_with_parent() -> None:
-    """In the worker, before it runs: SIGTERM when the launcher dies (Linux ``PR_SET_PDEATHSIG``)."""
-    import ctypes
+def preflight(config: ScoreConfig) -> None:
+    """Raise, before any worker starts, the user error a worker would meet first: an unknown
+    dataset or architecture, an output path that is a file or not writable, a run directory in
+    use, holding something else, or whose run.json or member records are damaged. It reads no
+    data and imports no torch; what needs them (the dataset's fingerprint against run.json's) is
+    checked by the workers, together (:func:`curriculum.training.engine.agree`)."""
+    from curriculum.data.datasets import dataset_name
+    from curriculum.models.architectures import TORCHVISION_PREFIX, check_arch
+    from scoring.files import locked
+    from scoring.records import check_new_run_dir, check_records, default_run_dir, read_run_info
 
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    name = dataset_name(config.dataset, label_noise=config.label_noise, noise_seed=config.seed, data_dir=config.data_dir)
+    if config.arch != "auto" and TORCHVISION_PREFIX not in config.arch:  # torchvision's names cost its import
+        check_arch(config.arch)
+    run_dir = Path(config.out) if config.out else default_run_dir(name)
+    check_output_dir(run_dir, "--out")
+    if not run_dir.is_dir():
+        return
+    with locked(run_dir, "--out"):
+        info = read_run_info(run_dir)
+        if info is None:
+            check_new_run_dir(run_dir)
+        elif info.get("status") != "diverged":
+            check_records(run_dir, info)
 
 
 def launch(processes: int, argv: Sequence[str]) -> int:
-    """Run ``curriculum <argv>`` as ``processes`` workers and return the exit status: 0, or that of
-    the first worker to fail. The workers see WORLD_SIZE, so their ``--processes auto`` leaves the
-    layout to this launcher."""
-    port = str(free_port())
-    logs = [tempfile.TemporaryFile() for _ in range(processes - 1)]
-    workers: list[subprocess.Popen] = []
+    """Run ``curriculum <argv>`` as ``processes`` workers under torch's elastic agent and return
+    the command's exit status (see the module docstring). The workers see WORLD_SIZE, so their
+    ``--processes auto`` leaves the layout to this launcher."""
+    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, SignalException, Std
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    def forward(signum, frame):
-        for worker in workers:
-            worker.send_signal(signum)  # a no-op for one that has ended
-
-    handlers = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    for rank in range(processes):
-        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(processes),
-                   LOCAL_WORLD_SIZE=str(processes), MASTER_ADDR="127.0.0.1", MASTER_PORT=port, OMP_NUM_THREADS="1")
-        output = {} if rank == 0 else {"stdout": subprocess.DEVNULL, "stderr": logs[rank - 1]}
-        # Its own session: a Ctrl-C reaches the launcher only, which passes it on once.
-        workers.append(subprocess.Popen([sys.executable, "-m", "curriculum", *argv, "--processes", "auto"], env=env,
-                                        start_new_session=True, **output,
-                                        preexec_fn=_die_with_parent if sys.platform == "linux" else None))
+    logs = tempfile.mkdtemp(prefix="curriculum-workers-")
+    config = LaunchConfig(
+        min_nodes=1, max_nodes=1, nproc_per_node=processes, run_id=uuid.uuid4().hex, role="curriculum",
+        rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", max_restarts=0, monitor_interval=0.05,
+        # rank 0's progress and summary reach the terminal; the others' output is kept apart
+        logs_specs=DefaultLogsSpecs(log_dir=logs, redirects={rank: Std.ALL if rank else Std.NONE for rank in range(processes)}),
+    )
+    saved = {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", LAUNCHER)}
+    os.environ.update({"OMP_NUM_THREADS": "1", LAUNCHER: str(os.getpid())})
+    logging.disable(logging.CRITICAL)  # the agent's own log lines (its workers' pids, each stop) are not for the user
     try:
-        codes, first, stopped = _wait(workers)
+        elastic_launch(config, sys.executable)("-m", "curriculum", *argv, "--processes", "auto")
+        return 0
+    except ChildFailedError as err:
+        return _speak(err.failures)
+    except SignalException as err:  # the agent has passed the signal on and waited for every worker
+        if err.sigval == signal.SIGINT:
+            print(f"curriculum {argv[0]}: interrupted; run the same command again to resume.", file=sys.stderr)
+        return 128 + int(err.sigval)
     finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
-    rank0 = None if 0 in stopped else codes[0]
-    for rank, log in enumerate(logs, start=1):
-        log.seek(0)
-        text = log.read().decode(errors="replace")
-        log.close()
-        # Not what rank 0 said too: the same status without a traceback (an error all share, an interrupt).
-        if codes[rank] and rank not in stopped and (codes[rank] != rank0 or "Traceback" in text):
-            sys.stderr.write(text if text.strip() else f"curriculum score: process {rank} ended with status {codes[rank]}\n")
-    code = 0 if first is None else codes[first]
-    return 128 - code if code < 0 else code
+        logging.disable(logging.NOTSET)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        shutil.rmtree(logs, ignore_errors=True)
+
+
+def _speak(failures: dict) -> int:
+    """Print the one sentence for the failed workers (torch's ProcessFailure by rank) and return
+    the command's status: the first worker that failed for a reason of its own says it; a worker
+    that ended without a report (killed by the system) is named; one that only lost contact with
+    the others speaks last. Workers the agent stopped (SIGTERM) are not failures of their own."""
+    reports = {rank: failure.error_file_data.get("curriculum") for rank, failure in failures.items()}
+    own = [(report["time"], rank) for rank, report in reports.items() if report and report["kind"] != PEER]
+    if own:
+        report = reports[min(own)[1]]
+        sys.stderr.write(report["text"])
+        return int(report["status"])
+    silent = [rank for rank, report in reports.items()
+              if report is None and failures[rank].exitcode != -signal.SIGTERM] or [
+              rank for rank, report in reports.items() if report is None]
+    if silent:
+        rank = min(silent, key=lambda r: (failures[r].timestamp, r))
+        code = failures[rank].exitcode
+        how = f"by signal {signal.Signals(-code).name}" if code < 0 else f"with status {code}"
+        print(f"curriculum score: error: process {rank} ended {how} before it could say why (the system may have "
+              "stopped it, for example when memory ran out); run the same command again to resume.", file=sys.stderr)
+        return 128 - code if code < 0 else code
+    report = reports[min(failures)]
+    sys.stderr.write(report["text"])
+    return int(report["status"])
+
+
+def launched_here() -> bool:
+    """Whether this process is a worker that :func:`launch` started (it then speaks through it)."""
+    return LAUNCHER in os.environ and "WORLD_SIZE" in os.environ
+
+
+def join_launcher() -> None:
+    """In a worker that :func:`launch` started, before any work: SIGTERM when the launcher dies
+    (Linux ``PR_SET_PDEATHSIG``; the agent starts workers in sessions of their own and sets none),
+    and exit at once if it has died already."""
+    if not launched_here() or sys.platform != "linux":
+        return
+    import ctypes
+
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(os.environ[LAUNCHER]):
+        os._exit(128 + signal.SIGTERM)
+
+
+def report_failure(status: int, text: str, kind: str) -> None:
+    """Write why this worker fails to the error file its agent gave it (``TORCHELASTIC_ERROR_FILE``,
+    set by :func:`launch` and by ``torchrun``; torchrun shows it in its summary): ``text`` is what
+    it would print, ``kind`` ``error``, ``interrupt``, ``bug`` or :data:`PEER`."""
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if not path:
+        return
+    now = time.time()
+    report = {"message": text.rstrip(), "timestamp": int(now),
+              "curriculum": {"status": status, "text": text, "kind": kind, "time": now}}
+    try:
+        Path(path).write_text(json.dumps(report))
+    except OSError:  # the agent then reports the exit status alone
+        pass
 
 
 def leave_process_group() -> None:
-    """Destroy the process group this worker joined, before it exits on an error: left to the
-    interpreter's exit, torch's teardown of its threads can abort the process (status 134)."""
+    """Destroy the process group this worker joined, before it exits (on an error or not): left to
+    the interpreter's exit, torch's teardown of its threads can abort the process (status 134,
+    "terminate called without an active exception")."""
     dist = sys.modules.get("torch.distributed")
     if dist is not None and dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-
-
-def _wait(workers: list[subprocess.Popen]) -> tuple[list[int], int | None, set[int]]:
-    """Wait for every worker: their exit codes, the rank that failed first, and the ranks this
-    stopped. Once one fails the rest are stopped, at once if it was rank 0 (which said what went
-    wrong), else after ``GRACE_S``, so that a failure all ranks share ends rank 0 too, in its words."""
-    first, deadline, stopped = None, None, set()
-    while True:
-        codes = [worker.poll() for worker in workers]
-        if first is None and any(codes):
-            first = next(rank for rank, code in enumerate(codes) if code)
-            deadline = time.monotonic() + (0 if first == 0 else GRACE_S)
-        if None not in codes:
-            return codes, first, stopped
-        if deadline is not None and time.monotonic() >= deadline:
-            for rank, worker in enumerate(workers):
-                if codes[rank] is None:
-                    worker.terminate()
-                    stopped.add(rank)
-        time.sleep(0.05)
