@@ -14,7 +14,13 @@ moving the predictions to the host, as the score stage records them:
               ``groups=N`` convolution over the members' channel groups, each fully connected
               layer one batched matmul, one SGD optimizer; issue 8's alternative to ``vmap``,
               measured here only (the engine does not use it)
-Nothing is written to disk. Runs alternate (``--rounds``) after a short warm-up of each, and the
+Beside them, ``stage`` runs the score stage as ``curriculum score`` runs it (the same members,
+``--stack auto`` and ``--precision`` as the command resolves them on this device, a checkpoint
+every ``--eval-every`` epochs as the command's default quarter epoch), writing its records,
+training states and report into a temporary folder, and prints the share of its time each part
+takes: training, predictions (evaluation passes and their read-back), records, training states,
+the report, the data on the device, and the rest (dataset hashes, the stacking probe, the lock).
+The four training ways write nothing. Runs alternate (``--rounds``) after a short warm-up of each, and the
 median is reported: wall seconds, the ratio of the plain loop's time to each (above 1 = faster than
 plain), examples per second (training plus evaluated examples) and, on a GPU, the achieved FLOP/s
 against the device's peak (FLOPs counted with ``torch.utils.flop_counter.FlopCounterMode``), and
@@ -35,7 +41,12 @@ import argparse
 import os
 import platform
 import statistics
+import tempfile
 import time
+from collections import Counter
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
@@ -44,10 +55,13 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from curriculum.data.datasets import Dataset, Split
+import curriculum.stages.score as score_stage
 from curriculum.training.engine import DeviceData, batches_per_epoch, resolve_arch, resolve_precision
 from curriculum.training.members import autocast
+from curriculum.training.policy import device_policy
 from curriculum.models.builders import build_model
 from curriculum.stages.score import GroupTrainer, ScoreConfig, checkpoint_steps, member_seed
+from scoring.records import MemberRecord, read_run_info
 
 # Dense bf16 tensor-core peak in TFLOP/s, by a substring of torch.cuda.get_device_name().
 PEAK_BF16_TFLOPS = {"H200": 989.4, "H100": 989.4, "A100": 312.0, "L40S": 362.1, "L4": 121.0, "A10": 125.0, "4090": 165.2}
@@ -235,15 +249,62 @@ def run_grouped(config: ScoreConfig, dataset: Dataset, arch: str, precision: str
 
 
 def run_engine(config: ScoreConfig, dataset: Dataset, arch: str, precision: str, device: torch.device, stacked: bool) -> dict:
-    """The score stage's trainer on every member at once, checkpoint by checkpoint, no files."""
+    """The score stage's trainer on every member at once, checkpoint by checkpoint, no files;
+    returns every checkpoint's predicted labels ([checkpoints, examples] per member and split)."""
     data = DeviceData(dataset, device)
     steps_per_epoch = batches_per_epoch(len(dataset.train.labels), config.batch_size)
     steps = checkpoint_steps(config.epochs, 1, steps_per_epoch)
     trainer = GroupTrainer(config, arch, dataset, data, list(range(config.members)), precision, stacked, steps[-1], steps_per_epoch)
+    preds: dict = {}
     for index, step in enumerate(steps):
         trainer.run_to(step, None)
-        rows = trainer.record(initial=index == 0)
-    return {(member, split): rows[member][split]["pred"] for member in range(config.members) for split in ("train", "test")}
+        for member, row in enumerate(trainer.record(initial=index == 0)):
+            for split in ("train", "test"):
+                preds.setdefault((member, split), []).append(row[split]["pred"])
+    return {key: np.stack(rows) for key, rows in preds.items()}
+
+
+#: The parts of the score stage's time the ``stage`` way reports: (class or module, function).
+STAGE_PARTS = {
+    "training": [(GroupTrainer, "run_to")],
+    "predictions": [(GroupTrainer, "record")],
+    "records": [(MemberRecord, "append"), (MemberRecord, "commit")],
+    "states": [(GroupTrainer, "member_state"), (score_stage, "_save_state")],
+    "report": [(score_stage, "write_report")],
+    "data": [(DeviceData, "__init__")],
+}
+
+
+@contextmanager
+def timed_parts(seconds: Counter, device: torch.device):
+    """Add the wall seconds spent in each of ``STAGE_PARTS`` to ``seconds`` (the device is
+    synchronised around each, so a part is charged for its own kernels)."""
+    def timed(function, part):
+        def wrapper(*args, **kwargs):
+            sync(device)
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                sync(device)
+                seconds[part] += time.perf_counter() - started
+        return wrapper
+
+    with ExitStack() as stack:
+        for part, places in STAGE_PARTS.items():
+            for owner, name in places:
+                stack.enter_context(mock.patch.object(owner, name, timed(getattr(owner, name), part)))
+        yield
+
+
+def run_stage(config: ScoreConfig, dataset: Dataset, device: torch.device, seconds: Counter) -> dict:
+    """``curriculum score`` itself on ``dataset`` (records, training states, report), into a
+    temporary folder; ``seconds`` receives the time of each part. Returns its run.json."""
+    stage = ScoreConfig(**{**vars(config), "stack": "auto", "cpu": device.type == "cpu", "processes": "1"})
+    with tempfile.TemporaryDirectory() as tmp, mock.patch.object(score_stage, "load_dataset", lambda *a, **k: dataset):
+        with timed_parts(seconds, device):
+            run = score_stage.score(ScoreConfig(**{**vars(stage), "out": str(Path(tmp) / "run")}))
+        return read_run_info(run)
 
 
 def flops_per_example(arch: str, dataset: Dataset, batch: int, device: torch.device) -> tuple[float, float]:
@@ -260,6 +321,9 @@ def flops_per_example(arch: str, dataset: Dataset, batch: int, device: torch.dev
     return train_count.get_total_flops() / batch, eval_count.get_total_flops() / batch
 
 
+WAYS = ("plain", "one-by-one", "stacked", "grouped", "stage")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train", type=int, default=50_000, help="train examples")
@@ -270,30 +334,43 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (the stage's 0.05 diverges on this synthetic data)")
     parser.add_argument("--arch", default="auto")
     parser.add_argument("--precision", default="auto", help="auto (bf16 on a GPU that supports it), no, bf16")
-    parser.add_argument("--rounds", type=int, default=1, help="alternating timed rounds of the four (median reported)")
+    parser.add_argument("--eval-every", type=float, default=0.25, help="the stage way's checkpoint interval in epochs "
+                        "(the command's default); the training ways predict every epoch")
+    parser.add_argument("--ways", default=",".join(WAYS), help=f"which ways to run, comma-separated: {', '.join(WAYS)}")
+    parser.add_argument("--rounds", type=int, default=1, help="alternating timed rounds of the ways (median reported)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads on the CPU")
     parser.add_argument("--cpu", action="store_true", help="use the CPU even if a GPU is present")
     parser.add_argument("--peak-tflops", type=float, help="the device's peak TFLOP/s at this precision (default: a table of GPUs)")
     args = parser.parse_args()
+    chosen = [way.strip() for way in args.ways.split(",") if way.strip()]
+    if not chosen or set(chosen) - set(WAYS):
+        parser.error(f"--ways takes some of {', '.join(WAYS)}, got {args.ways}")
 
     torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
+    policy = device_policy(device)
     dataset = synthetic_cifar(args.train, args.test)
     config = ScoreConfig(dataset="synthetic-cifar", arch=args.arch, members=args.members, epochs=args.epochs,
-                         batch_size=args.batch_size, lr=args.lr, precision=args.precision, quiet=True).complete()
-    arch, precision = resolve_arch(config, dataset), resolve_precision(config, device)
+                         batch_size=args.batch_size, lr=args.lr, precision=args.precision, eval_every=args.eval_every,
+                         quiet=True).complete()
+    arch, precision = resolve_arch(config, dataset), resolve_precision(config, policy)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()} CPU"
     print(f"{name}; torch {torch.__version__}, {torch.get_num_threads()} thread(s), load average "
           f"{os.getloadavg()[0]:.2f}; {arch}, precision {precision}, {args.members} members x {args.epochs} epochs, "
-          f"{args.train} train + {args.test} test examples, batch {args.batch_size}")
+          f"{args.train} train + {args.test} test examples, batch {args.batch_size}; {policy.kind} device policy "
+          f"(stack {policy.stack}, {policy.optimizer} optimizer)", flush=True)
 
+    stage_seconds: Counter = Counter()
+    stage_info: dict = {}
     ways = {
         "plain": lambda cfg, ds: run_plain(cfg, ds, arch, precision, device),
-        "one by one": lambda cfg, ds: run_engine(cfg, ds, arch, precision, device, stacked=False),
+        "one-by-one": lambda cfg, ds: run_engine(cfg, ds, arch, precision, device, stacked=False),
         "stacked": lambda cfg, ds: run_engine(cfg, ds, arch, precision, device, stacked=True),
         "grouped": lambda cfg, ds: run_grouped(cfg, ds, arch, precision, device),
+        "stage": lambda cfg, ds: stage_info.update(run_stage(cfg, ds, device, stage_seconds if cfg is config else Counter())),
     }
-    warm = ScoreConfig(**{**vars(config), "members": 2, "epochs": 1})
+    ways = {way: run for way, run in ways.items() if way in chosen}
+    warm = ScoreConfig(**{**vars(config), "members": 2, "epochs": 1, "eval_every": 1.0})
     warm_data = synthetic_cifar(2 * args.batch_size, args.batch_size, seed=1)
     for run in ways.values():
         run(warm, warm_data)
@@ -311,28 +388,49 @@ def main() -> None:
             cpu_times[way].append(time.process_time() - cpu_started)
             print(f"round {round_ + 1} {way}: {times[way][-1]:.1f} s ({cpu_times[way][-1]:.1f} CPU s)", flush=True)
 
-    checkpoints = args.epochs + 1
     trained = args.members * args.epochs * args.train
-    evaluated = args.members * checkpoints * (args.train + args.test)
     train_flops, eval_flops = flops_per_example(arch, dataset, args.batch_size, device)
-    total_flops = trained * train_flops + evaluated * eval_flops
+    checkpoints = {way: args.epochs + 1 for way in ways}
+    if "stage" in ways:
+        checkpoints["stage"] = len(stage_info["checkpoints"])
+    evaluated = {way: args.members * count * (args.train + args.test) for way, count in checkpoints.items()}
+    flops = {way: trained * train_flops + evaluated[way] * eval_flops for way in ways}
     peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None) if device.type == "cuda" else None
-    plain = statistics.median(times["plain"])
-    print(f"\n{trained:,} training + {evaluated:,} evaluated examples; {total_flops / 1e12:.2f} TFLOP "
-          f"({train_flops / 1e6:.1f} MFLOP per training example, {eval_flops / 1e6:.1f} per evaluation)")
-    plain_cpu = statistics.median(cpu_times["plain"])
-    print(f"{'way':<11} {'seconds':>8} {'runs':>24} {'vs plain':>9} {'examples/s':>11} {'CPU s':>7} {'vs plain':>9} {'TFLOP/s':>8} {'of peak':>8}")
+    base = next(iter(ways))
+    print(f"\n{trained:,} training examples; {train_flops / 1e6:.1f} MFLOP per training example, {eval_flops / 1e6:.1f} per "
+          f"evaluation; the training ways evaluate {args.members} x {args.epochs + 1} checkpoints"
+          + (f", the stage {args.members} x {checkpoints['stage']}" if "stage" in ways else ""))
+    print(f"{'way':<11} {'seconds':>8} {'runs':>24} {'vs ' + base:>12} {'examples/s':>11} {'CPU s':>7} {'vs ' + base:>12} "
+          f"{'TFLOP':>7} {'TFLOP/s':>8} {'of peak':>8}")
+    base_wall, base_cpu = statistics.median(times[base]), statistics.median(cpu_times[base])
     for way, values in times.items():
         seconds, cpu = statistics.median(values), statistics.median(cpu_times[way])
-        achieved = total_flops / seconds / 1e12
+        achieved = flops[way] / seconds / 1e12
         gpu = (f"{achieved:8.2f} {(f'{achieved / peak:.1%}' if peak else 'unknown'):>8}") if device.type == "cuda" else f"{'':>8} {'':>8}"
         runs = " ".join(f"{v:.1f}" for v in values)
-        print(f"{way:<11} {seconds:8.1f} {runs:>24} {plain / seconds:8.2f}x {(trained + evaluated) / seconds:11,.0f} "
-              f"{cpu:7.1f} {plain_cpu / cpu:8.2f}x {gpu}")
+        print(f"{way:<11} {seconds:8.1f} {runs:>24} {base_wall / seconds:11.2f}x {(trained + evaluated[way]) / seconds:11,.0f} "
+              f"{cpu:7.1f} {base_cpu / cpu:11.2f}x {flops[way] / 1e12:7.2f} {gpu}")
+    if "stage" in ways:
+        total = sum(times["stage"])
+        parts = {part: stage_seconds[part] for part in STAGE_PARTS}
+        parts["other"] = total - sum(parts.values())
+        print(f"\nstage ({stage_info['settings']['layout']}, precision {stage_info['settings']['precision']}, "
+              f"{checkpoints['stage']} checkpoints): " + ", ".join(f"{part} {100 * value / total:.1f} %" for part, value in parts.items())
+              + f" of {total:.1f} s")
+        for way in ("stacked", "one-by-one"):
+            if way in ways and (way == "stacked") == stage_info["settings"]["layout"].startswith("stacked"):
+                print(f"stage vs its training loop alone ({way}, {args.epochs + 1} checkpoints): "
+                      f"{statistics.median(times['stage']) / statistics.median(times[way]):.2f}x the time")
+                break
     print()
-    for way, other in (("stacked", "one by one"), ("grouped", "plain")):
-        same = np.mean([np.mean(preds[way][key] == preds[other][key]) for key in preds[other]])
-        print(f"{way} vs {other} records: {same:.2%} of the last checkpoint's predicted labels agree")
+    if "stacked" in ways and "one-by-one" in ways:
+        agree = np.array([[np.mean(a == b) for a, b in zip(preds["stacked"][key], preds["one-by-one"][key])]
+                          for key in preds["one-by-one"]])  # [member and split, checkpoint]
+        print(f"stacked vs one-by-one records: {agree.min():.2%} of the predicted labels agree at the worst checkpoint "
+              f"(member and split), {agree.mean():.2%} on average, {agree[:, -1].mean():.2%} at the last")
+    if "grouped" in ways and "plain" in ways:
+        same = np.mean([np.mean(preds["grouped"][key] == preds["plain"][key]) for key in preds["plain"]])
+        print(f"grouped vs plain records: {same:.2%} of the last checkpoint's predicted labels agree")
 
 
 if __name__ == "__main__":

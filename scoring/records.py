@@ -27,6 +27,7 @@ This module is numpy-only; the training state a resumed member needs is the engi
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import shutil
 from pathlib import Path
@@ -129,6 +130,7 @@ class MemberRecord:
         make_dir(self.dir)
         self.sizes = dict(sizes)
         self.rows = committed_checkpoints(self.dir, member, checkpoints)
+        self._flushed = self.rows  # rows below this are on disk
         self.fields = {**FIELDS, **({PROBS: np.float16} if num_classes else {})}
         self.num_classes = num_classes
         self._arrays: dict[tuple[str, str], np.ndarray] = {}
@@ -185,12 +187,30 @@ class MemberRecord:
         self.rows += 1
 
     def commit(self) -> int:
-        """Flush the rows to disk, then record how many are complete (written last, atomically)."""
+        """Flush the rows written since the last commit to disk, then record how many are complete
+        (written last, atomically). Only those rows' pages are synced, not the whole file."""
         for (split, field), array in self._arrays.items():
             with writing(self._path(split, field)):
-                array.flush()
+                _flush_rows(array, self._flushed, self.rows)
+        self._flushed = self.rows
         atomic_write_json(self.dir / "progress.json", {"checkpoints": self.rows})
         return self.rows
+
+
+def _flush_rows(array: np.memmap, start: int, stop: int) -> None:
+    """Sync rows ``start`` to ``stop - 1`` of a memory-mapped array to its file: the pages that
+    hold them, not the whole mapping (whose sync costs grow with the file)."""
+    if stop <= start:
+        return
+    handle = getattr(array, "_mmap", None)
+    row = array.strides[0]
+    if handle is None or not array.flags.c_contiguous:
+        array.flush()
+        return
+    base = np.frombuffer(handle, dtype=np.uint8, count=0).__array_interface__["data"][0]
+    first = array.__array_interface__["data"][0] - base + start * row  # byte offset in the mapping
+    begin = first - first % mmap.PAGESIZE
+    handle.flush(begin, first + (stop - start) * row - begin)
 
 
 class RecordFile:

@@ -74,7 +74,7 @@ def _train(group, data, steps):
 
     perm = torch.stack([torch.randperm(data.size("train"), generator=g) for g in group.generators])
     batches = lambda s: perm[:, (s % 13) * 100 : (s % 13 + 1) * 100]  # noqa: E731
-    train_steps(group, data, 0, steps, batches, lambda s: 0.05, True, FiniteGuard(len(group), data.device))
+    train_steps(group, data, 0, steps, batches, lambda s: 0.05, True, FiniteGuard(len(group), data.policy))
 
 
 def test_a_member_trains_the_same_alone_and_beside_others():
@@ -145,9 +145,10 @@ def test_stacked_members_keep_the_record_they_have_one_by_one(tmp_path):
 def test_curriculum_batches_reach_the_device_in_chunks_equal_to_the_sampler():
     from curriculum.sampler import CurriculumBatchSampler
     from curriculum.stages.train import DeviceBatches
+    from curriculum.training.policy import policy_of
 
     samplers = [CurriculumBatchSampler(np.arange(50), lambda t: 10 + t, 4, 23, seed=s) for s in (0, 1, 2)]
-    batches = DeviceBatches(samplers, torch.device("cpu"), chunk=5)
+    batches = DeviceBatches(samplers, policy_of("gpu", torch.device("cpu")), chunk=5)  # the GPU's (pinned) path
     for t in range(23):
         assert batches(t).tolist() == [s.batch(t) for s in samplers]
 

@@ -51,7 +51,7 @@ def probe_predictions(members, data, images: np.ndarray) -> np.ndarray:
     from curriculum.training.engine import DeviceData, predict  # torch only where a model runs
 
     split = Split(images, np.zeros(len(images), np.int64))
-    probe = DeviceData(Dataset("probe", split, split, (), ""), data.device)
+    probe = DeviceData(Dataset("probe", split, split, (), ""), data.device, data.policy)
     probe.mean, probe.std = data.mean, data.std  # the training data's normalisation, not the probe's
     return predict(members, probe, "test")["pred"].cpu().numpy().astype(np.int16)
 

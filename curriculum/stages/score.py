@@ -8,13 +8,15 @@ processes act together only where they must reach one decision (the checks befor
 lock, the report: :func:`curriculum.training.engine.agree`), so a failure in one stops them all
 with one sentence.
 
-A member checkpoints its training state next to its record, so a killed run restarts from the
-last committed checkpoint and ends with the same record as an uninterrupted one.
+A member saves its training state next to its record at some checkpoints (:func:`state_every`),
+so a killed run restarts from the last saved state, trains forward again to its last committed
+checkpoint without rewriting it, and ends with the same record as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import pickle
 import platform
 import re
@@ -42,17 +44,23 @@ from curriculum.training.engine import (
     resolve_stacking,
     outputs_to_record,
     predict,
+    read_back,
+    fallback_note,
     resolve_arch,
     resolve_precision,
     run_lock,
     train_steps,
 )
+from curriculum.training.policy import DevicePolicy, device_policy
 from curriculum.data.probes import load_probe, probe_images, probe_predictions, save_probe
 from curriculum.reporting.report import write_report
 from scoring.errors import UserError
 from scoring.files import atomic_write_bytes, reading
-from scoring.records import (SPLITS, MemberRecord, default_run_dir, member_dir, open_run, plan_disk, read_run_info,
-                             update_run)
+from scoring.records import (FIELDS, PROBS, SPLITS, MemberRecord, default_run_dir, member_dir, open_run, plan_disk,
+                             read_run_info, update_run)
+
+#: The dtype each recorded field is narrowed to on the device, before it is copied to the host.
+RECORD_DTYPES = {**{key: getattr(torch, np.dtype(dtype).name) for key, dtype in FIELDS.items()}, PROBS: torch.float16}
 
 def checkpoint_steps(epochs: float, eval_every: float, steps_per_epoch: int) -> list[int]:
     """Training steps at which every member predicts every example: 0 (initialisation), every
@@ -85,7 +93,7 @@ class GroupTrainer:
         self.total_steps, self.steps_per_epoch = total_steps, steps_per_epoch
         self.decay_every = max(1, round(config.lr_decay_epochs * steps_per_epoch))
         self.step = 0
-        self.guard = FiniteGuard(len(members), self.device)
+        self.guard = FiniteGuard(len(members), data.policy)
         m = data.size("train")
         self.perm = torch.empty(len(members), m, dtype=torch.long, device=self.device)
         self.online = {key: torch.zeros(len(members), m, device=self.device) for key in ("pred", "p_true", "el2n")}
@@ -96,8 +104,7 @@ class GroupTrainer:
         return {
             **self.group.member_state(k),
             "step": self.step,
-            "torch_rng": torch.get_rng_state(),  # only models that draw randomness functionally use it
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+            **self.data.policy.rng_state(),  # only models that draw randomness functionally use it
             "perm": self.perm[k].clone(),
             "online": {key: value[k].clone() for key, value in self.online.items()},
         }
@@ -105,9 +112,7 @@ class GroupTrainer:
     def load_states(self, states: list[dict]) -> None:
         self.group.load_member_states(states)
         self.step = states[0]["step"]
-        torch.set_rng_state(states[0]["torch_rng"])
-        if states[0]["cuda_rng"] is not None:
-            torch.cuda.set_rng_state_all(states[0]["cuda_rng"])
+        self.data.policy.set_rng_state(states[0])
         self.perm = torch.stack([state["perm"] for state in states])
         self.online = {key: torch.stack([state["online"][key] for state in states]) for key in self.online}
 
@@ -137,17 +142,25 @@ class GroupTrainer:
             self.step = stop
 
     def record(self, initial: bool) -> list[dict[str, dict[str, np.ndarray]]]:
-        """Every member's predictions for the current checkpoint, moved to the host once. In
-        ``online`` mode the train row is the latest training-mode output of each example
-        (Pliushch et al.'s code); checkpoint 0 has no training pass yet and uses the eval pass."""
-        self.guard.check(self.step)
+        """Every member's predictions for the current checkpoint, narrowed on the device to the
+        record's dtypes and moved to the host in one copy with the divergence flags (a member whose
+        training loss or predictions are not finite raises :class:`Diverged`). In ``online`` mode
+        the train row is the latest training-mode output of each example (Pliushch et al.'s code);
+        checkpoint 0 has no training pass yet and uses the eval pass."""
         rows = {split: predict(self.group, self.data, split, probs=self.config.record_probs) for split in SPLITS}
         if self.config.train_record == "online" and not initial:
             rows["train"] = self.online
-        host = {split: {key: value.cpu().numpy() for key, value in fields.items()} for split, fields in rows.items()}
-        for k in range(len(self.members)):
-            if not all(np.isfinite(fields[key][k]).all() for fields in host.values() for key in ("p_true", "el2n")):
-                raise Diverged(self.step, k)
+        bad = self.guard.bad
+        for fields in rows.values():
+            for key in ("p_true", "el2n"):
+                bad |= ~torch.isfinite(fields[key]).all(1)
+        keys = [(split, key) for split, fields in rows.items() for key in fields]
+        *values, bad = read_back([rows[split][key].to(RECORD_DTYPES[key]) for split, key in keys] + [bad], self.data.policy)
+        if bad.any():
+            raise Diverged(self.step, int(bad.nonzero()[0][0]))
+        host: dict[str, dict[str, np.ndarray]] = {split: {} for split in rows}
+        for (split, key), value in zip(keys, values):
+            host[split][key] = value
         return [{split: {key: value[k] for key, value in fields.items()} for split, fields in host.items()}
                 for k in range(len(self.members))]
 
@@ -190,14 +203,37 @@ def _drop_states(run_dir: Path, member: int, keep: Path | None = None) -> None:
             old.unlink()
 
 
-def train_group(trainer: GroupTrainer, records: list[MemberRecord], run_dir: Path, steps: list[int],
-                progress: tqdm | None, timings: dict[str, float] | None = None) -> None:
-    """Resume the group from its members' last common checkpoint and record the remaining ones.
+def state_every(checkpoints: int, eval_every: float) -> int:
+    """Training states are saved at every this-many-th checkpoint: at about a tenth of the
+    checkpoints, and at least once an epoch. Saving a state costs about as much as recording a
+    checkpoint (10 st-VGG members: 102 MiB, written and synced), and a resumed run only trains
+    forward again from the last one, so this bounds both the cost and the repeated training."""
+    return max(1, min(math.ceil(checkpoints / 10), round(1 / eval_every)))
 
-    At each checkpoint every member's state is saved before any record is committed, and older
-    states are removed only after all are committed, so a run killed at any point finds the
-    state of the checkpoint where its least advanced member stopped. ``timings`` accumulates the
-    seconds spent training, evaluating, saving training states and writing record rows.
+
+def _saved_state(run_dir: Path, members: list[int], before: int) -> int | None:
+    """The latest checkpoint index below ``before`` at which every member of the group saved a
+    state, or None."""
+    common = None
+    for member in members:
+        indices = {int(path.stem.split("_")[1]) for path in member_dir(run_dir, member).glob("state_*.pt")
+                   if path.stem.split("_")[1].isdecimal()}
+        common = indices if common is None else common & indices
+    found = [index for index in common or () if index < before]
+    return max(found) if found else None
+
+
+def train_group(trainer: GroupTrainer, records: list[MemberRecord], run_dir: Path, steps: list[int], progress: tqdm | None,
+                every: int = 1, timings: dict[str, float] | None = None) -> None:
+    """Resume the group from its members' last saved state and record the remaining checkpoints.
+
+    A state is saved at every ``every``-th checkpoint, for every member before any record is
+    committed, and older states are removed only after all are committed, so a run killed at any
+    point finds a state at or before the checkpoint where its least advanced member stopped (or
+    none, and trains from the start). It trains forward from there, recording only the rows a
+    member has not committed: training is deterministic, so the record is the uninterrupted one.
+    ``timings`` accumulates the seconds spent training, evaluating, saving training states and
+    writing record rows.
     """
     timings = {} if timings is None else timings
     clock = time.perf_counter()
@@ -208,40 +244,33 @@ def train_group(trainer: GroupTrainer, records: list[MemberRecord], run_dir: Pat
         timings[name] = timings.get(name, 0.0) + now - clock
         clock = now
 
-    done = [record.committed() for record in records]
-    start = min(done)
-    if start:
-        if start < len(steps):
-            states = []
-            for member in trainer.members:
-                state_file = _state_path(run_dir, member, start - 1)
-                if not state_file.exists():
-                    raise UserError(
-                        f"Training state {state_file} is missing; delete {state_file.parent} and run the same command "
-                        f"again to recompute member {member}."
-                    )
-                states.append(_load_state(state_file, member))
-            trainer.load_states(states)
+    start = min(record.committed() for record in records)
+    resume = _saved_state(run_dir, trainer.members, start) if start else None
+    if resume is not None:
+        trainer.load_states([_load_state(_state_path(run_dir, member, resume), member) for member in trainer.members])
         if progress is not None:
-            progress.update(steps[start - 1] * len(records))
+            progress.update(steps[resume] * len(records))
     lap("train")
-    for index in range(start, len(steps)):
+    for index in range(0 if resume is None else resume + 1, len(steps)):
         trainer.run_to(steps[index], progress)
         lap("train")
-        rows = trainer.record(initial=index == 0)
-        lap("eval")
+        pending = [record.committed() == index for record in records]  # a member ahead already holds this row
         last = index == len(steps) - 1
-        if not last:
+        save = not last and index >= start and index % every == 0
+        rows = trainer.record(initial=index == 0) if any(pending) else []
+        lap("eval")
+        if save:
             for k, member in enumerate(trainer.members):
                 _save_state(_state_path(run_dir, member, index), trainer.member_state(k))
         lap("training states")
-        for record, row in zip(records, rows):
-            if record.committed() == index:  # a member ahead of the group already holds this row
+        for record, row, write in zip(records, rows, pending):
+            if write:
                 record.append(row)  # one row: O(examples), earlier rows are not touched
                 record.commit()
         lap("record writes")
-        for member in trainer.members:
-            _drop_states(run_dir, member, keep=None if last else _state_path(run_dir, member, index))
+        if save or last:
+            for member in trainer.members:
+                _drop_states(run_dir, member, keep=None if last else _state_path(run_dir, member, index))
         lap("training states")
 
 
@@ -298,6 +327,7 @@ def score(config: ScoreConfig) -> Path:
     config.validate()
     accelerator = make_accelerator(config)
     processes, main = accelerator.num_processes, accelerator.is_main_process
+    policy = device_policy(accelerator.device)
 
     def load() -> Dataset:
         return load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed,
@@ -313,9 +343,8 @@ def score(config: ScoreConfig) -> Path:
                             f"{processes - config.members} would idle; launch {config.members} processes (or train "
                             f"--members {processes}).")
         arch = resolve_arch(config, dataset)  # a bad --arch fails before any write
-        precision = resolve_precision(config, accelerator.device)
-        stacked = resolve_stacking(config, arch, dataset, accelerator.device, precision,
-                                   warn=print if main and not config.quiet else None)
+        precision = resolve_precision(config, policy)
+        stacked = resolve_stacking(config, arch, dataset, policy, precision, warn=fallback_note(accelerator))
         layout = f"stacked in groups of up to {config.max_stack}, {processes} process(es)" if stacked else "one by one"
         run_dir = Path(config.out) if config.out else default_run_dir(dataset.name)
         check_output_dir(run_dir, "--out")
@@ -336,7 +365,7 @@ def score(config: ScoreConfig) -> Path:
         started = time.perf_counter()
         timings: dict[str, float] = {}
         train_members(config, accelerator, dataset, arch, run_dir, steps, steps_per_epoch, precision, stacked, probe,
-                      timings)
+                      policy, timings)
         barrier(accelerator)
 
         def finish() -> None:
@@ -366,12 +395,12 @@ def time_sentence(timings: dict[str, float], seconds: float, processes: int) -> 
 
 def train_members(config: ScoreConfig, accelerator, dataset: Dataset, arch: str, run_dir: Path, steps: list[int],
                   steps_per_epoch: int, precision: str, stacked: bool, probe: np.ndarray | None = None,
-                  timings: dict[str, float] | None = None) -> None:
+                  policy: DevicePolicy | None = None, timings: dict[str, float] | None = None) -> None:
     """Train and record this process's members (r, r + P, ...) in groups, each from where it stopped;
     finished members label the ``probe`` images (``--probe``) too. ``timings`` accumulates where
     the time went (:func:`train_group`)."""
     processes = accelerator.num_processes
-    data = DeviceData(dataset, accelerator.device)
+    data = DeviceData(dataset, accelerator.device, policy)
     sizes = {split: data.size(split) for split in SPLITS}
     mine = list(range(accelerator.process_index, config.members, processes))
     probs = dataset.num_classes if config.record_probs else None
@@ -403,7 +432,8 @@ def train_members(config: ScoreConfig, accelerator, dataset: Dataset, arch: str,
             progress.set_description(f"{arch} members {member_names(group)} of {config.members}")
             trainer = GroupTrainer(config, arch, dataset, data, group, precision, stacked, steps[-1], steps_per_epoch)
             try:
-                train_group(trainer, [records[member] for member in group], run_dir, steps, progress, timings)
+                train_group(trainer, [records[member] for member in group], run_dir, steps, progress,
+                            every=state_every(len(steps), config.eval_every), timings=timings)
                 if probe is not None:
                     for member, pred in zip(group, probe_predictions(trainer.group, data, probe)):
                         save_probe(run_dir, member, pred)

@@ -29,6 +29,7 @@ from curriculum.training.engine import (
     batches_per_epoch,
     Diverged,
     FiniteGuard,
+    fallback_note,
     learning_rate,
     make_accelerator,
     make_members,
@@ -40,6 +41,7 @@ from curriculum.training.engine import (
     train_steps,
 )
 from curriculum.training.members import Members
+from curriculum.training.policy import DevicePolicy, device_policy
 from scoring.formats import load_external_scores
 from scoring.ordering import order_examples, uses_pacing
 from curriculum.pacing import make_pacing
@@ -69,7 +71,7 @@ class Plan:
     decay_every: int
 
 
-def make_plan(config: TrainConfig, dataset: Dataset, device: torch.device) -> Plan:
+def make_plan(config: TrainConfig, dataset: Dataset, policy: DevicePolicy, warn=None) -> Plan:
     m = len(dataset.train.labels)
     if config.batch_size > m:
         raise UserError(f"--batch-size {config.batch_size} exceeds the {m} train examples; use at most {m}.")
@@ -77,28 +79,26 @@ def make_plan(config: TrainConfig, dataset: Dataset, device: torch.device) -> Pl
     every = config.eval_every_steps or max(1, steps // 20)
     eval_steps = sorted({*range(every, steps, every), steps})
     arch = resolve_arch(config, dataset)
-    precision = resolve_precision(config, device)
-    stacked = resolve_stacking(config, arch, dataset, device, precision, warn=None if config.quiet else print)
-    return Plan(dataset, DeviceData(dataset, device), arch, precision, stacked, steps, eval_steps,
+    precision = resolve_precision(config, policy)
+    stacked = resolve_stacking(config, arch, dataset, policy, precision, warn=warn)
+    return Plan(dataset, DeviceData(dataset, policy.device, policy), arch, precision, stacked, steps, eval_steps,
                 config.lr_decay_steps or max(1, steps // 4))
 
 
 class DeviceBatches:
     """Every run's sampler batches as index tensors [K, B] on the device, prepared ``chunk``
-    steps at a time: one host-to-device copy per chunk (from pinned memory, asynchronous on a
-    GPU) instead of a blocking copy every step."""
+    steps at a time: one host-to-device copy per chunk (from pinned memory, asynchronous, where
+    the device policy says so: on a GPU) instead of a blocking copy every step."""
 
-    def __init__(self, samplers: list[CurriculumBatchSampler], device: torch.device, chunk: int = 1024):
-        self.samplers, self.device, self.chunk = samplers, device, chunk
+    def __init__(self, samplers: list[CurriculumBatchSampler], policy: DevicePolicy, chunk: int = 1024):
+        self.samplers, self.policy, self.chunk = samplers, policy, chunk
         self.start, self.indices = 0, torch.empty(0, len(samplers), samplers[0].batch_size, dtype=torch.long)
 
     def __call__(self, step: int) -> torch.Tensor:
         if not self.start <= step < self.start + len(self.indices):
             stop = min(step + self.chunk, len(self.samplers[0]))
             host = torch.from_numpy(np.stack([sampler.batches(step, stop) for sampler in self.samplers], axis=1))
-            if self.device.type == "cuda":
-                host = host.pin_memory()
-            self.start, self.indices = step, host.to(self.device, non_blocking=True)
+            self.start, self.indices = step, self.policy.to_device(host)
         return self.indices[step - self.start]
 
 
@@ -108,8 +108,8 @@ def train_runs(config: TrainConfig, plan: Plan, samplers: list[CurriculumBatchSa
     accuracy at every eval step [K, evals] and its final test predictions [K, M_test]. ``seed``
     alone decides a run's initial weights, augmentations and dropout; ``labels`` name the runs."""
     group = make_members(config, plan.arch, plan.dataset, plan.data, seeds, plan.precision, plan.stacked)
-    batches = DeviceBatches(samplers, plan.data.device)
-    guard = FiniteGuard(len(seeds), plan.data.device)
+    batches = DeviceBatches(samplers, plan.data.policy)
+    guard = FiniteGuard(len(seeds), plan.data.policy)
     lr = lambda step: learning_rate(config, step, plan.steps, plan.decay_every)  # noqa: E731
     test_labels = plan.data.labels["test"]
     accuracies, start = [], 0
@@ -254,7 +254,7 @@ def train(config: TrainConfig) -> pd.DataFrame:
     dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed,
                            data_dir=config.data_dir)
     run_dir = resolve_scores_run(config, dataset)
-    plan = make_plan(config, dataset, accelerator.device)
+    plan = make_plan(config, dataset, device_policy(accelerator.device), warn=fallback_note(accelerator))
     labels = dataset.train.labels
     m = len(labels)
     pacing = make_pacing(config.pacing, num_examples=m, batch_size=config.batch_size, total_steps=plan.steps, **config.pacing_params())

@@ -16,6 +16,7 @@ device once. :func:`resolve_arch` builds the architecture ``TrainingConfig.resol
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import socket
@@ -33,7 +34,8 @@ from accelerate.utils import gather_object
 from curriculum.config.stages import TrainingConfig
 from curriculum.data.datasets import Dataset
 from curriculum.training.launch import PeerFailed
-from curriculum.training.members import MemberLoop, Members, StackedMembers, own_dropout, stacking_refusal
+from curriculum.training.members import MemberLoop, Members, StackedMembers, float32_head, own_dropout, stacking_refusal
+from curriculum.training.policy import DevicePolicy, device_policy
 from curriculum.models.builders import build_model
 from scoring.errors import UserError
 from scoring.files import holder, locked
@@ -154,11 +156,10 @@ def run_lock(accelerator: Accelerator, directory: Path, option: str) -> Iterator
         yield
 
 
-def resolve_precision(config: TrainingConfig, device: torch.device) -> str:
-    """``auto`` is bf16 on a GPU that supports it (no loss scaling needed), float32 elsewhere."""
-    if config.precision != "auto":
-        return config.precision
-    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "no"
+def resolve_precision(config: TrainingConfig, policy: DevicePolicy) -> str:
+    """``auto`` is the policy's: bf16 on a GPU that supports it (no loss scaling needed), float32
+    elsewhere."""
+    return policy.precision if config.precision == "auto" else config.precision
 
 
 def resolve_arch(config: TrainingConfig, dataset: Dataset) -> str:
@@ -170,53 +171,76 @@ def resolve_arch(config: TrainingConfig, dataset: Dataset) -> str:
     return arch
 
 
+def channel_statistics(images: torch.Tensor, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation (float64, pixels scaled to [0, 1]) of uint8 NCHW
+    ``images``, wherever they are: exact integer sums of the pixels and their squares, ``chunk``
+    images at a time, so no float copy of the whole set is ever made (a float64 one of CIFAR's
+    60,000 images is 1.4 GiB) and the answer does not depend on the device or the summation order."""
+    sums = torch.zeros(2, images.shape[1], dtype=torch.int64, device=images.device)
+    for start in range(0, len(images), chunk):
+        part = images[start : start + chunk].to(torch.int64)
+        sums[0] += part.sum((0, 2, 3))
+        sums[1] += part.square().sum((0, 2, 3))
+    n = images.numel() // images.shape[1]
+    mean, var = [], []
+    for s1, s2 in zip(*sums.tolist()):  # Python integers: n * s2 - s1 ** 2 is exact
+        mean.append(s1 / (255 * n))
+        var.append((n * s2 - s1 * s1) / (255 * 255 * n * n))
+    return np.array(mean), np.sqrt(np.array(var))
+
+
 class DeviceData:
     """Both splits of a dataset as uint8 NCHW tensors on the device, normalised per batch.
 
     Keeping uint8 (not float) on the device costs 4x less memory; the per-batch conversion is a
-    single fused elementwise kernel. Mean and std are per channel over the train split.
+    single fused elementwise kernel. Mean and std are per channel over the train split
+    (:func:`channel_statistics`, computed on the device). ``policy`` (default: the device's)
+    says how the device is used (:mod:`curriculum.training.policy`).
     """
 
-    def __init__(self, dataset: Dataset, device: torch.device):
+    def __init__(self, dataset: Dataset, device: torch.device, policy: DevicePolicy | None = None):
         self.device = device
+        self.policy = policy or device_policy(device)
         self.images = {}
         self.labels = {}
         for split in ("train", "test"):
             part = dataset.split(split)
             self.images[split] = torch.from_numpy(np.ascontiguousarray(part.images.transpose(0, 3, 1, 2))).to(device)
             self.labels[split] = torch.from_numpy(part.labels.astype(np.int64)).to(device)
-        pixels = dataset.train.images.reshape(-1, dataset.train.images.shape[-1]).astype(np.float64) / 255.0
-        self.mean = torch.tensor(pixels.mean(0), dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        self.std = torch.tensor(pixels.std(0) + 1e-6, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        mean, std = channel_statistics(self.images["train"])
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std + 1e-6, dtype=torch.float32, device=device).view(1, -1, 1, 1)
 
     def size(self, split: str) -> int:
         return len(self.labels[split])
 
-    def batch(self, split: str, index: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised float images (channels_last) and labels of the examples in ``index``."""
+    def batch(self, split: str, index: torch.Tensor | slice,
+              memory_format: torch.memory_format = torch.channels_last) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised float images (in ``memory_format``) and labels of the examples in ``index``."""
         x = (self.images[split][index].float().div_(255.0) - self.mean) / self.std
-        return x.contiguous(memory_format=torch.channels_last), self.labels[split][index]
+        return x.contiguous(memory_format=memory_format), self.labels[split][index]
 
 
-def augment(x: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+def augment(x: torch.Tensor, generators: list[torch.Generator],
+            memory_format: torch.memory_format = torch.channels_last) -> torch.Tensor:
     """Random horizontal flip and random crop (reflect padding of H/8 pixels), per example.
 
     ``x`` holds one equal batch per generator, consecutively; each member's draws come from its
-    own generator (so its seed decides its augmentations), then one gather moves every pixel.
+    own generator (so its seed decides its augmentations): one integer per example codes its
+    flip and both shifts (one kernel a member, not three), then one gather moves every pixel.
     """
     n, _, h, w = x.shape
     b, pad = n // len(generators), max(1, h // 8)
-    draws = [(torch.rand(b, generator=g, device=g.device) < 0.5,
-              torch.randint(0, 2 * pad + 1, (b,), generator=g, device=g.device),
-              torch.randint(0, 2 * pad + 1, (b,), generator=g, device=g.device)) for g in generators]
-    flip, dy, dx = (torch.cat(parts).to(x.device) for parts in zip(*draws))
+    side = 2 * pad + 1
+    code = torch.cat([torch.randint(0, 2 * side * side, (b,), generator=g, device=g.device) for g in generators]).to(x.device)
+    flip, dy, dx = code % 2 == 1, code // 2 // side, code // 2 % side
     x = torch.where(flip.view(n, 1, 1, 1), x.flip(3), x)
     padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
     rows = (torch.arange(h, device=x.device)[None, :] + dy[:, None])[:, None, :, None]
     cols = (torch.arange(w, device=x.device)[None, :] + dx[:, None])[:, None, None, :]
     batch = torch.arange(n, device=x.device)[:, None, None, None]
     chans = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
-    return padded[batch, chans, rows, cols].contiguous(memory_format=torch.channels_last)
+    return padded[batch, chans, rows, cols].contiguous(memory_format=memory_format)
 
 
 def new_model(config: TrainingConfig, arch: str, dataset: Dataset, seed: int, device: torch.device) -> torch.nn.Module:
@@ -225,33 +249,39 @@ def new_model(config: TrainingConfig, arch: str, dataset: Dataset, seed: int, de
     torch.manual_seed(seed)
     h, w, c = dataset.image_shape
     model = build_model(arch, in_channels=c, num_classes=dataset.num_classes, image_size=(h, w), dropout=config.dropout)
-    return own_dropout(model).to(device=device, memory_format=torch.channels_last)
+    return float32_head(own_dropout(model)).to(device=device, memory_format=torch.channels_last)
 
 
-def optimizer_factory(config: TrainingConfig) -> Callable[[list[torch.Tensor]], torch.optim.Optimizer]:
+def optimizer_factory(config: TrainingConfig, policy: DevicePolicy) -> Callable[[list[torch.Tensor]], torch.optim.Optimizer]:
+    """Builds the configured optimizer over a list of tensors, in the policy's implementation
+    (fused on a GPU: one kernel for every parameter; the plain for-loop on a CPU)."""
+    options = policy.optimizer_options()
+
     def make(params: list[torch.Tensor]) -> torch.optim.Optimizer:
         if config.optimizer == "adam":
-            return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+            return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, **options)
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, **options)
 
     return make
 
 
-def resolve_stacking(config: TrainingConfig, arch: str, dataset: Dataset, device: torch.device, precision: str,
+def resolve_stacking(config: TrainingConfig, arch: str, dataset: Dataset, policy: DevicePolicy, precision: str,
                      warn: Callable[[str], None] | None = print) -> bool:
     """Whether groups of members train stacked.
 
-    ``auto`` stacks on a GPU, where a step of a small CNN is bound by kernel launches, and not
-    on a CPU, where it is bound by arithmetic and a loop measured faster (experiments/README.md).
-    A model that cannot stack (fp16, or a forward ``vmap`` cannot take: one probe step) trains
-    one by one, said in one line through ``warn``; with ``on`` that is an error instead.
+    ``auto`` is the policy's: stacked on a GPU, where a step of a small CNN is bound by kernel
+    launches, not on a CPU, where it is bound by arithmetic and a loop measured faster
+    (experiments/README.md). A model that cannot stack (fp16, or a forward ``vmap`` cannot take:
+    one probe step) trains one by one, said once in one line through ``warn``; with ``on`` that
+    is an error instead. The device's own failures (out of memory, cuDNN) are raised, never
+    taken for a model that cannot stack.
     """
-    if config.stack == "off" or (config.stack == "auto" and device.type != "cuda"):
+    if config.stack == "off" or (config.stack == "auto" and not policy.stack):
         return False
     h, w, c = dataset.image_shape
-    models = [new_model(config, arch, dataset, seed, device) for seed in (0, 1)]
-    sample = torch.randn(2, c, h, w, device=device).contiguous(memory_format=torch.channels_last)
-    refusal = stacking_refusal(models, optimizer_factory(config), precision, sample)
+    models = [new_model(config, arch, dataset, seed, policy.device) for seed in (0, 1)]
+    sample = torch.randn(2, c, h, w, device=policy.device)
+    refusal = stacking_refusal(models, optimizer_factory(config, policy), precision, sample)
     if refusal is None:
         return True
     if config.stack == "on":
@@ -261,13 +291,20 @@ def resolve_stacking(config: TrainingConfig, arch: str, dataset: Dataset, device
     return False
 
 
+def fallback_note(accelerator: Accelerator) -> Callable[[str], None] | None:
+    """Where :func:`resolve_stacking` says why members train one by one after all: once per run
+    (the main process), as a warning on stderr, also under --quiet (it changes the run's speed
+    several fold, so it is never silent)."""
+    return logging.getLogger("curriculum").warning if accelerator.is_main_process else None
+
+
 def make_members(config: TrainingConfig, arch: str, dataset: Dataset, data: DeviceData, seeds: list[int],
                  precision: str, stacked: bool) -> Members:
     """A group of members built from ``seeds``, stacked or one by one (see resolve_stacking)."""
     models = [new_model(config, arch, dataset, seed, data.device) for seed in seeds]
     sample, _ = data.batch("train", slice(0, 1))
     kind = StackedMembers if stacked and len(models) > 1 else MemberLoop
-    return kind(models, seeds, optimizer_factory(config), precision, sample, config.compile)
+    return kind(models, seeds, optimizer_factory(config, data.policy), precision, sample, config.compile)
 
 
 def learning_rate(config: TrainingConfig, step: int, total_steps: int, decay_every: int) -> float:
@@ -309,24 +346,30 @@ def batches_per_epoch(num_examples: int, batch_size: int) -> int:
 class FiniteGuard:
     """Notices a member's non-finite training loss as soon as it appears.
 
-    The per-member flags are accumulated on the device; the host reads them every step on the CPU
-    (free there) and every ``every`` steps on an accelerator, so the host never waits on the
-    device per step. Stages also call ``check`` before every checkpoint's predictions are
-    recorded, so no non-finite row is ever committed.
+    The per-member flags are accumulated on the device; the host reads them every
+    ``policy.guard_every`` steps (every step on the CPU, where it is free; every 50 on a GPU), so
+    the host never waits on the device per step. The score stage reads the flags with every
+    checkpoint's predictions (one read-back), so no non-finite row is ever committed.
     """
 
-    def __init__(self, members: int, device: torch.device, every: int = 50):
-        self.bad = torch.zeros(members, dtype=torch.bool, device=device)
-        self.every = 1 if device.type == "cpu" else every
+    def __init__(self, members: int, policy: DevicePolicy):
+        self.total = torch.zeros(members, device=policy.device)  # a non-finite loss keeps it non-finite
+        self.every = policy.guard_every
 
     def update(self, losses: torch.Tensor, step: int) -> None:
-        self.bad |= ~torch.isfinite(losses)
+        self.total.add_(losses.float())  # one kernel a step; losses are >= 0, so a sum never cancels an inf
         if step % self.every == 0:
             self.check(step)
 
+    @property
+    def bad(self) -> torch.Tensor:
+        """Per member, whether a training loss so far was not finite (on the device)."""
+        return ~torch.isfinite(self.total)
+
     def check(self, step: int) -> None:
-        if bool(self.bad.any()):
-            raise Diverged(step, int(self.bad.nonzero()[0, 0]))
+        bad = self.bad
+        if bool(bad.any()):
+            raise Diverged(step, int(bad.nonzero()[0, 0]))
 
 
 def train_steps(members: Members, data: DeviceData, start: int, stop: int, batches: Callable[[int], torch.Tensor],
@@ -341,9 +384,9 @@ def train_steps(members: Members, data: DeviceData, start: int, stop: int, batch
     """
     for step in range(start, stop):
         index = batches(step)
-        x, y = data.batch("train", index.flatten())
+        x, y = data.batch("train", index.flatten(), members.memory_format)
         if augmented:
-            x = augment(x, members.generators)
+            x = augment(x, members.generators, members.memory_format)
         logits, losses = members.train_step(x, y, lr(step))
         guard.update(losses, step + 1)
         if on_step is not None:
@@ -369,9 +412,23 @@ def predict(members: Members, data: DeviceData, split: str, batch_size: int = 10
     m = data.size(split)
     for start in range(0, m, batch_size):
         part = slice(start, min(start + batch_size, m))
-        x, y = data.batch(split, part)
+        x, y = data.batch(split, part, members.memory_format)
         for key, value in outputs_to_record(members.logits(x), y, probs).items():
             if key not in out:
                 out[key] = torch.empty(len(members), m, *value.shape[2:], dtype=value.dtype, device=data.device)
             out[key][:, part] = value
+    return out
+
+
+def read_back(tensors: list[torch.Tensor], policy: DevicePolicy) -> list[np.ndarray]:
+    """``tensors`` (on the device, any dtypes) as host arrays, moved in one copy: they are packed
+    into one byte buffer on the device first, so the host waits for the device once (a copy per
+    tensor would wait once each)."""
+    flat = [t.detach().contiguous().reshape(-1).view(torch.uint8) for t in tensors]
+    host = policy.to_host(torch.cat(flat)).numpy()
+    out, offset = [], 0
+    for tensor, part in zip(tensors, flat):
+        dtype = torch.empty(0, dtype=tensor.dtype).numpy().dtype
+        out.append(host[offset : offset + part.numel()].view(dtype).reshape(tensor.shape))
+        offset += part.numel()
     return out

@@ -14,6 +14,15 @@ matmul), and one optimizer steps all members' stacked tensors: SGD and Adam are 
 that equals K optimizers. BatchNorm works: its running statistics are stacked buffers updated in
 place per member. fp16 is not stacked (one loss scale would skip a step for every member when one
 overflows), nor is a model whose forward ``vmap`` cannot take (checked with a probe step).
+
+Layout: members trained one by one are ``channels_last`` (NHWC, what cuDNN and oneDNN prefer). A
+stacked model is plain NCHW, inputs and weights alike: ``vmap`` turns every convolution into a
+grouped one over a reshaped input and moves the member dimension around pools, which undoes
+``channels_last`` (a copy of the activations at each move) and would hand cuDNN NCHW inputs with
+NHWC weights. Precision: under ``vmap`` a convolution reaches the autocast layer as
+``aten::convolution``, which CUDA autocast runs in bf16 but CPU autocast leaves in float32, so a
+stacked convolution casts its operands itself (:class:`CastConv2d`) and computes in the same
+precision on every device.
 """
 
 from __future__ import annotations
@@ -36,6 +45,47 @@ def autocast(device: torch.device, precision: str) -> ContextManager:
         return nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+class CastConv2d(nn.Conv2d):
+    """A ``Conv2d`` that casts its input and weights to the autocast dtype itself, when autocast
+    is on: the stacked convolution then runs in bf16 on the CPU as it does on a GPU (see the
+    module docstring); where autocast would have cast them too, the casts change nothing."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kind = x.device.type
+        if not torch.is_autocast_enabled(kind):
+            return super().forward(x)
+        dtype = torch.get_autocast_dtype(kind)
+        bias = None if self.bias is None else self.bias.to(dtype)
+        return self._conv_forward(x.to(dtype), self.weight.to(dtype), bias)
+
+
+def cast_convolutions(model: nn.Module) -> nn.Module:
+    """Make, in place, every plain ``nn.Conv2d`` of ``model`` a :class:`CastConv2d`."""
+    for module in model.modules():
+        if type(module) is nn.Conv2d:
+            module.__class__ = CastConv2d
+    return model
+
+
+class Float32Linear(nn.Linear):
+    """A ``Linear`` layer computed in float32 whatever the autocast: the classifier head. Its
+    logits decide the recorded label; rounded to bf16 (8 bits of mantissa) nearly tied logits
+    become tied, and the label flips against a float32 run for no reason of training. The head
+    is a negligible share of the arithmetic."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return F.linear(x.float(), self.weight, self.bias)
+
+
+def float32_head(model: nn.Module) -> nn.Module:
+    """Make, in place, the last plain ``nn.Linear`` of ``model`` (its classifier) a :class:`Float32Linear`."""
+    linears = [module for module in model.modules() if type(module) is nn.Linear]
+    if linears:
+        linears[-1].__class__ = Float32Linear
+    return model
 
 
 class MemberDropout(nn.Module):
@@ -91,7 +141,7 @@ def _stack_optimizer_states(states: list[dict]) -> dict:
     """The stacked optimizer's state_dict from its members' single-model state_dicts."""
     stacked = {}
     for i, entries in states[0]["state"].items():
-        stacked[i] = {key: torch.stack([s["state"][i][key] for s in states]) if torch.is_tensor(value) and value.dim() > 0 else value
+        stacked[i] = {key: torch.stack([s["state"][i][key] for s in states]).contiguous() if torch.is_tensor(value) and value.dim() > 0 else value
                       for key, value in entries.items()}
     return {"state": stacked, "param_groups": states[0]["param_groups"]}
 
@@ -104,6 +154,8 @@ class Members:
     tensors; ``no``, ``bf16`` or ``fp16``; an input batch (its device is the group's); and
     whether to ``torch.compile`` the forward passes.
     """
+
+    memory_format = torch.channels_last  # of the input batches (see the module docstring)
 
     def __init__(self, models: list[nn.Module], seeds: list[int], precision: str, sample: torch.Tensor):
         self.device = sample.device
@@ -213,12 +265,17 @@ class MemberLoop(Members):
 
 
 class StackedMembers(Members):
-    """Members stacked into one model: one forward (``vmap``), one backward, one optimizer step."""
+    """Members stacked into one model: one forward (``vmap``), one backward, one optimizer step;
+    NCHW throughout (see the module docstring)."""
+
+    memory_format = torch.contiguous_format
 
     def __init__(self, models, seeds, make_optimizer, precision, sample, compile=False):
         super().__init__(models, seeds, precision, sample)
-        self.params, self.buffers = stack_module_state(models)
-        self.skeleton = copy.deepcopy(models[0]).to("meta")
+        params, buffers = stack_module_state(models)
+        self.params = {name: value.detach().contiguous().requires_grad_() for name, value in params.items()}
+        self.buffers = {name: value.contiguous() for name, value in buffers.items()}
+        self.skeleton = cast_convolutions(copy.deepcopy(models[0]).to("meta"))
         self.optimizer = make_optimizer(list(self.params.values()))
 
         def one(params, buffers, noise, x):
@@ -264,15 +321,27 @@ class StackedMembers(Members):
             generator.set_state(state["generator"])
 
 
+#: Words of the errors a device raises on its own (not a model vmap cannot take): never a reason to
+#: train one by one, which would hide them behind a run 5-7x slower.
+DEVICE_ERRORS = ("out of memory", "CUDA", "cuDNN", "CUBLAS", "cublas", "NCCL", "HIP", "MIOpen", "device-side")
+
+
 def stacking_refusal(models: list[nn.Module], make_optimizer: Callable, precision: str, sample: torch.Tensor) -> str | None:
     """Why members like ``models`` (two fresh ones) cannot train stacked, or None: the probe is
-    one stacked step of them on ``sample`` (two images) each."""
+    one stacked step of them on ``sample`` (two images) each. An error of the device itself
+    (out of memory, cuDNN, CUDA) is raised, not returned."""
     if precision == "fp16":
         return "fp16 loss scaling would couple the members"
     try:
         probe = StackedMembers(models, [0, 1], make_optimizer, precision, sample)
-        probe.train_step(torch.cat([sample, sample]), torch.zeros(2 * len(sample), dtype=torch.long, device=sample.device), 0.0)
-    except Exception as exc:  # whatever vmap cannot take on this model means: train one by one
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        x = torch.cat([sample, sample]).contiguous(memory_format=probe.memory_format)
+        probe.train_step(x, torch.zeros(2 * len(sample), dtype=torch.long, device=sample.device), 0.0)
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as exc:  # what vmap cannot take on this model means: train one by one
+        message = str(exc).strip()
+        if any(word in message for word in DEVICE_ERRORS):
+            raise
+        first = message.splitlines()[0] if message else ""
         return f"{type(exc).__name__}: {first}"
     return None

@@ -1,0 +1,99 @@
+"""How training uses its device: every choice that differs between a CPU and a GPU, in one object.
+
+:func:`device_policy` resolves a :class:`DevicePolicy` from the device once per process, and the
+engine, the members and both stages read their device-dependent choices from it: what
+``--precision auto`` and ``--stack auto`` mean, how often the divergence guard reads back, which
+optimizer implementation runs, where generators live, which RNG states a checkpoint saves, and
+whether host-to-device copies are pinned and asynchronous. (Whether the command fans out to one
+process per core is decided before torch is imported, in :mod:`curriculum.training.launch`.)
+
+No GPU has to be present to run the GPU's choices: with ``CURRICULUM_DEVICE_POLICY=gpu`` in the
+environment a run on the CPU makes every choice a GPU makes (bf16 autocast, stacked members, a
+fused optimizer, a read-back every 50 steps), so the test suite exercises the GPU path's logic and
+its numbers on a machine without one. Only what needs the hardware (pinned memory, the CUDA RNG)
+still depends on the device itself.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from scoring.errors import UserError
+
+POLICY_ENV = "CURRICULUM_DEVICE_POLICY"
+KINDS = ("cpu", "gpu")
+
+
+@dataclass(frozen=True)
+class DevicePolicy:
+    """The device-dependent choices of one process (see the module docstring).
+
+    ``kind`` says whose choices these are (``cpu`` or ``gpu``), which need not be the kind of
+    ``device`` when a test runs the GPU's choices on the CPU.
+    """
+
+    device: torch.device
+    kind: str
+    precision: str  # what --precision auto means: "bf16" or "no" (float32)
+    stack: bool  # what --stack auto means: members of one architecture trained as one stacked model
+    guard_every: int  # steps between the divergence guard's read-backs (each one waits for the device)
+    optimizer: str  # "for-loop", "foreach" or "fused": the optimizer implementation
+    pin_memory: bool  # host batches staged in pinned memory and copied without blocking
+
+    def optimizer_options(self) -> dict:
+        """Keyword arguments that select the implementation in ``torch.optim.SGD`` / ``Adam``."""
+        return {"fused": True} if self.optimizer == "fused" else {"foreach": self.optimizer == "foreach"}
+
+    def rng_state(self) -> dict:
+        """The global RNG states a training state saves: the CPU's and, on a GPU, this process's
+        device only (not every visible GPU's, so a state resumes under another GPU count)."""
+        return {"torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
+
+    def set_rng_state(self, state: dict) -> None:
+        torch.set_rng_state(state["torch_rng"])
+        saved = state.get("cuda_rng")
+        if saved is not None and self.device.type == "cuda":
+            if isinstance(saved, list):  # saved by an older version: every visible GPU's state
+                saved = saved[min(self.device.index or 0, len(saved) - 1)]
+            torch.cuda.set_rng_state(saved, self.device)
+
+    def to_device(self, host: torch.Tensor) -> torch.Tensor:
+        """A host tensor on the device: staged in pinned memory and copied asynchronously where
+        the policy says so and the hardware can pin (a CPU-only machine cannot)."""
+        if self.pin_memory and self.device.type != "cpu":
+            host = host.pin_memory()
+        return host.to(self.device, non_blocking=self.pin_memory)
+
+    def to_host(self, tensor: torch.Tensor) -> torch.Tensor:
+        """A copy of ``tensor`` on the host, which waits for the device: the score stage makes one
+        per checkpoint (:func:`curriculum.training.engine.read_back`; the budget tests count it)."""
+        return tensor.to("cpu", copy=True)
+
+
+def policy_of(kind: str, device: torch.device) -> DevicePolicy:
+    """The ``kind`` machine's choices (``cpu`` or ``gpu``), applied on ``device``.
+
+    A GPU stacks its members and trains in bf16 where it supports it: a step of a small CNN is
+    bound by kernel launches there, so fewer, larger kernels and a fused optimizer pay, and the
+    host reads the guard every 50 steps only. A CPU is bound by arithmetic: one by one in
+    float32 (measured faster, experiments/README.md) with the plain for-loop optimizer, and a
+    read-back costs nothing, so the guard reads every step.
+    """
+    if kind == "gpu":
+        bf16 = device.type != "cuda" or torch.cuda.is_bf16_supported()
+        return DevicePolicy(device, "gpu", "bf16" if bf16 else "no", stack=True, guard_every=50, optimizer="fused",
+                            pin_memory=True)
+    return DevicePolicy(device, "cpu", "no", stack=False, guard_every=1, optimizer="for-loop", pin_memory=False)
+
+
+def device_policy(device: torch.device) -> DevicePolicy:
+    """The policy of a process training on ``device``: the GPU's choices on a GPU, the CPU's on a
+    CPU, unless ``CURRICULUM_DEVICE_POLICY`` (``cpu`` or ``gpu``) says whose choices to make."""
+    kind = os.environ.get(POLICY_ENV, "").strip().lower()
+    if kind and kind not in KINDS:
+        raise UserError(f"{POLICY_ENV}={kind} is not a device policy; set it to cpu or gpu, or unset it.")
+    return policy_of(kind or ("cpu" if device.type == "cpu" else "gpu"), device)
