@@ -56,7 +56,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from curriculum.data.datasets import Dataset, Split
 import curriculum.stages.score as score_stage
-from curriculum.training.engine import DeviceData, batches_per_epoch, resolve_arch, resolve_precision
+from curriculum.training.engine import DeviceData, MemberSetup, batches_per_epoch, resolve_arch, resolve_precision
 from curriculum.training.members import autocast
 from curriculum.training.policy import device_policy
 from curriculum.models.builders import build_model
@@ -254,7 +254,8 @@ def run_engine(config: ScoreConfig, dataset: Dataset, arch: str, precision: str,
     data = DeviceData(dataset, device)
     steps_per_epoch = batches_per_epoch(len(dataset.train.labels), config.batch_size)
     steps = checkpoint_steps(config.epochs, 1, steps_per_epoch)
-    trainer = GroupTrainer(config, arch, dataset, data, list(range(config.members)), precision, stacked, steps[-1], steps_per_epoch)
+    setup = MemberSetup(config, dataset, data, arch, precision, stacked)
+    trainer = GroupTrainer(setup, list(range(config.members)), steps[-1], steps_per_epoch)
     preds: dict = {}
     for index, step in enumerate(steps):
         trainer.run_to(step, None)

@@ -23,6 +23,7 @@ from curriculum.training.engine import (
     DeviceData,
     FiniteGuard,
     augment,
+    MemberSetup,
     make_members,
     predict,
     train_steps,
@@ -94,7 +95,7 @@ def stvgg():
     dataset = random_images(20, 2)
     data = DeviceData(dataset, CPU, GPU_POLICY)
     config = TrainingConfig(dataset=dataset.name, augment=True).complete()
-    group = make_members(config, "st-vgg", dataset, data, list(range(10)), "bf16", stacked=True)
+    group = make_members(MemberSetup(config, dataset, data, "st-vgg", "bf16", stacked=True), list(range(10)))
     return group, data
 
 
@@ -139,7 +140,7 @@ def test_a_checkpoint_waits_for_the_device_once():
         config = ScoreConfig(dataset=dataset.name, arch="small-st-vgg", batch_size=10, members=2, epochs=1,
                              train_record=train_record, record_probs=True).complete()
         data = DeviceData(dataset, CPU, GPU_POLICY)
-        trainer = GroupTrainer(config, "small-st-vgg", dataset, data, [0, 1], "bf16", True, 3, 3)
+        trainer = GroupTrainer(MemberSetup(config, dataset, data, "small-st-vgg", "bf16", True), [0, 1], 3, 3)
         trainer.run_to(2, None)
         with Dispatches() as counted:
             rows = trainer.record(initial=False)
@@ -170,7 +171,7 @@ def test_stacked_forward_compiles_without_a_graph_break():
     dataset = random_images(8, 2, size=8, channels=1)
     data = DeviceData(dataset, CPU, GPU_POLICY)
     config = TrainingConfig(dataset=dataset.name).complete()
-    group = make_members(config, "small-st-vgg", dataset, data, [0, 1], "bf16", stacked=True)
+    group = make_members(MemberSetup(config, dataset, data, "small-st-vgg", "bf16", stacked=True), [0, 1])
     x, _ = data.batch("train", torch.arange(8), group.memory_format)
     torch._dynamo.reset()
     with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -60,13 +60,13 @@ def test_an_epoch_never_ends_with_a_batch_of_one():
 
 def _digits_group(seeds, stacked, config=None):
     from curriculum.data.datasets import load_dataset
-    from curriculum.training.engine import DeviceData, TrainingConfig, make_members, resolve_arch
+    from curriculum.training.engine import DeviceData, MemberSetup, TrainingConfig, make_members, resolve_arch
     from curriculum.config.recipes import with_recipe
 
     config = with_recipe(config or TrainingConfig(augment=True))  # the stages resolve the recipe first
     dataset = load_dataset("digits")
     data = DeviceData(dataset, torch.device("cpu"))
-    return make_members(config, resolve_arch(config, dataset), dataset, data, seeds, "no", stacked), data
+    return make_members(MemberSetup(config, dataset, data, resolve_arch(config, dataset), "no", stacked), seeds), data
 
 
 def _train(group, data, steps):

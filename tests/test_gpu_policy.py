@@ -20,10 +20,10 @@ import sys
 import time
 
 import pytest
-from conftest import TINY_SCORE, cli_env
+from conftest import TINY_SCORE, cli_env, load_record
 
 from curriculum.data.datasets import load_dataset
-from scoring.records import SPLITS, load_record
+from scoring.records import SPLITS
 
 GPU = {"CURRICULUM_DEVICE_POLICY": "gpu"}
 CHECKPOINTS = 3  # TINY_SCORE: 1 epoch, a checkpoint every half epoch

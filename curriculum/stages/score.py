@@ -40,6 +40,7 @@ from curriculum.training.engine import (
     compute_layout,
     learning_rate,
     make_accelerator,
+    MemberSetup,
     make_members,
     resolve_stacking,
     outputs_to_record,
@@ -51,7 +52,7 @@ from curriculum.training.engine import (
     run_lock,
     train_steps,
 )
-from curriculum.training.policy import DevicePolicy, device_policy
+from curriculum.training.policy import device_policy
 from curriculum.data.probes import load_probe, probe_images, probe_predictions, save_probe
 from curriculum.reporting.report import write_report
 from scoring.errors import UserError
@@ -85,11 +86,11 @@ class GroupTrainer:
     """Trains a group of members in lockstep and snapshots, per member, everything a bit-exact
     resume needs. Member k's batches are its own epoch permutations, drawn from its generator."""
 
-    def __init__(self, config: ScoreConfig, arch: str, dataset: Dataset, data: DeviceData, members: list[int],
-                 precision: str, stacked: bool, total_steps: int, steps_per_epoch: int):
+    def __init__(self, setup: MemberSetup, members: list[int], total_steps: int, steps_per_epoch: int):
+        config, data, dataset = setup.config, setup.data, setup.dataset
         self.config, self.data, self.members = config, data, members
         self.device = data.device
-        self.group = make_members(config, arch, dataset, data, [member_seed(config.seed, m) for m in members], precision, stacked)
+        self.group = make_members(setup, [member_seed(config.seed, m) for m in members])
         self.total_steps, self.steps_per_epoch = total_steps, steps_per_epoch
         self.decay_every = max(1, round(config.lr_decay_epochs * steps_per_epoch))
         self.step = 0
@@ -364,8 +365,8 @@ def score(config: ScoreConfig) -> Path:
         agree(accelerator, lambda: open_run(run_dir, info, write=True) if main else None)
         started = time.perf_counter()
         timings: dict[str, float] = {}
-        train_members(config, accelerator, dataset, arch, run_dir, steps, steps_per_epoch, precision, stacked, probe,
-                      policy, timings)
+        setup = MemberSetup(config, dataset, DeviceData(dataset, accelerator.device, policy), arch, precision, stacked)
+        train_members(setup, accelerator, run_dir, steps, steps_per_epoch, probe, timings)
         barrier(accelerator)
 
         def finish() -> None:
@@ -393,14 +394,13 @@ def time_sentence(timings: dict[str, float], seconds: float, processes: int) -> 
     return f"Time: {seconds:.1f} s wall; {parts}{whose}."
 
 
-def train_members(config: ScoreConfig, accelerator, dataset: Dataset, arch: str, run_dir: Path, steps: list[int],
-                  steps_per_epoch: int, precision: str, stacked: bool, probe: np.ndarray | None = None,
-                  policy: DevicePolicy | None = None, timings: dict[str, float] | None = None) -> None:
+def train_members(setup: MemberSetup, accelerator, run_dir: Path, steps: list[int], steps_per_epoch: int,
+                  probe: np.ndarray | None = None, timings: dict[str, float] | None = None) -> None:
     """Train and record this process's members (r, r + P, ...) in groups, each from where it stopped;
     finished members label the ``probe`` images (``--probe``) too. ``timings`` accumulates where
     the time went (:func:`train_group`)."""
+    config, dataset, data = setup.config, setup.dataset, setup.data
     processes = accelerator.num_processes
-    data = DeviceData(dataset, accelerator.device, policy)
     sizes = {split: data.size(split) for split in SPLITS}
     mine = list(range(accelerator.process_index, config.members, processes))
     probs = dataset.num_classes if config.record_probs else None
@@ -429,8 +429,8 @@ def train_members(config: ScoreConfig, accelerator, dataset: Dataset, arch: str,
                     progress.update(steps[-1])
             if not group:
                 continue
-            progress.set_description(f"{arch} members {member_names(group)} of {config.members}")
-            trainer = GroupTrainer(config, arch, dataset, data, group, precision, stacked, steps[-1], steps_per_epoch)
+            progress.set_description(f"{setup.arch} members {member_names(group)} of {config.members}")
+            trainer = GroupTrainer(setup, group, steps[-1], steps_per_epoch)
             try:
                 train_group(trainer, [records[member] for member in group], run_dir, steps, progress,
                             every=state_every(len(steps), config.eval_every), timings=timings)
@@ -441,5 +441,5 @@ def train_members(config: ScoreConfig, accelerator, dataset: Dataset, arch: str,
                 member = group[err.member]
                 update_run(run_dir, status="diverged", diverged={"member": member, "step": err.step})
                 raise err.user_error(f"Member {member}", f"at step {err.step} (epoch {err.step / steps_per_epoch:.2f})",
-                                     config, precision,
+                                     config, setup.precision,
                                      f"{run_dir} is marked diverged, so the corrected command starts it afresh.") from None

@@ -26,6 +26,7 @@ from curriculum.config.stages import SELF_TAUGHT, TrainConfig
 from curriculum.data.datasets import Dataset, load_dataset
 from curriculum.training.engine import (
     DeviceData,
+    MemberSetup,
     batches_per_epoch,
     Diverged,
     FiniteGuard,
@@ -58,14 +59,9 @@ RESULT_FILES = ("curves.csv", "results.csv", "figures/learning_curves.png")
 
 
 @dataclass
-class Plan:
-    """What every order shares: data, architecture, precision, layout, budget and schedule."""
+class Plan(MemberSetup):
+    """What every order shares: the members' setup, the step budget and the schedule."""
 
-    dataset: Dataset
-    data: DeviceData
-    arch: str
-    precision: str
-    stacked: bool
     steps: int
     eval_steps: list[int]
     decay_every: int
@@ -81,7 +77,7 @@ def make_plan(config: TrainConfig, dataset: Dataset, policy: DevicePolicy, warn=
     arch = resolve_arch(config, dataset)
     precision = resolve_precision(config, policy)
     stacked = resolve_stacking(config, arch, dataset, policy, precision, warn=warn)
-    return Plan(dataset, DeviceData(dataset, policy.device, policy), arch, precision, stacked, steps, eval_steps,
+    return Plan(config, dataset, DeviceData(dataset, policy.device, policy), arch, precision, stacked, steps, eval_steps,
                 config.lr_decay_steps or max(1, steps // 4))
 
 
@@ -107,7 +103,7 @@ def train_runs(config: TrainConfig, plan: Plan, samplers: list[CurriculumBatchSa
     """Train one model per (sampler, seed) as one group; returns the group, every run's test
     accuracy at every eval step [K, evals] and its final test predictions [K, M_test]. ``seed``
     alone decides a run's initial weights, augmentations and dropout; ``labels`` name the runs."""
-    group = make_members(config, plan.arch, plan.dataset, plan.data, seeds, plan.precision, plan.stacked)
+    group = make_members(plan, seeds)
     batches = DeviceBatches(samplers, plan.data.policy)
     guard = FiniteGuard(len(seeds), plan.data.policy)
     lr = lambda step: learning_rate(config, step, plan.steps, plan.decay_every)  # noqa: E731

@@ -21,6 +21,7 @@ import math
 import os
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterator, TypeVar
@@ -298,13 +299,26 @@ def fallback_note(accelerator: Accelerator) -> Callable[[str], None] | None:
     return logging.getLogger("curriculum").warning if accelerator.is_main_process else None
 
 
-def make_members(config: TrainingConfig, arch: str, dataset: Dataset, data: DeviceData, seeds: list[int],
-                 precision: str, stacked: bool) -> Members:
+@dataclass
+class MemberSetup:
+    """What every member of a stage shares, decided once before any trains: the settings, the
+    data on the device, the architecture, the precision and whether groups train stacked."""
+
+    config: TrainingConfig
+    dataset: Dataset
+    data: DeviceData
+    arch: str
+    precision: str
+    stacked: bool
+
+
+def make_members(setup: MemberSetup, seeds: list[int]) -> Members:
     """A group of members built from ``seeds``, stacked or one by one (see resolve_stacking)."""
-    models = [new_model(config, arch, dataset, seed, data.device) for seed in seeds]
+    config, data = setup.config, setup.data
+    models = [new_model(config, setup.arch, setup.dataset, seed, data.device) for seed in seeds]
     sample, _ = data.batch("train", slice(0, 1))
-    kind = StackedMembers if stacked and len(models) > 1 else MemberLoop
-    return kind(models, seeds, optimizer_factory(config, data.policy), precision, sample, config.compile)
+    kind = StackedMembers if setup.stacked and len(models) > 1 else MemberLoop
+    return kind(models, seeds, optimizer_factory(config, data.policy), setup.precision, sample, config.compile)
 
 
 def learning_rate(config: TrainingConfig, step: int, total_steps: int, decay_every: int) -> float:
