@@ -50,7 +50,8 @@ def test_a_rerun_of_the_score_stage_keeps_the_later_sections(score_run, tmp_path
     proc = run_cli(["score", *[a for a in SMALL_SCORE if a != "--quiet"], "--out", run], tmp_path)
     text = (run / "report.md").read_text()
     assert text.count("<!-- section: score -->") == 1 and "kept" in text
-    assert proc.stdout.lstrip().startswith("3 members of `small-st-vgg` on digits reach")
+    # The disk plan first, then the story of the run (the scores were recomputed)
+    assert proc.stdout.startswith("The record takes") and "\n3 members of `small-st-vgg` on digits reach" in proc.stdout
 
 
 def test_stages_adding_sections_at_the_same_time_lose_none(tmp_path):
