@@ -1,4 +1,4 @@
-"""Benchmark the score pass at the seed papers' scale: synthetic records in the real on-disk layout,
+"""Benchmark the score pass at the source papers' scale: synthetic records in the real on-disk layout,
 scored by the streaming pass (``scoring.run.write_scores``), and at the small size by the
 in-memory way it replaced, which lives only here (and in the tests, which import it from here).
 

@@ -176,13 +176,13 @@ def experiments(out: Path) -> list[Finding]:
     print("shapes: a difficulty known by construction", flush=True)
     shapes = run_score(out, "shapes", dataset="shapes", arch="small-st-vgg", members=8, epochs=6, eval_every=0.5)
     found.append(factor_finding(shapes, "Accessibility tracks a difficulty known by construction (shapes, 8 x small st-VGG)",
-                                "not in the papers (seed 003 relates image statistics to the order; here the generator "
+                                "not in the papers (Pliushch et al. 2022 relates image statistics to the order; here the generator "
                                 "sets size, contrast, clutter, occlusion and noise)"))
     return found
 
 
 def fashion_mnist_experiments(out: Path) -> list[Finding]:
-    """Seed 000's findings on real 28x28 images (its Fig. 12 trains st-VGGs on all of Fashion-MNIST) at
+    """Hacohen et al.'s findings on real 28x28 images (its Fig. 12 trains st-VGGs on all of Fashion-MNIST) at
     the CPU recipe, LeNet-5 on a sixth of the train set (experiments/score_fashion_mnist_lenet5_cpu.yaml)."""
     if not (Path(FASHION_PACKAGE) / "train-images-idx3-ubyte.gz").is_file():
         print(f"fashion-mnist: skipped, no {FASHION_PACKAGE} (apt-get install dataset-fashion-mnist)",

@@ -12,10 +12,10 @@ Sources (see ``REFERENCE.md``):
 
 - Consistency, consensus, accessibility, the easy set (c > 0.9), "learned at least as fast",
   cross-consistency with checkpoints matched by mean error (+-1 %), the independent null and
-  the fractions at c = 0 and c = 1: Hacohen, Choshen & Weinshall (seed 000, "Let's agree to
+  the fractions at c = 0 and c = 1: Hacohen, Choshen & Weinshall (2020, "Let's agree to
   agree", sections 2-4 and Fig. 1c, 6, 7b).
 - True-positive agreement, its lower bound, mean accuracy and its population std, statistic over
-  agreed examples: Pliushch et al. (seed 003, "When deep classifiers agree", eq. 2-3, and their
+  agreed examples: Pliushch et al. (2022, "When deep classifiers agree", eq. 2-3, and their
   code). The toolkit returns fractions in ``[0, 1]``; their code multiplies by 100.
 
 The per-member training-dynamics scores (learned checkpoint, forgetting, data map, EL2N) are in
@@ -101,13 +101,13 @@ def _member_accuracy(correct: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# agreement of an ensemble (seed 000)
+# agreement of an ensemble (Hacohen et al. 2020)
 
 
 def consistency(correct) -> np.ndarray:
     """Fraction of members that classify each example correctly, per checkpoint.
 
-    ``c[e, i] = mean_n correct[n, e, i]`` (seed 000, section 2).
+    ``c[e, i] = mean_n correct[n, e, i]`` (Hacohen et al. 2020, section 2).
 
     Returns
     -------
@@ -121,7 +121,7 @@ def consistency(correct) -> np.ndarray:
 def consensus(pred) -> np.ndarray:
     """Largest fraction of members that predict the same label, right or wrong.
 
-    ``s[e, i] = max_k mean_n (pred[n, e, i] == k)`` (seed 000, section 2). Needs no true label,
+    ``s[e, i] = max_k mean_n (pred[n, e, i] == k)`` (Hacohen et al. 2020, section 2). Needs no true label,
     so it applies to out-of-sample probe sets too.
 
     Returns
@@ -141,9 +141,9 @@ def consensus(pred) -> np.ndarray:
 
 
 def accessibility(correct, from_checkpoint: int = 1) -> np.ndarray:
-    """Mean consistency over the checkpoints of training (seed 000, section 4).
+    """Mean consistency over the checkpoints of training (Hacohen et al. 2020, section 4).
 
-    Seed 000 defines it as "the average consistency computed over all epochs" of training, so
+    Hacohen et al. 2020 define it as "the average consistency computed over all epochs" of training, so
     checkpoint 0, the initialisation, is left out by default (``from_checkpoint=1``): there a
     member predicts nearly one class for everything, so that row measures class bias, not
     learning order (it cut the cross-seed Spearman of digits' accessibility from 0.79 to 0.64).
@@ -166,7 +166,7 @@ def accessibility(correct, from_checkpoint: int = 1) -> np.ndarray:
 
 
 def accessibility_correlation(correct_a, correct_b) -> tuple[float, float]:
-    """Pearson r (and p-value) between the accessibility of two collections (seed 000, Fig. 6).
+    """Pearson r (and p-value) between the accessibility of two collections (Hacohen et al. 2020, Fig. 6).
 
     The collections may differ in members and checkpoints, not in examples.
 
@@ -223,7 +223,7 @@ def extreme_fractions(correct) -> ExtremeFractions:
 
     Under the null, member n is right on each example independently with probability a_n (its
     accuracy at that checkpoint), so ``expected_at_0[e] = prod_n (1 - a[n, e])`` and
-    ``expected_at_1[e] = prod_n a[n, e]`` (seed 000, Fig. 1c). Observed far above expected at
+    ``expected_at_1[e] = prod_n a[n, e]`` (Hacohen et al. 2020, Fig. 1c). Observed far above expected at
     both ends = the members agree far more than independent classifiers would.
 
     Returns
@@ -275,7 +275,7 @@ def class_conditional_extremes(correct, labels) -> tuple[np.ndarray, np.ndarray]
 def easy_set(consistency_row, threshold: float = 0.9) -> np.ndarray:
     """The "easiest" examples at one checkpoint: consistency strictly above ``threshold``.
 
-    Seed 000, section 4.1 / Fig. 7b uses ``c > 0.9``. With N = 10 members, c = 9/10 is *not*
+    Hacohen et al. 2020, section 4.1 / Fig. 7b uses ``c > 0.9``. With N = 10 members, c = 9/10 is *not*
     easy.
 
     Returns
@@ -291,7 +291,7 @@ def easy_set(consistency_row, threshold: float = 0.9) -> np.ndarray:
 def compare_easy_sets(cons_a, cons_b, threshold: float = 0.9):
     """Sizes of the intersection and both differences of two easy sets, per checkpoint.
 
-    Seed 000, Fig. 7b: ``|A ∩ B|``, ``|A \\ B|``, ``|B \\ A|`` with ``A = easy_set(cons_a[e])``.
+    Hacohen et al. 2020, Fig. 7b: ``|A ∩ B|``, ``|A \\ B|``, ``|B \\ A|`` with ``A = easy_set(cons_a[e])``.
 
     Returns
     -------
@@ -331,7 +331,7 @@ def learned_at_least_as_fast_from(cons, i: int, j: int) -> int:
 
 
 def learned_at_least_as_fast(cons, i: int, j: int) -> bool:
-    """Whether example i is learned at least as fast as example j (seed 000, section 2).
+    """Whether example i is learned at least as fast as example j (Hacohen et al. 2020, section 2).
 
     True if from some checkpoint on ``cons[e, i] >= cons[e, j]``. Over a finite record this holds
     exactly when it holds at the last checkpoint; ``learned_at_least_as_fast_from`` says from
@@ -347,7 +347,7 @@ def learned_at_least_as_fast(cons, i: int, j: int) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
-# true-positive agreement (seed 003)
+# true-positive agreement (Pliushch et al. 2022)
 
 
 def accuracy_mean_std(correct):
@@ -356,14 +356,14 @@ def accuracy_mean_std(correct):
     Returns
     -------
     (mean, std) : two np.ndarray of float, shape [E]
-        ``mean`` in ``[0, 1]``; ``std`` in ``[0, 0.5]``, over members with ``ddof=0`` (seed 003).
+        ``mean`` in ``[0, 1]``; ``std`` in ``[0, 0.5]``, over members with ``ddof=0`` (Pliushch et al. 2022).
     """
     acc = _member_accuracy(record_array(correct, "correct", "bool"))
     return acc.mean(axis=0), acc.std(axis=0, ddof=0)
 
 
 def tp_agreement(correct) -> np.ndarray:
-    """True-positive agreement per checkpoint (seed 003, eq. 2).
+    """True-positive agreement per checkpoint (Pliushch et al. 2022, eq. 2).
 
     ``TPa[e] = sum_i prod_n correct[n, e, i] / max(1, sum_i max_n correct[n, e, i])``: examples
     every member gets right over examples some member gets right; 0 when no member gets any
@@ -381,7 +381,7 @@ def tp_agreement(correct) -> np.ndarray:
 
 
 def tp_agreement_lower_bound(correct) -> np.ndarray:
-    """Smallest true-positive agreement the member accuracies force (seed 003, eq. 3).
+    """Smallest true-positive agreement the member accuracies force (Pliushch et al. 2022, eq. 3).
 
     ``Lba[e] = 1 - min(sum_n (1 - acc[n, e]), 1)``: once the members' errors sum to less than
     the whole set, some examples must be right for all of them. ``tp_agreement - lower bound``
@@ -399,7 +399,7 @@ def tp_agreement_lower_bound(correct) -> np.ndarray:
 def statistic_over_agreed(correct, statistic) -> np.ndarray:
     """Mean of a per-example statistic over the examples every member gets right, per checkpoint.
 
-    Seed 003's code: ``nanmean(metric[agreed])``, and 0 when no example is agreed on.
+    Pliushch et al.'s code: ``nanmean(metric[agreed])``, and 0 when no example is agreed on.
 
     Parameters
     ----------
@@ -433,14 +433,14 @@ def mean_over_agreed(statistic: np.ndarray, agreed: np.ndarray) -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# two architectures (seed 000, section 4.2)
+# two architectures (Hacohen et al. 2020, section 4.2)
 
 
 def match_checkpoints(err_a, err_b, tol: float = 0.01) -> list[tuple[int, int]]:
     """Pairs of checkpoints of two collections at which their mean errors match.
 
     For each checkpoint of a, the checkpoint of b with the nearest mean error (the earliest on a
-    tie); the pair is kept if the errors differ by at most ``tol`` (seed 000: +-1 %, with errors
+    tie); the pair is kept if the errors differ by at most ``tol`` (Hacohen et al. 2020: +-1 %, with errors
     as fractions). A 1e-12 slack absorbs float rounding, so 0.30 vs 0.29 matches at tol 0.01.
     Several checkpoints of a may match the same checkpoint of b.
 
@@ -470,7 +470,7 @@ def cross_consistency(correct_a, correct_b, pairs) -> np.ndarray:
     """Consistency of the two collections merged, at each matched pair of checkpoints.
 
     For a pair (ea, eb): ``(sum_n correct_a[n, ea, i] + sum_n correct_b[n, eb, i]) / (Na + Nb)``
-    (seed 000, section 4.2). The collections may differ in members and checkpoints.
+    (Hacohen et al. 2020, section 4.2). The collections may differ in members and checkpoints.
 
     Returns
     -------

@@ -35,7 +35,7 @@ KEY_COLUMNS = ("split", "index", "id", "content_hash")  # what identifies a row;
 #: Columns every score run writes (computed by :func:`scoring.stream.score_split`), with the
 #: direction that means easier. Every average over
 #: training (accessibility, learned checkpoint, forgetting, the data map) uses the checkpoints
-#: after initialisation: seed 000 averages consistency "over all epochs" of training, and Toneva
+#: after initialisation: Hacohen et al. 2020 average consistency "over all epochs" of training, and Toneva
 #: et al. and Swayamdipta et al. count only what happens during training. Consistency and
 #: consensus are read at the last checkpoint.
 SCORE_DIRECTIONS: dict[str, str | None] = {

@@ -2,14 +2,14 @@
 
 Array in, array out (numpy/scipy only). Sources of the formulas:
 
-- ``bimodality``: Pearson (1894), as used by Hacohen, Choshen & Weinshall (seed 000, "Let's agree
+- ``bimodality``: Pearson (1894), as used by Hacohen, Choshen & Weinshall (2020, "Let's agree
   to agree", section 3): ``kurtosis(X) - skewness(X)^2 - 1`` with the *non-excess* kurtosis and
   population (biased) moments, i.e. scipy's ``kurtosis(x, fisher=False) - skew(x)**2 - 1``.
-- ``pearson`` / ``spearman``: thin wrappers of ``scipy.stats.pearsonr`` / ``spearmanr``; seed 000
+- ``pearson`` / ``spearman``: thin wrappers of ``scipy.stats.pearsonr`` / ``spearmanr``; Hacohen et al. 2020
   correlates the accessibility scores of two collections with Pearson r and its p-value.
 - ``mean_confidence_interval`` / ``paired_t_test``: Student-t interval and paired t-test over
   seeds, for the curriculum stage's comparison of orders trained from the same seeds.
-- ``poisson_binomial_pmf`` / ``independent_null_consistency``: the baseline of seed 000, Fig. 1c
+- ``poisson_binomial_pmf`` / ``independent_null_consistency``: the baseline of Hacohen et al. 2020, Fig. 1c
   (REFERENCE.md, "Independent null"): had the N members been independent with accuracies a_n, the
   number of members right on an example would follow a Poisson-binomial distribution.
 """
@@ -187,7 +187,7 @@ def poisson_binomial_pmf(p) -> np.ndarray:
 def independent_null_consistency(acc) -> tuple[np.ndarray, np.ndarray]:
     """Distribution of consistency k/N had the N members been independent with accuracies ``acc``.
 
-    The baseline histogram of seed 000, Fig. 1c: draw ``pmf`` at ``values`` beside the observed
+    The baseline histogram of Hacohen et al. 2020, Fig. 1c: draw ``pmf`` at ``values`` beside the observed
     histogram of consistency at the same checkpoint. ``pmf[0] = prod(1 - acc)`` and
     ``pmf[-1] = prod(acc)`` are the expected fractions of examples at consistency 0 and 1.
 

@@ -105,7 +105,7 @@ def test_stacked_state_of_a_member_resumes_it_one_by_one():
         _train(g, data, 3)
     a, b = predict(stacked, data, "test"), predict(loop, data, "test")
     # Stacking reassociates float32 sums: 6e-8 here after 3 + 3 steps, and CPUs whose kernels
-    # round differently showed 1500x that for the same kind of comparison (issue 19). A state
+    # round differently showed 1500x that for the same kind of comparison. A state
     # restored wrongly (momentum dropped) moves p_true by 5e-2, so 1e-3 tells the two apart on any CPU.
     assert (a["p_true"] - b["p_true"]).abs().max() < 1e-3
     assert (a["pred"] == b["pred"]).float().mean() > 0.995

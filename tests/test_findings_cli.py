@@ -1,4 +1,4 @@
-"""Seed 000's other setups as commands: classical learners as a collection, train partitions and
+"""Hacohen et al.'s other setups as commands: classical learners as a collection, train partitions and
 out-of-sample probes; each run end to end in a real subprocess and checked against a direct
 computation."""
 

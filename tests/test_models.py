@@ -146,7 +146,7 @@ def test_pools_never_shrink_below_one():
 
 
 # ----------------------------------------------------------------------------------------------
-# The paper's architectures (seed 000, appendix B)
+# The paper's architectures (Hacohen et al. 2020, appendix B)
 # ----------------------------------------------------------------------------------------------
 
 

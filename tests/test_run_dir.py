@@ -176,7 +176,7 @@ def _garble_header(path):
     path.write_bytes(bytes(data))
 
 
-DAMAGE = {  # what issue 19 found printed another process's traceback, or exit 1, under --processes 2: (file, damage)
+DAMAGE = {  # what once printed another process's traceback, or exit 1, under --processes 2: (file, damage)
     "truncated train.pred.npy": ("train.pred.npy", lambda path: path.write_bytes(path.read_bytes()[:100])),
     "corrupt .npy header": ("train.el2n.npy", _garble_header),
     "corrupt test.p_true.npy": ("test.p_true.npy", lambda path: path.write_bytes(b"\x93NUMPY garbage" * 50)),

@@ -1,4 +1,4 @@
-"""Generated datasets: seed 000's Gabor and Gaussian sets and the procedural ``shapes``.
+"""Generated datasets: Hacohen et al.'s Gabor and Gaussian sets and the procedural ``shapes``.
 
 Each test checks a property that a wrong generator would break: class layouts that overlap,
 factor columns that do not describe their images, output that changes between calls or with the

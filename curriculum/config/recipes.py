@@ -8,12 +8,12 @@ train like ``shapes`` and ``digits``.
 
 Why each entry (measured on this toolkit, see experiments/README.md):
 
-- Generic training recipe: seed 000's st-VGG recipe where it gives one (SGD, lr 0.05 divided by
+- Generic training recipe: Hacohen et al.'s st-VGG recipe where it gives one (SGD, lr 0.05 divided by
   1.8 every 20 epochs); momentum 0.9 and weight decay 5e-4 are this toolkit's choice.
 - ``gabor`` (and ``gabor-overlap``): momentum 0 and weight decay 0.04, as the authors' st-VGG
   code trains; with the generic momentum 0.9 and weight decay 5e-4 all six st-VGG members of a
   test run diverged (NaN) in epoch 3.
-- ``gaussian``: seed 000's recipe for its fully connected net, lr 0.04 held constant, plain SGD,
+- ``gaussian``: Hacohen et al.'s recipe for its fully connected net, lr 0.04 held constant, plain SGD,
   no weight decay; with the generic recipe every ``fc`` member diverged in epoch 3 or 4.
 - ``digits``: 12 members, 4 epochs. Accuracy goes from 0.10 to about 0.95 within 4 epochs and
   the order of the examples is decided there: with checkpoints every quarter epoch, the Spearman

@@ -67,8 +67,8 @@ class TrainingConfig(Config):
     min_lr: float = option(0.0, "floor of the learning rate, at most --lr", range="[0, 10]")
     precision: str = option("auto", "mixed precision: auto is bf16 on a GPU that supports it, else no (float32)",
                             choices=PRECISIONS)
-    augment: bool = option(False, "random flip and crop on the device (off in the seed papers)")
-    dropout: bool = option(True, "keep the architecture's dropout (seed 000 turns it off for random labels)")
+    augment: bool = option(False, "random flip and crop on the device (off in the source papers)")
+    dropout: bool = option(True, "keep the architecture's dropout (Hacohen et al. 2020 turn it off for random labels)")
     label_noise: float = option(0.0, "fraction of train labels replaced at random (1 = random labels)", range="[0, 1]")
     seed: int = option(0, "base seed; each model's seed is derived from it", range=SEED_RANGE)
     stack: str = option("auto", "train the members of one architecture as one stacked model: auto (on a GPU; on a "
@@ -113,7 +113,7 @@ class ScoreConfig(TrainingConfig):
                                 "and split; the size is printed first)")
     probe: str | None = option(None, "out-of-sample probe: after training every member also labels these images ('noise' "
                                "for random pixels, or a dataset name whose test split is resized to this data); the report "
-                               "gives their consensus beside a shuffled null (seed 000, Fig. 5)")
+                               "gives their consensus beside a shuffled null (Hacohen et al. 2020, Fig. 5)")
     out: str | None = option(None, "run directory", default_help="runs/<dataset>", writable_dir=True, setting=False)
     score_memory: float = option(DEFAULT_MEMORY_MB, "MiB the score pass may hold: it reads the record once, "
                                  "in blocks that fit (the process itself adds about 100 MB)", range="[1, inf)",
@@ -222,8 +222,8 @@ class CompareConfig(Config):
     """Arguments of ``curriculum compare``."""
 
     runs: list[str] = option([], "finished score runs to compare (two or more)", positional="RUN", setting=False)
-    tol: float = option(0.01, "match checkpoints whose mean errors differ by at most this (seed 000: 1%)", range="[0, 1)")
-    threshold: float = option(0.9, "an example is easy above this consistency (seed 000, Fig. 7b)", range="[0, 1)")
+    tol: float = option(0.01, "match checkpoints whose mean errors differ by at most this (Hacohen et al. 2020: 1%)", range="[0, 1)")
+    threshold: float = option(0.9, "an example is easy above this consistency (Hacohen et al. 2020, Fig. 7b)", range="[0, 1)")
     out: str | None = option(None, "output directory", default_help="<first run>/compare", writable_dir=True,
                              setting=False)
     quiet: bool = option(False, "print nothing", setting=False)

@@ -4,7 +4,7 @@
 
 * built in, no network: ``digits`` (the default; scikit-learn's 8x8 digits, values 0..16 scaled
   to uint8 by round(v * 255 / 16), a stratified seeded split of 1347 train / 450 test),
-  ``gabor``, ``gabor-overlap`` and ``gaussian`` (seed 000's synthetic sets, see
+  ``gabor``, ``gabor-overlap`` and ``gaussian`` (Hacohen et al.'s synthetic sets, see
   ``curriculum.data.synthetic``: the paper's Gabor description does not add up, read it there);
   ``shapes`` (ten procedural shapes, 32x32x3, 5000 / 1000) and ``shapes:N[/T][-seedS]`` (any
   size and seed), whose examples carry their difficulty factors (see ``curriculum.data.shapes``);
@@ -39,7 +39,7 @@ change; P = 1 gives labels independent of the images. Test labels are never touc
 records it (``digits+noise0.2``, ``+noise0.2-seed3`` for another seed; ``+size32`` for
 ``image_size=32``) and ``load_dataset`` accepts such names back.
 
-Train partitions (seed 000, Fig. 22): ``digits+part0of2`` keeps part 0 of 2 disjoint random
+Train partitions (Hacohen et al. 2020, Fig. 22): ``digits+part0of2`` keeps part 0 of 2 disjoint random
 halves of the train split (:func:`train_part`) and the whole test split, so collections trained
 on different parts are compared (``curriculum compare``) on the test split they share.
 """
@@ -231,13 +231,13 @@ def list_datasets() -> list[tuple[str, str]]:
     rows = [
         ("digits", "scikit-learn handwritten digits, 8x8 grey, 10 classes, 1347 / 450 "
                    "(stratified, seed 0); built in, the default"),
-        ("gabor", "Gabor patches (seed 000), 32x32x3, 12 non-overlapping classes (RGB channel "
+        ("gabor", "Gabor patches (Hacohen et al. 2020), 32x32x3, 12 non-overlapping classes (RGB channel "
                   "x parity x two base orientations 90 deg apart, each +-30 deg), 960 / 240; "
                   "built in"),
-        ("gabor-overlap", "Gabor patches, 12 classes read literally from seed 000 (same-colour "
+        ("gabor-overlap", "Gabor patches, 12 classes read literally from Hacohen et al. 2020 (same-colour "
                           "same-parity ranges overlap: ~1/4 of images ambiguous), 960 / 240; "
                           "built in"),
-        ("gaussian", "two overlapping Gaussians (seed 000), N(0, I) vs N(0.1, I) in 3072 dims "
+        ("gaussian", "two overlapping Gaussians (Hacohen et al. 2020), N(0, I) vs N(0.1, I) in 3072 dims "
                      "as 32x32x3, 5000 / 1000; built in"),
         ("shapes", "ten procedural shapes, 32x32x3, 5000 / 1000, with their difficulty "
                    "factors (size, contrast, clutter, occlusion, noise); built in"),
@@ -292,7 +292,7 @@ def _split_suffixes(name: str) -> tuple[str, dict]:
 
 def train_part(count: int, part: int, parts: int) -> np.ndarray:
     """Sorted positions of part ``part`` of ``parts`` disjoint, near-equal random parts of a train
-    split of ``count`` examples (one fixed permutation, seed 0), for seed 000's collections
+    split of ``count`` examples (one fixed permutation, seed 0), for Hacohen et al.'s collections
     trained on different parts of the train set (its Fig. 22)."""
     if not (parts >= 2 and 0 <= part < parts and parts <= count):
         raise UserError(f"A train part is +part<k>of<P> with P >= 2, 0 <= k < P and P at most the {count} train "

@@ -1,4 +1,4 @@
-"""Out-of-sample probes (seed 000, Fig. 5): do members agree on images unlike their train set?
+"""Out-of-sample probes (Hacohen et al. 2020, Fig. 5): do members agree on images unlike their train set?
 
 Probe images have no labels of the trained classes, so only consensus applies: the fraction of
 members that give an image its most common label. The null keeps each member's own label

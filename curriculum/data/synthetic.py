@@ -1,4 +1,4 @@
-"""Synthetic datasets of Hacohen et al. 2019 (section 5, appendix C): ``gabor``, ``gabor-overlap``
+"""Synthetic datasets of Hacohen et al. 2020 (section 5, appendix C): ``gabor``, ``gabor-overlap``
 and ``gaussian``, generated from fixed seeds with their generating factors (``Split.factors``).
 
 They show where agreement breaks down, so the class layout must not build a shared order in; how

@@ -15,10 +15,10 @@ TORCHVISION_PREFIX = "tv:"
 
 # name -> one-line description; curriculum.models.builders has a builder for each
 ARCHITECTURES: dict[str, str] = {
-    "st-vgg": "stripped VGG (seed 000, app. B): 8 convs 32-32-64-64-128-128-256-256, FC 512, ELU",
-    "small-st-vgg": "small st-VGG (seed 000, app. B): 4 convs 32-32-64-64, FC 128, ELU",
-    "mnist-net": "MNIST architecture (seed 000, app. B): 2 valid convs 32-64, pool, FC 128, ReLU",
-    "fc": "fully connected net (seed 000, app. B): 2 hidden layers of 1024, ELU, 0.5 dropout",
+    "st-vgg": "stripped VGG (Hacohen et al. 2020, app. B): 8 convs 32-32-64-64-128-128-256-256, FC 512, ELU",
+    "small-st-vgg": "small st-VGG (Hacohen et al. 2020, app. B): 4 convs 32-32-64-64, FC 128, ELU",
+    "mnist-net": "MNIST architecture (Hacohen et al. 2020, app. B): 2 valid convs 32-64, pool, FC 128, ReLU",
+    "fc": "fully connected net (Hacohen et al. 2020, app. B): 2 hidden layers of 1024, ELU, 0.5 dropout",
     "lenet5": "LeNet-5 (ReLU, max-pool): convs 6@5x5, 16@5x5, FC 120-84",
     "resnet18": "CIFAR-style ResNet-18: 3x3 stride-1 stem, no initial max-pool, global average pool",
     "logistic": "multinomial logistic regression: one fully connected layer from the pixels to the "
@@ -106,11 +106,11 @@ def auto_arch(image_size: tuple[int, int], in_channels: int, num_examples: int) 
       image by 4 before the expensive layers; st-VGG's same-padded 32-filter convolutions at full
       resolution would be slow.
     * largest side <= 28 (digits 8x8, MNIST / Fashion-MNIST 28x28), or fewer than 1000 training
-      examples: ``small-st-vgg`` -- seed 000's smaller st-VGG; on scikit-learn's 8x8 digits it
+      examples: ``small-st-vgg`` -- Hacohen et al.'s smaller st-VGG; on scikit-learn's 8x8 digits it
       goes from ~50-65 % test accuracy after epoch 1 to ~90 % by epoch 3 and ~98 % by epoch 10
       (SGD lr 0.05, momentum 0.9, batch 100; about 3 s of one CPU thread for the 10 epochs) --
       a learning curve over epochs rather than a jump in the first one.
-    * otherwise (29..64, e.g. CIFAR 32x32, tiny ImageNet 64x64): ``st-vgg``, the net seed 000
+    * otherwise (29..64, e.g. CIFAR 32x32, tiny ImageNet 64x64): ``st-vgg``, the net Hacohen et al. 2020
       uses for CIFAR-10/100, its subsets and tiny ImageNet.
     """
     h, w = (int(s) for s in image_size)

@@ -1,7 +1,7 @@
 """Network architectures by name: ``build_model(arch, in_channels=..., num_classes=...,
 image_size=(H, W))`` returns a fresh model mapping ``(N, C, H, W)`` floats to logits.
 
-The paper's nets (Hacohen et al. 2019, appendix B: ``st-vgg``, ``small-st-vgg``, ``mnist-net``,
+The paper's nets (Hacohen et al. 2020, appendix B: ``st-vgg``, ``small-st-vgg``, ``mnist-net``,
 ``fc``), ``lenet5``, a CIFAR ``resnet18``, ``linear-<name>`` (activations removed) and any
 torchvision model (``tv:<model>``), at any image size and channel count. Initialisation draws
 from the global torch RNG only. What appendix B leaves open and what was chosen (padding,
@@ -390,7 +390,7 @@ def build_model(
 ) -> nn.Module:
     """A fresh model for ``(N, in_channels, H, W)`` inputs and ``num_classes`` logits.
 
-    ``dropout=False`` builds the paper's nets without their dropout layers (seed 000 removes them
+    ``dropout=False`` builds the paper's nets without their dropout layers (Hacohen et al. 2020 remove them
     for random labels); it does not touch torchvision models. Raises :class:`UserError` for an
     unknown name, bad sizes, or an image size the architecture cannot take.
     """

@@ -337,7 +337,7 @@ def factor_figure(table: pd.DataFrame, correlations: pd.DataFrame, column: str, 
 
 
 def accessibility_scatter(pairs: list[dict], path: Path, title: str) -> Path:
-    """Seed 000, Fig. 6c-e: accessibility of one collection against another's, one panel per
+    """Hacohen et al. 2020, Fig. 6c-e: accessibility of one collection against another's, one panel per
     split. Each entry of ``pairs``: ``split``, ``x``, ``y``, ``xlabel``, ``ylabel`` and the
     correlations (``pearson``, ``spearman``, ``ceiling``) printed on the panel."""
     fig, axes = plt.subplots(1, len(pairs), figsize=(4.3 * len(pairs), 4.3), squeeze=False)
@@ -362,7 +362,7 @@ def accessibility_scatter(pairs: list[dict], path: Path, title: str) -> Path:
 
 
 def cross_consistency_histograms(panels: list[dict], path: Path, title: str) -> Path:
-    """Seed 000, Fig. 6a-b: consistency of the two collections merged, at matched checkpoints.
+    """Hacohen et al. 2020, Fig. 6a-b: consistency of the two collections merged, at matched checkpoints.
     Each entry of ``panels``: ``split``, ``caption`` and the arguments of :func:`consistency_panel`
     for the Na + Nb members (``histogram``, ``accuracy``, ``class_accuracy``, ``class_sizes``)."""
     splits = list(dict.fromkeys(p["split"] for p in panels))
@@ -384,7 +384,7 @@ def cross_consistency_histograms(panels: list[dict], path: Path, title: str) -> 
 
 
 def easy_set_bars(rows: pd.DataFrame, path: Path, title: str, name_a: str, name_b: str) -> Path:
-    """Seed 000, Fig. 7b: per checkpoint, the examples easy (consistency > threshold) for both
+    """Hacohen et al. 2020, Fig. 7b: per checkpoint, the examples easy (consistency > threshold) for both
     collections, for the first only and for the second only; one panel per split."""
     splits = list(rows["split"].unique())
     fig, axes = plt.subplots(1, len(splits), figsize=(5 * len(splits), 3.8), squeeze=False)
@@ -408,7 +408,7 @@ def easy_set_bars(rows: pd.DataFrame, path: Path, title: str, name_a: str, name_
 
 
 def consensus_histograms(sets: dict[str, tuple[np.ndarray, np.ndarray]], members: int, path: Path, title: str) -> Path:
-    """Seed 000, Fig. 5: per image set, the distribution of consensus (fraction of members giving
+    """Hacohen et al. 2020, Fig. 5: per image set, the distribution of consensus (fraction of members giving
     an image its most common label) beside the shuffled null. ``sets``: name -> (observed, null)."""
     fig, axes = plt.subplots(1, len(sets), figsize=(3.6 * len(sets), 3.4), squeeze=False, sharey=True)
     grid = np.arange(1, members + 1) / members

@@ -1,7 +1,7 @@
 """How an image statistic relates to the order in which an ensemble learns examples.
 
-Two views, both from the seed papers:
-- Pliushch et al. (seed 003, Fig. 4): at each checkpoint, the mean of the statistic over the
+Two views, both from the source papers:
+- Pliushch et al. (2022, Fig. 4): at each checkpoint, the mean of the statistic over the
   examples that *all* members classify correctly (:func:`scoring.agreement.statistic_over_agreed`;
   0 when none is, as in their code, which is why the figure leaves out checkpoints whose
   agreement is below 20 %, as theirs does).

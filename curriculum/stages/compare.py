@@ -1,4 +1,4 @@
-"""The ``curriculum compare`` stage: put collections of networks side by side (seed 000, section 4).
+"""The ``curriculum compare`` stage: put collections of networks side by side (Hacohen et al. 2020, section 4).
 
 For every pair of runs and every split whose images both runs share:
 
@@ -9,7 +9,7 @@ For every pair of runs and every split whose images both runs share:
 - cross-consistency at accuracy-matched checkpoints (:func:`scoring.agreement.match_checkpoints`,
   within ``tol`` of mean error, initialisation left out; :func:`scoring.agreement.cross_consistency`)
   with the fractions at 0 and 1 beside independent members of the same accuracies;
-- easy-set overlap per checkpoint (:func:`scoring.agreement.compare_easy_sets`, seed 000 Fig. 7b),
+- easy-set overlap per checkpoint (:func:`scoring.agreement.compare_easy_sets`, Hacohen et al. 2020 Fig. 7b),
   at the epochs both runs recorded (else at the matched checkpoints).
 
 Runs match by their images, not their labels: ``run.json`` stores a fingerprint of each split's

@@ -1,6 +1,6 @@
-"""The ``curriculum learners`` stage: classical learners as a collection (seed 000, appendix F).
+"""The ``curriculum learners`` stage: classical learners as a collection (Hacohen et al. 2020, appendix F).
 
-Seed 000 trains an SVM, k-NN, a random forest, AdaBoost over linear learners and others on the
+Hacohen et al. 2020 train an SVM, k-NN, a random forest, AdaBoost over linear learners and others on the
 same data and finds that the examples they get right are the ones networks learn first. Here each
 learner is one member of a collection written as a score run, so it has its own agreement report
 and ``curriculum compare`` puts it beside a network collection. A learner has no epochs, so its

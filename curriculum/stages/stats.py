@@ -4,7 +4,7 @@ Statistics are computed once per dataset fingerprint and cached (``<cache>/stati
 so a second call is instant. With a score run of the same dataset, each statistic becomes a column
 of ``scores.parquet``, and the run gains ``statistics.csv`` (mean, std, Spearman r with
 accessibility and its p-value), ``statistics_curves.csv`` (mean over the examples all members get
-right, per checkpoint; seed 003, Fig. 4) and ``figures/statistics_vs_agreement.png``. For a
+right, per checkpoint; Pliushch et al. 2022, Fig. 4) and ``figures/statistics_vs_agreement.png``. For a
 generated dataset (``shapes``, ...) each statistic is also correlated with the factors that made the
 examples (``statistics_factors.csv``; printed even without a score run).
 """
@@ -31,7 +31,7 @@ from scoring.records import SPLITS, check_complete, default_run_dir, read_run_in
 from scoring.scores import Scores
 from stats.images import STATISTICS, compute_statistics
 
-ENTROPY_WINDOW = 10  # seed 003's window
+ENTROPY_WINDOW = 10  # Pliushch et al.'s window
 SUMMARY_COLUMNS = ("split", "checkpoint", "epoch", "acc_mean", "tpa")
 FACTORS_TITLE = "Spearman r of each image statistic with each factor that generated the examples (statistics_factors.csv)"
 

@@ -323,7 +323,7 @@ def make_members(setup: MemberSetup, seeds: list[int]) -> Members:
 
 def learning_rate(config: TrainingConfig, step: int, total_steps: int, decay_every: int) -> float:
     """LR at ``step``: constant; ``step`` = divide by ``lr_decay`` every ``decay_every`` steps
-    (seed 000: 0.05 / 1.8 every 20 epochs; Hacohen 2019: every n batches), floored at ``min_lr``;
+    (Hacohen et al. 2020: 0.05 / 1.8 every 20 epochs; Hacohen 2019: every n batches), floored at ``min_lr``;
     or ``cosine`` from ``lr`` to ``min_lr`` over ``total_steps``."""
     if config.lr_schedule == "constant":
         return config.lr
