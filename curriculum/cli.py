@@ -19,12 +19,21 @@ import sys
 import time
 import traceback
 import typing
-from typing import Sequence
+from collections.abc import Sequence
 
 from curriculum.config.options import add_arguments, build_config, given_flags
 from curriculum.config.stages import CompareConfig, LearnersConfig, ScoreConfig, StatsConfig, TrainConfig
-from curriculum.training.launch import (PEER, PeerFailed, join_launcher, launch, launched_here, leave_process_group, preflight,
-                                        processes_to_launch, report_failure)
+from curriculum.training.launch import (
+    PEER,
+    PeerFailed,
+    join_launcher,
+    launch,
+    launched_here,
+    leave_process_group,
+    preflight,
+    processes_to_launch,
+    report_failure,
+)
 from scoring.errors import UserError
 
 SCORE_EPILOG = """examples:
@@ -96,8 +105,9 @@ def _print_rows(rows: list[tuple[str, str]]) -> None:
 def _export(args: argparse.Namespace) -> None:
     from scoring.formats import export
 
-    files, notes = export(args.run, args.out, args.format, by=args.by, split=args.split,
-                          hf_dataset=args.hf_dataset, match=args.match)
+    files, notes = export(
+        args.run, args.out, args.format, by=args.by, split=args.split, hf_dataset=args.hf_dataset, match=args.match
+    )
     for line in notes:
         print(line)
     for path in files[:3]:
@@ -109,7 +119,8 @@ def _export(args: argparse.Namespace) -> None:
 def _export_parser(sub) -> None:
     """``curriculum export``: a scoring command with no training config, so its flags are its own."""
     export = sub.add_parser(
-        "export", help="write a score run's scores in another format (CSV, parquet, C-score, forgetting, cartography, cleanlab, HF)",
+        "export",
+        help="write a score run's scores in another format (CSV, parquet, C-score, forgetting, cartography, cleanlab, HF)",
         description="Formats (see scoring/formats.py): parquet and csv (the table with ids, directions and provenance; "
         "re-importable), cscore (.npz labels + scores + ids, higher = easier), forgetting (Toneva et al.'s "
         "pickle, indices = "
@@ -127,9 +138,12 @@ def _export_parser(sub) -> None:
     export.add_argument("--by", default="accessibility", help="score column for cscore and hf (default accessibility)")
     export.add_argument("--split", help="split to export (default train; test for cleanlab)")
     export.add_argument("--hf-dataset", help="hf: the save_to_disk folder of the dataset to add the column to")
-    export.add_argument("--match", default="id", choices=("id", "content_hash"),
-                        help="hf: match the dataset's rows by id (default) or by the content hash of its "
-                        "image column")
+    export.add_argument(
+        "--match",
+        default="id",
+        choices=("id", "content_hash"),
+        help="hf: match the dataset's rows by id (default) or by the content hash of its image column",
+    )
     export.set_defaults(cli_run=_export, cli_config=None, cli_parser=export)
 
 
@@ -153,39 +167,76 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     stages = [
-        ("score", ScoreConfig, _run_score, "train a reference ensemble and write per-example agreement scores",
-         "Train N members (own seed each), record every member's prediction on every train and test "
-         "example at every checkpoint, and write runs/<dataset>/scores.parquet, summary.csv, report.md and figures/. "
-         "Re-running the same command resumes an interrupted run.", SCORE_EPILOG),
-        ("stats", StatsConfig, _run_stats, "image statistics of a dataset and their relation to a score run's learning order",
-         "Compute segment count, local entropy, DCT percentage and edge strength for every image "
-         "(cached by dataset fingerprint), add them as columns of the run's scores.parquet, and print each "
-         "statistic's mean +- std and Spearman correlation with accessibility. Also writes statistics.csv, "
-         "statistics_curves.csv and figures/statistics_vs_agreement.png into the run; for a generated dataset (shapes, ...) "
-         "also each statistic's correlation with the factors that made the images (statistics_factors.csv).", None),
-        ("train", TrainConfig, _run_train, "train easy-first with a pacing function, beside random, anti and no-curriculum controls",
-         "Train each order (--orders) for --seeds seeds with the same step budget, schedule and architecture; "
-         "print and save, per order, final test accuracy with a 95% interval, area under the learning curve, steps to a "
-         "target accuracy, agreement among the order's seeds, and paired gains over the none and random controls.", TRAIN_EPILOG),
-        ("compare", CompareConfig, _run_compare, "put score runs side by side: accessibility correlation, cross-consistency, easy sets",
-         "For every pair of runs and every split whose images both share (other seeds, architectures, learners, label noise "
-         "or train partitions of one dataset): the Pearson and Spearman correlation of accessibility beside the noise "
-         "ceiling from split-half reliability, cross-consistency at accuracy-matched checkpoints, and the overlap of the "
-         "easy sets (Hacohen et al., section 4). Writes tables, figures and report.md into --out and a section into the "
-         "first run's report.md.", COMPARE_EPILOG),
-        ("learners", LearnersConfig, _run_learners, "classical learners (SVM, k-NN, random forest, AdaBoost, ...) as a collection, written as a score run",
-         "Fit each scikit-learn learner on growing nested parts of the train set (checkpoint 0: the class prior) and write "
-         "a score run of them, one member per learner, so it has its own agreement report and `curriculum compare` puts it "
-         "beside a network collection (Hacohen et al., appendix F).", None),
+        (
+            "score",
+            ScoreConfig,
+            _run_score,
+            "train a reference ensemble and write per-example agreement scores",
+            "Train N members (own seed each), record every member's prediction on every train and test "
+            "example at every checkpoint, and write runs/<dataset>/scores.parquet, summary.csv, report.md and figures/. "
+            "Re-running the same command resumes an interrupted run.",
+            SCORE_EPILOG,
+        ),
+        (
+            "stats",
+            StatsConfig,
+            _run_stats,
+            "image statistics of a dataset and their relation to a score run's learning order",
+            "Compute segment count, local entropy, DCT percentage and edge strength for every image "
+            "(cached by dataset fingerprint), add them as columns of the run's scores.parquet, and print each "
+            "statistic's mean +- std and Spearman correlation with accessibility. Also writes statistics.csv, "
+            "statistics_curves.csv and figures/statistics_vs_agreement.png into the run; for a generated dataset (shapes, ...) "
+            "also each statistic's correlation with the factors that made the images (statistics_factors.csv).",
+            None,
+        ),
+        (
+            "train",
+            TrainConfig,
+            _run_train,
+            "train easy-first with a pacing function, beside random, anti and no-curriculum controls",
+            "Train each order (--orders) for --seeds seeds with the same step budget, schedule and architecture; "
+            "print and save, per order, final test accuracy with a 95% interval, area under the learning curve, steps to a "
+            "target accuracy, agreement among the order's seeds, and paired gains over the none and random controls.",
+            TRAIN_EPILOG,
+        ),
+        (
+            "compare",
+            CompareConfig,
+            _run_compare,
+            "put score runs side by side: accessibility correlation, cross-consistency, easy sets",
+            "For every pair of runs and every split whose images both share (other seeds, architectures, learners, label noise "
+            "or train partitions of one dataset): the Pearson and Spearman correlation of accessibility beside the noise "
+            "ceiling from split-half reliability, cross-consistency at accuracy-matched checkpoints, and the overlap of the "
+            "easy sets (Hacohen et al., section 4). Writes tables, figures and report.md into --out and a section into the "
+            "first run's report.md.",
+            COMPARE_EPILOG,
+        ),
+        (
+            "learners",
+            LearnersConfig,
+            _run_learners,
+            "classical learners (SVM, k-NN, random forest, AdaBoost, ...) as a collection, written as a score run",
+            "Fit each scikit-learn learner on growing nested parts of the train set (checkpoint 0: the class prior) and write "
+            "a score run of them, one member per learner, so it has its own agreement report and `curriculum compare` puts it "
+            "beside a network collection (Hacohen et al., appendix F).",
+            None,
+        ),
     ]
     for name, cls, run, summary, description, epilog in stages:
-        stage = sub.add_parser(name, help=summary, description=description, epilog=epilog,
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
+        stage = sub.add_parser(
+            name,
+            help=summary,
+            description=description,
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         add_arguments(stage, cls)
         stage.set_defaults(cli_run=run, cli_config=cls, cli_parser=stage)
     _export_parser(sub)
-    for name, run, summary in [("datasets", _list_datasets, "list the dataset names"),
-                               ("architectures", _list_architectures, "list the architecture names")]:
+    for name, run, summary in [
+        ("datasets", _list_datasets, "list the dataset names"),
+        ("architectures", _list_architectures, "list the architecture names"),
+    ]:
         listing = sub.add_parser(name, help=summary)
         listing.set_defaults(cli_run=run, cli_config=None, cli_parser=listing)
     return parser
@@ -223,8 +274,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return _fail(130, f"{name}: interrupted; run the same command again to resume.\n", "interrupt", shared=True)
     except PeerFailed:
-        return _fail(1, f"{name}: error: another process of this run stopped, and its own message says why; run the "
-                     "same command again to resume once that is fixed.\n", PEER)
+        return _fail(
+            1,
+            f"{name}: error: another process of this run stopped, and its own message says why; run the "
+            "same command again to resume once that is fixed.\n",
+            PEER,
+        )
     except Exception:
         if not launched_here():
             raise

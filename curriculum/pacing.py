@@ -80,10 +80,14 @@ class Pacing(ABC):
         self.num_examples = _COUNT.check(num_examples, f"{self.name} pacing: num_examples")
         self.batch_size = _COUNT.check(batch_size, f"{self.name} pacing: batch_size")
         if self.batch_size > self.num_examples:
-            raise UserError(f"The batch size ({self.batch_size}) exceeds the number of "
-                            f"examples ({self.num_examples}); use a batch size of at most "
-                            f"{self.num_examples}.")
-        self.total_steps = None if total_steps is None else _COUNT.check(total_steps, f"{self.name} pacing: total_steps")
+            raise UserError(
+                f"The batch size ({self.batch_size}) exceeds the number of "
+                f"examples ({self.num_examples}); use a batch size of at most "
+                f"{self.num_examples}."
+            )
+        self.total_steps = (
+            None if total_steps is None else _COUNT.check(total_steps, f"{self.name} pacing: total_steps")
+        )
 
     @abstractmethod
     def size(self, t: int) -> int:
@@ -110,23 +114,30 @@ class Pacing(ABC):
     def _derived_length(self, fraction_of_budget: float, stages: int) -> int:
         """A stage length that opens the whole set by ``OPEN_BY`` of the budget."""
         if self.total_steps is None:
-            raise UserError(f"{self.name} pacing derives its stage length from the step budget: pass "
-                            "total_steps, or give the stage length (stage_length) yourself.")
+            raise UserError(
+                f"{self.name} pacing derives its stage length from the step budget: pass "
+                "total_steps, or give the stage length (stage_length) yourself."
+            )
         return max(1, math.floor(fraction_of_budget * self.total_steps / stages))
 
     def describe(self) -> str:
         """``exp pacing (start 0.04, inc 1.9, stage_length 23)``: the family and its parameters, for people."""
+
         def fmt(v):
             return ",".join(map(str, v)) if isinstance(v, tuple) else f"{v:g}"
+
         return f"{self.name} pacing ({', '.join(f'{p} {fmt(getattr(self, p))}' for p in self.params)})"
 
     def __repr__(self) -> str:
         args = ", ".join(f"{p}={getattr(self, p)!r}" for p in self.params)
-        return (f"{type(self).__name__}({args}; num_examples={self.num_examples}, "
-                f"batch_size={self.batch_size}, total_steps={self.total_steps})")
+        return (
+            f"{type(self).__name__}({args}; num_examples={self.num_examples}, "
+            f"batch_size={self.batch_size}, total_steps={self.total_steps})"
+        )
 
 
 # --- Hacohen & Weinshall 2019 ------------------------------------------------------------------
+
 
 class _Exponential(Pacing):
     """``ceil(M * min(start * inc ** k(t), 1))`` with k(t) the number of increases by step t."""
@@ -138,7 +149,7 @@ class _Exponential(Pacing):
         # Stage from which start * inc**k >= 1; capping k there keeps inc**k finite.
         self._k_full = math.ceil(math.log(1 / self.start) / math.log(self.inc)) + 1
         # Increases the whole set needs: the smallest K with start * inc**K >= 1.
-        self.stages_to_full = next(k for k in range(self._k_full + 1) if self.start * self.inc ** k >= 1)
+        self.stages_to_full = next(k for k in range(self._k_full + 1) if self.start * self.inc**k >= 1)
 
     @abstractmethod
     def stage(self, t: int) -> int:
@@ -146,7 +157,7 @@ class _Exponential(Pacing):
 
     def size(self, t: int) -> int:
         k = min(self.stage(t), self._k_full)
-        return _ceil(self.num_examples * min(self.start * self.inc ** k, 1.0))
+        return _ceil(self.num_examples * min(self.start * self.inc**k, 1.0))
 
 
 class FixedExponential(_Exponential):
@@ -157,8 +168,11 @@ class FixedExponential(_Exponential):
 
     def __init__(self, *, start: float = 0.04, inc: float = 1.9, stage_length: int | None = None, **sizes):
         super().__init__(start=start, inc=inc, **sizes)
-        self.stage_length = (self._derived_length(OPEN_BY, max(1, self.stages_to_full)) if stage_length is None
-                             else _param(self.name, "stage_length", stage_length))
+        self.stage_length = (
+            self._derived_length(OPEN_BY, max(1, self.stages_to_full))
+            if stage_length is None
+            else _param(self.name, "stage_length", stage_length)
+        )
 
     def stage(self, t: int) -> int:
         return t // self.stage_length
@@ -175,8 +189,7 @@ class VariedExponential(_Exponential):
     name = "varied-exp"
     params = ("start", "inc", "stage_lengths")
 
-    def __init__(self, *, start: float = 0.04, inc: float = 1.9,
-                 stage_lengths: Iterable[int] | None = None, **sizes):
+    def __init__(self, *, start: float = 0.04, inc: float = 1.9, stage_lengths: Iterable[int] | None = None, **sizes):
         super().__init__(start=start, inc=inc, **sizes)
         if stage_lengths is None:
             stage_lengths = [self._derived_length(OPEN_BY, max(1, self.stages_to_full))]
@@ -185,8 +198,10 @@ class VariedExponential(_Exponential):
         except TypeError:  # a single number
             lengths = ()
         if not lengths:
-            raise UserError("varied-exp pacing needs stage_lengths, a non-empty list of stage lengths "
-                            f"in batches (e.g. stage_lengths=[200, 100, 50]), got {stage_lengths!r}.")
+            raise UserError(
+                "varied-exp pacing needs stage_lengths, a non-empty list of stage lengths "
+                f"in batches (e.g. stage_lengths=[200, 100, 50]), got {stage_lengths!r}."
+            )
         self.stage_lengths = tuple(_param(self.name, "stage_length", s) for s in lengths)
         self._points = list(itertools.accumulate(self.stage_lengths))
 
@@ -206,14 +221,18 @@ class SingleStep(Pacing):
     def __init__(self, *, start: float = 0.04, stage_length: int | None = None, **sizes):
         super().__init__(**sizes)
         self.start = _param(self.name, "start", start)
-        self.stage_length = (self._derived_length(OPEN_BY, 1) if stage_length is None
-                             else _param(self.name, "stage_length", stage_length))
+        self.stage_length = (
+            self._derived_length(OPEN_BY, 1)
+            if stage_length is None
+            else _param(self.name, "stage_length", stage_length)
+        )
 
     def size(self, t: int) -> int:
         return _ceil(self.start * self.num_examples) if t < self.stage_length else self.num_examples
 
 
 # --- Wu, Dyer & Neyshabur 2021 -----------------------------------------------------------------
+
 
 class _Wu(Pacing):
     """``floor(b M + (1 - b) M ramp(u))`` with ``u = min(t / (a T), 1)``."""
@@ -223,8 +242,7 @@ class _Wu(Pacing):
     def __init__(self, *, a: float = 0.8, b: float = 0.2, **sizes):
         super().__init__(**sizes)
         if self.total_steps is None:
-            raise UserError(f"{self.name} pacing needs the total number of training steps "
-                            "(total_steps >= 1).")
+            raise UserError(f"{self.name} pacing needs the total number of training steps (total_steps >= 1).")
         self.a = _param(self.name, "a", a)
         self.b = _param(self.name, "b", b)
 
@@ -299,8 +317,7 @@ class Logarithmic(_Wu):
 
 PACINGS: dict[str, type[Pacing]] = {
     cls.name: cls
-    for cls in (FixedExponential, VariedExponential, SingleStep,
-                Linear, Quadratic, Root, Step, ExpRamp, Logarithmic)
+    for cls in (FixedExponential, VariedExponential, SingleStep, Linear, Quadratic, Root, Step, ExpRamp, Logarithmic)
 }
 
 
@@ -312,16 +329,14 @@ def check_pacing_params(name: str, params: dict, label=None) -> None:
         raise UserError(f"Unknown pacing {name!r}; choose one of: {', '.join(PACINGS)}.")
     unknown = sorted(set(params) - set(cls.params))
     if unknown:
-        raise UserError(f"{name} pacing takes the parameters {', '.join(cls.params)}; "
-                        f"it has no {', '.join(unknown)}.")
+        raise UserError(f"{name} pacing takes the parameters {', '.join(cls.params)}; it has no {', '.join(unknown)}.")
     label = label or (lambda param: f"{name} pacing: {param}")
     for param, value in params.items():
         if param in PARAMETER_RANGES:  # a list of stage lengths is checked entry by entry when built
             PARAMETER_RANGES[param].check(value, label(param))
 
 
-def make_pacing(name: str, *, num_examples: int, batch_size: int,
-                total_steps: int | None = None, **params) -> Pacing:
+def make_pacing(name: str, *, num_examples: int, batch_size: int, total_steps: int | None = None, **params) -> Pacing:
     """Build the pacing family ``name`` (a key of ``PACINGS``) with its own ``params``.
 
     ``total_steps`` (T) is needed by Wu et al.'s families and ignored by Hacohen & Weinshall's.

@@ -48,28 +48,32 @@ class CurriculumBatchSampler(Sampler[list[int]]):
         seed: a whole number >= 0; the same seed gives the same batches.
     """
 
-    def __init__(self, order, pacing: Callable[[int], int] | None, batch_size: int,
-                 num_steps: int, seed: int = 0):
+    def __init__(self, order, pacing: Callable[[int], int] | None, batch_size: int, num_steps: int, seed: int = 0):
         super().__init__()
         order = np.asarray(order)
         if order.ndim != 1 or order.size == 0 or not np.issubdtype(order.dtype, np.integer):
             raise UserError("The order must be a non-empty 1-D sequence of example indices.")
         if len(np.unique(order)) != len(order):
-            raise UserError("The order lists some example more than once; pass a permutation "
-                            "of example indices (e.g. from order_examples).")
-        for name, value, low in (("batch_size", batch_size, 1), ("num_steps", num_steps, 1),
-                                 ("seed", seed, 0)):
+            raise UserError(
+                "The order lists some example more than once; pass a permutation "
+                "of example indices (e.g. from order_examples)."
+            )
+        for name, value, low in (("batch_size", batch_size, 1), ("num_steps", num_steps, 1), ("seed", seed, 0)):
             if not _is_whole(value, low):
                 raise UserError(f"{name} must be a whole number >= {low}, got {value!r}.")
         if batch_size > len(order):
-            raise UserError(f"The batch size ({batch_size}) exceeds the {len(order)} examples "
-                            f"of the order; use a batch size of at most {len(order)}.")
+            raise UserError(
+                f"The batch size ({batch_size}) exceeds the {len(order)} examples "
+                f"of the order; use a batch size of at most {len(order)}."
+            )
         if pacing is not None and not callable(pacing):
             raise UserError(f"pacing must be a function of the step (or None), got {pacing!r}.")
         if isinstance(pacing, Pacing) and pacing.num_examples != len(order):
-            raise UserError(f"The pacing function was built for {pacing.num_examples} examples "
-                            f"but the order has {len(order)}; build it with "
-                            f"num_examples={len(order)}.")
+            raise UserError(
+                f"The pacing function was built for {pacing.num_examples} examples "
+                f"but the order has {len(order)}; build it with "
+                f"num_examples={len(order)}."
+            )
         self.order = order.astype(np.int64)
         self.pacing = pacing
         self.batch_size = int(batch_size)

@@ -54,17 +54,25 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from curriculum.data.datasets import Dataset, Split
 import curriculum.stages.score as score_stage
+from curriculum.data.datasets import Dataset, Split
+from curriculum.models.builders import build_model
+from curriculum.stages.score import GroupTrainer, ScoreConfig, checkpoint_steps, member_seed
 from curriculum.training.engine import DeviceData, MemberSetup, batches_per_epoch, resolve_arch, resolve_precision
 from curriculum.training.members import autocast
 from curriculum.training.policy import device_policy
-from curriculum.models.builders import build_model
-from curriculum.stages.score import GroupTrainer, ScoreConfig, checkpoint_steps, member_seed
 from scoring.records import MemberRecord, read_run_info
 
 # Dense bf16 tensor-core peak in TFLOP/s, by a substring of torch.cuda.get_device_name().
-PEAK_BF16_TFLOPS = {"H200": 989.4, "H100": 989.4, "A100": 312.0, "L40S": 362.1, "L4": 121.0, "A10": 125.0, "4090": 165.2}
+PEAK_BF16_TFLOPS = {
+    "H200": 989.4,
+    "H100": 989.4,
+    "A100": 312.0,
+    "L40S": 362.1,
+    "L4": 121.0,
+    "A10": 125.0,
+    "4090": 165.2,
+}
 
 
 def synthetic_cifar(train: int, test: int, seed: int = 0) -> Dataset:
@@ -199,9 +207,21 @@ class GroupedMembers(nn.Module):
         self.layers = nn.ModuleList()
         for same in zip(*([m for m in model.modules() if not isinstance(m, nn.Sequential)] for model in models)):
             layer = same[0]
-            if type(layer) is nn.Conv2d and layer.groups == 1 and layer.padding_mode == "zeros" and layer.bias is not None:
-                grouped = nn.Conv2d(n * layer.in_channels, n * layer.out_channels, layer.kernel_size, layer.stride,
-                                    layer.padding, layer.dilation, groups=n)
+            if (
+                type(layer) is nn.Conv2d
+                and layer.groups == 1
+                and layer.padding_mode == "zeros"
+                and layer.bias is not None
+            ):
+                grouped = nn.Conv2d(
+                    n * layer.in_channels,
+                    n * layer.out_channels,
+                    layer.kernel_size,
+                    layer.stride,
+                    layer.padding,
+                    layer.dilation,
+                    groups=n,
+                )
                 grouped.weight = nn.Parameter(torch.cat([m.weight.detach() for m in same]))
                 grouped.bias = nn.Parameter(torch.cat([m.bias.detach() for m in same]))
                 self.layers.append(grouped)
@@ -210,8 +230,10 @@ class GroupedMembers(nn.Module):
             elif type(layer) is nn.Flatten and layer.start_dim == 1 or isinstance(layer, self.PER_CHANNEL):
                 self.layers.append(layer)
             else:
-                raise ValueError(f"grouped members cannot take {layer!r}: a plain nn.Sequential of Conv2d (with bias), "
-                                 f"Linear (with bias), Flatten and {', '.join(t.__name__ for t in self.PER_CHANNEL)} only")
+                raise ValueError(
+                    f"grouped members cannot take {layer!r}: a plain nn.Sequential of Conv2d (with bias), "
+                    f"Linear (with bias), Flatten and {', '.join(t.__name__ for t in self.PER_CHANNEL)} only"
+                )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
@@ -227,7 +249,9 @@ def run_grouped(config: ScoreConfig, dataset: Dataset, arch: str, precision: str
     schedule, batches and evaluation; one SGD optimizer over the grouped parameters."""
     x_all, y_all = device_splits(dataset, device)
     n = config.members
-    model = GroupedMembers([member_model(config, dataset, arch, k) for k in range(n)]).to(device, memory_format=torch.channels_last)
+    model = GroupedMembers([member_model(config, dataset, arch, k) for k in range(n)]).to(
+        device, memory_format=torch.channels_last
+    )
     optimizer = optimizer_for(config, model)
     generators = [torch.Generator(device=device).manual_seed(member_seed(config.seed, k)) for k in range(n)]
     preds = {}
@@ -243,12 +267,16 @@ def run_grouped(config: ScoreConfig, dataset: Dataset, arch: str, precision: str
             with autocast(device, precision):
                 logits = model(torch.cat([x_all["train"][index] for index in indices], dim=1))
             # the sum over members of each member's mean cross-entropy
-            loss = n * F.cross_entropy(logits.float().flatten(0, 1), torch.cat([y_all["train"][index] for index in indices]))
+            loss = n * F.cross_entropy(
+                logits.float().flatten(0, 1), torch.cat([y_all["train"][index] for index in indices])
+            )
             sgd_step(optimizer, lr, loss)
     return preds
 
 
-def run_engine(config: ScoreConfig, dataset: Dataset, arch: str, precision: str, device: torch.device, stacked: bool) -> dict:
+def run_engine(
+    config: ScoreConfig, dataset: Dataset, arch: str, precision: str, device: torch.device, stacked: bool
+) -> dict:
     """The score stage's trainer on every member at once, checkpoint by checkpoint, no files;
     returns every checkpoint's predicted labels ([checkpoints, examples] per member and split)."""
     data = DeviceData(dataset, device)
@@ -280,6 +308,7 @@ STAGE_PARTS = {
 def timed_parts(seconds: Counter, device: torch.device):
     """Add the wall seconds spent in each of ``STAGE_PARTS`` to ``seconds`` (the device is
     synchronised around each, so a part is charged for its own kernels)."""
+
     def timed(function, part):
         def wrapper(*args, **kwargs):
             sync(device)
@@ -289,6 +318,7 @@ def timed_parts(seconds: Counter, device: torch.device):
             finally:
                 sync(device)
                 seconds[part] += time.perf_counter() - started
+
         return wrapper
 
     with ExitStack() as stack:
@@ -332,16 +362,25 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (the stage's 0.05 diverges on this synthetic data)")
+    parser.add_argument(
+        "--lr", type=float, default=0.01, help="SGD learning rate (the stage's 0.05 diverges on this synthetic data)"
+    )
     parser.add_argument("--arch", default="auto")
     parser.add_argument("--precision", default="auto", help="auto (bf16 on a GPU that supports it), no, bf16")
-    parser.add_argument("--eval-every", type=float, default=0.25, help="the stage way's checkpoint interval in epochs "
-                        "(the command's default); the training ways predict every epoch")
+    parser.add_argument(
+        "--eval-every",
+        type=float,
+        default=0.25,
+        help="the stage way's checkpoint interval in epochs "
+        "(the command's default); the training ways predict every epoch",
+    )
     parser.add_argument("--ways", default=",".join(WAYS), help=f"which ways to run, comma-separated: {', '.join(WAYS)}")
     parser.add_argument("--rounds", type=int, default=1, help="alternating timed rounds of the ways (median reported)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads on the CPU")
     parser.add_argument("--cpu", action="store_true", help="use the CPU even if a GPU is present")
-    parser.add_argument("--peak-tflops", type=float, help="the device's peak TFLOP/s at this precision (default: a table of GPUs)")
+    parser.add_argument(
+        "--peak-tflops", type=float, help="the device's peak TFLOP/s at this precision (default: a table of GPUs)"
+    )
     args = parser.parse_args()
     chosen = [way.strip() for way in args.ways.split(",") if way.strip()]
     if not chosen or set(chosen) - set(WAYS):
@@ -351,15 +390,30 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     policy = device_policy(device)
     dataset = synthetic_cifar(args.train, args.test)
-    config = ScoreConfig(dataset="synthetic-cifar", arch=args.arch, members=args.members, epochs=args.epochs,
-                         batch_size=args.batch_size, lr=args.lr, precision=args.precision, eval_every=args.eval_every,
-                         quiet=True).complete()
+    config = ScoreConfig(
+        dataset="synthetic-cifar",
+        arch=args.arch,
+        members=args.members,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        precision=args.precision,
+        eval_every=args.eval_every,
+        quiet=True,
+    ).complete()
     arch, precision = resolve_arch(config, dataset), resolve_precision(config, policy)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()} CPU"
-    print(f"{name}; torch {torch.__version__}, {torch.get_num_threads()} thread(s), load average "
-          f"{os.getloadavg()[0]:.2f}; {arch}, precision {precision}, {args.members} members x {args.epochs} epochs, "
-          f"{args.train} train + {args.test} test examples, batch {args.batch_size}; {policy.kind} device policy "
-          f"(stack {policy.stack}, {policy.optimizer} optimizer)", flush=True)
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{platform.processor() or platform.machine()} CPU"
+    )
+    print(
+        f"{name}; torch {torch.__version__}, {torch.get_num_threads()} thread(s), load average "
+        f"{os.getloadavg()[0]:.2f}; {arch}, precision {precision}, {args.members} members x {args.epochs} epochs, "
+        f"{args.train} train + {args.test} test examples, batch {args.batch_size}; {policy.kind} device policy "
+        f"(stack {policy.stack}, {policy.optimizer} optimizer)",
+        flush=True,
+    )
 
     stage_seconds: Counter = Counter()
     stage_info: dict = {}
@@ -368,7 +422,9 @@ def main() -> None:
         "one-by-one": lambda cfg, ds: run_engine(cfg, ds, arch, precision, device, stacked=False),
         "stacked": lambda cfg, ds: run_engine(cfg, ds, arch, precision, device, stacked=True),
         "grouped": lambda cfg, ds: run_grouped(cfg, ds, arch, precision, device),
-        "stage": lambda cfg, ds: stage_info.update(run_stage(cfg, ds, device, stage_seconds if cfg is config else Counter())),
+        "stage": lambda cfg, ds: stage_info.update(
+            run_stage(cfg, ds, device, stage_seconds if cfg is config else Counter())
+        ),
     }
     ways = {way: run for way, run in ways.items() if way in chosen}
     warm = ScoreConfig(**{**vars(config), "members": 2, "epochs": 1, "eval_every": 1.0})
@@ -396,39 +452,64 @@ def main() -> None:
         checkpoints["stage"] = len(stage_info["checkpoints"])
     evaluated = {way: args.members * count * (args.train + args.test) for way, count in checkpoints.items()}
     flops = {way: trained * train_flops + evaluated[way] * eval_flops for way in ways}
-    peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None) if device.type == "cuda" else None
+    peak = (
+        args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+        if device.type == "cuda"
+        else None
+    )
     base = next(iter(ways))
-    print(f"\n{trained:,} training examples; {train_flops / 1e6:.1f} MFLOP per training example, {eval_flops / 1e6:.1f} per "
-          f"evaluation; the training ways evaluate {args.members} x {args.epochs + 1} checkpoints"
-          + (f", the stage {args.members} x {checkpoints['stage']}" if "stage" in ways else ""))
-    print(f"{'way':<11} {'seconds':>8} {'runs':>24} {'vs ' + base:>12} {'examples/s':>11} {'CPU s':>7} {'vs ' + base:>12} "
-          f"{'TFLOP':>7} {'TFLOP/s':>8} {'of peak':>8}")
+    print(
+        f"\n{trained:,} training examples; {train_flops / 1e6:.1f} MFLOP per training example, {eval_flops / 1e6:.1f} per "
+        f"evaluation; the training ways evaluate {args.members} x {args.epochs + 1} checkpoints"
+        + (f", the stage {args.members} x {checkpoints['stage']}" if "stage" in ways else "")
+    )
+    print(
+        f"{'way':<11} {'seconds':>8} {'runs':>24} {'vs ' + base:>12} {'examples/s':>11} {'CPU s':>7} {'vs ' + base:>12} "
+        f"{'TFLOP':>7} {'TFLOP/s':>8} {'of peak':>8}"
+    )
     base_wall, base_cpu = statistics.median(times[base]), statistics.median(cpu_times[base])
     for way, values in times.items():
         seconds, cpu = statistics.median(values), statistics.median(cpu_times[way])
         achieved = flops[way] / seconds / 1e12
-        gpu = (f"{achieved:8.2f} {(f'{achieved / peak:.1%}' if peak else 'unknown'):>8}") if device.type == "cuda" else f"{'':>8} {'':>8}"
+        gpu = (
+            (f"{achieved:8.2f} {(f'{achieved / peak:.1%}' if peak else 'unknown'):>8}")
+            if device.type == "cuda"
+            else f"{'':>8} {'':>8}"
+        )
         runs = " ".join(f"{v:.1f}" for v in values)
-        print(f"{way:<11} {seconds:8.1f} {runs:>24} {base_wall / seconds:11.2f}x {(trained + evaluated[way]) / seconds:11,.0f} "
-              f"{cpu:7.1f} {base_cpu / cpu:11.2f}x {flops[way] / 1e12:7.2f} {gpu}")
+        print(
+            f"{way:<11} {seconds:8.1f} {runs:>24} {base_wall / seconds:11.2f}x {(trained + evaluated[way]) / seconds:11,.0f} "
+            f"{cpu:7.1f} {base_cpu / cpu:11.2f}x {flops[way] / 1e12:7.2f} {gpu}"
+        )
     if "stage" in ways:
         total = sum(times["stage"])
         parts = {part: stage_seconds[part] for part in STAGE_PARTS}
         parts["other"] = total - sum(parts.values())
-        print(f"\nstage ({stage_info['settings']['layout']}, precision {stage_info['settings']['precision']}, "
-              f"{checkpoints['stage']} checkpoints): " + ", ".join(f"{part} {100 * value / total:.1f} %" for part, value in parts.items())
-              + f" of {total:.1f} s")
+        print(
+            f"\nstage ({stage_info['settings']['layout']}, precision {stage_info['settings']['precision']}, "
+            f"{checkpoints['stage']} checkpoints): "
+            + ", ".join(f"{part} {100 * value / total:.1f} %" for part, value in parts.items())
+            + f" of {total:.1f} s"
+        )
         for way in ("stacked", "one-by-one"):
             if way in ways and (way == "stacked") == stage_info["settings"]["layout"].startswith("stacked"):
-                print(f"stage vs its training loop alone ({way}, {args.epochs + 1} checkpoints): "
-                      f"{statistics.median(times['stage']) / statistics.median(times[way]):.2f}x the time")
+                print(
+                    f"stage vs its training loop alone ({way}, {args.epochs + 1} checkpoints): "
+                    f"{statistics.median(times['stage']) / statistics.median(times[way]):.2f}x the time"
+                )
                 break
     print()
     if "stacked" in ways and "one-by-one" in ways:
-        agree = np.array([[np.mean(a == b) for a, b in zip(preds["stacked"][key], preds["one-by-one"][key])]
-                          for key in preds["one-by-one"]])  # [member and split, checkpoint]
-        print(f"stacked vs one-by-one records: {agree.min():.2%} of the predicted labels agree at the worst checkpoint "
-              f"(member and split), {agree.mean():.2%} on average, {agree[:, -1].mean():.2%} at the last")
+        agree = np.array(
+            [
+                [np.mean(a == b) for a, b in zip(preds["stacked"][key], preds["one-by-one"][key])]
+                for key in preds["one-by-one"]
+            ]
+        )  # [member and split, checkpoint]
+        print(
+            f"stacked vs one-by-one records: {agree.min():.2%} of the predicted labels agree at the worst checkpoint "
+            f"(member and split), {agree.mean():.2%} on average, {agree[:, -1].mean():.2%} at the last"
+        )
     if "grouped" in ways and "plain" in ways:
         same = np.mean([np.mean(preds["grouped"][key] == preds["plain"][key]) for key in preds["plain"]])
         print(f"grouped vs plain records: {same:.2%} of the last checkpoint's predicted labels agree")

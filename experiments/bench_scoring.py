@@ -121,9 +121,7 @@ def write_record(run_dir: Path, members: int, checkpoints: int, examples: int, s
                     if e == 0:  # initialisation: near chance, mostly wrong
                         index = np.clip(chance + (index - _GRID // 2) // 16, 0, right_from - 1)
                     right = index >= right_from
-                    handles["pred"].write(
-                        np.where(right, labels[split].astype(np.int16), wrong[split]).tobytes()
-                    )
+                    handles["pred"].write(np.where(right, labels[split].astype(np.int16), wrong[split]).tobytes())
                     handles["p_true"].write(tables["p_true"][index].tobytes())
                     handles["el2n"].write(tables["el2n"][index].tobytes())
             finally:
@@ -179,9 +177,7 @@ class Record:
         return self.pred == self.labels[None, None, :]
 
 
-def load_record(
-    run_dir: str | Path, split: str, labels: np.ndarray, members: int, checkpoints: int
-) -> Record:
+def load_record(run_dir: str | Path, split: str, labels: np.ndarray, members: int, checkpoints: int) -> Record:
     """Every member's committed record of ``split``, stacked and widened (int64 / float32)."""
     run_dir = Path(run_dir)
     check_complete(run_dir, members, checkpoints)
@@ -313,9 +309,7 @@ def main() -> None:
     parser.add_argument(
         "--memory-mb", type=float, default=DEFAULT_MEMORY_MB, help="the streaming pass's memory setting"
     )
-    parser.add_argument(
-        "--compare", action="store_true", help="also time the in-memory way and check the scores agree"
-    )
+    parser.add_argument("--compare", action="store_true", help="also time the in-memory way and check the scores agree")
     parser.add_argument("--dir", help="where the record goes (default: a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the record for a later call")
     args = parser.parse_args()
@@ -336,9 +330,7 @@ def main() -> None:
             print(f"record: written in {time.perf_counter() - seconds:.1f} s")
         info = read_run_info(run_dir)
         labels = synthetic_labels(info["dataset"]["sizes"])
-        wall, cpu, rss, (scores, _) = measure(
-            lambda: write_scores(run_dir, info, labels, memory_mb=args.memory_mb)
-        )
+        wall, cpu, rss, (scores, _) = measure(lambda: write_scores(run_dir, info, labels, memory_mb=args.memory_mb))
         print(
             f"streaming pass:  {wall:8.1f} s wall, {cpu:8.1f} s CPU  peak RSS {rss / 2**30:6.2f} GiB  "
             f"{entries / wall:10.3g} entries/s ({entries / cpu:.3g} per CPU second; memory setting {args.memory_mb:g} MiB; "
@@ -356,12 +348,8 @@ def main() -> None:
                 f"ratio (in-memory / streaming): wall {old_wall / wall:.1f}x, CPU {old_cpu / cpu:.1f}x, "
                 f"peak RSS {old_rss / rss:.1f}x"
             )
-            names = [
-                c for c in old.table.columns if c not in ("split", "index", "id", "content_hash", "label")
-            ]
-            worst = max(
-                float(np.max(np.abs(scores.table[c].to_numpy() - old.table[c].to_numpy()))) for c in names
-            )
+            names = [c for c in old.table.columns if c not in ("split", "index", "id", "content_hash", "label")]
+            worst = max(float(np.max(np.abs(scores.table[c].to_numpy() - old.table[c].to_numpy()))) for c in names)
             print(f"largest difference between the two ways' scores: {worst:.2g}")
     finally:
         if not args.keep:

@@ -115,9 +115,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=60000, help="number of 32x32x3 images (default 60000)")
     parser.add_argument("--workers", type=int, default=None, help="toolkit processes (default: every core)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--no-breakdown", action="store_true", help="skip timing each toolkit statistic on its own"
-    )
+    parser.add_argument("--no-breakdown", action="store_true", help="skip timing each toolkit statistic on its own")
     parser.add_argument(
         "--serial", action="store_true", help="also time each toolkit statistic in one process (workers=1)"
     )

@@ -28,8 +28,10 @@ def main() -> None:
     for column in a.reliability.index:
         for split in a.reliability.columns:
             measured = spearman_rho(a.column(column, split), b.column(column, split))
-            print(f"{column:20} {split:6} {measured:9.3f} {a.reliability.loc[column, split]:12.3f} "
-                  f"{b.reliability.loc[column, split]:12.3f}")
+            print(
+                f"{column:20} {split:6} {measured:9.3f} {a.reliability.loc[column, split]:12.3f} "
+                f"{b.reliability.loc[column, split]:12.3f}"
+            )
 
 
 if __name__ == "__main__":

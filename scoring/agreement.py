@@ -62,8 +62,7 @@ def record_array(a, name: str, kind: str) -> np.ndarray:
     a = np.asarray(a)
     if a.ndim != 3 or 0 in a.shape:
         raise UserError(
-            f"`{name}` must be a non-empty array of shape [members, checkpoints, examples]; "
-            f"got shape {a.shape}."
+            f"`{name}` must be a non-empty array of shape [members, checkpoints, examples]; got shape {a.shape}."
         )
     if kind == "bool":
         if a.dtype == bool:
@@ -87,8 +86,7 @@ def _consistency_matrix(c, name: str) -> np.ndarray:
     c = np.asarray(c, dtype=float)
     if c.ndim != 2 or 0 in c.shape:
         raise UserError(
-            f"`{name}` must be a non-empty consistency array of shape [checkpoints, examples]; "
-            f"got shape {c.shape}."
+            f"`{name}` must be a non-empty consistency array of shape [checkpoints, examples]; got shape {c.shape}."
         )
     if not np.all((c >= 0) & (c <= 1)):
         raise UserError(f"`{name}` must hold consistency values in [0, 1].")
@@ -160,8 +158,10 @@ def accessibility(correct, from_checkpoint: int = 1) -> np.ndarray:
     correct = record_array(correct, "correct", "bool")
     n, e, _ = correct.shape
     if not 0 <= from_checkpoint < e:
-        raise UserError(f"Accessibility averages checkpoints {from_checkpoint} onwards, but the record has "
-                        f"{e}; record at least one checkpoint after initialisation.")
+        raise UserError(
+            f"Accessibility averages checkpoints {from_checkpoint} onwards, but the record has "
+            f"{e}; record at least one checkpoint after initialisation."
+        )
     return correct[:, from_checkpoint:].sum(axis=(0, 1)) / (n * (e - from_checkpoint))
 
 
@@ -178,9 +178,7 @@ def accessibility_correlation(correct_a, correct_b) -> tuple[float, float]:
     """
     acc_a, acc_b = accessibility(correct_a), accessibility(correct_b)
     if acc_a.shape != acc_b.shape:
-        raise UserError(
-            f"The two collections must score the same examples; got {acc_a.size} and {acc_b.size}."
-        )
+        raise UserError(f"The two collections must score the same examples; got {acc_a.size} and {acc_b.size}.")
     from stats.distributions import pearson  # scipy, only when asked for: importing scoring stays light
 
     return pearson(acc_a, acc_b)
@@ -301,10 +299,7 @@ def compare_easy_sets(cons_a, cons_b, threshold: float = 0.9):
     cons_a = _consistency_matrix(cons_a, "cons_a")
     cons_b = _consistency_matrix(cons_b, "cons_b")
     if cons_a.shape != cons_b.shape:
-        raise UserError(
-            f"`cons_a` and `cons_b` must have the same shape; got {cons_a.shape} and "
-            f"{cons_b.shape}."
-        )
+        raise UserError(f"`cons_a` and `cons_b` must have the same shape; got {cons_a.shape} and {cons_b.shape}.")
     a, b = easy_set(cons_a, threshold), easy_set(cons_b, threshold)
     return (a & b).sum(axis=1), (a & ~b).sum(axis=1), (~a & b).sum(axis=1)
 
@@ -416,8 +411,7 @@ def statistic_over_agreed(correct, statistic) -> np.ndarray:
     statistic = np.asarray(statistic, dtype=float)
     if statistic.shape != correct.shape[2:]:
         raise UserError(
-            f"`statistic` must have one value per example ({correct.shape[2]}); "
-            f"got shape {statistic.shape}."
+            f"`statistic` must have one value per example ({correct.shape[2]}); got shape {statistic.shape}."
         )
     return np.array([mean_over_agreed(statistic, agreed) for agreed in correct.all(axis=0)])
 
@@ -459,11 +453,7 @@ def match_checkpoints(err_a, err_b, tol: float = 0.01) -> list[tuple[int, int]]:
         raise UserError(f"The matching tolerance must be >= 0; got {tol}.")
     diff = np.abs(err_a[:, None] - err_b[None, :])
     nearest = diff.argmin(axis=1)
-    return [
-        (ia, int(ib))
-        for ia, ib in enumerate(nearest)
-        if diff[ia, ib] <= tol + 1e-12
-    ]
+    return [(ia, int(ib)) for ia, ib in enumerate(nearest) if diff[ia, ib] <= tol + 1e-12]
 
 
 def cross_consistency(correct_a, correct_b, pairs) -> np.ndarray:
@@ -481,8 +471,7 @@ def cross_consistency(correct_a, correct_b, pairs) -> np.ndarray:
     correct_b = record_array(correct_b, "correct_b", "bool")
     if correct_a.shape[2] != correct_b.shape[2]:
         raise UserError(
-            "The two collections must score the same examples; got "
-            f"{correct_a.shape[2]} and {correct_b.shape[2]}."
+            f"The two collections must score the same examples; got {correct_a.shape[2]} and {correct_b.shape[2]}."
         )
     idx = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     ea, eb = idx[:, 0], idx[:, 1]

@@ -78,9 +78,7 @@ def data_map(p_true, correct):
     p_true = record_array(p_true, "p_true", "float")
     correct = record_array(correct, "correct", "bool")
     if p_true.shape != correct.shape:
-        raise UserError(
-            f"`p_true` and `correct` must have the same shape; got {p_true.shape} and {correct.shape}."
-        )
+        raise UserError(f"`p_true` and `correct` must have the same shape; got {p_true.shape} and {correct.shape}.")
     if not np.all((p_true >= 0) & (p_true <= 1)):
         raise UserError("`p_true` must hold probabilities in [0, 1].")
     confidence = p_true.mean(axis=1).mean(axis=0)

@@ -26,9 +26,10 @@ import os
 import socket
 import tempfile
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO
 
 from scoring.errors import CorruptFileError, UserError
 
@@ -60,14 +61,20 @@ def writing(path: Path) -> Iterator[None]:
                 "(or raise the limit) and run the same command again to continue."
             ) from None
         if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise UserError(f"Could not write {path}: permission denied; fix the folder's permissions or choose another output.") from None
+            raise UserError(
+                f"Could not write {path}: permission denied; fix the folder's permissions or choose another output."
+            ) from None
         if err.errno in (errno.ENOTDIR, errno.EEXIST):
-            raise UserError(f"Could not write {path}: part of the path is a file, not a folder; choose another output.") from None
+            raise UserError(
+                f"Could not write {path}: part of the path is a file, not a folder; choose another output."
+            ) from None
         raise
 
 
 @contextmanager
-def reading(path: Path, fix: str, errors: tuple[type[BaseException], ...] = (OSError, ValueError, EOFError)) -> Iterator[None]:
+def reading(
+    path: Path, fix: str, errors: tuple[type[BaseException], ...] = (OSError, ValueError, EOFError)
+) -> Iterator[None]:
     """Report a failed read of ``path``: a permission problem says so; anything else in ``errors``
     means a damaged file, whose ``fix`` (e.g. "delete it and run ... again") the sentence names."""
     try:
@@ -205,8 +212,10 @@ def updating(directory: Path) -> Iterator[None]:
 
 
 def _in_use(directory: Path, who: str, option: str, hint: str = "") -> UserError:
-    return UserError(f"{directory} is in use by {who}{hint}; wait for it to finish (or stop it) and run the command "
-                     f"again, or pass another {option}.")
+    return UserError(
+        f"{directory} is in use by {who}{hint}; wait for it to finish (or stop it) and run the command "
+        f"again, or pass another {option}."
+    )
 
 
 def _lock_file(path: Path, directory: Path, option: str) -> tuple[int, bool]:
@@ -240,8 +249,12 @@ def _lock_file(path: Path, directory: Path, option: str) -> tuple[int, bool]:
             if _dead_here(who):
                 path.unlink(missing_ok=True)
                 continue
-            raise _in_use(directory, who or "another process", option,
-                          f" (this filesystem cannot lock files, so if that process has ended, delete {path})") from None
+            raise _in_use(
+                directory,
+                who or "another process",
+                option,
+                f" (this filesystem cannot lock files, so if that process has ended, delete {path})",
+            ) from None
         try:
             if os.stat(path).st_ino == os.fstat(fd).st_ino:
                 return fd, True

@@ -70,13 +70,11 @@ from scoring.ids import as_ids, native_ids, source_positions
 from scoring.ordering import DIRECTIONS
 from scoring.recorder import load_held_out
 from scoring.records import check_complete, open_field, open_probs, read_run_info
-from scoring.scores import SCORE_DIRECTIONS, Scores
+from scoring.scores import Scores
 
 FORMATS = ("parquet", "csv", "cscore", "forgetting", "cartography", "cleanlab", "hf")
 SMALLEST_PROB = 2.0**-24  # the smallest positive float16
-NEVER_LEARNED_FORGETFULNESS = (
-    1000  # Swayamdipta et al.'s compute_forgetfulness for an example never predicted right
-)
+NEVER_LEARNED_FORGETFULNESS = 1000  # Swayamdipta et al.'s compute_forgetfulness for an example never predicted right
 CARTOGRAPHY_SIDECAR = "checkpoints.json"
 HF_SIDECAR = "curriculum_scores.json"
 CARTOGRAPHY_DIRECTIONS = {
@@ -156,10 +154,7 @@ def float16_text(values: np.ndarray) -> np.ndarray:
     if _FLOAT16_TEXT is None:
         every = np.arange(2**16, dtype=np.uint16).view(np.float16)
         _FLOAT16_TEXT = np.array(
-            [
-                np.format_float_positional(v, unique=True, trim="-") if np.isfinite(v) else "null"
-                for v in every
-            ],
+            [np.format_float_positional(v, unique=True, trim="-") if np.isfinite(v) else "null" for v in every],
             dtype=object,
         )
     return _FLOAT16_TEXT[np.asarray(values).astype(np.float16).view(np.uint16)]
@@ -274,9 +269,7 @@ def cleanlab_pred_probs(run_dir: Path, split: str = "test") -> tuple[np.ndarray,
     return (total / total.sum(1, keepdims=True)).astype(np.float32), kind
 
 
-def write_cleanlab(
-    scores: Scores, run_dir: Path, path: Path, split: str = "test"
-) -> tuple[list[Path], list[str]]:
+def write_cleanlab(scores: Scores, run_dir: Path, path: Path, split: str = "test") -> tuple[list[Path], list[str]]:
     rows = scores.split(split)
     pred_probs, sample = cleanlab_pred_probs(run_dir, split)
     written = [
@@ -389,8 +382,7 @@ def write_hf(
     A part named like a split of the scores (``train``, ``test``) gets that split's scores."""
     if hf_dataset is None:
         raise UserError(
-            "The hf export adds a column to a Hugging Face dataset; pass its save_to_disk folder "
-            "(--hf-dataset PATH)."
+            "The hf export adds a column to a Hugging Face dataset; pass its save_to_disk folder (--hf-dataset PATH)."
         )
     datasets = _hf_datasets("The hf export")
     loaded = datasets.load_from_disk(str(hf_dataset))
@@ -483,9 +475,7 @@ class _Read:
 
 
 def _is_hf_folder(path: Path) -> bool:
-    return path.is_dir() and any(
-        (path / name).exists() for name in ("dataset_dict.json", "state.json", HF_SIDECAR)
-    )
+    return path.is_dir() and any((path / name).exists() for name in ("dataset_dict.json", "state.json", HF_SIDECAR))
 
 
 def _read_any(path: Path, column: str | None) -> _Read:
@@ -519,16 +509,11 @@ def _read_any(path: Path, column: str | None) -> _Read:
         data = _SafeUnpickler(io.BytesIO(path.read_bytes())).load()
         if not isinstance(data, dict) or "indices" not in data or "forgetting counts" not in data:
             raise UserError(
-                f"{path} is not a forgetting-statistics pickle (a dict with 'indices' and 'forgetting "
-                "counts')."
+                f"{path} is not a forgetting-statistics pickle (a dict with 'indices' and 'forgetting counts')."
             )
         indices = np.asarray(data["indices"]).reshape(-1)
-        table = pd.DataFrame(
-            {"id": as_ids(indices), "score": np.asarray(data["forgetting counts"], np.float64)}
-        )
-        if np.issubdtype(
-            indices.dtype, np.integer
-        ):  # Toneva et al.'s own files hold positions in their train set
+        table = pd.DataFrame({"id": as_ids(indices), "score": np.asarray(data["forgetting counts"], np.float64)})
+        if np.issubdtype(indices.dtype, np.integer):  # Toneva et al.'s own files hold positions in their train set
             table.insert(1, "index", indices.astype(np.int64))
         return _Read(table, "lower", "forgetting", str(data["dataset"]) if data.get("dataset") else None)
     if suffix == ".jsonl":
@@ -562,8 +547,7 @@ def _read_any(path: Path, column: str | None) -> _Read:
 def _need_column(table: pd.DataFrame, column: str, path: Path) -> None:
     if column not in table.columns:
         raise UserError(
-            f"{path} has no '{column}' column (it has {', '.join(map(str, table.columns))}); choose one of "
-            "those."
+            f"{path} has no '{column}' column (it has {', '.join(map(str, table.columns))}); choose one of those."
         )
 
 
@@ -582,9 +566,7 @@ def _with_ids(table: pd.DataFrame, arrays: dict[str, np.ndarray], path: Path) ->
         if key in arrays:
             values = arrays[key].reshape(-1)
             if len(values) != len(table):
-                raise UserError(
-                    f"{path} has {len(values)} {key} for {len(table)} scores; use a complete file."
-                )
+                raise UserError(f"{path} has {len(values)} {key} for {len(table)} scores; use a complete file.")
             table.insert(0, "id", as_ids(values))
             return table
     return table
@@ -616,9 +598,7 @@ def _read_hf(folder: Path, column: str | None) -> _Read:
             if "id" in part.column_names
             else (as_ids([f"{key}/{row}" for row in range(len(part))]) if key else None)
         )
-        frame = pd.DataFrame(
-            {"score": pd.to_numeric(pd.Series(list(part[column]), dtype=object), errors="raise")}
-        )
+        frame = pd.DataFrame({"score": pd.to_numeric(pd.Series(list(part[column]), dtype=object), errors="raise")})
         if ids is not None:
             frame.insert(0, "id", ids)
         else:
@@ -648,9 +628,7 @@ def _read_cartography_dynamics(folder: Path, column: str) -> _Read:
     their ``np.argmax``."""
     files = sorted(folder.rglob("dynamics_epoch_*.jsonl"))
     if not files:
-        raise UserError(
-            f"{folder} holds no dynamics_epoch_*.jsonl files; pass a cartography training_dynamics folder."
-        )
+        raise UserError(f"{folder} holds no dynamics_epoch_*.jsonl files; pass a cartography training_dynamics folder.")
     runs: dict[Path, dict[int, Path]] = {}
     for file in files:
         runs.setdefault(file.parent, {})[int(re.search(r"dynamics_epoch_(\d+)", file.name).group(1))] = file
@@ -699,8 +677,7 @@ def _read_cartography_dynamics(folder: Path, column: str) -> _Read:
     values = {"confidence": confidence, "variability": variability, "correctness": correctness}
     if column not in values:
         raise UserError(
-            f"Training dynamics give confidence, variability or correctness, not '{column}'; choose one of "
-            "those."
+            f"Training dynamics give confidence, variability or correctness, not '{column}'; choose one of those."
         )
     note = (
         f"read {len(runs)} run(s) x {len(p_true[0])} epochs of {len(guids)} examples keyed by guid from "
@@ -752,9 +729,7 @@ class _SafeUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(
-                f"the pickle holds {module}.{name}, which a score file has no need for"
-            )
+            raise pickle.UnpicklingError(f"the pickle holds {module}.{name}, which a score file has no need for")
         return super().find_class(module, name)
 
 
@@ -809,8 +784,7 @@ def match_imported(
             named = imported.dataset
             if named and dataset and named != dataset:
                 hint = (
-                    f"the file was scored on '{named}' and the labels are those of '{dataset}': "
-                    f"pass --dataset {named}"
+                    f"the file was scored on '{named}' and the labels are those of '{dataset}': pass --dataset {named}"
                 )
             elif named is None and dataset and "+noise" not in dataset:
                 hint = (
@@ -819,9 +793,7 @@ def match_imported(
                 )
             else:
                 hint = "use the file made for this dataset and split (or one with ids or an 'index' column)"
-            raise UserError(
-                f"{differ} of {m} labels in {imported.source} differ from the dataset's ({how}); {hint}."
-            )
+            raise UserError(f"{differ} of {m} labels in {imported.source} differ from the dataset's ({how}); {hint}.")
     note = f"{imported.source}: {covered} of {len(table)} scores matched the {m} {split} examples {how}."
     return scores, note
 
@@ -833,9 +805,7 @@ def _match_rows(table: pd.DataFrame, m: int, ids: np.ndarray | None, source: str
         rows = np.array([position.get(key, -1) for key in table["id"]])
         if len(set(rows[rows >= 0].tolist())) < m and len(position) == m:
             names: dict[str, int] = {}
-            for i, key in enumerate(
-                ids
-            ):  # a file of file names: a dataset id that is a path matches by its name
+            for i, key in enumerate(ids):  # a file of file names: a dataset id that is a path matches by its name
                 names[PurePath(key).name] = -2 if PurePath(key).name in names else i
             by_name = np.array([names.get(PurePath(key).name, -1) for key in table["id"]])
             if (by_name >= 0).sum() > (rows >= 0).sum():
@@ -858,9 +828,7 @@ def _match_rows(table: pd.DataFrame, m: int, ids: np.ndarray | None, source: str
             and not np.array_equal(np.sort(index), np.arange(m))
         ):
             where = {int(n): i for i, n in enumerate(source_order)}
-            return np.array(
-                [where.get(int(n), -1) for n in index]
-            ), "by position in the source's original order"
+            return np.array([where.get(int(n), -1) for n in index]), "by position in the source's original order"
         if not np.array_equal(np.sort(index), np.arange(m)):
             raise UserError(
                 f"The 'index' column of {source} must hold every example index 0..{m - 1} exactly once "
@@ -870,11 +838,7 @@ def _match_rows(table: pd.DataFrame, m: int, ids: np.ndarray | None, source: str
     if len(table) == m:
         return np.arange(m), "by position (row order)"
     source_order = source_positions(ids) if ids is not None else None
-    if (
-        source_order is not None
-        and source_order.max(initial=-1) < len(table)
-        and len(set(source_order.tolist())) == m
-    ):
+    if source_order is not None and source_order.max(initial=-1) < len(table) and len(set(source_order.tolist())) == m:
         rows = np.full(len(table), -1)
         rows[source_order] = np.arange(m)
         return rows, "by position in the source's original order (row r is the example whose id is r)"

@@ -22,13 +22,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from scoring.errors import UserError
 
-if TYPE_CHECKING:  # annotations only: curriculum.data.datasets imports this module, and `curriculum datasets` needs no pandas
+if (
+    TYPE_CHECKING
+):  # annotations only: curriculum.data.datasets imports this module, and `curriculum datasets` needs no pandas
     import pandas as pd
 
 HASH_BYTES = 8
@@ -38,8 +40,10 @@ def content_hash(image: Any) -> str:
     """The ``content_hash`` of one uint8 image (array-like: numpy, torch on the CPU, PIL)."""
     array = np.asarray(image)
     if array.dtype != np.uint8:
-        raise UserError(f"Content hashes are taken of uint8 pixels, got {array.dtype}; pass the images "
-                        "as uint8 arrays (0..255) as the toolkit stores them.")
+        raise UserError(
+            f"Content hashes are taken of uint8 pixels, got {array.dtype}; pass the images "
+            "as uint8 arrays (0..255) as the toolkit stores them."
+        )
     return hashlib.blake2b(np.ascontiguousarray(array).tobytes(), digest_size=HASH_BYTES).hexdigest()
 
 
@@ -135,23 +139,31 @@ def _target_keys(target: Any, by: str | None) -> tuple[np.ndarray, str]:
                 return as_ids(target["id"]), "id"
             split = getattr(target, "split", None)
             if split is None:
-                raise UserError("This Hugging Face Dataset has neither an 'id' column nor a split name to "
-                                "build '<split>/<row>' ids from; add the ids the scores hold as a column "
-                                "(dataset.add_column('id', ids)), or load one named split "
-                                "(load_dataset(...)['train']), "
-                                "or match its images by content (curriculum export --match content_hash, "
-                                "Scores.align(dataset, by='content_hash')).")
+                raise UserError(
+                    "This Hugging Face Dataset has neither an 'id' column nor a split name to "
+                    "build '<split>/<row>' ids from; add the ids the scores hold as a column "
+                    "(dataset.add_column('id', ids)), or load one named split "
+                    "(load_dataset(...)['train']), "
+                    "or match its images by content (curriculum export --match content_hash, "
+                    "Scores.align(dataset, by='content_hash'))."
+                )
             return np.array([f"{split}/{row}" for row in range(len(target))], dtype=object), "id"
-        image_column = next((name for name, feature in target.features.items() if type(feature).__name__ == "Image"), None)
+        image_column = next(
+            (name for name, feature in target.features.items() if type(feature).__name__ == "Image"), None
+        )
         if image_column is None:
-            raise UserError(f"This Hugging Face Dataset has no image column (it has {target.column_names}); align it by='id'.")
+            raise UserError(
+                f"This Hugging Face Dataset has no image column (it has {target.column_names}); align it by='id'."
+            )
         return content_hashes(np.asarray(image) for image in target[image_column]), "content_hash"
     array = np.asarray(target, dtype=object) if isinstance(target, (list, tuple)) else np.asarray(target)
     if array.ndim >= 2 and array.dtype == np.uint8 or by == "content_hash":
         return content_hashes(target), "content_hash"
     if array.ndim != 1:
-        raise UserError(f"Cannot align to an array of shape {array.shape} and dtype {array.dtype}; pass ids or paths "
-                        "(one per example) or uint8 images [M, H, W(, C)].")
+        raise UserError(
+            f"Cannot align to an array of shape {array.shape} and dtype {array.dtype}; pass ids or paths "
+            "(one per example) or uint8 images [M, H, W(, C)]."
+        )
     return as_ids([value.as_posix() if isinstance(value, PurePath) else value for value in array]), "id"
 
 
@@ -169,8 +181,10 @@ def align(table: pd.DataFrame, target: Any, by: str | None = None, split: str | 
     table = table.sort_values(["split", "index"], kind="stable").reset_index(drop=True)
     keys, by = _target_keys(target, by)
     if by not in table.columns or table[by].isna().all():
-        raise UserError(f"These scores have no '{by}' column values (they were written without them); "
-                        f"align by the other key or re-run `curriculum score`.")
+        raise UserError(
+            f"These scores have no '{by}' column values (they were written without them); "
+            f"align by the other key or re-run `curriculum score`."
+        )
     known, repeated = _first_rows(table[by].to_numpy())
     values = table[by].to_numpy()
     known, repeated = _first_rows(values)

@@ -4,7 +4,7 @@ a package (``curriculum`` for ``--help``, ``scoring`` for ``UserError``) loads n
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 
 def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Callable, Callable, list[str]]:

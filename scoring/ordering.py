@@ -43,8 +43,7 @@ import numpy as np
 
 from scoring.errors import UserError
 
-__all__ = ["DIRECTIONS", "ORDERS", "balance_by_class", "order_examples",
-           "rank_easiest_first", "uses_pacing"]
+__all__ = ["DIRECTIONS", "ORDERS", "balance_by_class", "order_examples", "rank_easiest_first", "uses_pacing"]
 
 ORDERS = ("curriculum", "anti", "random", "none")
 #: What a score's direction can be: which end means easier.
@@ -60,8 +59,10 @@ def uses_pacing(kind: str) -> bool:
 def check_direction(easier, what: str = "the scores") -> str:
     """``easier`` if it is ``"higher"`` or ``"lower"``; else one sentence naming the fix."""
     if easier not in DIRECTIONS:
-        raise UserError(f"Say which end of {what} is easier: easier='higher' or easier='lower' "
-                        f"(got {easier!r}); a wrong guess would order hardest-first.")
+        raise UserError(
+            f"Say which end of {what} is easier: easier='higher' or easier='lower' "
+            f"(got {easier!r}); a wrong guess would order hardest-first."
+        )
     return easier
 
 
@@ -88,8 +89,9 @@ def balance_by_class(order, labels) -> np.ndarray:
     return order[np.lexsort((np.arange(len(lab)), round_of))]
 
 
-def order_examples(scores, labels, kind: str = "curriculum", *, easier: str | None = None,
-                   balanced: bool = True, seed: int = 0) -> np.ndarray:
+def order_examples(
+    scores, labels, kind: str = "curriculum", *, easier: str | None = None, balanced: bool = True, seed: int = 0
+) -> np.ndarray:
     """A permutation of the example indices for ordering ``kind`` (one of ``ORDERS``).
 
     ``scores`` is one number per example and ``easier`` (``"higher"`` or ``"lower"``, required
@@ -102,17 +104,19 @@ def order_examples(scores, labels, kind: str = "curriculum", *, easier: str | No
     if kind in ("curriculum", "anti"):
         check_direction(easier)
     if labels is None and balanced:
-        raise UserError("Class-balanced ordering needs the labels; pass labels or "
-                        "balanced=False.")
+        raise UserError("Class-balanced ordering needs the labels; pass labels or balanced=False.")
     if scores is not None:
         scores = np.asarray(scores, dtype=np.float64)
         if labels is not None and len(scores) != len(labels):
-            raise UserError(f"There are {len(scores)} scores for {len(labels)} labels; give "
-                            "one score per example of the dataset.")
+            raise UserError(
+                f"There are {len(scores)} scores for {len(labels)} labels; give one score per example of the dataset."
+            )
         bad = int(np.isnan(scores).sum())
         if bad:
-            raise UserError(f"{bad} of {len(scores)} scores are NaN; fill them in (or choose "
-                            "a score defined for every example) before ordering.")
+            raise UserError(
+                f"{bad} of {len(scores)} scores are NaN; fill them in (or choose "
+                "a score defined for every example) before ordering."
+            )
 
     if kind in ("curriculum", "anti"):
         if scores is None:
@@ -122,10 +126,8 @@ def order_examples(scores, labels, kind: str = "curriculum", *, easier: str | No
             order = order[::-1]
     else:
         if scores is None and labels is None:
-            raise UserError(f"The {kind} ordering needs scores or labels to know the number "
-                            "of examples.")
-        order = np.random.default_rng(seed).permutation(
-            len(scores) if scores is not None else len(labels))
+            raise UserError(f"The {kind} ordering needs scores or labels to know the number of examples.")
+        order = np.random.default_rng(seed).permutation(len(scores) if scores is not None else len(labels))
     return balance_by_class(order, labels) if balanced else order
 
 

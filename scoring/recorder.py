@@ -88,7 +88,11 @@ class _Row:
     """One member's next checkpoint row of one split, filled batch by batch."""
 
     def __init__(self, size: int, num_classes: int | None):
-        self.values = {"pred": np.zeros(size, np.int64), "p_true": np.zeros(size, np.float32), "el2n": np.zeros(size, np.float32)}
+        self.values = {
+            "pred": np.zeros(size, np.int64),
+            "p_true": np.zeros(size, np.float32),
+            "el2n": np.zeros(size, np.float32),
+        }
         if num_classes:
             self.values[PROBS] = np.zeros((size, num_classes), np.float32)
         self.filled = np.zeros(size, bool)
@@ -135,27 +139,47 @@ class Recorder:
     a Recorder of the same labels, ids and settings wrote in ``run_dir`` (or starts it).
     """
 
-    def __init__(self, run_dir: str | Path, labels: dict[str, Any], *, ids: dict[str, Any] | None = None,
-                 images: dict[str, Any] | None = None, num_classes: int | None = None, record_probs: bool = False,
-                 dataset: str = "custom", fingerprint: str | None = None, arch: str = "custom",
-                 resume: bool = False):
+    def __init__(
+        self,
+        run_dir: str | Path,
+        labels: dict[str, Any],
+        *,
+        ids: dict[str, Any] | None = None,
+        images: dict[str, Any] | None = None,
+        num_classes: int | None = None,
+        record_probs: bool = False,
+        dataset: str = "custom",
+        fingerprint: str | None = None,
+        arch: str = "custom",
+        resume: bool = False,
+    ):
         self.run_dir = Path(run_dir)
         existing = read_run_info(self.run_dir)
         if existing is None and self.run_dir.exists() and any(self.run_dir.iterdir()):
-            raise UserError(f"{self.run_dir} is not empty and holds no recorded run; "
-                            "give the Recorder a new directory.")
+            raise UserError(
+                f"{self.run_dir} is not empty and holds no recorded run; give the Recorder a new directory."
+            )
         if existing is not None and not resume:
-            raise UserError(f"{self.run_dir} already holds a run; give the Recorder a new directory, "
-                            "or resume=True to continue the run recorded there.")
+            raise UserError(
+                f"{self.run_dir} already holds a run; give the Recorder a new directory, "
+                "or resume=True to continue the run recorded there."
+            )
         if not labels:
             raise UserError("Give the Recorder the labels of at least one split, e.g. labels={'train': y_train}.")
         self.labels = {split: to_numpy(values).astype(np.int64).reshape(-1) for split, values in labels.items()}
-        self.ids = {split: as_ids(ids[split]) if ids and split in ids else as_ids(np.arange(len(y))) for split, y in self.labels.items()}
+        self.ids = {
+            split: as_ids(ids[split]) if ids and split in ids else as_ids(np.arange(len(y)))
+            for split, y in self.labels.items()
+        }
         for split, split_ids in self.ids.items():
             if len(split_ids) != len(self.labels[split]) or len(set(split_ids)) != len(split_ids):
-                raise UserError(f"The {split} ids must be one distinct id per label ({len(self.labels[split])}); check ids['{split}'].")
+                raise UserError(
+                    f"The {split} ids must be one distinct id per label ({len(self.labels[split])}); check ids['{split}']."
+                )
         self._positions = {split: {key: i for i, key in enumerate(split_ids)} for split, split_ids in self.ids.items()}
-        self.hashes = {split: content_hashes(to_numpy(images[split])) for split in self.labels if images and split in images}
+        self.hashes = {
+            split: content_hashes(to_numpy(images[split])) for split in self.labels if images and split in images
+        }
         self.num_classes = num_classes or int(max(y.max(initial=-1) for y in self.labels.values())) + 1
         self.record_probs = record_probs
         self._members: dict[int, MemberRecord] = {}
@@ -165,13 +189,22 @@ class Recorder:
         if fingerprint is None:
             digest = hashlib.sha256(b"curriculum-recorder-v1\n")
             for split in sorted(self.labels):
-                digest.update(split.encode() + b"\n" + self.labels[split].astype("<i8").tobytes() + "\n".join(self.ids[split]).encode())
+                digest.update(
+                    split.encode()
+                    + b"\n"
+                    + self.labels[split].astype("<i8").tobytes()
+                    + "\n".join(self.ids[split]).encode()
+                )
             fingerprint = digest.hexdigest()
         sizes = {split: len(y) for split, y in self.labels.items()}
         self.info = {
             "dataset": {"name": dataset, "fingerprint": fingerprint, "sizes": sizes, "num_classes": self.num_classes},
             "settings": {"recorder": True, "record_probs": record_probs},
-            "arch": arch, "members": 0, "checkpoints": [], "schema": 1, "status": "running",
+            "arch": arch,
+            "members": 0,
+            "checkpoints": [],
+            "schema": 1,
+            "status": "running",
             "versions": {"python": platform.python_version(), "numpy": np.__version__},
         }
         if existing is None:
@@ -185,16 +218,18 @@ class Recorder:
         for key in ("dataset", "settings"):
             if existing.get(key) != self.info[key]:
                 what = "data" if key == "dataset" else "settings"
-                raise UserError(f"{self.run_dir} holds a recorded run of other {what} ({key} differs: "
-                                f"{existing.get(key)} here, {self.info[key]} now); pass the same labels, ids "
-                                "and settings to resume it, or give a new directory.")
+                raise UserError(
+                    f"{self.run_dir} holds a recorded run of other {what} ({key} differs: "
+                    f"{existing.get(key)} here, {self.info[key]} now); pass the same labels, ids "
+                    "and settings to resume it, or give a new directory."
+                )
         self.info = {**existing, "status": "running"}
         for checkpoint in existing.get("checkpoints", []):
             self._epochs.append(float(checkpoint["epoch"]))
             self._steps.append(checkpoint["step"])
         for folder in sorted((self.run_dir / "records").glob("member_*")):
-            if folder.name[len("member_"):].isdigit():
-                self._member(int(folder.name[len("member_"):]))
+            if folder.name[len("member_") :].isdigit():
+                self._member(int(folder.name[len("member_") :]))
         atomic_write_json(self.run_dir / "run.json", self.info)
 
     def _member(self, member: int) -> tuple[MemberRecord, dict[str, _Row]]:
@@ -207,9 +242,11 @@ class Recorder:
             capacity = _stored_capacity(self.run_dir, member, next(iter(sizes))) or FIRST_CAPACITY
             record = MemberRecord(self.run_dir, member, sizes, capacity, num_classes=probs)
             if record.rows > len(self._epochs):
-                raise UserError(f"Member {member} of {self.run_dir} has {record.rows} checkpoints but "
-                                f"run.json declares {len(self._epochs)}; delete {record.dir} and record "
-                                "that member again.")
+                raise UserError(
+                    f"Member {member} of {self.run_dir} has {record.rows} checkpoints but "
+                    f"run.json declares {len(self._epochs)}; delete {record.dir} and record "
+                    "that member again."
+                )
             self._members[member] = record
             self._rows[member] = {split: _Row(size, probs) for split, size in sizes.items()}
         return self._members[member], self._rows[member]
@@ -241,8 +278,10 @@ class Recorder:
         keep = record.rows
         while keep and (self._steps[keep - 1] is None or self._steps[keep - 1] > step):
             if self._steps[keep - 1] is None:
-                raise UserError(f"Member {member}'s checkpoints were recorded without step=; a resumed "
-                                "loop can only rewind checkpoints recorded with their training step.")
+                raise UserError(
+                    f"Member {member}'s checkpoints were recorded without step=; a resumed "
+                    "loop can only rewind checkpoints recorded with their training step."
+                )
             keep -= 1
         if keep < record.rows:
             record.rows = keep
@@ -260,18 +299,32 @@ class Recorder:
             keys = as_ids(to_numpy(ids))
             unknown = [key for key in keys if key not in lookup]
             if unknown:
-                raise UserError(f"{len(unknown)} ids are not among the {split} ids given to the Recorder (e.g. {unknown[0]!r}); "
-                                "pass the ids the Recorder was built with.")
+                raise UserError(
+                    f"{len(unknown)} ids are not among the {split} ids given to the Recorder (e.g. {unknown[0]!r}); "
+                    "pass the ids the Recorder was built with."
+                )
             return np.array([lookup[key] for key in keys], dtype=np.int64)
         position = np.arange(size) if index is None else to_numpy(index).astype(np.int64).reshape(-1)
         if len(position) != count:
-            raise UserError(f"{count} outputs for {len(position)} examples of {split}; pass index= or ids= for every output row.")
+            raise UserError(
+                f"{count} outputs for {len(position)} examples of {split}; pass index= or ids= for every output row."
+            )
         if len(position) and (position.min() < 0 or position.max() >= size):
             raise UserError(f"Positions must lie in 0..{size - 1} for split {split}; check index=.")
         return position
 
-    def update(self, member: int, split: str = "train", *, logits: Any = None, probs: Any = None, index: Any = None,
-               ids: Any = None, labels: Any = None, online: bool = False) -> None:
+    def update(
+        self,
+        member: int,
+        split: str = "train",
+        *,
+        logits: Any = None,
+        probs: Any = None,
+        index: Any = None,
+        ids: Any = None,
+        labels: Any = None,
+        online: bool = False,
+    ) -> None:
         """Outputs of ``member`` for some examples of ``split``: ``logits`` or ``probs`` [B, K] for
         the examples at positions ``index`` or with ``ids`` (default: all, in order). ``labels``,
         if given, must equal the Recorder's labels there (it catches misaligned batches)."""
@@ -281,25 +334,41 @@ class Recorder:
             raise UserError(f"The Recorder has no split '{split}'; it records {', '.join(self.labels)}.")
         outputs = to_numpy(logits if logits is not None else probs).astype(np.float32)
         if outputs.ndim != 2 or outputs.shape[1] > self.num_classes:
-            raise UserError(f"Outputs must be [batch, classes] with at most {self.num_classes} classes, got {outputs.shape}; "
-                            "pass num_classes= to the Recorder if the labels do not show every class.")
+            raise UserError(
+                f"Outputs must be [batch, classes] with at most {self.num_classes} classes, got {outputs.shape}; "
+                "pass num_classes= to the Recorder if the labels do not show every class."
+            )
         if outputs.shape[1] < self.num_classes:
-            raise UserError(f"Outputs have {outputs.shape[1]} classes but the labels reach {self.num_classes - 1}; pass full outputs.")
+            raise UserError(
+                f"Outputs have {outputs.shape[1]} classes but the labels reach {self.num_classes - 1}; pass full outputs."
+            )
         p = softmax(outputs) if logits is not None else outputs
         position = self._positions_of(split, index, ids, len(outputs))
         true = self.labels[split][position]
         if labels is not None:
             differ = int((to_numpy(labels).astype(np.int64).reshape(-1) != true).sum())
             if differ:
-                raise UserError(f"{differ} of {len(true)} labels differ from the {split} labels given to the Recorder; "
-                                "pass the positions (index=) or ids= of these examples.")
+                raise UserError(
+                    f"{differ} of {len(true)} labels differ from the {split} labels given to the Recorder; "
+                    "pass the positions (index=) or ids= of these examples."
+                )
         fields = record_fields(p, true)
         if self.record_probs:
             fields[PROBS] = p
         self._member(member)[1][split].fill(position, fields, online)
 
-    def update_record(self, member: int, split: str, *, pred: Any, p_true: Any, el2n: Any, probs: Any = None,
-                      index: Any = None, online: bool = False) -> None:
+    def update_record(
+        self,
+        member: int,
+        split: str,
+        *,
+        pred: Any,
+        p_true: Any,
+        el2n: Any,
+        probs: Any = None,
+        index: Any = None,
+        online: bool = False,
+    ) -> None:
         """Record fields a loop computed itself (as ``curriculum score`` does): predicted label,
         P(true class), EL2N and, with ``record_probs``, the probabilities [B, K]."""
         pred = to_numpy(pred).reshape(-1)
@@ -317,17 +386,21 @@ class Recorder:
         missing = {split: int((~row.filled).sum()) for split, row in rows.items() if not row.filled.all()}
         if missing:
             text = ", ".join(f"{count} of {split}" for split, count in missing.items())
-            raise UserError(f"Member {member} has no outputs for {text} examples since its last checkpoint; "
-                            "update every example of every split before Recorder.checkpoint.")
+            raise UserError(
+                f"Member {member} has no outputs for {text} examples since its last checkpoint; "
+                "update every example of every split before Recorder.checkpoint."
+            )
         k = record.rows
         epoch = float(k if epoch is None else epoch)
         if k < len(self._epochs) and max(other.rows for other in self._members.values()) <= k:
             del self._epochs[k:], self._steps[k:]  # declared by a rewound run: no member holds it now
         if k < len(self._epochs):
             if self._epochs[k] != epoch or (step is not None and self._steps[k] not in (None, step)):
-                raise UserError(f"Checkpoint {k} of member {member} is at epoch {epoch:g} (step {step}) "
-                                f"but other members have it at epoch {self._epochs[k]:g} "
-                                f"(step {self._steps[k]}); record every member at the same checkpoints.")
+                raise UserError(
+                    f"Checkpoint {k} of member {member} is at epoch {epoch:g} (step {step}) "
+                    f"but other members have it at epoch {self._epochs[k]:g} "
+                    f"(step {self._steps[k]}); record every member at the same checkpoints."
+                )
         else:
             self._epochs.append(epoch)
             self._steps.append(step)
@@ -355,22 +428,27 @@ class Recorder:
         The scores come from one streaming pass over the record, whose arrays stay within
         ``memory_mb`` (:mod:`scoring.stream`)."""
         for folder in (self.run_dir / "records").glob("member_*"):  # members another Recorder recorded here
-            if folder.name[len("member_"):].isdigit():
-                self._member(int(folder.name[len("member_"):]))
+            if folder.name[len("member_") :].isdigit():
+                self._member(int(folder.name[len("member_") :]))
         counts = {member: record.rows for member, record in self._members.items()}
         if len(counts) < 2:
-            raise UserError(f"Agreement needs at least 2 members, got {len(counts)}; record another member before finish.")
+            raise UserError(
+                f"Agreement needs at least 2 members, got {len(counts)}; record another member before finish."
+            )
         if sorted(counts) != list(range(len(counts))):
             raise UserError(f"Members must be numbered 0..N-1, got {sorted(counts)}; record every member from 0.")
         if len(set(counts.values())) != 1 or min(counts.values()) < 2:
-            raise UserError(f"Every member needs the same number of checkpoints, at least 2 (initialisation and one "
-                            f"more); they have {counts}.")
+            raise UserError(
+                f"Every member needs the same number of checkpoints, at least 2 (initialisation and one "
+                f"more); they have {counts}."
+            )
         for record in self._members.values():
             record.resize(record.rows)
         rows = min(counts.values())
         checkpoints = self._checkpoint_list()[:rows]
         self.info = update_run(self.run_dir, members=len(counts), checkpoints=checkpoints)
-        scores, _ = write_scores(self.run_dir, self.info, self.labels, self.ids, self.hashes or None,
-                                 memory_mb=memory_mb)
+        scores, _ = write_scores(
+            self.run_dir, self.info, self.labels, self.ids, self.hashes or None, memory_mb=memory_mb
+        )
         self.info = update_run(self.run_dir, status="complete")
         return scores

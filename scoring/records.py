@@ -89,12 +89,17 @@ def _check_npy(path: Path, member: int, shape: tuple[int, ...], dtype: type) -> 
         raise _corrupt(path, member)
 
 
-def record_arrays(sizes: dict[str, int], checkpoints: int, num_classes: int | None = None) -> dict[tuple[str, str], tuple[tuple[int, ...], type]]:
+def record_arrays(
+    sizes: dict[str, int], checkpoints: int, num_classes: int | None = None
+) -> dict[tuple[str, str], tuple[tuple[int, ...], type]]:
     """Shape and dtype of each ``(split, field)`` array of a member's record: [checkpoints, M], and
     [checkpoints, M, K] for the class probabilities kept when ``num_classes`` is given."""
     fields = {**FIELDS, **({PROBS: np.float16} if num_classes else {})}
-    return {(split, field): ((checkpoints, size, num_classes) if field == PROBS else (checkpoints, size), dtype)
-            for split, size in sizes.items() for field, dtype in fields.items()}
+    return {
+        (split, field): ((checkpoints, size, num_classes) if field == PROBS else (checkpoints, size), dtype)
+        for split, size in sizes.items()
+        for field, dtype in fields.items()
+    }
 
 
 def check_records(run_dir: str | Path, info: dict) -> None:
@@ -124,7 +129,9 @@ class MemberRecord:
     [checkpoints, M, K] probabilities when ``num_classes`` is given), filled one row per
     checkpoint in place (O(M) bytes a checkpoint, whatever the number of checkpoints)."""
 
-    def __init__(self, run_dir: str | Path, member: int, sizes: dict[str, int], checkpoints: int, num_classes: int | None = None):
+    def __init__(
+        self, run_dir: str | Path, member: int, sizes: dict[str, int], checkpoints: int, num_classes: int | None = None
+    ):
         self.member = member
         self.dir = member_dir(Path(run_dir), member)
         make_dir(self.dir)
@@ -228,20 +235,11 @@ class RecordFile:
         with reading(path, _recompute(path.parent, member)):
             with open(path, "rb") as handle:
                 version = np.lib.format.read_magic(handle)
-                read = (
-                    np.lib.format.read_array_header_1_0
-                    if version == (1, 0)
-                    else np.lib.format.read_array_header_2_0
-                )
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
                 shape, fortran, dtype = read(handle)
                 self.offset = handle.tell()
             size = path.stat().st_size
-        if (
-            fortran
-            or len(shape) not in (2, 3)
-            or shape[0] < checkpoints
-            or shape[1] != (examples or shape[1])
-        ):
+        if fortran or len(shape) not in (2, 3) or shape[0] < checkpoints or shape[1] != (examples or shape[1]):
             raise _corrupt(path, member)
         if size != self.offset + int(np.prod(shape)) * dtype.itemsize:
             raise _corrupt(path, member)
@@ -249,20 +247,14 @@ class RecordFile:
         self.item_shape = tuple(shape[2:])  # (K,) for class probabilities
         self.item_bytes = int(np.prod(self.item_shape, dtype=np.int64)) * dtype.itemsize
 
-    def read(
-        self, start: int, stop: int, columns: slice = slice(None), out: np.ndarray | None = None
-    ) -> np.ndarray:
+    def read(self, start: int, stop: int, columns: slice = slice(None), out: np.ndarray | None = None) -> np.ndarray:
         """Rows ``start:stop`` (committed checkpoints only) of the examples ``columns`` (a step-1
         slice), as a new array or into the first rows of ``out``."""
         if not 0 <= start <= stop <= self.checkpoints:
             raise IndexError(f"rows {start}:{stop} of {self.checkpoints} committed")
         first, last, _ = columns.indices(self.width)
         count = max(0, last - first)
-        out = (
-            np.empty((stop - start, count, *self.item_shape), self.dtype)
-            if out is None
-            else out[: stop - start]
-        )
+        out = np.empty((stop - start, count, *self.item_shape), self.dtype) if out is None else out[: stop - start]
         row_bytes = self.width * self.item_bytes
         with (
             reading(self.path, _recompute(self.path.parent, self.member)),
@@ -272,9 +264,7 @@ class RecordFile:
                 self._pread(handle.fileno(), out, self.offset + start * row_bytes)
             else:
                 for i, row in enumerate(range(start, stop)):
-                    self._pread(
-                        handle.fileno(), out[i], self.offset + row * row_bytes + first * self.item_bytes
-                    )
+                    self._pread(handle.fileno(), out[i], self.offset + row * row_bytes + first * self.item_bytes)
         return out
 
     def _pread(self, fd: int, target: np.ndarray, offset: int) -> None:
@@ -299,14 +289,10 @@ def check_complete(run_dir: str | Path, members: int, checkpoints: int) -> None:
             )
 
 
-def open_field(
-    run_dir: str | Path, split: str, field: str, member: int, checkpoints: int, examples: int
-) -> RecordFile:
+def open_field(run_dir: str | Path, split: str, field: str, member: int, checkpoints: int, examples: int) -> RecordFile:
     """The committed rows of one member's ``split.field.npy`` (check the record with
     :func:`check_complete` first)."""
-    return RecordFile(
-        member_dir(Path(run_dir), member) / f"{split}.{field}.npy", member, checkpoints, examples
-    )
+    return RecordFile(member_dir(Path(run_dir), member) / f"{split}.{field}.npy", member, checkpoints, examples)
 
 
 def open_probs(
@@ -326,14 +312,10 @@ def open_probs(
     return probs
 
 
-def record_bytes(
-    members: int, checkpoints: int, sizes: dict[str, int], num_classes: int | None = None
-) -> int:
+def record_bytes(members: int, checkpoints: int, sizes: dict[str, int], num_classes: int | None = None) -> int:
     """Disk size of a whole run's record: 6 bytes an entry (int16 label, float16 P(true class)
     and EL2N), and 2 * K more with the class probabilities."""
-    per_entry = sum(np.dtype(dtype).itemsize for dtype in FIELDS.values()) + (
-        2 * num_classes if num_classes else 0
-    )
+    per_entry = sum(np.dtype(dtype).itemsize for dtype in FIELDS.values()) + (2 * num_classes if num_classes else 0)
     return per_entry * members * checkpoints * sum(sizes.values())
 
 
@@ -387,9 +369,7 @@ def read_run_info(run_dir: str | Path) -> dict | None:
     path = Path(run_dir) / "run.json"
     if not path.exists():
         return None
-    return read_json(
-        path, f"delete {run_dir} (its records cannot be trusted without it) or pass another --out"
-    )
+    return read_json(path, f"delete {run_dir} (its records cannot be trusted without it) or pass another --out")
 
 
 def _describe(compute: dict | None) -> str:

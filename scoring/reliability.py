@@ -66,9 +66,7 @@ def spearman_brown(rho: float, factor: float) -> float:
     return factor * rho / denominator if denominator != 0 else float("nan")
 
 
-def member_halvings(
-    members: int, count: int = DEFAULT_SPLITS, seed: int = 0
-) -> list[tuple[np.ndarray, np.ndarray]]:
+def member_halvings(members: int, count: int = DEFAULT_SPLITS, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """``count`` random splits of ``members`` into two halves of floor(N/2) members each (an odd
     member out), drawn from ``numpy.random.default_rng(seed)``: each a pair of index arrays."""
     if members < 2:
@@ -77,9 +75,7 @@ def member_halvings(
         raise UserError(f"Split-half reliability needs at least one split, got {count}.")
     half = members // 2
     rng = np.random.default_rng(seed)
-    return [
-        (order[:half], order[half : 2 * half]) for order in (rng.permutation(members) for _ in range(count))
-    ]
+    return [(order[:half], order[half : 2 * half]) for order in (rng.permutation(members) for _ in range(count))]
 
 
 def split_half_reliability(halves: dict[str, np.ndarray], members: int) -> dict[str, dict[str, float]]:

@@ -39,15 +39,15 @@ KEY_COLUMNS = ("split", "index", "id", "content_hash")  # what identifies a row;
 #: et al. and Swayamdipta et al. count only what happens during training. Consistency and
 #: consensus are read at the last checkpoint.
 SCORE_DIRECTIONS: dict[str, str | None] = {
-    "consistency": "higher",        # fraction of members correct at the last checkpoint
-    "consensus": "higher",          # agreement on a label (right or wrong) at the last checkpoint
-    "accessibility": "higher",      # consistency averaged over the checkpoints after initialisation
+    "consistency": "higher",  # fraction of members correct at the last checkpoint
+    "consensus": "higher",  # agreement on a label (right or wrong) at the last checkpoint
+    "accessibility": "higher",  # consistency averaged over the checkpoints after initialisation
     "learned_checkpoint": "lower",  # mean over members of the checkpoint from which it stays correct
-    "forgetting": "lower",          # mean over members of correct -> incorrect transitions
-    "confidence": "higher",         # data map: mean P(true class)
-    "variability": None,            # data map: std of P(true class); high = ambiguous, not hard
-    "correctness": "higher",        # data map: fraction of checkpoints correct
-    "el2n": "lower",                # mean EL2N over members at an early checkpoint
+    "forgetting": "lower",  # mean over members of correct -> incorrect transitions
+    "confidence": "higher",  # data map: mean P(true class)
+    "variability": None,  # data map: std of P(true class); high = ambiguous, not hard
+    "correctness": "higher",  # data map: fraction of checkpoints correct
+    "el2n": "lower",  # mean EL2N over members at an early checkpoint
 }
 
 
@@ -76,7 +76,7 @@ class Scores:
         extra_meta: dict | None = None,
         ids: dict[str, np.ndarray] | None = None,
         hashes: dict[str, np.ndarray] | None = None,
-    ) -> "Scores":
+    ) -> Scores:
         """The table of every split's score ``columns`` (:func:`scoring.stream.score_split`), with
         their split-half ``reliability``; ``ids`` and ``hashes`` (per split, one per example) fill
         the ``id`` and ``content_hash`` columns (positions and None when not given)."""
@@ -107,10 +107,7 @@ class Scores:
                 "method": "split-half: Spearman rho between the scores of two random halves of the members, "
                 f"mean over {DEFAULT_SPLITS} splits ('half'), Spearman-Brown corrected to all members ('full')",
                 "values": {
-                    split: {
-                        name: {k: _json_float(v) for k, v in values.items()}
-                        for name, values in halves.items()
-                    }
+                    split: {name: {k: _json_float(v) for k, v in values.items()} for name, values in halves.items()}
                     for split, halves in reliability.items()
                 },
             },
@@ -119,23 +116,19 @@ class Scores:
         return cls(pd.concat(frames, ignore_index=True), meta)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Scores":
+    def load(cls, path: str | Path) -> Scores:
         """Load ``scores.parquet`` from a run directory or a file path."""
         path = Path(path)
         if path.is_dir():
             path = path / "scores.parquet"
         if not path.exists():
-            raise UserError(
-                f"No scores at {path}; run `curriculum score` first (its --out is the run directory)."
-            )
+            raise UserError(f"No scores at {path}; run `curriculum score` first (its --out is the run directory).")
         fix = "run `curriculum score` again with the same settings to rewrite it"
         with reading(path, fix, errors=(OSError, pa.ArrowInvalid, ValueError)):
             table = pq.read_table(pa.BufferReader(path.read_bytes()))
             raw = (table.schema.metadata or {}).get(META_KEY)
             if raw is None:
-                raise UserError(
-                    f"{path} has no curriculum metadata; it was not written by `curriculum score`."
-                )
+                raise UserError(f"{path} has no curriculum metadata; it was not written by `curriculum score`.")
             meta = json.loads(raw)
             if not isinstance(meta, dict) or not {"directions", "fingerprint"} <= meta.keys():
                 raise ValueError("metadata without directions or fingerprint")
@@ -215,17 +208,11 @@ class Scores:
         known = self.directions.get(by)
         if easier is None:
             if known is None:
-                raise UserError(
-                    f"Column '{by}' has no easier direction; pass easier='higher' or easier='lower'."
-                )
+                raise UserError(f"Column '{by}' has no easier direction; pass easier='higher' or easier='lower'.")
             easier = known
         elif known is not None and easier != known:
-            raise UserError(
-                f"Column '{by}' is {known}-is-easier by its metadata, not {easier}; leave easier out."
-            )
-        return order_examples(
-            values, rows["label"].to_numpy(), kind, easier=easier, balanced=balanced, seed=seed
-        )
+            raise UserError(f"Column '{by}' is {known}-is-easier by its metadata, not {easier}; leave easier out.")
+        return order_examples(values, rows["label"].to_numpy(), kind, easier=easier, balanced=balanced, seed=seed)
 
     def add_columns(
         self, split: str, columns: dict[str, np.ndarray], directions: dict[str, str | None] | None = None
@@ -242,7 +229,7 @@ class Scores:
             self.table.loc[mask, name] = values[index]
             self.meta["directions"][name] = (directions or {}).get(name)
 
-    def carry_columns(self, previous: "Scores") -> None:
+    def carry_columns(self, previous: Scores) -> None:
         """Take over the columns ``previous`` (an earlier table of the same run) has and this one
         lacks, with their directions: rewriting a run's scores keeps what ``curriculum stats`` added."""
         extra = [c for c in previous.table.columns if c not in self.table.columns]

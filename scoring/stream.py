@@ -59,9 +59,7 @@ _BLOCK_BYTES_PER_ENTRY = 4  # bytes per entry of a block of rows read (pred and 
 _TILE = 2**17  # entries folded at a time: their float64 buffer (1 MiB) stays in cache
 _MAX_ROWS = 64  # rows read at a time at most (the reads are contiguous; more buys nothing)
 _CHUNK_BYTES_PER_MEMBER = 40  # per member and example: the sufficient statistics below
-_OUTPUT_BYTES = (
-    8 * len(SCORE_NAMES) * (1 + 2 * DEFAULT_SPLITS) + 16
-)  # per example: scores, half scores, labels
+_OUTPUT_BYTES = 8 * len(SCORE_NAMES) * (1 + 2 * DEFAULT_SPLITS) + 16  # per example: scores, half scores, labels
 
 
 @dataclass
@@ -233,9 +231,7 @@ def _score_range(
     members, checkpoints = len(files), files[0]["pred"].checkpoints
     size = len(labels)
     labels16 = labels.astype(np.int16)
-    one_hot = np.zeros(
-        (size, counts.class_correct.shape[2]), np.float32
-    )  # class counts as one matrix product
+    one_hot = np.zeros((size, counts.class_correct.shape[2]), np.float32)  # class counts as one matrix product
     one_hot[np.arange(size), class_of] = 1.0
     right_count = np.zeros((checkpoints, size), np.uint16)  # members right per checkpoint and example
     stats = _MemberStatistics(members, size)
@@ -244,18 +240,14 @@ def _score_range(
     width = max(256, _TILE // rows)
     tile = _Tile(rows, width)
     for n, member in enumerate(files):
-        moments = np.zeros(
-            (2, size), np.int64
-        )  # sums of P(true class) and of its square, units 2^-24 and 2^-48
+        moments = np.zeros((2, size), np.int64)  # sums of P(true class) and of its square, units 2^-24 and 2^-48
         events = np.zeros(size, np.int32)
         previous = None  # correctness at the previous checkpoint after initialisation
         for first in range(0, checkpoints, rows):
             stop = min(checkpoints, first + rows)
             block = member["pred"].read(first, stop, part, out=pred)
             skip = 1 if first == 0 else 0  # initialisation is not training
-            probs = (
-                member["p_true"].read(first + skip, stop, part, out=p_true) if stop - first > skip else None
-            )
+            probs = member["p_true"].read(first + skip, stop, part, out=p_true) if stop - first > skip else None
             last = np.empty(size, bool)
             for start in range(0, size, width):
                 cols = slice(start, min(size, start + width))
@@ -319,9 +311,7 @@ class _Tile:
         np.copyto(units, probs)
         np.multiply(units, _UNIT, out=units)
         if not (units.min() >= 0 and units.max() <= _UNIT):  # also catches NaN
-            raise UserError(
-                f"{path} holds P(true class) values outside [0, 1] or NaN; record the member again."
-            )
+            raise UserError(f"{path} holds P(true class) values outside [0, 1] or NaN; record the member again.")
         np.copyto(whole, units, casting="unsafe")
         moments[0] += whole.sum(axis=0)
         np.multiply(whole, whole, out=whole)
@@ -341,9 +331,7 @@ def _dynamics(
     order) into member ``n``'s count of right checkpoints, trailing run and forgetting events."""
     rows = len(correct)
     stats.right[n, cols] += correct.sum(axis=0, dtype=np.int32)
-    last_wrong = ((~correct) * tile.positions[:rows]).max(
-        axis=0
-    )  # 1-based row of the last wrong one, 0: none
+    last_wrong = ((~correct) * tile.positions[:rows]).max(axis=0)  # 1-based row of the last wrong one, 0: none
     stats.tail[n, cols] = np.where(last_wrong > 0, rows - last_wrong, stats.tail[n, cols] + rows)
     events += (correct[:-1] & ~correct[1:]).sum(axis=0, dtype=np.int32)
     if previous is not None:
@@ -413,9 +401,7 @@ def row_blocks(rows: list[int], examples: int, memory_mb: float = DEFAULT_MEMORY
     return [rows[i : i + size] for i in range(0, len(rows), size)]
 
 
-def last_predictions(
-    run_dir: str | Path, split: str, members: int, checkpoints: int, examples: int
-) -> np.ndarray:
+def last_predictions(run_dir: str | Path, split: str, members: int, checkpoints: int, examples: int) -> np.ndarray:
     """``[N, M]`` label every member predicts for every example at the last checkpoint."""
     check_complete(run_dir, members, checkpoints)
     return np.stack(

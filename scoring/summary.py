@@ -40,29 +40,33 @@ def checkpoint_summary(counts: dict[str, CheckpointCounts], epochs: list[float])
             class_at0 += size / m * np.prod(1.0 - by_class[:, :, k], axis=0)
             class_at1 += size / m * np.prod(by_class[:, :, k], axis=0)
         for e, epoch in enumerate(epochs):
-            rows.append({
-                "split": split,
-                "checkpoint": e,
-                "epoch": epoch,
-                "acc_mean": mean[e],
-                "acc_std": std[e],
-                "tpa": tpa[e],
-                "tpa_lower": lower[e],
-                "at0_observed": histogram[e, 0] / m,
-                "at0_independent": independent_at0[e],
-                "at0_class_null": class_at0[e],
-                "at1_observed": histogram[e, n] / m,
-                "at1_independent": independent_at1[e],
-                "at1_class_null": class_at1[e],
-                "bimodality": bimodality(split_counts.consistency_values(e)),
-            })
+            rows.append(
+                {
+                    "split": split,
+                    "checkpoint": e,
+                    "epoch": epoch,
+                    "acc_mean": mean[e],
+                    "acc_std": std[e],
+                    "tpa": tpa[e],
+                    "tpa_lower": lower[e],
+                    "at0_observed": histogram[e, 0] / m,
+                    "at0_independent": independent_at0[e],
+                    "at0_class_null": class_at0[e],
+                    "at1_observed": histogram[e, n] / m,
+                    "at1_independent": independent_at1[e],
+                    "at1_class_null": class_at1[e],
+                    "bimodality": bimodality(split_counts.consistency_values(e)),
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def format_summary(summary: pd.DataFrame) -> str:
     """The table ``curriculum score`` prints: one line per checkpoint and split."""
-    header = (f"{'split':5} {'ckpt':>4} {'epoch':>6}  {'accuracy':>13}  {'TPa':>5} {'lower':>5}  "
-              f"{'c=0 obs/ind/cls':>17}  {'c=1 obs/ind/cls':>17}  {'bimod':>6}")
+    header = (
+        f"{'split':5} {'ckpt':>4} {'epoch':>6}  {'accuracy':>13}  {'TPa':>5} {'lower':>5}  "
+        f"{'c=0 obs/ind/cls':>17}  {'c=1 obs/ind/cls':>17}  {'bimod':>6}"
+    )
     lines = [header, "-" * len(header)]
     for row in summary.itertuples():
         lines.append(

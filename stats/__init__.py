@@ -1,7 +1,7 @@
 """Numbers about images and distributions (numpy, scipy, scikit-image, OpenCV, numba; no torch).
 
-    from stats import compute_statistics, bimodality, spearman
-    values = compute_statistics(images_uint8)      # {"segments", "entropy", "dct", "edges"} -> [M]
+from stats import compute_statistics, bimodality, spearman
+values = compute_statistics(images_uint8)      # {"segments", "entropy", "dct", "edges"} -> [M]
 """
 
 from stats.distributions import (

@@ -170,9 +170,7 @@ def poisson_binomial_pmf(p) -> np.ndarray:
     """
     p = np.asarray(p, dtype=float)
     if p.ndim != 1:
-        raise ValueError(
-            f"poisson_binomial_pmf needs a 1-D array of probabilities; got shape {p.shape}."
-        )
+        raise ValueError(f"poisson_binomial_pmf needs a 1-D array of probabilities; got shape {p.shape}.")
     if not np.all((p >= 0.0) & (p <= 1.0)):  # also rejects NaN
         raise ValueError("poisson_binomial_pmf needs every probability in [0, 1].")
     pmf = np.ones(1)

@@ -14,8 +14,8 @@ import functools
 import math
 import multiprocessing
 import os
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -213,9 +213,7 @@ def _xlog2x_table(n: int) -> np.ndarray:
 
 def _newton_coefficients(table: np.ndarray, up_to: int) -> np.ndarray:
     """``a[k]`` with ``F[c] = sum_k a[k] * C(c, k)`` (forward differences of F at 0), k = 0..up_to."""
-    return np.array(
-        [sum((-1) ** (k - j) * math.comb(k, j) * table[j] for j in range(k + 1)) for k in range(up_to + 1)]
-    )
+    return np.array([sum((-1) ** (k - j) * math.comb(k, j) * table[j] for j in range(k + 1)) for k in range(up_to + 1)])
 
 
 def _subset_extremes(values: np.ndarray, far: int) -> tuple[np.ndarray, np.ndarray]:

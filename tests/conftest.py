@@ -14,8 +14,32 @@ from curriculum.training.launch import free_port  # noqa: F401 (for the tests th
 
 ROOT = Path(__file__).resolve().parents[1]
 # One process, as a plain run was before --processes: launching workers costs seconds on 2 shared cores.
-SMALL_SCORE = ["--dataset", "digits", "--members", "3", "--epochs", "2", "--eval-every", "0.5", "--quiet", "--processes", "1"]
-TINY_SCORE = ["--dataset", "digits", "--members", "2", "--epochs", "1", "--eval-every", "0.5", "--quiet", "--processes", "1"]
+SMALL_SCORE = [
+    "--dataset",
+    "digits",
+    "--members",
+    "3",
+    "--epochs",
+    "2",
+    "--eval-every",
+    "0.5",
+    "--quiet",
+    "--processes",
+    "1",
+]
+TINY_SCORE = [
+    "--dataset",
+    "digits",
+    "--members",
+    "2",
+    "--epochs",
+    "1",
+    "--eval-every",
+    "0.5",
+    "--quiet",
+    "--processes",
+    "1",
+]
 
 
 def bench_scoring():
@@ -34,7 +58,9 @@ def load_record(run_dir, split, labels, members, checkpoints):
 
 def cli_env(tmp: Path) -> dict:
     """One thread per process (so records do not depend on the thread count) and a private cache."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", CURRICULUM_CACHE=str(tmp / "cache"), PYTHONUNBUFFERED="1")
+    env = dict(
+        os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", CURRICULUM_CACHE=str(tmp / "cache"), PYTHONUNBUFFERED="1"
+    )
     env["PYTHONPATH"] = str(ROOT)
     return env
 
@@ -42,7 +68,12 @@ def cli_env(tmp: Path) -> dict:
 def run_cli(args, tmp: Path, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
     proc = subprocess.run(
         [sys.executable, "-m", "curriculum", *map(str, args)],
-        cwd=tmp, env=cli_env(tmp), capture_output=True, text=True, timeout=600, **kwargs,
+        cwd=tmp,
+        env=cli_env(tmp),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        **kwargs,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
@@ -51,8 +82,17 @@ def run_cli(args, tmp: Path, check: bool = True, **kwargs) -> subprocess.Complet
 
 def run_clis(commands, tmp: Path) -> list[subprocess.CompletedProcess]:
     """Several CLI runs at once (one thread each, so two fill the 2 cores); every one must succeed."""
-    procs = [subprocess.Popen([sys.executable, "-m", "curriculum", *map(str, args)], cwd=tmp, env=cli_env(tmp),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for args in commands]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "curriculum", *map(str, args)],
+            cwd=tmp,
+            env=cli_env(tmp),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args in commands
+    ]
     done = [subprocess.CompletedProcess(proc.args, 0, *proc.communicate(timeout=600)) for proc in procs]
     for proc, result in zip(procs, done):
         if proc.returncode != 0:

@@ -78,8 +78,9 @@ def test_accessibility_correlation():
     # means 7/4 and 7/4: dx = [1.25, .25, .25, -1.75], dy = [2.25, .25, -.75, -1.75];
     # sum dxdy = 2.8125 + .0625 - .1875 + 3.0625 = 5.75; sum dx^2 = 1.5625 + .0625 + .0625
     # + 3.0625 = 4.75; sum dy^2 = 5.0625 + .0625 + .5625 + 3.0625 = 8.75
-    other = np.array([[[0, 0, 0, 0], [1, 1, 0, 0], [1, 0, 1, 0]],
-                      [[1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 0, 0]]], dtype=bool)
+    other = np.array(
+        [[[0, 0, 0, 0], [1, 1, 0, 0], [1, 0, 1, 0]], [[1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 0, 0]]], dtype=bool
+    )
     r, p = accessibility_correlation(CORRECT, other)
     assert r == pytest.approx(5.75 / np.sqrt(4.75 * 8.75))
     assert 0 <= p <= 1

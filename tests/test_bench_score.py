@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import ROOT
+
 from curriculum.models.builders import build_model
 from curriculum.stages.score import ScoreConfig
 
@@ -26,7 +26,9 @@ def members(dropout: bool) -> list[torch.nn.Module]:
     models = []
     for seed in (0, 1):
         torch.manual_seed(seed)
-        models.append(build_model("small-st-vgg", in_channels=3, num_classes=10, image_size=(16, 16), dropout=dropout).double())
+        models.append(
+            build_model("small-st-vgg", in_channels=3, num_classes=10, image_size=(16, 16), dropout=dropout).double()
+        )
     return models
 
 
@@ -79,8 +81,12 @@ def test_grouped_way_records_what_the_plain_loop_records(bench, monkeypatch):
     """Without dropout (the only draw the two ways make differently) one epoch gives the same predictions."""
     monkeypatch.setattr(bench, "build_model", lambda *args, **kwargs: build_model(*args, **kwargs, dropout=False))
     dataset = bench.synthetic_cifar(100, 50)
-    config = ScoreConfig(dataset="synthetic-cifar", members=2, epochs=1, batch_size=50, lr=0.01, momentum=0.9, weight_decay=5e-4)
-    plain, grouped = (run(config, dataset, "small-st-vgg", "no", torch.device("cpu")) for run in (bench.run_plain, bench.run_grouped))
+    config = ScoreConfig(
+        dataset="synthetic-cifar", members=2, epochs=1, batch_size=50, lr=0.01, momentum=0.9, weight_decay=5e-4
+    )
+    plain, grouped = (
+        run(config, dataset, "small-st-vgg", "no", torch.device("cpu")) for run in (bench.run_plain, bench.run_grouped)
+    )
     assert plain.keys() == grouped.keys() and len(plain) == 4
     assert np.mean([np.mean(plain[key] == grouped[key]) for key in plain]) > 0.98
 

@@ -22,8 +22,8 @@ from curriculum.data.datasets import Dataset, Split
 from curriculum.training.engine import (
     DeviceData,
     FiniteGuard,
-    augment,
     MemberSetup,
+    augment,
     make_members,
     predict,
     train_steps,
@@ -34,11 +34,23 @@ CPU = torch.device("cpu")
 GPU_POLICY = policy_of("gpu", CPU)
 
 #: Operations that launch no kernel: views and aliases, allocations, profiler markers.
-NO_KERNEL = {"aten.detach.default", "aten._unsafe_view.default", "aten.empty.memory_format", "aten.empty_strided.default",
-             "aten.new_empty_strided.default", "aten.empty_like.default", "aten.lift_fresh.default"}
+NO_KERNEL = {
+    "aten.detach.default",
+    "aten._unsafe_view.default",
+    "aten.empty.memory_format",
+    "aten.empty_strided.default",
+    "aten.new_empty_strided.default",
+    "aten.empty_like.default",
+    "aten.lift_fresh.default",
+}
 #: Operations that make the host wait for the device.
-SYNCS = {"aten._local_scalar_dense.default", "aten.nonzero.default", "aten.is_nonzero.default", "aten.equal.default",
-         "aten.item.default"}
+SYNCS = {
+    "aten._local_scalar_dense.default",
+    "aten.nonzero.default",
+    "aten.is_nonzero.default",
+    "aten.equal.default",
+    "aten.item.default",
+}
 
 # Launching operations of 10 st-VGG members stacked, bf16 (counted at this commit: the members'
 # step 180, the loop's step 214 of which batch and augmentation 34, float32 178; an evaluation
@@ -63,10 +75,13 @@ class Dispatches(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = str(func)
-        to_host = (name == "aten._to_copy.default" and kwargs.get("device") is not None
-                   and torch.device(kwargs["device"]).type == "cpu"
-                   # from a device, or (running on the CPU) a pure transfer: no cast, as a read-back is
-                   and (args[0].device.type != "cpu" or kwargs.get("dtype") in (None, args[0].dtype)))
+        to_host = (
+            name == "aten._to_copy.default"
+            and kwargs.get("device") is not None
+            and torch.device(kwargs["device"]).type == "cpu"
+            # from a device, or (running on the CPU) a pure transfer: no cast, as a read-back is
+            and (args[0].device.type != "cpu" or kwargs.get("dtype") in (None, args[0].dtype))
+        )
         if name in SYNCS or to_host:
             self.syncs[name] += 1
         elif not (func.is_view or name in NO_KERNEL or name.startswith("profiler.")):
@@ -84,7 +99,9 @@ def random_images(train: int, test: int, size: int = 32, channels: int = 3) -> D
     rng = np.random.default_rng(0)
 
     def split(n: int) -> Split:
-        return Split(rng.integers(0, 256, (n, size, size, channels), dtype=np.uint8), rng.integers(0, 10, n).astype(np.int64))
+        return Split(
+            rng.integers(0, 256, (n, size, size, channels), dtype=np.uint8), rng.integers(0, 10, n).astype(np.int64)
+        )
 
     return Dataset.build(f"random-{size}", split(train), split(test), [str(i) for i in range(10)])
 
@@ -137,8 +154,15 @@ def test_a_checkpoint_waits_for_the_device_once():
 
     dataset = random_images(30, 6, size=8, channels=1)
     for train_record in ("eval", "online"):
-        config = ScoreConfig(dataset=dataset.name, arch="small-st-vgg", batch_size=10, members=2, epochs=1,
-                             train_record=train_record, record_probs=True).complete()
+        config = ScoreConfig(
+            dataset=dataset.name,
+            arch="small-st-vgg",
+            batch_size=10,
+            members=2,
+            epochs=1,
+            train_record=train_record,
+            record_probs=True,
+        ).complete()
         data = DeviceData(dataset, CPU, GPU_POLICY)
         trainer = GroupTrainer(MemberSetup(config, dataset, data, "small-st-vgg", "bf16", True), [0, 1], 3, 3)
         trainer.run_to(2, None)
@@ -146,7 +170,11 @@ def test_a_checkpoint_waits_for_the_device_once():
             rows = trainer.record(initial=False)
         assert sum(counted.syncs.values()) == 1, counted.syncs
         assert {key: value.dtype for key, value in rows[1]["test"].items()} == {
-            "pred": np.int16, "p_true": np.float16, "el2n": np.float16, "probs": np.float16}
+            "pred": np.int16,
+            "p_true": np.float16,
+            "el2n": np.float16,
+            "probs": np.float16,
+        }
 
 
 def test_every_stacked_convolution_computes_in_bf16(stvgg):
@@ -175,6 +203,8 @@ def test_stacked_forward_compiles_without_a_graph_break():
     x, _ = data.batch("train", torch.arange(8), group.memory_format)
     torch._dynamo.reset()
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        explained = torch._dynamo.explain(group.train_forward)(group.params, group.buffers, group._noise(4), x.view(2, 4, 1, 8, 8))
+        explained = torch._dynamo.explain(group.train_forward)(
+            group.params, group.buffers, group._noise(4), x.view(2, 4, 1, 8, 8)
+        )
     assert explained.graph_break_count == 0, explained.break_reasons
     assert explained.graph_count == 1

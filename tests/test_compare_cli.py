@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import SMALL_SCORE, load_record, run_cli, run_clis
+
 from scoring import Scores, agreement
 from stats.distributions import spearman
 
@@ -22,8 +22,13 @@ def _correct(run, split):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, score_run):
     tmp = tmp_path_factory.mktemp("compare")
-    run_clis([["score", *SMALL_SCORE, "--seed", "1", "--out", tmp / "seed1"],
-              ["score", *SMALL_SCORE, "--arch", "linear-small-st-vgg", "--out", tmp / "linear"]], tmp)
+    run_clis(
+        [
+            ["score", *SMALL_SCORE, "--seed", "1", "--out", tmp / "seed1"],
+            ["score", *SMALL_SCORE, "--arch", "linear-small-st-vgg", "--out", tmp / "linear"],
+        ],
+        tmp,
+    )
     first = tmp / "first"
     shutil.copytree(score_run, first)
     proc = run_cli(["compare", first, tmp / "seed1", tmp / "linear", "--out", tmp / "cmp"], tmp)
@@ -56,7 +61,9 @@ def test_matched_checkpoints_are_within_the_tolerance_and_cross_consistency_is_t
     ca, cb = _correct(first, row.split), _correct(tmp / "seed1", row.split)
     assert 1 - ca[:, ia].mean() == pytest.approx(row.error_a)
     merged = np.concatenate([ca[:, ia], cb[:, ib]]).mean(0)
-    assert row.at1_observed == pytest.approx(np.mean(merged == 1)) and row.at0_observed == pytest.approx(np.mean(merged == 0))
+    assert row.at1_observed == pytest.approx(np.mean(merged == 1)) and row.at0_observed == pytest.approx(
+        np.mean(merged == 0)
+    )
     assert row.mean_cross_consistency == pytest.approx(merged.mean())
 
 

@@ -31,8 +31,12 @@ WRONG = {  # order -> seed -> test examples wrong at the end (8 - |wrong| = 8 x 
 
 
 def _curves(curves=CURVES, steps=STEPS) -> pd.DataFrame:
-    rows = [{"order": o, "seed": s, "step": t, "test_accuracy": a}
-            for o, by_seed in curves.items() for s, accs in by_seed.items() for t, a in zip(steps, accs)]
+    rows = [
+        {"order": o, "seed": s, "step": t, "test_accuracy": a}
+        for o, by_seed in curves.items()
+        for s, accs in by_seed.items()
+        for t, a in zip(steps, accs)
+    ]
     return pd.DataFrame(rows).sample(frac=1, random_state=0)  # row order must not matter
 
 
@@ -76,8 +80,9 @@ def test_auc_is_the_trapezoid_over_the_eval_steps_divided_by_the_span(table):
     assert table.loc["random", "auc"] == pytest.approx(65.625 / 90)
     assert table.loc["curriculum", "auc"] == pytest.approx(76.25 / 90)
     # a single eval step has no span: the AUC is that accuracy
-    one = compare_orders(_curves({"none": {0: (0.5,), 1: (0.75,)}}, steps=(7,)),
-                         {("none", 0): LABELS, ("none", 1): LABELS}, LABELS)
+    one = compare_orders(
+        _curves({"none": {0: (0.5,), 1: (0.75,)}}, steps=(7,)), {("none", 0): LABELS, ("none", 1): LABELS}, LABELS
+    )
     assert one["auc"].iloc[0] == 0.625
 
 
@@ -156,7 +161,9 @@ def test_gains_pair_runs_by_seed_not_by_position():
 def test_format_comparison_prints_every_order_and_the_target(table):
     text = format_comparison(table.reset_index())
     lines = text.splitlines()
-    assert "steps to 0.712" in lines[0]  # 0.95 x 0.75 is 0.71249999... in binary and "vs none (p)" in lines[0] and "vs random (p)" in lines[0]
+    assert (
+        "steps to 0.712" in lines[0]
+    )  # 0.95 x 0.75 is 0.71249999... in binary and "vs none (p)" in lines[0] and "vs random (p)" in lines[0]
     assert [line.split()[0] for line in lines[2:]] == list(table.index)
     none_line = next(line for line in lines if line.startswith("none"))
     assert "0.7500 +- 0.3105" in none_line and "- (2/3)" in none_line
@@ -169,7 +176,9 @@ def test_mean_confidence_interval_edge_cases():
     assert mean == pytest.approx(0.5)
     assert half == pytest.approx(T_975_DF2 * math.sqrt(0.13 / 3), rel=1e-6)
     # 90 %: t quantile 0.95 with 2 df is 2.919986
-    assert mean_confidence_interval([0.2, 0.4, 0.9], level=0.9)[1] == pytest.approx(2.919986 * math.sqrt(0.13 / 3), rel=1e-6)
+    assert mean_confidence_interval([0.2, 0.4, 0.9], level=0.9)[1] == pytest.approx(
+        2.919986 * math.sqrt(0.13 / 3), rel=1e-6
+    )
     assert mean_confidence_interval([0.2, np.nan, 0.4, 0.9]) == (mean, half)  # NaN dropped
     one = mean_confidence_interval([0.7])
     assert one[0] == 0.7 and np.isnan(one[1])

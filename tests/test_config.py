@@ -7,8 +7,8 @@ subprocess cases are cheap because a refused value never imports torch.
 import subprocess
 
 import pytest
-
 from conftest import run_cli
+
 from curriculum import cli
 from curriculum.config.options import build_config, specs
 from curriculum.config.stages import ScoreConfig, StatsConfig, TrainConfig, pacing_default
@@ -25,41 +25,49 @@ def _one_sentence(proc: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize(("command", "flags", "message"), [
-    ("score", ["--lr", "nan"], "--lr must be a finite number in (0, 10], got nan."),
-    ("score", ["--lr", "inf"], "--lr must be a finite number in (0, 10], got inf."),
-    ("score", ["--lr", "-1"], "--lr must be a finite number in (0, 10], got -1."),
-    ("score", ["--min-lr", "0.1"], "--min-lr must be at most --lr (0.05), got 0.1."),
-    ("score", ["--momentum", "-1"], "--momentum must be a finite number in [0, 1), got -1."),
-    ("score", ["--weight-decay", "-1"], "--weight-decay must be a finite number in [0, 1), got -1."),
-    ("score", ["--lr-decay-epochs", "-1"], "--lr-decay-epochs must be a finite number in (0, 10000], got -1."),
-    ("score", ["--epochs", "inf"], "--epochs must be a finite number in (0, 10000], got inf."),
-    ("score", ["--eval-every", "inf"], "--eval-every must be a finite number in (0, 10000], got inf."),
-    ("score", ["--label-noise", "2"], "--label-noise must be a finite number in [0, 1], got 2."),
-    ("score", ["--members", "2.5"], "--members must be a whole number >= 2, got 2.5."),
-    ("score", ["--members", "three"], "--members must be a whole number >= 2, got three."),
-    ("score", ["--seed", "-1"], "--seed must be a whole number in [0, 4294967295], got -1."),
-    ("score", ["--optimizer", "adamw"], "--optimizer must be one of sgd, adam, got adamw."),
-    ("score", ["--lrr", "3"], "unrecognized arguments: --lrr 3; see curriculum score --help"),
-    ("score", ["--lr"], "argument --lr: expected one argument; see curriculum score --help"),
-    ("train", ["--lr", "1e4"], "--lr must be a finite number in (0, 10], got 1e4."),
-    ("train", ["--stage-length", "0"], "--stage-length must be a whole number >= 1, got 0."),
-    ("train", ["--pacing", "linear", "--b", "2"], "--b must be a finite number in [0, 1], got 2."),
-    ("stats", ["--workers", "0"], "--workers must be a whole number >= 1, got 0."),
-])
+@pytest.mark.parametrize(
+    ("command", "flags", "message"),
+    [
+        ("score", ["--lr", "nan"], "--lr must be a finite number in (0, 10], got nan."),
+        ("score", ["--lr", "inf"], "--lr must be a finite number in (0, 10], got inf."),
+        ("score", ["--lr", "-1"], "--lr must be a finite number in (0, 10], got -1."),
+        ("score", ["--min-lr", "0.1"], "--min-lr must be at most --lr (0.05), got 0.1."),
+        ("score", ["--momentum", "-1"], "--momentum must be a finite number in [0, 1), got -1."),
+        ("score", ["--weight-decay", "-1"], "--weight-decay must be a finite number in [0, 1), got -1."),
+        ("score", ["--lr-decay-epochs", "-1"], "--lr-decay-epochs must be a finite number in (0, 10000], got -1."),
+        ("score", ["--epochs", "inf"], "--epochs must be a finite number in (0, 10000], got inf."),
+        ("score", ["--eval-every", "inf"], "--eval-every must be a finite number in (0, 10000], got inf."),
+        ("score", ["--label-noise", "2"], "--label-noise must be a finite number in [0, 1], got 2."),
+        ("score", ["--members", "2.5"], "--members must be a whole number >= 2, got 2.5."),
+        ("score", ["--members", "three"], "--members must be a whole number >= 2, got three."),
+        ("score", ["--seed", "-1"], "--seed must be a whole number in [0, 4294967295], got -1."),
+        ("score", ["--optimizer", "adamw"], "--optimizer must be one of sgd, adam, got adamw."),
+        ("score", ["--lrr", "3"], "unrecognized arguments: --lrr 3; see curriculum score --help"),
+        ("score", ["--lr"], "argument --lr: expected one argument; see curriculum score --help"),
+        ("train", ["--lr", "1e4"], "--lr must be a finite number in (0, 10], got 1e4."),
+        ("train", ["--stage-length", "0"], "--stage-length must be a whole number >= 1, got 0."),
+        ("train", ["--pacing", "linear", "--b", "2"], "--b must be a finite number in [0, 1], got 2."),
+        ("stats", ["--workers", "0"], "--workers must be a whole number >= 1, got 0."),
+    ],
+)
 def test_bad_flag_is_one_sentence_before_anything_is_written(tmp_path, command, flags, message):
-    proc = run_cli([command, *flags, "--out" if command != "stats" else "--run", tmp_path / "out"], tmp_path, check=False)
+    proc = run_cli(
+        [command, *flags, "--out" if command != "stats" else "--run", tmp_path / "out"], tmp_path, check=False
+    )
     assert message in _one_sentence(proc)
     assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("members: three", "members in c.yaml must be a whole number >= 2, got 'three'."),
-    ("members: 2.5", "members in c.yaml must be a whole number >= 2, got 2.5."),
-    ("lr: [0.1, 0.2]", "lr in c.yaml must be a finite number in (0, 10], got [0.1, 0.2]."),
-    ("augment: maybe", "augment in c.yaml must be true or false, got 'maybe'."),
-    ("momentum: .nan", "momentum in c.yaml must be a finite number in [0, 1), got nan."),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("members: three", "members in c.yaml must be a whole number >= 2, got 'three'."),
+        ("members: 2.5", "members in c.yaml must be a whole number >= 2, got 2.5."),
+        ("lr: [0.1, 0.2]", "lr in c.yaml must be a finite number in (0, 10], got [0.1, 0.2]."),
+        ("augment: maybe", "augment in c.yaml must be true or false, got 'maybe'."),
+        ("momentum: .nan", "momentum in c.yaml must be a finite number in [0, 1), got nan."),
+    ],
+)
 def test_wrong_type_in_yaml_is_the_same_sentence_as_on_the_command_line(tmp_path, text, message):
     (tmp_path / "c.yaml").write_text(text + "\n")
     proc = run_cli(["score", "--config", "c.yaml", "--out", tmp_path / "out"], tmp_path, check=False)
@@ -82,9 +90,11 @@ def test_python_configs_get_the_same_check():
     config = ScoreConfig(lr="5e-4", members=2.0)
     config.validate()
     assert (config.lr, config.members) == (5e-4, 2)
-    for bad, message in [({"momentum": -1}, "--momentum must be a finite number in [0, 1), got -1."),
-                         ({"members": True}, "--members must be a whole number >= 2, got True."),
-                         ({"lr": float("nan")}, "--lr must be a finite number in (0, 10], got nan.")]:
+    for bad, message in [
+        ({"momentum": -1}, "--momentum must be a finite number in [0, 1), got -1."),
+        ({"members": True}, "--members must be a whole number >= 2, got True."),
+        ({"lr": float("nan")}, "--lr must be a finite number in (0, 10], got nan."),
+    ]:
         with pytest.raises(UserError) as info:
             ScoreConfig(**bad).validate()
         assert str(info.value) == message
@@ -110,8 +120,11 @@ def test_default_run_directory_under_a_file_is_refused_before_training(tmp_path)
 
 
 def test_checkpoint_interval_shorter_than_a_step_is_refused():
-    with pytest.raises(UserError, match=r"--eval-every 1e-09 is shorter than one training step \(an epoch is 14 "
-                                        r"steps\); pass --eval-every 0.0714 or more"):
+    with pytest.raises(
+        UserError,
+        match=r"--eval-every 1e-09 is shorter than one training step \(an epoch is 14 "
+        r"steps\); pass --eval-every 0.0714 or more",
+    ):
         checkpoint_steps(20, 1e-9, 14)
     assert checkpoint_steps(1, 1 / 14, 14) == list(range(15))
 
@@ -143,8 +156,16 @@ def test_pacing_defaults_in_the_help_come_from_the_pacing_classes():
 
 def test_help_is_generated_and_flags_keep_their_names(tmp_path):
     proc = run_cli(["score", "--help"], tmp_path)
-    for flag in ("--members", "--eval-every", "--lr-decay-epochs", "--train-record {eval,online}", "--no-dropout",
-                 "--augment", "--out", "--config FILE"):
+    for flag in (
+        "--members",
+        "--eval-every",
+        "--lr-decay-epochs",
+        "--train-record {eval,online}",
+        "--no-dropout",
+        "--augment",
+        "--out",
+        "--config FILE",
+    ):
         assert flag in proc.stdout
     help_text = " ".join(proc.stdout.split())  # argparse wraps lines
     # --momentum: range from the field, default from the recipes (curriculum/config/recipes.py)
@@ -156,7 +177,6 @@ def test_flags_win_over_the_file_and_the_file_over_defaults(tmp_path):
     config = build_config(ScoreConfig, tmp_path / "c.yaml", members="3", lr=None)
     # flag > file > the dataset's recipe (digits: 4 epochs) > the generic default (momentum 0.9)
     assert (config.members, config.lr, config.epochs, config.momentum) == (3, 0.1, 4.0, 0.9)
-
 
 
 def test_a_recipe_covers_its_family_of_names():

@@ -16,13 +16,20 @@ import numpy as np
 import pytest
 
 from curriculum.data import sources as data_sources
-from curriculum.data.datasets import (CIFAR100_SUPERCLASSES, Dataset, Split, compute_fingerprint,
-                             default_cache_dir, list_datasets, load_dataset)
+from curriculum.data.datasets import (
+    CIFAR100_SUPERCLASSES,
+    Dataset,
+    Split,
+    compute_fingerprint,
+    default_cache_dir,
+    list_datasets,
+    load_dataset,
+)
 from scoring.errors import UserError
-
 
 # ---------------------------------------------------------------------------------------------
 # built-in datasets
+
 
 def test_digits_shapes_split_and_classes():
     from sklearn.datasets import load_digits
@@ -111,8 +118,7 @@ def test_bad_noise_seed_and_image_size_are_user_errors():
         load_dataset("digits", image_size=0)
 
 
-@pytest.mark.parametrize("name", ["nope", "cifar100:not-a-class", "torchvision:NoSuchSet",
-                                  "", "hf:", "bogus:thing"])
+@pytest.mark.parametrize("name", ["nope", "cifar100:not-a-class", "torchvision:NoSuchSet", "", "hf:", "bogus:thing"])
 def test_unknown_names_are_user_errors(name, tmp_path):
     with pytest.raises(UserError) as err:
         load_dataset(name, cache_dir=tmp_path)
@@ -168,10 +174,21 @@ def test_image_size_resizes_and_is_named():
 
 def test_list_datasets_names_every_source():
     names = [n for n, _ in list_datasets()]
-    for expected in ("digits", "gabor", "gabor-overlap", "gaussian", "shapes", "cifar10",
-                     "cifar100", "mnist",
-                     "fashion-mnist", "svhn", "cifar100:small-mammals", "cifar100:fish",
-                     "cifar100:insects"):
+    for expected in (
+        "digits",
+        "gabor",
+        "gabor-overlap",
+        "gaussian",
+        "shapes",
+        "cifar10",
+        "cifar100",
+        "mnist",
+        "fashion-mnist",
+        "svhn",
+        "cifar100:small-mammals",
+        "cifar100:fish",
+        "cifar100:insects",
+    ):
         assert expected in names
     assert sum(n.startswith("cifar100:") for n in names) == 20
     assert any(n.startswith("hf:") for n in names)
@@ -198,20 +215,26 @@ def test_dataset_build_and_split_validation():
 # ---------------------------------------------------------------------------------------------
 # Hugging Face datasets, for real, from a DatasetDict saved to disk
 
+
 def _save_hf(path: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]], names) -> None:
     import datasets
 
-    features = datasets.Features({
-        "id": datasets.Value("string"),
-        "picture": datasets.Image(),
-        "kind": datasets.ClassLabel(names=list(names)),
-    })
-    dd = datasets.DatasetDict({
-        split: datasets.Dataset.from_dict(
-            {"id": [f"{split}{i}" for i in range(len(y))], "picture": list(x),
-             "kind": y.tolist()}, features=features)
-        for split, (x, y) in splits.items()
-    })
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "picture": datasets.Image(),
+            "kind": datasets.ClassLabel(names=list(names)),
+        }
+    )
+    dd = datasets.DatasetDict(
+        {
+            split: datasets.Dataset.from_dict(
+                {"id": [f"{split}{i}" for i in range(len(y))], "picture": list(x), "kind": y.tolist()},
+                features=features,
+            )
+            for split, (x, y) in splits.items()
+        }
+    )
     dd.save_to_disk(str(path))
 
 
@@ -289,13 +312,19 @@ def test_cifar100_superclass_from_a_cifar100_shaped_cache(tmp_path):
         return rng.integers(0, 256, (len(y), 32, 32, 3), dtype=np.uint8), y
 
     (tr_x, tr_y), (te_x, te_y) = split(2), split(1)
-    raw = data_sources.RawData(tr_x, tr_y, te_x, te_y, tuple(fine_hf), {
-        "train_coarse_label": np.array([coarse_of[fine[i]] for i in tr_y]),
-        "test_coarse_label": np.array([coarse_of[fine[i]] for i in te_y]),
-        "coarse_label_names": np.array(coarse_names),
-    })
-    data_sources._write_cache(data_sources.cache_path(tmp_path, "cifar100", None), raw, None,
-                              "cifar100", None)
+    raw = data_sources.RawData(
+        tr_x,
+        tr_y,
+        te_x,
+        te_y,
+        tuple(fine_hf),
+        {
+            "train_coarse_label": np.array([coarse_of[fine[i]] for i in tr_y]),
+            "test_coarse_label": np.array([coarse_of[fine[i]] for i in te_y]),
+            "coarse_label_names": np.array(coarse_names),
+        },
+    )
+    data_sources._write_cache(data_sources.cache_path(tmp_path, "cifar100", None), raw, None, "cifar100", None)
 
     d = load_dataset("cifar100:small_mammals", cache_dir=tmp_path)
     assert d.name == "cifar100:small-mammals"
@@ -311,6 +340,7 @@ def test_cifar100_superclass_from_a_cifar100_shaped_cache(tmp_path):
 
 # ---------------------------------------------------------------------------------------------
 # image folders, for real, on PNGs written here
+
 
 def _write_png(path: Path, array: np.ndarray) -> None:
     from PIL import Image
@@ -358,11 +388,13 @@ def test_folder_of_classes_is_split_80_20_and_resized(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # torchvision, on MNIST files written here in its raw format (nothing downloaded)
 
+
 def _write_idx(path: Path, array: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     magic = 0x0803 if array.ndim == 3 else 0x0801
-    path.write_bytes(struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape)
-                     + array.astype(np.uint8).tobytes())
+    path.write_bytes(
+        struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape) + array.astype(np.uint8).tobytes()
+    )
 
 
 def test_torchvision_mnist_from_raw_files(tmp_path):

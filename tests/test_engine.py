@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from curriculum.config.stages import TrainingConfig
-from curriculum.training.engine import augment, learning_rate, outputs_to_record
 from curriculum.stages.score import checkpoint_steps
+from curriculum.training.engine import augment, learning_rate, outputs_to_record
 from scoring.errors import UserError
 
 
@@ -59,9 +59,9 @@ def test_an_epoch_never_ends_with_a_batch_of_one():
 
 
 def _digits_group(seeds, stacked, config=None):
+    from curriculum.config.recipes import with_recipe
     from curriculum.data.datasets import load_dataset
     from curriculum.training.engine import DeviceData, MemberSetup, TrainingConfig, make_members, resolve_arch
-    from curriculum.config.recipes import with_recipe
 
     config = with_recipe(config or TrainingConfig(augment=True))  # the stages resolve the recipe first
     dataset = load_dataset("digits")
@@ -112,13 +112,24 @@ def test_stacked_state_of_a_member_resumes_it_one_by_one():
 
 
 def _score(tmp_path, name, **flags):
+    from conftest import load_record
+
     from curriculum.data.datasets import load_dataset
     from curriculum.stages.score import ScoreConfig, score
-    from conftest import load_record
     from scoring.records import SPLITS
 
-    run = score(ScoreConfig(dataset="digits", members=3, epochs=2, eval_every=0.5, augment=True, quiet=True,
-                            out=str(tmp_path / name), **flags))
+    run = score(
+        ScoreConfig(
+            dataset="digits",
+            members=3,
+            epochs=2,
+            eval_every=0.5,
+            augment=True,
+            quiet=True,
+            out=str(tmp_path / name),
+            **flags,
+        )
+    )
     dataset = load_dataset("digits")
     return run, {split: load_record(run, split, dataset.split(split).labels, 3, 5) for split in SPLITS}
 
@@ -139,7 +150,18 @@ def test_stacked_members_keep_the_record_they_have_one_by_one(tmp_path):
         assert confident.mean() > 0.05 and (a.pred == b.pred)[confident].all()
         assert np.abs(a.p_true - b.p_true).max() < 0.01
     with pytest.raises(UserError, match="layout"):
-        score(ScoreConfig(dataset="digits", members=3, epochs=2, eval_every=0.5, augment=True, quiet=True, out=str(run), stack="off"))
+        score(
+            ScoreConfig(
+                dataset="digits",
+                members=3,
+                epochs=2,
+                eval_every=0.5,
+                augment=True,
+                quiet=True,
+                out=str(run),
+                stack="off",
+            )
+        )
 
 
 def test_curriculum_batches_reach_the_device_in_chunks_equal_to_the_sampler():

@@ -38,7 +38,11 @@ def score_runs() -> dict[str, ScoreConfig]:
 
 def same_data(a, b) -> bool:
     """Whether two configs load the same dataset (the noise seed only matters with label noise)."""
-    return (a.dataset, a.label_noise, a.seed if a.label_noise else 0) == (b.dataset, b.label_noise, b.seed if b.label_noise else 0)
+    return (a.dataset, a.label_noise, a.seed if a.label_noise else 0) == (
+        b.dataset,
+        b.label_noise,
+        b.seed if b.label_noise else 0,
+    )
 
 
 def test_experiments_exist():
@@ -71,8 +75,13 @@ def test_score_config_has_its_own_run_directory(path):
 def test_train_config_pacing_and_order_source(path):
     config = load(path)
     # Parameter ranges do not depend on the dataset size, so a CIFAR-sized M stands in for it.
-    make_pacing(config.pacing, num_examples=50_000, batch_size=config.batch_size,
-                total_steps=config.steps or 1, **config.pacing_params())
+    make_pacing(
+        config.pacing,
+        num_examples=50_000,
+        batch_size=config.batch_size,
+        total_steps=config.steps or 1,
+        **config.pacing_params(),
+    )
     if config.scores_file or config.by == SELF_TAUGHT:
         return
     assert SCORE_DIRECTIONS.get(config.by), f"--by {config.by} is not a score with an easier direction"

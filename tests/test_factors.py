@@ -4,10 +4,10 @@ scores and the image statistics to them, with the sign construction predicts."""
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import run_cli
-from curriculum.data.datasets import load_dataset
+
 from curriculum.config.recipes import base_name
+from curriculum.data.datasets import load_dataset
 from curriculum.data.factors import factor_columns, factor_correlations, factor_sentence, factor_table
 from curriculum.stages.stats import dataset_statistics, statistics_vs_factors
 from scoring import Scores
@@ -15,17 +15,26 @@ from stats.distributions import spearman
 
 
 def test_expected_signs_follow_both_directions():
-    table = pd.DataFrame({
-        "split": "train",
-        "factor_size": [1.0, 2, 3, 4, 5],          # larger is easier
-        "factor_noise": [5.0, 4, 3, 2, 1],         # less is easier
-        "factor_x": [3.0, 1, 4, 1, 5],             # nuisance
-        "accessibility": [0.1, 0.2, 0.3, 0.5, 0.4],  # higher is easier
-        "learned_checkpoint": [5.0, 4, 3, 1, 2],     # lower is easier
-    })
-    directions = {"factor_size": "higher", "factor_noise": "lower", "factor_x": None,
-                  "accessibility": "higher", "learned_checkpoint": "lower"}
-    got = factor_correlations(table, ["accessibility", "learned_checkpoint"], directions).set_index(["factor", "column"])
+    table = pd.DataFrame(
+        {
+            "split": "train",
+            "factor_size": [1.0, 2, 3, 4, 5],  # larger is easier
+            "factor_noise": [5.0, 4, 3, 2, 1],  # less is easier
+            "factor_x": [3.0, 1, 4, 1, 5],  # nuisance
+            "accessibility": [0.1, 0.2, 0.3, 0.5, 0.4],  # higher is easier
+            "learned_checkpoint": [5.0, 4, 3, 1, 2],  # lower is easier
+        }
+    )
+    directions = {
+        "factor_size": "higher",
+        "factor_noise": "lower",
+        "factor_x": None,
+        "accessibility": "higher",
+        "learned_checkpoint": "lower",
+    }
+    got = factor_correlations(table, ["accessibility", "learned_checkpoint"], directions).set_index(
+        ["factor", "column"]
+    )
     assert got.loc[("size", "accessibility"), "spearman_r"] == pytest.approx(0.9)  # ranks 1 2 3 5 4
     assert got.loc[("size", "accessibility"), "expected"] == "+"
     assert got.loc[("size", "learned_checkpoint"), "expected"] == "-"
@@ -62,8 +71,23 @@ def test_image_statistics_track_what_the_generator_varies(tmp_path):
 def shapes_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("shapes")
     run = tmp / "run"
-    args = ["score", "--dataset", "shapes:200/100", "--arch", "small-st-vgg", "--members", "2", "--epochs", "1",
-            "--eval-every", "0.5", "--processes", "1", "--out", run]
+    args = [
+        "score",
+        "--dataset",
+        "shapes:200/100",
+        "--arch",
+        "small-st-vgg",
+        "--members",
+        "2",
+        "--epochs",
+        "1",
+        "--eval-every",
+        "0.5",
+        "--processes",
+        "1",
+        "--out",
+        run,
+    ]
     return run, run_cli(args, tmp)
 
 
@@ -106,10 +130,19 @@ def test_stats_on_a_shapes_run_adds_the_factor_table(shapes_run, tmp_path):
 
 
 def test_the_factor_sentence_counts_one_split():
-    rows = [(split, factor, r, "+", r > 0) for split in ("train", "test")
-            for factor, r in (("size", 0.3 if split == "test" else 0.5), ("contrast", -0.1))]
-    table = pd.DataFrame([{"column": "accessibility", "split": s, "factor": f, "spearman_r": r, "expected": e,
-                           "as_built": a} for s, f, r, e, a in rows])
-    assert factor_sentence(table) == ("On the test examples, accessibility tracks 1 of the 2 difficulty factors the "
-                                      "generator controls with the sign construction predicts; the strongest is size "
-                                      "(Spearman r = +0.30).")
+    rows = [
+        (split, factor, r, "+", r > 0)
+        for split in ("train", "test")
+        for factor, r in (("size", 0.3 if split == "test" else 0.5), ("contrast", -0.1))
+    ]
+    table = pd.DataFrame(
+        [
+            {"column": "accessibility", "split": s, "factor": f, "spearman_r": r, "expected": e, "as_built": a}
+            for s, f, r, e, a in rows
+        ]
+    )
+    assert factor_sentence(table) == (
+        "On the test examples, accessibility tracks 1 of the 2 difficulty factors the "
+        "generator controls with the sign construction predicts; the strongest is size "
+        "(Spearman r = +0.30)."
+    )

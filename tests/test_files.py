@@ -22,7 +22,9 @@ def test_atomic_write_follows_the_umask_and_leaves_no_temporary(tmp_path):
 
 def test_a_second_owner_is_refused_and_a_released_lock_is_taken_over(tmp_path):
     with locked(tmp_path / "d", "--out"):
-        with pytest.raises(UserError, match=rf"d is in use by process {os.getpid()} on .*; wait for it .* or pass another --out"):
+        with pytest.raises(
+            UserError, match=rf"d is in use by process {os.getpid()} on .*; wait for it .* or pass another --out"
+        ):
             with locked(tmp_path / "d", "--out"):
                 pass
     assert not (tmp_path / "d").exists()  # created by the lock and left empty: removed with it
@@ -37,14 +39,18 @@ def test_without_flock_the_lock_file_is_the_lock(tmp_path, monkeypatch):
     """A filesystem that cannot flock (ENOLCK, as NFS without its lock daemon): the lock file,
     created exclusively, is the lock; one left by a dead process of this host is taken over, one
     of another host is refused with the file to delete."""
+
     def no_flock(fd, operation):
         raise OSError(errno.ENOLCK, "No locks available")
 
     monkeypatch.setattr(fcntl, "flock", no_flock)
     d = tmp_path / "d"
     with locked(d, "--out"):
-        with pytest.raises(UserError, match=rf"in use by process {os.getpid()} on .*cannot lock files, so if that process "
-                                            rf"has ended, delete {d / LOCK_NAME}\); wait for it"):
+        with pytest.raises(
+            UserError,
+            match=rf"in use by process {os.getpid()} on .*cannot lock files, so if that process "
+            rf"has ended, delete {d / LOCK_NAME}\); wait for it",
+        ):
             with locked(d, "--out"):
                 pass
     assert not d.exists()
@@ -81,11 +87,14 @@ def test_a_file_is_not_a_directory_to_own(tmp_path):
             pass
 
 
-@pytest.mark.parametrize("code, message", [
-    (errno.ENOSPC, "the disk is full or a file-size limit was reached"),
-    (errno.EFBIG, "the disk is full or a file-size limit was reached"),
-    (errno.EACCES, "permission denied"),
-])
+@pytest.mark.parametrize(
+    "code, message",
+    [
+        (errno.ENOSPC, "the disk is full or a file-size limit was reached"),
+        (errno.EFBIG, "the disk is full or a file-size limit was reached"),
+        (errno.EACCES, "permission denied"),
+    ],
+)
 def test_write_errors_become_sentences(tmp_path, code, message):
     with pytest.raises(UserError, match=message):
         with writing(tmp_path / "x"):

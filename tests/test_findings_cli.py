@@ -7,12 +7,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import TINY_SCORE, load_record, run_cli, run_clis
+
 from curriculum.data.datasets import load_dataset
 from curriculum.data.probes import NOISE_IMAGES, probe_table
 from scoring import Scores, agreement
-
 
 
 def _pred(run, split):
@@ -25,9 +24,16 @@ def test_learners_are_a_collection_that_compares_with_networks(tmp_path, score_r
     from sklearn.neighbors import KNeighborsClassifier
 
     run = tmp_path / "learners"
-    run_cli(["learners", "--learners", "knn,naive-bayes,logistic", "--fractions", "0.2,1", "--out", run, "--quiet"], tmp_path)
+    run_cli(
+        ["learners", "--learners", "knn,naive-bayes,logistic", "--fractions", "0.2,1", "--out", run, "--quiet"],
+        tmp_path,
+    )
     info = json.loads((run / "run.json").read_text())
-    assert info["status"] == "complete" and info["members"] == 3 and [c["epoch"] for c in info["checkpoints"]] == [0, 0.2, 1]
+    assert (
+        info["status"] == "complete"
+        and info["members"] == 3
+        and [c["epoch"] for c in info["checkpoints"]] == [0, 0.2, 1]
+    )
     data = load_dataset("digits")
     pred = _pred(run, "test")
     majority = np.bincount(data.train.labels).argmax()
@@ -53,10 +59,15 @@ def test_train_partitions_are_disjoint_and_compare_on_the_test_split(tmp_path):
     assert not set(parts[0].train.ids) & set(parts[1].train.ids)
     assert sorted([*parts[0].train.ids, *parts[1].train.ids]) == sorted(full.train.ids)
     assert all(np.array_equal(p.test.images, full.test.images) for p in parts)
-    run_clis([["score", *TINY_SCORE, "--dataset", f"digits+part{k}of2", "--out", tmp_path / f"p{k}"] for k in range(2)], tmp_path)
+    run_clis(
+        [["score", *TINY_SCORE, "--dataset", f"digits+part{k}of2", "--out", tmp_path / f"p{k}"] for k in range(2)],
+        tmp_path,
+    )
     run_cli(["compare", tmp_path / "p0", tmp_path / "p1", "--out", tmp_path / "cmp", "--quiet"], tmp_path)
     assert list(pd.read_csv(tmp_path / "cmp" / "comparison.csv").split) == ["test"]  # the train splits differ
-    proc = run_cli(["score", *TINY_SCORE, "--dataset", "digits+part2of2", "--out", tmp_path / "bad"], tmp_path, check=False)
+    proc = run_cli(
+        ["score", *TINY_SCORE, "--dataset", "digits+part2of2", "--out", tmp_path / "bad"], tmp_path, check=False
+    )
     assert proc.returncode == 2 and "+part<k>of<P>" in proc.stderr
 
 

@@ -7,10 +7,10 @@ import datasets
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TINY_SCORE, run_cli
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from conftest import TINY_SCORE, run_cli
 from curriculum.data.datasets import load_dataset
 from scoring import Scores, UserError, content_hash
 from scoring.formats import export, load_external_scores, read_scores
@@ -51,8 +51,15 @@ def test_folder_that_gains_a_file_is_remapped_by_path(tmp_path):
         for i in range(5):
             Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).save(root / f"c{k}" / f"{i}.png")
     before = load_dataset(f"folder:{root}", cache_dir=tmp_path / "cache")
-    table = pd.DataFrame({"split": "train", "index": np.arange(len(before.train)), "id": before.train.ids,
-                          "content_hash": before.train.content_hashes, "score": np.arange(len(before.train), dtype=float)})
+    table = pd.DataFrame(
+        {
+            "split": "train",
+            "index": np.arange(len(before.train)),
+            "id": before.train.ids,
+            "content_hash": before.train.content_hashes,
+            "score": np.arange(len(before.train), dtype=float),
+        }
+    )
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "c0" / "new.png")
     after = load_dataset(f"folder:{root}", cache_dir=tmp_path / "cache")
     assert after.fingerprint != before.fingerprint
@@ -63,8 +70,10 @@ def test_folder_that_gains_a_file_is_remapped_by_path(tmp_path):
 
 
 def test_record_probs_prints_its_size_and_matches_the_record(probs_run):
-    assert ("The record takes 0.3 MiB on disk (2 members x 3 checkpoints x 1797 examples, 6 bytes an entry, of which "
-            "0.2 MiB are the class probabilities of --record-probs)." in (probs_run / "stdout.txt").read_text())
+    assert (
+        "The record takes 0.3 MiB on disk (2 members x 3 checkpoints x 1797 examples, 6 bytes an entry, of which "
+        "0.2 MiB are the class probabilities of --record-probs)." in (probs_run / "stdout.txt").read_text()
+    )
     folder = probs_run / "records" / "member_001"
     probs = np.load(folder / "test.probs.npy")
     assert probs.shape == (3, 450, 10) and probs.dtype == np.float16
@@ -81,11 +90,12 @@ def test_tables_export_and_import_with_their_directions(score_run, tmp_path):
     ids = scores.split("train")["id"].to_numpy()
     for name in ("s.csv", "s.parquet"):
         export(score_run, tmp_path / name, name.split(".")[1])
-        values, easier, _ = load_external_scores(tmp_path / name, labels, ids=ids,
-                                                 column="learned_checkpoint")
+        values, easier, _ = load_external_scores(tmp_path / name, labels, ids=ids, column="learned_checkpoint")
         np.testing.assert_array_equal(values, scores.column("learned_checkpoint"))
         assert easier == "lower"
-        with pytest.raises(UserError, match="says lower 'learned_checkpoint' is easier but the direction given is higher"):
+        with pytest.raises(
+            UserError, match="says lower 'learned_checkpoint' is easier but the direction given is higher"
+        ):
             read_scores(tmp_path / name, column="learned_checkpoint", direction="higher")
     assert json.loads((tmp_path / "s.csv.json").read_text())["exported_from"] == str(score_run)
     assert read_scores(tmp_path / "s.csv").column == "accessibility"
@@ -107,9 +117,7 @@ def test_cscore_forgetting_and_cleanlab_round_trip(probs_run, tmp_path):
     with open(tmp_path / "f.pkl", "rb") as handle:
         raw = pickle.load(handle)
     assert np.all(np.diff(raw["forgetting counts"]) >= 0) and raw["indices"].dtype == np.int64
-    assert sorted(raw["indices"]) == sorted(
-        train["id"].astype(int)
-    )  # ids (load_digits indices), not positions
+    assert sorted(raw["indices"]) == sorted(train["id"].astype(int))  # ids (load_digits indices), not positions
     values, easier, note = load_external_scores(tmp_path / "f.pkl", train["label"], ids=train["id"])
     np.testing.assert_array_equal(values, train["forgetting"])
     assert (
@@ -129,18 +137,13 @@ def test_cscore_forgetting_and_cleanlab_round_trip(probs_run, tmp_path):
         pred_probs, labels = npz["pred_probs"], npz["labels"]
     np.testing.assert_allclose(pred_probs.sum(1), 1, rtol=1e-5)
     mean = (
-        sum(
-            np.load(probs_run / "records" / f"member_00{m}" / "test.probs.npy")[-1].astype(np.float64)
-            for m in (0, 1)
-        )
+        sum(np.load(probs_run / "records" / f"member_00{m}" / "test.probs.npy")[-1].astype(np.float64) for m in (0, 1))
         / 2
     )
     np.testing.assert_allclose(pred_probs, mean / mean.sum(1, keepdims=True), rtol=1e-5)
     assert pred_probs.shape == (450, 10) and labels.tolist() == test["label"].tolist()
     with np.load(tmp_path / "cl.npz") as npz:
-        assert (
-            npz["ids"].tolist() == test["id"].astype(int).tolist() and str(npz["sample"]) == "out-of-sample"
-        )
+        assert npz["ids"].tolist() == test["id"].astype(int).tolist() and str(npz["sample"]) == "out-of-sample"
     imported = read_scores(tmp_path / "cl.npz")
     assert imported.direction == "higher" and imported.column == "self_confidence"
     _, notes = export(probs_run, tmp_path / "cl-train.npz", "cleanlab", split="train")
@@ -231,9 +234,7 @@ def test_cartography_export_is_what_their_reader_and_metrics_expect(probs_run, t
     files, notes = export(probs_run, tmp_path / "carto", "cartography")
     member = tmp_path / "carto" / "member_000"
     first = (member / "training_dynamics" / "dynamics_epoch_0.jsonl").read_text().splitlines()[0]
-    assert set(json.loads(first)) == {"guid", "logits_epoch_0", "gold"} and isinstance(
-        json.loads(first)["guid"], int
-    )
+    assert set(json.loads(first)) == {"guid", "logits_epoch_0", "gold"} and isinstance(json.loads(first)["guid"], int)
     assert sorted(p.name for p in (member / "training_dynamics").iterdir()) == [
         "dynamics_epoch_0.jsonl",
         "dynamics_epoch_1.jsonl",
@@ -263,9 +264,7 @@ def test_cartography_export_is_what_their_reader_and_metrics_expect(probs_run, t
         "variability",
     ):  # float16 probabilities, their logs rounded to float16: within 2e-3
         assert np.abs(mean[column].to_numpy() - train[column].to_numpy()).max() <= 2e-3
-    np.testing.assert_array_equal(
-        mean["correctness"], train["correctness"] * 2
-    )  # a count of the 2 trained checkpoints
+    np.testing.assert_array_equal(mean["correctness"], train["correctness"] * 2)  # a count of the 2 trained checkpoints
     td = pd.read_json(tmp_path / "carto" / "td_metrics.jsonl", lines=True)
     np.testing.assert_array_equal(td["correctness"], mean["correctness"])
     np.testing.assert_array_equal(td["forgetfulness"], mean["forgetfulness"])
@@ -336,9 +335,7 @@ def test_hf_column_is_added_by_id_the_cli_exports_it_and_it_reads_back(score_run
         ],
         tmp_path,
     )
-    assert (
-        "train: 1347 of 1797 examples matched by id in the train scores" in proc.stdout
-    )  # the part named train
+    assert "train: 1347 of 1797 examples matched by id in the train scores" in proc.stdout  # the part named train
     column = datasets.load_from_disk(str(tmp_path / "hf-out"))["train"]["accessibility"]
     table = Scores.load(score_run).table.set_index("id")
     train_ids = set(Scores.load(score_run).split("train")["id"])
@@ -347,9 +344,7 @@ def test_hf_column_is_added_by_id_the_cli_exports_it_and_it_reads_back(score_run
     ].tolist()
     assert all(v is None for i, v in zip(ids, column) if i not in train_ids)
     imported = read_scores(tmp_path / "hf-out")  # a hf folder is not a cartography folder
-    assert (
-        imported.direction == "higher" and imported.column == "accessibility" and len(imported.table) == 1347
-    )
+    assert imported.direction == "higher" and imported.column == "accessibility" and len(imported.table) == 1347
     scores = Scores.load(score_run)
     values, _, note = load_external_scores(
         tmp_path / "hf-out", scores.split("train")["label"], ids=scores.split("train")["id"]
@@ -383,9 +378,7 @@ def test_hf_column_is_added_by_id_the_cli_exports_it_and_it_reads_back(score_run
         tmp_path,
     )
     assert "dataset: 450 of 1797 examples matched by id in the test scores" in ok.stdout
-    bad = run_cli(
-        ["export", score_run, "--format", "cartography", "--out", tmp_path / "c"], tmp_path, check=False
-    )
+    bad = run_cli(["export", score_run, "--format", "cartography", "--out", tmp_path / "c"], tmp_path, check=False)
     assert bad.returncode == 2 and "--record-probs" in bad.stderr
     with pytest.raises(UserError, match="neither an 'id' column nor a split name .* --match content_hash"):
         scores.align(datasets.Dataset.from_dict({"x": [1, 2]}))

@@ -30,8 +30,14 @@ CHECKPOINTS = 3  # TINY_SCORE: 1 epoch, a checkpoint every half epoch
 
 
 def _start(args, tmp, **env):
-    return subprocess.Popen([sys.executable, "-m", "curriculum", *map(str, args)], cwd=tmp, env={**cli_env(tmp), **env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "curriculum", *map(str, args)],
+        cwd=tmp,
+        env={**cli_env(tmp), **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _finish(proc) -> None:
@@ -160,19 +166,25 @@ def test_a_resume_trains_forward_from_a_state_checkpoints_back(tmp_path, monkeyp
         for path in (tmp_path / "run" / "records").glob("*/state_*.pt"):
             os.unlink(path)
     written = []
-    monkeypatch.setattr(MemberRecord, "append", lambda self, row, original=MemberRecord.append: (
-        written.append(self.rows), original(self, row))[1])
+    monkeypatch.setattr(
+        MemberRecord,
+        "append",
+        lambda self, row, original=MemberRecord.append: (written.append(self.rows), original(self, row))[1],
+    )
     score(ScoreConfig(**config, out=str(tmp_path / "run")))
     assert sorted(set(written)) == list(range(6, 11))  # only the rows not yet committed
     assert _records(tmp_path / "run") == _records(uninterrupted)
     assert not list((tmp_path / "run" / "records").glob("*/state_*.pt"))
 
 
-@pytest.mark.parametrize(("error", "raised"), [
-    (RuntimeError("vmap: It looks like you're calling .item() on a Tensor"), False),  # what vmap cannot take
-    (None, True),  # torch.OutOfMemoryError
-    (RuntimeError("cuDNN error: CUDNN_STATUS_EXECUTION_FAILED"), True),
-])
+@pytest.mark.parametrize(
+    ("error", "raised"),
+    [
+        (RuntimeError("vmap: It looks like you're calling .item() on a Tensor"), False),  # what vmap cannot take
+        (None, True),  # torch.OutOfMemoryError
+        (RuntimeError("cuDNN error: CUDNN_STATUS_EXECUTION_FAILED"), True),
+    ],
+)
 def test_stacking_falls_back_once_with_the_reason_and_never_hides_a_device_error(monkeypatch, error, raised):
     import torch
 
@@ -189,9 +201,16 @@ def test_stacking_falls_back_once_with_the_reason_and_never_hides_a_device_error
     monkeypatch.setattr(StackedMembers, "train_step", fail)
     config, dataset = TrainingConfig(dataset="digits").complete(), load_dataset("digits")
     said = []
+
     def decide():
-        return resolve_stacking(config, resolve_arch(config, dataset), dataset, policy_of("gpu", torch.device("cpu")),
-                                "bf16", warn=said.append)
+        return resolve_stacking(
+            config,
+            resolve_arch(config, dataset),
+            dataset,
+            policy_of("gpu", torch.device("cpu")),
+            "bf16",
+            warn=said.append,
+        )
 
     if raised:
         with pytest.raises(type(error)):
@@ -199,5 +218,9 @@ def test_stacking_falls_back_once_with_the_reason_and_never_hides_a_device_error
         assert not said
     else:
         assert decide() is False
-        assert said == [("Members of 'small-st-vgg' cannot be stacked (RuntimeError: vmap: It looks like you're calling "
-                         ".item() on a Tensor); training them one by one.")]
+        assert said == [
+            (
+                "Members of 'small-st-vgg' cannot be stacked (RuntimeError: vmap: It looks like you're calling "
+                ".item() on a Tensor); training them one by one."
+            )
+        ]

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import cli_env, free_port
+
 from scoring import UserError
 
 datasets = pytest.importorskip("datasets", reason="the hf extra is not installed")
@@ -21,9 +21,7 @@ transformers = pytest.importorskip("transformers", reason="the hf extra is not i
 
 
 def _arrays(run_dir):
-    return {
-        p.relative_to(run_dir).as_posix(): np.load(p) for p in sorted((run_dir / "records").glob("*/*.npy"))
-    }
+    return {p.relative_to(run_dir).as_posix(): np.load(p) for p in sorted((run_dir / "records").glob("*/*.npy"))}
 
 
 def _text_data(size, seed):
@@ -99,19 +97,14 @@ def test_trainer_callback_records_text_members_by_id_and_resumes_from_a_checkpoi
         (8, 2.0),
     ]
     assert (
-        scores.split("train")["id"].tolist() == train["id"]
-        and scores.split("test")["label"].tolist() == test["label"]
+        scores.split("train")["id"].tolist() == train["id"] and scores.split("test")["label"].tolist() == test["label"]
     )
-    for member, trainer in enumerate(
-        trainers
-    ):  # the last checkpoint holds what the trained model predicts, row by row
+    for member, trainer in enumerate(trainers):  # the last checkpoint holds what the trained model predicts, row by row
         predicted = trainer.predict(test).predictions.argmax(1)
         np.testing.assert_array_equal(
             np.load(tmp_path / "run" / "records" / f"member_00{member}" / "test.pred.npy")[-1], predicted
         )
-    assert (
-        scores.split("train")["consistency"].mean() > 0.6
-    )  # the members learn the task (chance: 0.5; here 0.77)
+    assert scores.split("train")["consistency"].mean() > 0.6  # the members learn the task (chance: 0.5; here 0.77)
 
     # The same member 1, its training saved at step 4: resumed there, the record drops steps 6 and 8
     # and records them again.
@@ -147,9 +140,7 @@ def test_trainer_callback_records_an_image_model_by_row(tmp_path):
 
     digits = load_digits()
     pixels = (digits.images[:, None] / 16).astype(np.float32)
-    train = datasets.Dataset.from_dict(
-        {"pixel_values": pixels[:96].tolist(), "label": digits.target[:96].tolist()}
-    )
+    train = datasets.Dataset.from_dict({"pixel_values": pixels[:96].tolist(), "label": digits.target[:96].tolist()})
     test = datasets.Dataset.from_dict(
         {"pixel_values": pixels[96:128].tolist(), "label": digits.target[96:128].tolist()}
     )
@@ -163,12 +154,8 @@ def test_trainer_callback_records_an_image_model_by_row(tmp_path):
         intermediate_size=32,
         num_labels=10,
     )
-    with pytest.raises(
-        UserError, match="no 'id' column to key its examples by; add one .* or pass id_column=None"
-    ):
-        RecorderCallback(tmp_path / "run", {"train": train}, member=0).on_train_begin(
-            _args(tmp_path, 0), None, None
-        )
+    with pytest.raises(UserError, match="no 'id' column to key its examples by; add one .* or pass id_column=None"):
+        RecorderCallback(tmp_path / "run", {"train": train}, member=0).on_train_begin(_args(tmp_path, 0), None, None)
     for member in (0, 1):
         transformers.set_seed(member)
         callback = RecorderCallback(
@@ -276,9 +263,7 @@ def test_lightning_callback_records_members_and_resumes_from_a_checkpoint(tmp_pa
         ):  # the resumed epoch draws other batches than the uninterrupted one: same shapes, rows 0-2 kept
             assert again[name].shape == expected[name].shape
             np.testing.assert_array_equal(again[name][:3], expected[name][:3], err_msg=name)
-    assert json.loads((tmp_path / "run" / "records" / "member_001" / "progress.json").read_text()) == {
-        "checkpoints": 5
-    }
+    assert json.loads((tmp_path / "run" / "records" / "member_001" / "progress.json").read_text()) == {"checkpoints": 5}
 
 
 DDP_SCRIPT = textwrap.dedent("""

@@ -9,10 +9,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
 from conftest import cli_env, running
-from curriculum.training import launch
+
 from curriculum.config.stages import ScoreConfig
+from curriculum.training import launch
 from scoring.errors import UserError
 from scoring.files import locked
 
@@ -36,8 +36,13 @@ def test_auto_is_one_process_a_core_at_most_one_a_member(monkeypatch):
         _resolve("5", monkeypatch, cores=8)  # but not more than members: a process would idle
 
 
-@pytest.mark.parametrize(("where", "fix"), [({"launched": True}, "give the process count to torchrun / accelerate launch"),
-                                            ({"gpu": True}, "on GPUs launch with `accelerate launch --num_processes 2")])
+@pytest.mark.parametrize(
+    ("where", "fix"),
+    [
+        ({"launched": True}, "give the process count to torchrun / accelerate launch"),
+        ({"gpu": True}, "on GPUs launch with `accelerate launch --num_processes 2"),
+    ],
+)
 def test_a_launcher_or_a_gpu_decides_the_layout(monkeypatch, where, fix):
     assert _resolve("auto", monkeypatch, cores=8, **where) == 1 and _resolve("1", monkeypatch, **where) == 1
     with pytest.raises(UserError, match=fix):
@@ -45,8 +50,14 @@ def test_a_launcher_or_a_gpu_decides_the_layout(monkeypatch, where, fix):
 
 
 def test_a_count_under_a_launcher_is_refused_in_one_sentence(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "curriculum", "score", "--processes", "2", "--out", str(tmp_path / "run")],
-                          cwd=tmp_path, env=dict(cli_env(tmp_path), WORLD_SIZE="2"), capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "curriculum", "score", "--processes", "2", "--out", str(tmp_path / "run")],
+        cwd=tmp_path,
+        env=dict(cli_env(tmp_path), WORLD_SIZE="2"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "--processes 2 cannot be combined with a launcher (WORLD_SIZE is set)" in proc.stderr
     assert not (tmp_path / "run").exists()
@@ -58,9 +69,26 @@ def test_a_signal_to_the_command_stops_every_worker(tmp_path, sig):
     """Ctrl-C and SIGTERM are passed on (rank 0 alone says so), and a launcher killed outright takes
     its workers along: the run directory is free for the rerun."""
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "curriculum", "score", "--dataset", "digits", "--members", "2", "--epochs", "50", "--quiet",
-           "--processes", "2", "--out", str(run)]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=cli_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "curriculum",
+        "score",
+        "--dataset",
+        "digits",
+        "--members",
+        "2",
+        "--epochs",
+        "50",
+        "--quiet",
+        "--processes",
+        "2",
+        "--out",
+        str(run),
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=cli_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.time() + 300
     while len(list(run.glob("records/member_00*/progress.json"))) < 2:  # both workers train
         assert proc.poll() is None and time.time() < deadline, "the run ended before it could be stopped"
@@ -75,7 +103,8 @@ def test_a_signal_to_the_command_stops_every_worker(tmp_path, sig):
         time.sleep(0.05)
     if sig == signal.SIGINT:
         assert proc.returncode == 130 and stderr.splitlines() == [
-            "curriculum score: interrupted; run the same command again to resume."], stderr
+            "curriculum score: interrupted; run the same command again to resume."
+        ], stderr
     elif sig == signal.SIGTERM:
         assert proc.returncode == 128 + sig and stderr == "", stderr
     with locked(run, "--out"):
@@ -84,8 +113,11 @@ def test_a_signal_to_the_command_stops_every_worker(tmp_path, sig):
 
 def _failure(exitcode, report=None, timestamp=0):
     """What torch's agent hands the launcher for one failed worker (a ProcessFailure's fields)."""
-    return SimpleNamespace(exitcode=exitcode, timestamp=timestamp,
-                           error_file_data={"message": "<NONE>"} if report is None else {"curriculum": report})
+    return SimpleNamespace(
+        exitcode=exitcode,
+        timestamp=timestamp,
+        error_file_data={"message": "<NONE>"} if report is None else {"curriculum": report},
+    )
 
 
 def _report(kind, status, text, time):
@@ -97,13 +129,18 @@ def test_the_command_says_the_first_failure_of_a_worker_of_its_own(capsys):
     agent stopped stay silent; a worker killed without a word is named (by the system, or a
     SIGTERM not from the agent when no other worker failed); reports of lost contact alone speak last."""
     lost = _report(launch.PEER, 1, "curriculum score: error: another process of this run stopped ...\n", 1.0)
-    failures = {0: _failure(1, lost), 1: _failure(2, _report("error", 2, "curriculum score: error: member 1 diverged\n", 2.0)),
-                2: _failure(2, _report("error", 2, "curriculum score: error: member 2 diverged\n", 3.0)),
-                3: _failure(-signal.SIGTERM)}
+    failures = {
+        0: _failure(1, lost),
+        1: _failure(2, _report("error", 2, "curriculum score: error: member 1 diverged\n", 2.0)),
+        2: _failure(2, _report("error", 2, "curriculum score: error: member 2 diverged\n", 3.0)),
+        3: _failure(-signal.SIGTERM),
+    }
     assert launch._speak(failures) == 2
     assert capsys.readouterr().err == "curriculum score: error: member 1 diverged\n"
     assert launch._speak({0: _failure(1, lost), 1: _failure(-signal.SIGKILL), 2: _failure(-signal.SIGTERM)}) == 128 + 9
-    assert capsys.readouterr().err.startswith("curriculum score: error: process 1 ended by signal SIGKILL before it could say why")
+    assert capsys.readouterr().err.startswith(
+        "curriculum score: error: process 1 ended by signal SIGKILL before it could say why"
+    )
     assert launch._speak({0: _failure(1, lost), 1: _failure(-signal.SIGTERM)}) == 128 + 15  # stopped by someone else
     assert capsys.readouterr().err.startswith("curriculum score: error: process 1 ended by signal SIGTERM")
     assert launch._speak({0: _failure(1, lost), 1: _failure(1, {**lost, "time": 0.5})}) == 1  # the connection broke

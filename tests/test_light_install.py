@@ -9,7 +9,7 @@ from conftest import ROOT
 
 BLOCKED = ("torch", "torchvision", "scipy", "cv2", "numba", "sklearn", "skimage", "accelerate", "matplotlib")
 
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import sys
 
     class Block:
@@ -36,11 +36,17 @@ SCRIPT = textwrap.dedent('''
     loaded = sorted(name.split(".")[0] for name in sys.modules)
     assert not set(BLOCKED) & set(loaded), loaded
     print("light ok")
-''')
+""")
 
 
 def test_scoring_needs_no_training_stack(score_run, tmp_path):
     code = f"BLOCKED = {BLOCKED!r}\nRUN = {str(score_run)!r}\nOUT = {str(tmp_path)!r}\n{SCRIPT}"
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0 and "light ok" in proc.stdout, proc.stderr

@@ -291,9 +291,7 @@ def test_affinity_check_has_teeth():
 
 
 def test_linearize_keeps_pool_geometry_for_adaptive_and_padded_pools():
-    model = nn.Sequential(
-        nn.MaxPool2d(3, 2, 1, ceil_mode=True), nn.AdaptiveMaxPool2d((2, 3)), nn.GELU()
-    )
+    model = nn.Sequential(nn.MaxPool2d(3, 2, 1, ceil_mode=True), nn.AdaptiveMaxPool2d((2, 3)), nn.GELU())
     linearize(model)
     assert isinstance(model[0], nn.AvgPool2d) and model[0].ceil_mode and model[0].padding == 1
     assert isinstance(model[1], nn.AdaptiveAvgPool2d) and model[1].output_size == (2, 3)
@@ -311,8 +309,7 @@ def test_linear_check_rejects_functional_nonlinearity():
 
     with pytest.raises(UserError, match="not linear"):
         _dry_run(Functional(), "linear-tv:x", 1, (4, 4), 3, check_linear=True)
-    _dry_run(linearize(nn.Sequential(nn.Flatten(), nn.Linear(16, 3), nn.ReLU())), "l", 1, (4, 4),
-             3, check_linear=True)
+    _dry_run(linearize(nn.Sequential(nn.Flatten(), nn.Linear(16, 3), nn.ReLU())), "l", 1, (4, 4), 3, check_linear=True)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ def reference(name: str, params: dict, t: int) -> int:
             start = p.get("start", Decimal("0.04"))
             inc = p.get("inc", Decimal("1.9"))
             # no stage length given: derived so that all data is open by half the budget T
-            stages = next(k for k in itertools.count() if start * inc ** k >= 1)
+            stages = next(k for k in itertools.count() if start * inc**k >= 1)
             derived = max(1, int(Decimal(T) / 2 / stages))
             if name == "varied-exp" and "stage_lengths" not in params:
                 params = {**params, "stage_lengths": [derived]}
@@ -54,7 +54,7 @@ def reference(name: str, params: dict, t: int) -> int:
             u = Decimal(t) / (a * T)
             shape = {
                 "linear": lambda: u,
-                "quad": lambda: u ** 2,
+                "quad": lambda: u**2,
                 "root": lambda: u.sqrt(),
                 "exp-ramp": lambda: ((C * u).exp() - 1) / (C.exp() - 1),
                 "log": lambda: 1 + (u + (-C).exp()).ln() / C,
@@ -76,9 +76,18 @@ CASES = [
     ("varied-exp", {"start": 0.2, "inc": 1.3, "stage_lengths": [100]}),
     ("single-step", {}),
     ("single-step", {"start": 0.37, "stage_length": 40}),
-    *[(name, params) for name in ("linear", "quad", "root", "step", "exp-ramp", "log")
-      for params in ({}, {"a": 0.5, "b": 0.1}, {"a": 1, "b": 0}, {"a": 0.05, "b": 0.3},
-                     {"a": 2.0, "b": 0.0025}, {"a": 10, "b": 1})],
+    *[
+        (name, params)
+        for name in ("linear", "quad", "root", "step", "exp-ramp", "log")
+        for params in (
+            {},
+            {"a": 0.5, "b": 0.1},
+            {"a": 1, "b": 0},
+            {"a": 0.05, "b": 0.3},
+            {"a": 2.0, "b": 0.0025},
+            {"a": 10, "b": 1},
+        )
+    ],
 ]
 
 
@@ -158,10 +167,17 @@ BAD = [
     ("varied-exp", {"steps": []}, "steps"),
     ("varied-exp", {"steps": "100"}, "steps"),
     ("varied-exp", {"stage_lengths": [10, 0]}, ">= 1"),
-    *[(name, bad, text) for name in ("linear", "quad", "root", "step", "exp-ramp", "log")
-      for bad, text in (({"a": 0}, "(0, 10]"), ({"a": 10.5}, "(0, 10]"),
-                        ({"a": float("nan")}, "(0, 10]"), ({"b": -0.1}, "[0, 1]"),
-                        ({"b": 1.1}, "[0, 1]"))],
+    *[
+        (name, bad, text)
+        for name in ("linear", "quad", "root", "step", "exp-ramp", "log")
+        for bad, text in (
+            ({"a": 0}, "(0, 10]"),
+            ({"a": 10.5}, "(0, 10]"),
+            ({"a": float("nan")}, "(0, 10]"),
+            ({"b": -0.1}, "[0, 1]"),
+            ({"b": 1.1}, "[0, 1]"),
+        )
+    ],
     ("exp", {"rate": 2}, "start, inc, stage_length"),
     ("linear", {"start": 0.1}, "a, b"),
     ("cosine", {}, "exp, varied-exp, single-step, linear"),

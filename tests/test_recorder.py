@@ -23,9 +23,16 @@ def test_recorder_fed_a_score_runs_predictions_writes_identical_scores(probs_run
     info = json.loads((probs_run / "run.json").read_text())
     dataset = load_dataset("digits")
     parts = {split: dataset.split(split) for split in ("train", "test")}
-    recorder = Recorder(tmp_path / "mine", labels={s: p.labels for s, p in parts.items()}, ids={s: p.ids for s, p in parts.items()},
-                        images={s: p.images for s, p in parts.items()}, record_probs=True, dataset=dataset.name,
-                        fingerprint=dataset.fingerprint, arch=info["arch"])
+    recorder = Recorder(
+        tmp_path / "mine",
+        labels={s: p.labels for s, p in parts.items()},
+        ids={s: p.ids for s, p in parts.items()},
+        images={s: p.images for s, p in parts.items()},
+        record_probs=True,
+        dataset=dataset.name,
+        fingerprint=dataset.fingerprint,
+        arch=info["arch"],
+    )
     arrays = _arrays(probs_run)
     rng = np.random.default_rng(0)
     for member in (1, 0):
@@ -33,7 +40,10 @@ def test_recorder_fed_a_score_runs_predictions_writes_identical_scores(probs_run
             for split, part in parts.items():
                 order = rng.permutation(len(part.labels)) if split == "train" else np.arange(len(part.labels))
                 for batch in np.array_split(order, max(1, len(order) // 100)):
-                    fields = {f: arrays[f"records/member_{member:03d}/{split}.{f}.npy"][k][batch] for f in ("pred", "p_true", "el2n", "probs")}
+                    fields = {
+                        f: arrays[f"records/member_{member:03d}/{split}.{f}.npy"][k][batch]
+                        for f in ("pred", "p_true", "el2n", "probs")
+                    }
                     recorder.update_record(member, split, **fields, index=batch)
             recorder.checkpoint(member, epoch=checkpoint["epoch"], step=checkpoint["step"])
     scores = recorder.finish()
@@ -65,7 +75,9 @@ def test_online_rows_carry_over_and_checkpoints_grow_past_the_first_allocation(t
     recorder = Recorder(tmp_path / "run", labels=labels, ids={"train": ["a", "b", "c"], "test": [10, 11]})
     right = torch.tensor([[0.9, 0.1], [0.1, 0.9], [0.2, 0.8]], requires_grad=True)  # every train example right
     for member in (0, 1):
-        recorder.update(member, "train", probs=1 - right, ids=["a", "b", "c"], labels=[0, 1, 1], online=True)  # all wrong at init
+        recorder.update(
+            member, "train", probs=1 - right, ids=["a", "b", "c"], labels=[0, 1, 1], online=True
+        )  # all wrong at init
         for k in range(10):
             if k == 2 + member:  # from here on example "c" is right: it stays right without being given again
                 recorder.update(member, "train", probs=right[2:], ids=["c"], online=True)

@@ -71,7 +71,11 @@ def test_unfinished_member_is_reported(tmp_path):
 
 
 def test_open_run_refuses_other_dataset_or_settings(tmp_path):
-    info = {"dataset": {"name": "a", "fingerprint": "f1"}, "settings": {"lr": 0.1}, "compute": {"device": "cpu", "threads": 1}}
+    info = {
+        "dataset": {"name": "a", "fingerprint": "f1"},
+        "settings": {"lr": 0.1},
+        "compute": {"device": "cpu", "threads": 1},
+    }
     open_run(tmp_path / "run", info, write=True)
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "running"
     assert open_run(tmp_path / "run", info, write=False)["dataset"]["name"] == "a"
@@ -79,7 +83,9 @@ def test_open_run_refuses_other_dataset_or_settings(tmp_path):
         open_run(tmp_path / "run", {**info, "dataset": {"name": "b", "fingerprint": "f2"}}, write=True)
     with pytest.raises(UserError, match=r"other settings \(lr\)"):
         open_run(tmp_path / "run", {**info, "settings": {"lr": 0.2}}, write=True)
-    with pytest.raises(UserError, match="recorded with device cpu, threads 1, and finishing it with device cpu, threads 4"):
+    with pytest.raises(
+        UserError, match="recorded with device cpu, threads 1, and finishing it with device cpu, threads 4"
+    ):
         open_run(tmp_path / "run", {**info, "compute": {"device": "cpu", "threads": 4}}, write=True)
 
 
@@ -114,9 +120,14 @@ def test_the_record_size_is_stated_and_a_disk_too_small_refused_before_any_write
     assert record_bytes(10, 41, sizes) == 6 * 10 * 41 * 60_000
     assert record_bytes(10, 41, sizes, num_classes=10) == (6 + 20) * 10 * 41 * 60_000
     statement = plan_disk(tmp_path / "run", 10, 41, sizes, 10, record_probs=False)
-    assert statement == ("The record takes 140.8 MiB on disk (10 members x 41 checkpoints x 60000 examples, 6 bytes "
-                         "an entry; --record-probs would add 469.2 MiB for the 10 class probabilities).")
-    with pytest.raises(UserError, match=r"The record takes [\d.]+ GiB on disk .* free; free space, pass another --out, or "
-                       r"record fewer members or checkpoints \(--eval-every\) or drop --record-probs\.$"):
+    assert statement == (
+        "The record takes 140.8 MiB on disk (10 members x 41 checkpoints x 60000 examples, 6 bytes "
+        "an entry; --record-probs would add 469.2 MiB for the 10 class probabilities)."
+    )
+    with pytest.raises(
+        UserError,
+        match=r"The record takes [\d.]+ GiB on disk .* free; free space, pass another --out, or "
+        r"record fewer members or checkpoints \(--eval-every\) or drop --record-probs\.$",
+    ):
         plan_disk(tmp_path / "run", 10**6, 561, sizes, 10, record_probs=True)
     assert not (tmp_path / "run").exists()

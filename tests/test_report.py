@@ -3,11 +3,10 @@ across reruns, and the gallery and data-map figures."""
 
 import shutil
 
-import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import SMALL_SCORE, run_cli
+
 from curriculum.reporting.report import story, write_section
 from scoring import Scores
 
@@ -63,17 +62,28 @@ def test_stages_adding_sections_at_the_same_time_lose_none(tmp_path):
     from conftest import cli_env
 
     report = tmp_path / "report.md"
-    code = ("import sys; from pathlib import Path; from curriculum.reporting.report import write_section\n"
-            "for k in range(40): write_section(Path(sys.argv[1]), f'{sys.argv[2]}-{k}', 'x' * 2000)")
+    code = (
+        "import sys; from pathlib import Path; from curriculum.reporting.report import write_section\n"
+        "for k in range(40): write_section(Path(sys.argv[1]), f'{sys.argv[2]}-{k}', 'x' * 2000)"
+    )
     procs = [subprocess.Popen([sys.executable, "-c", code, str(report), name], env=cli_env(tmp_path)) for name in "ab"]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     text = report.read_text()
     assert all(f"<!-- section: {name}-{k} -->" in text for name in "ab" for k in range(40))
 
 
-@pytest.mark.parametrize("first, n, ticks", [
-    (0, 3, [0, 1, 2, 3]), (0, 8, [0, 2, 4, 6, 8]), (0, 12, [0, 2, 4, 6, 8, 10, 12]), (0, 7, [0, 2, 4, 7]),
-    (0, 100, [0, 20, 40, 60, 80, 100]), (1, 12, [2, 4, 6, 8, 10, 12]), (1, 2, [1, 2])])
+@pytest.mark.parametrize(
+    "first, n, ticks",
+    [
+        (0, 3, [0, 1, 2, 3]),
+        (0, 8, [0, 2, 4, 6, 8]),
+        (0, 12, [0, 2, 4, 6, 8, 10, 12]),
+        (0, 7, [0, 2, 4, 7]),
+        (0, 100, [0, 20, 40, 60, 80, 100]),
+        (1, 12, [2, 4, 6, 8, 10, 12]),
+        (1, 2, [1, 2]),
+    ],
+)
 def test_consistency_ticks_are_evenly_spaced_and_end_at_n(first, n, ticks):
     from curriculum.reporting.figures import fraction_ticks
 

@@ -6,7 +6,6 @@ import sys
 
 import pandas as pd
 import pytest
-
 from conftest import ROOT
 
 
@@ -36,10 +35,19 @@ def test_factor_finding_counts_the_signs_construction_predicts(reproduce, tmp_pa
     run = tmp_path / "run"
     (run / "figures").mkdir(parents=True)
     (run / "figures" / "factors.png").write_bytes(b"png")
-    rows = [("size", 0.30, "+", True), ("contrast", 0.25, "+", True), ("noise", 0.10, "-", False),
-            ("clutter", -0.20, "-", True), ("x", 0.01, "", None)]
-    table = pd.DataFrame([{"factor": f, "column": "accessibility", "split": "test", "spearman_r": r, "expected": e,
-                           "as_built": a} for f, r, e, a in rows])
+    rows = [
+        ("size", 0.30, "+", True),
+        ("contrast", 0.25, "+", True),
+        ("noise", 0.10, "-", False),
+        ("clutter", -0.20, "-", True),
+        ("x", 0.01, "", None),
+    ]
+    table = pd.DataFrame(
+        [
+            {"factor": f, "column": "accessibility", "split": "test", "spearman_r": r, "expected": e, "as_built": a}
+            for f, r, e, a in rows
+        ]
+    )
     table.to_csv(run / "factors.csv", index=False)
     found = reproduce.factor_finding(run, "known difficulty", "none")
     assert found.reproduces == "partly: 3 of 4 factors with the sign construction predicts"
@@ -60,11 +68,21 @@ def test_write_readme_replaces_rows_by_name_and_keeps_the_others(reproduce, tmp_
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n\n{reproduce.MARKERS[0]}\n{reproduce.MARKERS[1]}\n")
     figure = tmp_path / "figures" / "a.png"
-    reproduce.write_readme([reproduce.Finding("digits", "Fig. 1", figure, "|x| 0.9", "yes"),
-                            reproduce.Finding("shapes", "none", figure, "r 0.5", "partly")], readme)
+    reproduce.write_readme(
+        [
+            reproduce.Finding("digits", "Fig. 1", figure, "|x| 0.9", "yes"),
+            reproduce.Finding("shapes", "none", figure, "r 0.5", "partly"),
+        ],
+        readme,
+    )
     # one group run again: its rows replace theirs in place, a new one comes last
-    reproduce.write_readme([reproduce.Finding("fashion", "Fig. 12", figure, "r 0.8", "yes"),
-                            reproduce.Finding("digits", "Fig. 1", figure, "|x| 0.7", "no")], readme)
+    reproduce.write_readme(
+        [
+            reproduce.Finding("fashion", "Fig. 12", figure, "r 0.8", "yes"),
+            reproduce.Finding("digits", "Fig. 1", figure, "|x| 0.7", "no"),
+        ],
+        readme,
+    )
     lines = readme.read_text().splitlines()
     rows = [line for line in lines if line.startswith("| ") and "---" not in line][1:]
     assert [row.split(" | ")[0][2:] for row in rows] == ["digits", "shapes", "fashion"]

@@ -13,11 +13,10 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import SMALL_SCORE, TINY_SCORE, cli_env, free_port, kill_all, run_cli
+
 from scoring import Scores
 from scoring.files import LOCK_NAME, locked
-
 
 
 def _records(run_dir):
@@ -49,15 +48,30 @@ def plain_run(tmp_path_factory):
     """An uninterrupted plain run under umask 027 and a two-thread environment."""
     tmp = tmp_path_factory.mktemp("plain")
     env = dict(cli_env(tmp), OMP_NUM_THREADS="2", MKL_NUM_THREADS="2")
-    proc = subprocess.run([sys.executable, "-m", "curriculum", "score", *TINY_SCORE, "--out", str(tmp / "run")], cwd=tmp, env=env,
-                          capture_output=True, text=True, timeout=600, preexec_fn=lambda: os.umask(0o027))
+    proc = subprocess.run(
+        [sys.executable, "-m", "curriculum", "score", *TINY_SCORE, "--out", str(tmp / "run")],
+        cwd=tmp,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=lambda: os.umask(0o027),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return tmp / "run"
 
 
 def test_outputs_follow_the_umask_and_record_one_thread(plain_run):
     files = [p for p in plain_run.rglob("*") if p.is_file()]
-    assert {"run.json", "progress.json", "scores.parquet", "summary.csv", "report.md", "agreement_curve.png", "train.pred.npy"} <= {p.name for p in files}
+    assert {
+        "run.json",
+        "progress.json",
+        "scores.parquet",
+        "summary.csv",
+        "report.md",
+        "agreement_curve.png",
+        "train.pred.npy",
+    } <= {p.name for p in files}
     for path in files:
         assert path.stat().st_mode & 0o777 == 0o640, path  # group may read, like any tool's files under umask 027
     assert json.loads((plain_run / "run.json").read_text())["compute"] == {"device": "cpu", "threads": 1}
@@ -66,10 +80,29 @@ def test_outputs_follow_the_umask_and_record_one_thread(plain_run):
 def test_torchrun_run_killed_and_resumed_matches_a_plain_run(tmp_path, plain_run):
     """Killed under torchrun (2 CPU processes, one member each) after a state file was written,
     resumed under torchrun: the same record as the plain two-thread run."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
-           "-m", "curriculum", "score", *TINY_SCORE, "--out", str(tmp_path / "run")]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=cli_env(tmp_path), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(free_port()),
+        "-m",
+        "curriculum",
+        "score",
+        *TINY_SCORE,
+        "--out",
+        str(tmp_path / "run"),
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        env=cli_env(tmp_path),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     states = tmp_path / "run" / "records"
     deadline = time.time() + 300
     while not list(states.glob("member_001/progress.json")):
@@ -85,8 +118,12 @@ def test_torchrun_run_killed_and_resumed_matches_a_plain_run(tmp_path, plain_run
 
 def test_three_processes_on_one_directory(tmp_path, score_run):
     args = [sys.executable, "-m", "curriculum", "score", *SMALL_SCORE, "--out", str(tmp_path / "run")]
-    procs = [subprocess.Popen(args, cwd=tmp_path, env=cli_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(3)]
+    procs = [
+        subprocess.Popen(
+            args, cwd=tmp_path, env=cli_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
     results = [(p.wait(timeout=600), p.stderr.read()) for p in procs]
     assert sorted(code for code, _ in results) == [0, 2, 2], results
     for code, stderr in results:
@@ -102,7 +139,11 @@ def test_stats_and_train_refuse_a_directory_another_process_owns(tmp_path, score
     with locked(run, "--out"):
         stats = run_cli(["stats", "--run", run, "--quiet"], tmp_path, check=False)
         with locked(tmp_path / "out", "--out"):
-            train = run_cli(["train", "--scores", run, "--steps", "20", "--seeds", "1", "--quiet", "--out", tmp_path / "out"], tmp_path, check=False)
+            train = run_cli(
+                ["train", "--scores", run, "--steps", "20", "--seeds", "1", "--quiet", "--out", tmp_path / "out"],
+                tmp_path,
+                check=False,
+            )
     assert f"{run} is in use by process {os.getpid()} on " in _one_error(stats, "stats")
     assert f"{tmp_path / 'out'} is in use by process {os.getpid()} on " in _one_error(train, "train")
     assert _snapshot(run) == before and not (tmp_path / "out").exists()
@@ -134,8 +175,14 @@ def test_damaged_state_and_progress_files_get_one_sentence(tmp_path, score_run):
 def test_file_size_limit_gives_one_sentence_and_a_rerun_finishes_the_same(tmp_path, plain_run):
     out = tmp_path / "run"
     command = " ".join([sys.executable, "-m", "curriculum", "score", *TINY_SCORE, "--out", str(out)])
-    proc = subprocess.run(["bash", "-c", f"ulimit -f 100; exec {command}"], cwd=tmp_path, env=cli_env(tmp_path),
-                          capture_output=True, text=True, timeout=600)  # 100 KiB: records fit, a training state does not
+    proc = subprocess.run(
+        ["bash", "-c", f"ulimit -f 100; exec {command}"],
+        cwd=tmp_path,
+        env=cli_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # 100 KiB: records fit, a training state does not
     assert "the disk is full or a file-size limit was reached; free space" in _one_error(proc)
     assert not list(out.rglob("state_*.pt")) and not list(out.rglob("*.tmp"))
     run_cli(["score", *TINY_SCORE, "--out", out], tmp_path)
@@ -196,15 +243,28 @@ def test_under_processes_every_try_says_one_sentence(tmp_path, score_run, case):
             damage(run / "records" / "member_001" / name)
     before = [_snapshot(run) for run in runs]
     flags = ["--dataset", "no-such-data"] if case == "unknown dataset" else []
-    procs = [subprocess.Popen([sys.executable, "-m", "curriculum", "score", *SMALL_SCORE, *flags, "--processes", "2",
-                               "--out", str(run)], cwd=tmp_path, env=cli_env(tmp_path), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for run in runs]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "curriculum", "score", *SMALL_SCORE, *flags, "--processes", "2", "--out", str(run)],
+            cwd=tmp_path,
+            env=cli_env(tmp_path),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for run in runs
+    ]
     for proc, run, files in zip(procs, runs, before):
         stdout, stderr = proc.communicate(timeout=300)
         line = _one_error(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
         member = run / "records" / "member_001"
-        expected = "Unknown dataset 'no-such-data'" if case == "unknown dataset" else (
-            f"{member / DAMAGE[case][0]} is truncated or corrupt; delete the folder {member} and run the same command again")
+        expected = (
+            "Unknown dataset 'no-such-data'"
+            if case == "unknown dataset"
+            else (
+                f"{member / DAMAGE[case][0]} is truncated or corrupt; delete the folder {member} and run the same command again"
+            )
+        )
         assert expected in line, line
         assert _snapshot(run) == files
 
@@ -247,8 +307,14 @@ def test_a_run_killed_at_a_state_write_leaves_nothing_behind_its_rerun(tmp_path,
     finishes the run removes it, and keeps no state: the directory holds what an uninterrupted
     run's holds."""
     run = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-c", KILL_AT_A_STATE_WRITE, "score", *TINY_SCORE, "--out", str(run)],
-                          cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_AT_A_STATE_WRITE, "score", *TINY_SCORE, "--out", str(run)],
+        cwd=tmp_path,
+        env=cli_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     assert list(run.rglob(".state_*.tmp")), "not killed at a state write"
     run_cli(["score", *TINY_SCORE, "--out", run], tmp_path)
@@ -259,10 +325,34 @@ def test_a_run_killed_at_a_state_write_leaves_nothing_behind_its_rerun(tmp_path,
 
 def _torchrun_node(rank, port, cwd, out, tmp):
     """One node of a two-node torchrun launch, simulated on this machine (one process per node)."""
-    return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(rank),
-                             "--nproc_per_node", "1", "--master_addr", "127.0.0.1", "--master_port", str(port),
-                             "-m", "curriculum", "score", *SMALL_SCORE, "--out", str(out)],
-                            cwd=cwd, env=cli_env(tmp), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nnodes",
+            "2",
+            "--node_rank",
+            str(rank),
+            "--nproc_per_node",
+            "1",
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(port),
+            "-m",
+            "curriculum",
+            "score",
+            *SMALL_SCORE,
+            "--out",
+            str(out),
+        ],
+        cwd=cwd,
+        env=cli_env(tmp),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_two_nodes_record_what_one_process_records(tmp_path, score_run):
@@ -287,7 +377,9 @@ def test_nodes_that_do_not_share_the_run_directory_are_refused(tmp_path):
     nodes = [_torchrun_node(rank, port, cwd, "run", tmp_path) for rank, cwd in enumerate(cwds)]
     results = [node.communicate(timeout=600) for node in nodes]
     assert all(node.returncode != 0 for node in nodes), results
-    said = [line for _, stderr in results for line in stderr.splitlines() if line.startswith("curriculum score: error:")]
+    said = [
+        line for _, stderr in results for line in stderr.splitlines() if line.startswith("curriculum score: error:")
+    ]
     assert len(said) == 1 and "does not see the directory run that process 0" in said[0], results
     assert "put --out on a filesystem every node shares" in said[0]
     assert not (cwds[0] / "run").exists() and not (cwds[1] / "run").exists()
@@ -302,13 +394,18 @@ def test_stacked_members_resume_only_with_their_process_count(tmp_path):
     from scoring.records import open_run
 
     def info(layout):
-        return {"dataset": {"name": "digits", "fingerprint": "f"}, "settings": {"lr": 0.1, "layout": layout},
-                "compute": {"device": "cuda", "gpu": "H200"}}
+        return {
+            "dataset": {"name": "digits", "fingerprint": "f"},
+            "settings": {"lr": 0.1, "layout": layout},
+            "compute": {"device": "cuda", "gpu": "H200"},
+        }
 
     stacked = "stacked in groups of up to 8, {} process(es)"
     open_run(tmp_path / "run", info(stacked.format(2)), write=True)
     check_resumable(tmp_path / "run", info(stacked.format(2)))
-    with pytest.raises(UserError, match="stacked over 2 processes, and 4 processes would group them differently .*launch 2 "):
+    with pytest.raises(
+        UserError, match="stacked over 2 processes, and 4 processes would group them differently .*launch 2 "
+    ):
         check_resumable(tmp_path / "run", info(stacked.format(4)))
     with pytest.raises(UserError, match=r"other settings \(layout\)"):
         check_resumable(tmp_path / "run", info("one by one"))

@@ -4,10 +4,10 @@ import torch
 from scipy.stats import chisquare
 from torch.utils.data import DataLoader, TensorDataset
 
-from scoring.ordering import order_examples
 from curriculum.pacing import make_pacing
 from curriculum.sampler import CurriculumBatchSampler
 from scoring.errors import UserError
+from scoring.ordering import order_examples
 
 M, B = 400, 16
 
@@ -26,7 +26,7 @@ def test_every_batch_is_distinct_examples_from_the_open_prefix():
     for t, batch in enumerate(batches):
         assert len(batch) == B == len(set(batch))
         assert all(isinstance(i, int) for i in batch)
-        prefix = set(order[:pacing(t)].tolist())
+        prefix = set(order[: pacing(t)].tolist())
         assert set(batch) <= prefix
         seen_sizes.add(pacing(t))
     assert seen_sizes == {20, 40, 80, 160, 320, 400}
@@ -94,18 +94,21 @@ def test_works_inside_a_dataloader_in_a_training_loop():
     assert (model(x).argmax(1) == y).float().mean() > 0.9
 
 
-@pytest.mark.parametrize("kwargs,text", [
-    ({"num_steps": 0}, "num_steps"),
-    ({"num_steps": 2.5}, "num_steps"),
-    ({"batch_size": M + 1}, "at most 400"),
-    ({"batch_size": 0}, "batch_size"),
-    ({"seed": -1}, "seed"),
-    ({"order": [0, 1, 1, 2]}, "more than once"),
-    ({"order": []}, "non-empty"),
-    ({"order": [0.5, 1.5]}, "indices"),
-    ({"pacing": 5}, "function of the step"),
-    ({"pacing": make_pacing("exp", num_examples=M + 1, batch_size=B, stage_length=10)}, "401 examples"),
-])
+@pytest.mark.parametrize(
+    "kwargs,text",
+    [
+        ({"num_steps": 0}, "num_steps"),
+        ({"num_steps": 2.5}, "num_steps"),
+        ({"batch_size": M + 1}, "at most 400"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"seed": -1}, "seed"),
+        ({"order": [0, 1, 1, 2]}, "more than once"),
+        ({"order": []}, "non-empty"),
+        ({"order": [0.5, 1.5]}, "indices"),
+        ({"pacing": 5}, "function of the step"),
+        ({"pacing": make_pacing("exp", num_examples=M + 1, batch_size=B, stage_length=10)}, "401 examples"),
+    ],
+)
 def test_mistakes_raise_user_errors(kwargs, text):
     args = {"order": _order(), "pacing": None, "batch_size": B, "num_steps": 10, **kwargs}
     if "order" in kwargs and "batch_size" not in kwargs:

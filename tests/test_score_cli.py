@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import SMALL_SCORE, TINY_SCORE, cli_env, free_port, run_cli
+
 from scoring import Scores
 from scoring.files import LOCK_NAME
 
@@ -42,7 +42,9 @@ def test_score_writes_scores_summary_and_figures(score_run):
 
 
 def test_summary_is_printed(tmp_path):
-    out = run_cli(["score", *[a for a in SMALL_SCORE if a != "--quiet"], "--epochs", "1", "--out", tmp_path / "r"], tmp_path)
+    out = run_cli(
+        ["score", *[a for a in SMALL_SCORE if a != "--quiet"], "--epochs", "1", "--out", tmp_path / "r"], tmp_path
+    )
     assert "TPa" in out.stdout and "c=1 obs/ind" in out.stdout
     assert len([line for line in out.stdout.splitlines() if line.startswith(("train ", "test "))]) == 2 * 3
 
@@ -54,8 +56,11 @@ def test_killed_run_resumes_to_the_same_record(tmp_path, score_run, stack):
     args = ["score", *SMALL_SCORE, "--config", tmp_path / "stack.yaml", "--out", tmp_path / "run"]
     reference = None
     if stack == "on":  # the uninterrupted stacked reference, on the other core meanwhile
-        reference = subprocess.Popen([sys.executable, "-m", "curriculum", *map(str, args[:-1]), tmp_path / "reference"],
-                                     cwd=tmp_path, env=cli_env(tmp_path))
+        reference = subprocess.Popen(
+            [sys.executable, "-m", "curriculum", *map(str, args[:-1]), tmp_path / "reference"],
+            cwd=tmp_path,
+            env=cli_env(tmp_path),
+        )
         score_run = tmp_path / "reference"
     proc = subprocess.Popen([sys.executable, "-m", "curriculum", *map(str, args)], cwd=tmp_path, env=cli_env(tmp_path))
     progress = tmp_path / "run" / "records" / "member_001" / "progress.json"
@@ -93,8 +98,14 @@ def test_two_processes_give_the_same_record(tmp_path, four_members, launcher):
         args = ["-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", free_port(), *args]
     else:
         args += ["--processes", "2"]
-    proc = subprocess.run(list(map(str, [sys.executable, *args])), cwd=tmp_path, env=cli_env(tmp_path), capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        list(map(str, [sys.executable, *args])),
+        cwd=tmp_path,
+        env=cli_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     run2, run1 = tmp_path / "run2", four_members
     names = [p.relative_to(run1) for p in sorted((run1 / "records").glob("*/*.npy"))]
@@ -134,7 +145,10 @@ def test_other_dataset_or_settings_in_out_dir_is_refused_untouched(tmp_path, sco
     run = tmp_path / "run"
     shutil.copytree(score_run, run)
     before = _snapshot(run)
-    for flags, message in [(["--dataset", "gabor"], "holds a run of dataset 'digits'"), (["--lr", "0.01"], "other settings (lr)")]:
+    for flags, message in [
+        (["--dataset", "gabor"], "holds a run of dataset 'digits'"),
+        (["--lr", "0.01"], "other settings (lr)"),
+    ]:
         proc = run_cli(["score", *SMALL_SCORE, *flags, "--out", run], tmp_path, check=False)
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert _snapshot(run) == before
@@ -152,7 +166,9 @@ def test_truncated_record_is_refused_untouched(tmp_path, score_run):
 
 
 def test_config_file_supplies_flags_and_flags_win(tmp_path):
-    (tmp_path / "c.yaml").write_text("members: 2\nepochs: 1\neval-every: 1\ndataset: digits\nquiet: true\nprocesses: 1\n")
+    (tmp_path / "c.yaml").write_text(
+        "members: 2\nepochs: 1\neval-every: 1\ndataset: digits\nquiet: true\nprocesses: 1\n"
+    )
     run_cli(["score", "--config", tmp_path / "c.yaml", "--members", "3", "--out", tmp_path / "r"], tmp_path)
     info = json.loads((tmp_path / "r" / "run.json").read_text())
     assert info["members"] == 3 and len(info["checkpoints"]) == 2
@@ -183,4 +199,9 @@ def test_a_diverging_member_stops_at_once_and_the_fixed_command_starts_afresh(tm
 def test_progress_names_the_members_a_process_trains():
     from curriculum.stages.score import member_names
 
-    assert [member_names(g) for g in ([2], [0, 1, 2, 3], [0, 2], [1, 3, 5, 7, 9, 11])] == ["3", "1..4", "1, 3", "2, 4, ..., 12"]
+    assert [member_names(g) for g in ([2], [0, 1, 2, 3], [0, 2], [1, 3, 5, 7, 9, 11])] == [
+        "3",
+        "1..4",
+        "1, 3",
+        "2, 4, ..., 12",
+    ]

@@ -17,10 +17,12 @@ from scoring.stream import score_split
 
 def _scores() -> Scores:
     # 2 members x 3 checkpoints x 3 examples, labels all 0; checkpoint 0 is initialisation
-    pred = np.array([
-        [[1, 1, 1], [0, 1, 1], [0, 0, 1]],
-        [[0, 1, 1], [0, 0, 1], [0, 0, 0]],
-    ])
+    pred = np.array(
+        [
+            [[1, 1, 1], [0, 1, 1], [0, 0, 1]],
+            [[0, 1, 1], [0, 0, 1], [0, 0, 0]],
+        ]
+    )
     labels = np.zeros(3, dtype=np.int64)
     with tempfile.TemporaryDirectory() as run:
         for member, rows in enumerate(pred):
@@ -29,8 +31,14 @@ def _scores() -> Scores:
                 record.append({"train": {"pred": row, "p_true": np.full(3, 0.5), "el2n": np.ones(3)}})
             record.commit()
         result = score_split(run, "train", labels, members=2, checkpoints=3, el2n_checkpoint=1)
-    return Scores.from_columns({"train": result.columns}, {"train": labels}, {"train": result.reliability}, dataset="toy",
-                               fingerprint="abc", el2n_checkpoint=1)
+    return Scores.from_columns(
+        {"train": result.columns},
+        {"train": labels},
+        {"train": result.reliability},
+        dataset="toy",
+        fingerprint="abc",
+        el2n_checkpoint=1,
+    )
 
 
 def test_scores_match_hand_computation():
@@ -41,7 +49,11 @@ def test_scores_match_hand_computation():
     assert table["accessibility"].tolist() == pytest.approx([1.0, 0.75, 0.25])
     # member 0 stays right from checkpoint 1, 2, never (3); member 1 from 1, 1, 2
     assert table["learned_checkpoint"].tolist() == pytest.approx([1.0, 1.5, 2.5])
-    assert table["forgetting"].tolist() == [0.0, 0.0, 1.0]  # member 0 never learns example 2 -> 2 checkpoints after init
+    assert table["forgetting"].tolist() == [
+        0.0,
+        0.0,
+        1.0,
+    ]  # member 0 never learns example 2 -> 2 checkpoints after init
     assert table["confidence"].tolist() == pytest.approx([0.5, 0.5, 0.5])
 
 

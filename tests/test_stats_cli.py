@@ -6,8 +6,8 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import SMALL_SCORE, load_record, run_cli
+
 from curriculum.data.datasets import load_dataset
 from scoring import Scores
 from stats.distributions import spearman
@@ -95,10 +95,13 @@ def test_score_rerun_keeps_the_statistics_columns(stats_run, tmp_path):
     assert after.directions == before.directions
 
 
-@pytest.mark.parametrize("missing, message", [
-    ("summary.csv", "has no summary.csv; run `curriculum score --dataset digits --out"),
-    ("run.json", "holds scores but no run.json; delete"),
-])
+@pytest.mark.parametrize(
+    "missing, message",
+    [
+        ("summary.csv", "has no summary.csv; run `curriculum score --dataset digits --out"),
+        ("run.json", "holds scores but no run.json; delete"),
+    ],
+)
 def test_a_run_missing_a_file_is_refused_before_anything_is_written(score_run, tmp_path, missing, message):
     run = tmp_path / "run"
     shutil.copytree(score_run, run)
@@ -124,9 +127,18 @@ def test_the_statistics_figure_keeps_its_title(monkeypatch, tmp_path):
     from curriculum.reporting import figures
 
     summary = pd.DataFrame({"split": "train", "epoch": [0.0, 1.0], "tpa": [0.3, 0.6], "acc_mean": [0.5, 0.8]})
-    curves = pd.DataFrame({"split": "train", "checkpoint": [0, 1] * 2, "epoch": [0.0, 1.0] * 2,
-                           "statistic": ["entropy"] * 2 + ["edges"] * 2, "agreed_mean": [1.0, 2.0, 3.0, 4.0],
-                           "tpa": [0.3, 0.6] * 2, "dataset_mean": [1.5] * 2 + [3.5] * 2, "dataset_std": [0.5] * 4})
+    curves = pd.DataFrame(
+        {
+            "split": "train",
+            "checkpoint": [0, 1] * 2,
+            "epoch": [0.0, 1.0] * 2,
+            "statistic": ["entropy"] * 2 + ["edges"] * 2,
+            "agreed_mean": [1.0, 2.0, 3.0, 4.0],
+            "tpa": [0.3, 0.6] * 2,
+            "dataset_mean": [1.5] * 2 + [3.5] * 2,
+            "dataset_std": [0.5] * 4,
+        }
+    )
     table = pd.DataFrame({"statistic": ["entropy", "edges"], "spearman_r": [0.1, -0.2], "p_value": [0.5, 0.1]})
     drawn = {}
     monkeypatch.setattr(figures, "save", lambda fig, path: drawn.setdefault("fig", fig))

@@ -204,6 +204,7 @@ def test_constant_image(value):
 
 def test_two_flat_halves():
     image = halves(16, 32)  # columns 0-15 black, 16-31 white
+
     # 10x10 windows starting at column j hold 10 * (16 - j) black pixels when j in 7..15, so a
     # fraction p = (16 - j) / 10 of black; the 23 x 13 window positions are the same per row.
     def h2(p):

@@ -131,9 +131,7 @@ def test_streaming_pass_equals_the_in_memory_scores(run, bench, small, monkeypat
     reliability = bench.in_memory_reliability(record, EL2N_AT, decimals=12)
     for name, values in reliability.items():
         for kind in ("half", "full"):
-            np.testing.assert_allclose(
-                result.reliability[name][kind], values[kind], rtol=0, atol=1e-12, err_msg=name
-            )
+            np.testing.assert_allclose(result.reliability[name][kind], values[kind], rtol=0, atol=1e-12, err_msg=name)
     summary = checkpoint_summary({"train": result.counts}, list(range(CHECKPOINTS)))
     for column, values in reference_summary(record, range(CHECKPOINTS)).items():
         np.testing.assert_allclose(summary[column].to_numpy(), values, rtol=0, atol=1e-12, err_msg=column)

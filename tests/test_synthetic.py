@@ -14,14 +14,13 @@ import pytest
 
 from curriculum.data import shapes as S
 from curriculum.data.datasets import Split, load_dataset
-from curriculum.data.synthetic import (GABOR_JITTER_DEG, gabor_patches, gabor_specs,
-                                  orientation_distance)
+from curriculum.data.synthetic import GABOR_JITTER_DEG, gabor_patches, gabor_specs, orientation_distance
 from scoring.errors import UserError
 from stats import spearman
 
-
 # ---------------------------------------------------------------------------------------------
 # gabor
+
 
 def test_no_two_gabor_classes_can_draw_the_same_channel_parity_and_orientation():
     specs = gabor_specs()
@@ -61,8 +60,11 @@ def test_gabor_overlap_is_the_literal_layout_with_a_quarter_ambiguous():
     labels, theta = d.train.labels, d.train.factors["orientation"]
     for i in range(0, len(labels), 37):
         _, c, a, odd = specs[labels[i]]
-        near = any(orientation_distance(theta[i], a2) <= GABOR_JITTER_DEG
-                   for _, c2, a2, odd2 in specs if (c2, odd2) == (c, odd) and a2 != a)
+        near = any(
+            orientation_distance(theta[i], a2) <= GABOR_JITTER_DEG
+            for _, c2, a2, odd2 in specs
+            if (c2, odd2) == (c, odd) and a2 != a
+        )
         assert bool(d.train.factors["in_other_range"][i]) == near
 
 
@@ -112,6 +114,7 @@ def test_generated_sets_are_deterministic():
 # ---------------------------------------------------------------------------------------------
 # gaussian
 
+
 def test_gaussian_margin_is_the_bayes_margin_of_the_stored_pixels():
     d = load_dataset("gaussian")
     for split in (d.train, d.test):
@@ -127,23 +130,28 @@ def test_gaussian_margin_is_the_bayes_margin_of_the_stored_pixels():
 # ---------------------------------------------------------------------------------------------
 # shapes: names and sizes
 
-@pytest.mark.parametrize("name,n,t,seed,canonical", [
-    ("shapes", 5000, 1000, 0, "shapes"),
-    ("shapes:5000/1000", 5000, 1000, 0, "shapes"),
-    ("shapes:200", 200, 40, 0, "shapes:200"),
-    ("shapes:200/40", 200, 40, 0, "shapes:200"),
-    ("shapes:200/30", 200, 30, 0, "shapes:200/30"),
-    ("shapes-seed2", 5000, 1000, 2, "shapes-seed2"),
-    ("Shapes:200/30-seed1", 200, 30, 1, "shapes:200/30-seed1"),
-])
+
+@pytest.mark.parametrize(
+    "name,n,t,seed,canonical",
+    [
+        ("shapes", 5000, 1000, 0, "shapes"),
+        ("shapes:5000/1000", 5000, 1000, 0, "shapes"),
+        ("shapes:200", 200, 40, 0, "shapes:200"),
+        ("shapes:200/40", 200, 40, 0, "shapes:200"),
+        ("shapes:200/30", 200, 30, 0, "shapes:200/30"),
+        ("shapes-seed2", 5000, 1000, 2, "shapes-seed2"),
+        ("Shapes:200/30-seed1", 200, 30, 1, "shapes:200/30-seed1"),
+    ],
+)
 def test_shapes_names(name, n, t, seed, canonical):
     assert S.parse_shapes_name(name) == (n, t, seed)
     assert S.shapes_name(n, t, seed) == canonical
     assert S.parse_shapes_name(canonical) == (n, t, seed)
 
 
-@pytest.mark.parametrize("name", ["shapes:", "shapes:abc", "shapes:9", "shapes:30/5",
-                                  "shapes:2000001", "shapes:100/20-seed", "shapesx"])
+@pytest.mark.parametrize(
+    "name", ["shapes:", "shapes:abc", "shapes:9", "shapes:30/5", "shapes:2000001", "shapes:100/20-seed", "shapesx"]
+)
 def test_bad_shapes_names_are_user_errors(name):
     with pytest.raises(UserError) as err:
         load_dataset(name)
@@ -189,6 +197,7 @@ def test_shapes_factors_are_independent():
 
 # ---------------------------------------------------------------------------------------------
 # shapes: the factors describe the images
+
 
 def _clean_block(n=40, seed=3):
     p = S.draw_parameters(np.random.default_rng(seed), n)

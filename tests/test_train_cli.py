@@ -9,22 +9,39 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_cli
 from matplotlib import image as mpimg
 
-from conftest import run_cli
 from curriculum import cli
 from scoring import Scores
 from scoring.files import LOCK_NAME
 
 ORDERS = ["curriculum", "random", "anti", "none"]
 TINY = ["--steps", "20", "--eval-every-steps", "5", "--seeds", "2"]
-COLUMNS = ["order", "seeds", "final_acc", "ci95", "auc", "target", "steps_to_target", "reached", "tpa",
-           "mean_consistency", "gain_vs_none", "p_vs_none", "gain_vs_random", "p_vs_random"]
+COLUMNS = [
+    "order",
+    "seeds",
+    "final_acc",
+    "ci95",
+    "auc",
+    "target",
+    "steps_to_target",
+    "reached",
+    "tpa",
+    "mean_consistency",
+    "gain_vs_none",
+    "p_vs_none",
+    "gain_vs_random",
+    "p_vs_random",
+]
 
 
 def _outputs(out):
-    return (pd.read_csv(out / "results.csv"), pd.read_csv(out / "curves.csv"),
-            json.loads((out / "config.json").read_text()))
+    return (
+        pd.read_csv(out / "results.csv"),
+        pd.read_csv(out / "curves.csv"),
+        json.loads((out / "config.json").read_text()),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +108,7 @@ def test_summary_is_printed_for_every_order(full):
     lines = proc.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("order"))
     assert "steps to" in lines[header] and "vs none (p)" in lines[header] and "vs random (p)" in lines[header]
-    assert [line.split()[0] for line in lines[header + 2: header + 6]] == ORDERS
+    assert [line.split()[0] for line in lines[header + 2 : header + 6]] == ORDERS
     assert str(out / "results.csv") in proc.stdout
     assert "Traceback" not in proc.stderr
 
@@ -99,8 +116,29 @@ def test_summary_is_printed_for_every_order(full):
 def test_seeds_pair_the_controls(score_run, tmp_path):
     # b = 1 opens all data from step 0, so with seed s the random order trains exactly like none:
     # the same order, initial weights and batches
-    run_cli(["train", "--scores", score_run, "--pacing", "linear", "--b", "1", "--orders", "random,none",
-             "--steps", "10", "--eval-every-steps", "5", "--seeds", "2", "--quiet", "--out", tmp_path / "out"], tmp_path)
+    run_cli(
+        [
+            "train",
+            "--scores",
+            score_run,
+            "--pacing",
+            "linear",
+            "--b",
+            "1",
+            "--orders",
+            "random,none",
+            "--steps",
+            "10",
+            "--eval-every-steps",
+            "5",
+            "--seeds",
+            "2",
+            "--quiet",
+            "--out",
+            tmp_path / "out",
+        ],
+        tmp_path,
+    )
     results, curves, _ = _outputs(tmp_path / "out")
     acc = {key: rows["test_accuracy"].to_numpy() for key, rows in curves.groupby(["order", "seed"])}
     assert np.array_equal(acc["random", 0], acc["none", 0]) and np.array_equal(acc["random", 1], acc["none", 1])
@@ -117,24 +155,69 @@ def test_scores_file_of_the_same_scores_repeats_the_run_exactly(full, score_run,
     train = Scores.load(score_run).split("train")
     rows = train[["index", "label", "accessibility"]].rename(columns={"accessibility": "score"})
     rows.sample(frac=1, random_state=0).to_csv(tmp_path / "mine.csv", index=False)
-    no_direction = run_cli(["train", "--scores-file", tmp_path / "mine.csv", "--orders", "anti,none", *TINY, "--quiet"], tmp_path, check=False)
+    no_direction = run_cli(
+        ["train", "--scores-file", tmp_path / "mine.csv", "--orders", "anti,none", *TINY, "--quiet"],
+        tmp_path,
+        check=False,
+    )
     assert no_direction.returncode == 2 and "--scores-direction higher|lower" in no_direction.stderr
-    run_cli(["train", "--scores-file", tmp_path / "mine.csv", "--scores-direction", "higher", "--orders", "anti,none", *TINY,
-             "--quiet", "--out", tmp_path / "out"], tmp_path)
+    run_cli(
+        [
+            "train",
+            "--scores-file",
+            tmp_path / "mine.csv",
+            "--scores-direction",
+            "higher",
+            "--orders",
+            "anti,none",
+            *TINY,
+            "--quiet",
+            "--out",
+            tmp_path / "out",
+        ],
+        tmp_path,
+    )
     _, curves, config = _outputs(tmp_path / "out")
     _, before, _ = _outputs(full[1])
     before = before[before["order"].isin(["anti", "none"])]
     key = ["order", "seed", "step"]
-    pd.testing.assert_frame_equal(curves.sort_values(key, ignore_index=True), before.sort_values(key, ignore_index=True))
-    assert config["order_source"] == (f"scores file {tmp_path / 'mine.csv'} (higher = easier; 1347 of 1347 scores "
-                                      "matched the 1347 train examples by position in the split)")
+    pd.testing.assert_frame_equal(
+        curves.sort_values(key, ignore_index=True), before.sort_values(key, ignore_index=True)
+    )
+    assert config["order_source"] == (
+        f"scores file {tmp_path / 'mine.csv'} (higher = easier; 1347 of 1347 scores "
+        "matched the 1347 train examples by position in the split)"
+    )
 
 
 def test_self_taught_order_needs_no_score_run(tmp_path):
-    proc = run_cli(["train", "--by", "self-taught", "--orders", "curriculum,none", "--pacing", "single-step",
-                    "--start", "0.2", "--stage-length", "5", "--steps", "10", "--eval-every-steps", "5", "--seeds", "1", "--quiet"], tmp_path)
+    proc = run_cli(
+        [
+            "train",
+            "--by",
+            "self-taught",
+            "--orders",
+            "curriculum,none",
+            "--pacing",
+            "single-step",
+            "--start",
+            "0.2",
+            "--stage-length",
+            "5",
+            "--steps",
+            "10",
+            "--eval-every-steps",
+            "5",
+            "--seeds",
+            "1",
+            "--quiet",
+        ],
+        tmp_path,
+    )
     assert proc.stdout == ""  # --quiet
-    out = tmp_path / "runs" / "digits" / "curriculum" / "single-step-self-taught"  # no score run: the default place, named by the order source
+    out = (
+        tmp_path / "runs" / "digits" / "curriculum" / "single-step-self-taught"
+    )  # no score run: the default place, named by the order source
     results, curves, config = _outputs(out)
     assert list(results["order"]) == ["curriculum", "none"] and len(curves) == 2 * 2
     assert config["order_source"] == "self-taught P(true class)"
@@ -150,8 +233,11 @@ def _one_error_line(stderr: str) -> str:
 
 def test_scores_of_another_dataset_in_a_subprocess(score_run, tmp_path):
     # without --quiet: no progress bar may start before the error
-    proc = run_cli(["train", "--dataset", "gabor", "--scores", score_run, "--steps", "20", "--out", tmp_path / "out"],
-                   tmp_path, check=False)
+    proc = run_cli(
+        ["train", "--dataset", "gabor", "--scores", score_run, "--steps", "20", "--out", tmp_path / "out"],
+        tmp_path,
+        check=False,
+    )
     assert proc.returncode == 2
     assert "These scores belong to dataset 'digits', not to 'gabor'" in _one_error_line(proc.stderr)
     assert not (tmp_path / "out").exists()
@@ -160,21 +246,30 @@ def test_scores_of_another_dataset_in_a_subprocess(score_run, tmp_path):
 RUN = "{score run}"  # replaced by the session's score run
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--pacing", "cubic"], "--pacing must be one of exp, varied-exp, single-step, linear"),
-    ([], "No scores at runs/digits; run `curriculum score --dataset digits` first"),
-    (["--scores", "nowhere"], "No scores at nowhere; run `curriculum score --dataset digits --out nowhere` first"),
-    (["--orders", "curriculum,easy"], "--orders must be comma-separated names among curriculum, anti, random, none, got curriculum,easy."),
-    (["--orders", ","], "--orders must be comma-separated names among"),
-    (["--scores", RUN, "--pacing", "linear", "--a", "11"], "--a must be a finite number in (0, 10], got 11."),
-    (["--scores", RUN, "--pacing", "quad", "--b", "-0.1"], "--b must be a finite number in [0, 1], got -0.1."),
-    (["--scores", RUN, "--a", "0.5"], "exp pacing takes the parameters start, inc, stage_length; it has no a."),
-    (["--steps", "0"], "--steps must be a whole number >= 1, got 0."),
-    (["--eval-every-steps", "0"], "--eval-every-steps must be a whole number >= 1, got 0."),
-    (["--seeds", "0"], "--seeds must be a whole number >= 1, got 0."),
-    (["--target", "1.5"], "--target must be a finite number in (0, 1], got 1.5."),
-    (["--scores", RUN, "--batch-size", "5000"], "--batch-size 5000 exceeds the 1347 train examples; use at most 1347."),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--pacing", "cubic"], "--pacing must be one of exp, varied-exp, single-step, linear"),
+        ([], "No scores at runs/digits; run `curriculum score --dataset digits` first"),
+        (["--scores", "nowhere"], "No scores at nowhere; run `curriculum score --dataset digits --out nowhere` first"),
+        (
+            ["--orders", "curriculum,easy"],
+            "--orders must be comma-separated names among curriculum, anti, random, none, got curriculum,easy.",
+        ),
+        (["--orders", ","], "--orders must be comma-separated names among"),
+        (["--scores", RUN, "--pacing", "linear", "--a", "11"], "--a must be a finite number in (0, 10], got 11."),
+        (["--scores", RUN, "--pacing", "quad", "--b", "-0.1"], "--b must be a finite number in [0, 1], got -0.1."),
+        (["--scores", RUN, "--a", "0.5"], "exp pacing takes the parameters start, inc, stage_length; it has no a."),
+        (["--steps", "0"], "--steps must be a whole number >= 1, got 0."),
+        (["--eval-every-steps", "0"], "--eval-every-steps must be a whole number >= 1, got 0."),
+        (["--seeds", "0"], "--seeds must be a whole number >= 1, got 0."),
+        (["--target", "1.5"], "--target must be a finite number in (0, 1], got 1.5."),
+        (
+            ["--scores", RUN, "--batch-size", "5000"],
+            "--batch-size 5000 exceeds the 1347 train examples; use at most 1347.",
+        ),
+    ],
+)
 def test_bad_input(args, message, score_run, tmp_path, monkeypatch, capsys):
     """The same CLI entry point in this process (a subprocess per case would cost seconds each)."""
     monkeypatch.chdir(tmp_path)
@@ -188,11 +283,18 @@ def test_bad_input(args, message, score_run, tmp_path, monkeypatch, capsys):
 
 def test_a_diverging_run_exits_2_and_writes_nothing(score_run, tmp_path):
     out = tmp_path / "out"
-    proc = run_cli(["train", "--scores", score_run, "--orders", "curriculum", *TINY, "--lr", "10", "--quiet", "--out", out],
-                   tmp_path, check=False)
+    proc = run_cli(
+        ["train", "--scores", score_run, "--orders", "curriculum", *TINY, "--lr", "10", "--quiet", "--out", out],
+        tmp_path,
+        check=False,
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "The curriculum run (seed 0) diverged at step" in lines[0] and "nothing was written" in lines[0]
+    assert (
+        len(lines) == 1
+        and "The curriculum run (seed 0) diverged at step" in lines[0]
+        and "nothing was written" in lines[0]
+    )
     assert not out.exists()
 
 
@@ -212,7 +314,20 @@ def test_stacked_runs_reach_the_accuracies_they_reach_one_by_one(full, score_run
     """Every order x seed run stacked into one model (float reassociation only) against the same
     runs trained one by one (the CPU default)."""
     (tmp_path / "stack.yaml").write_text('stack: "on"\n')
-    run_cli(["train", "--scores", score_run, *TINY, "--quiet", "--config", tmp_path / "stack.yaml", "--out", tmp_path / "out"], tmp_path)
+    run_cli(
+        [
+            "train",
+            "--scores",
+            score_run,
+            *TINY,
+            "--quiet",
+            "--config",
+            tmp_path / "stack.yaml",
+            "--out",
+            tmp_path / "out",
+        ],
+        tmp_path,
+    )
     alone, stacked = _outputs(full[1])[1], _outputs(tmp_path / "out")[1]
     both = alone.merge(stacked, on=["order", "seed", "step"], suffixes=("_alone", "_stacked"))
     assert len(both) == len(alone) == 4 * 2 * 4

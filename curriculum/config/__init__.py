@@ -1,6 +1,6 @@
 """Settings: the option mechanism, every stage's declared settings, and the per-dataset recipes.
 
-    from curriculum.config import ScoreConfig, build_config
+from curriculum.config import ScoreConfig, build_config
 """
 
 from scoring.lazy import lazy_exports

@@ -36,9 +36,18 @@ log = logging.getLogger(__name__)
 _RENAMED = "renamed:"  # argparse destination prefix of an old flag name
 
 
-def option(default: Any, help: str, *, range: str | None = None, choices: tuple[str, ...] | None = None,
-           default_help: str | None = None, writable_dir: bool = False, positional: str | None = None,
-           setting: bool = True, renamed_from: str | None = None) -> Any:
+def option(
+    default: Any,
+    help: str,
+    *,
+    range: str | None = None,
+    choices: tuple[str, ...] | None = None,
+    default_help: str | None = None,
+    writable_dir: bool = False,
+    positional: str | None = None,
+    setting: bool = True,
+    renamed_from: str | None = None,
+) -> Any:
     """A config field with everything its flag needs.
 
     ``range`` is an interval such as ``"(0, 10]"`` or ``"[2, inf)"``; ``choices`` the accepted
@@ -50,9 +59,16 @@ def option(default: Any, help: str, *, range: str | None = None, choices: tuple[
     verbosity, the process count), so a rerun with another value may reuse the run;
     ``renamed_from`` keeps an old flag and file key working, with a warning.
     """
-    metadata = {"help": help, "range": range, "choices": choices, "default_help": default_help,
-                "writable_dir": writable_dir, "positional": positional, "setting": setting,
-                "renamed_from": renamed_from}
+    metadata = {
+        "help": help,
+        "range": range,
+        "choices": choices,
+        "default_help": default_help,
+        "writable_dir": writable_dir,
+        "positional": positional,
+        "setting": setting,
+        "renamed_from": renamed_from,
+    }
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -143,8 +159,11 @@ def specs(cls: type) -> dict[str, Spec]:
 
 def renamed(cls: type) -> dict[str, str]:
     """``{old name: field name}`` for the fields that kept an old flag or file key working."""
-    return {spec.field.metadata["renamed_from"]: name for name, spec in specs(cls).items()
-            if spec.field.metadata["renamed_from"]}
+    return {
+        spec.field.metadata["renamed_from"]: name
+        for name, spec in specs(cls).items()
+        if spec.field.metadata["renamed_from"]
+    }
 
 
 def check_value(cls: type, name: str, value: Any, label: str | None = None) -> Any:
@@ -172,8 +191,10 @@ def check_output_dir(path: str | Path, label: str) -> None:
     try:
         tempfile.TemporaryFile(dir=existing).close()
     except OSError as err:
-        raise UserError(f"{label} {path}: cannot write into {existing} ({err.strerror}); "
-                        "pass a directory you can write to, or fix its permissions.") from None
+        raise UserError(
+            f"{label} {path}: cannot write into {existing} ({err.strerror}); "
+            "pass a directory you can write to, or fix its permissions."
+        ) from None
 
 
 class Config:
@@ -197,6 +218,7 @@ class Config:
 
 
 # --- files, flags and dicts ---------------------------------------------------------------------
+
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping of flag names (dashes or underscores) to values."""
@@ -284,8 +306,11 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             kwargs["help"] += f" (formerly --{old.replace('_', '-')})"
             parser.add_argument("--" + old.replace("_", "-"), dest=_RENAMED + old, default=None, help=argparse.SUPPRESS)
         parser.add_argument(spec.flag, **kwargs)
-    parser.add_argument("--config", metavar="FILE",
-                        help="YAML file of flag values (keys are the flag names, with - or _); flags on the command line win")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="YAML file of flag values (keys are the flag names, with - or _); flags on the command line win",
+    )
 
 
 def given_flags(args: argparse.Namespace, cls: type) -> dict[str, Any]:

@@ -30,8 +30,14 @@ from typing import Any, TypeVar
 C = TypeVar("C")
 
 #: Defaults of fields left at None when the dataset has no recipe for them.
-GENERIC: dict[str, Any] = {"members": 10, "epochs": 20.0, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4,
-                           "lr_schedule": "step"}
+GENERIC: dict[str, Any] = {
+    "members": 10,
+    "epochs": 20.0,
+    "lr": 0.05,
+    "momentum": 0.9,
+    "weight_decay": 5e-4,
+    "lr_schedule": "step",
+}
 
 RECIPES: dict[str, dict[str, Any]] = {
     "digits": {"members": 12, "epochs": 4.0},
@@ -50,14 +56,19 @@ def base_name(dataset: str) -> str:
 def with_recipe(config: C) -> C:
     """A copy of ``config`` whose None fields hold the dataset's recipe (else the generic default)."""
     recipe = {**GENERIC, **RECIPES.get(base_name(getattr(config, "dataset", "")), {})}
-    filled = {f.name: recipe[f.name] for f in dataclasses.fields(config)
-              if getattr(config, f.name) is None and f.name in recipe}
+    filled = {
+        f.name: recipe[f.name]
+        for f in dataclasses.fields(config)
+        if getattr(config, f.name) is None and f.name in recipe
+    }
     return dataclasses.replace(config, **filled)
 
 
 def recipe_help(field: str) -> str:
     """``"digits 4, else 20"``: the default of a recipe field, for --help."""
+
     def fmt(value):
         return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
     special = [f"{name} {fmt(values[field])}" for name, values in RECIPES.items() if field in values]
     return ", ".join(special) + f", else {fmt(GENERIC[field])}" if special else fmt(GENERIC[field])

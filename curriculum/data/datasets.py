@@ -57,15 +57,24 @@ from pathlib import Path
 import numpy as np
 
 from curriculum.config.constraints import SEED_RANGE, Interval
+from curriculum.data import originals
+from curriculum.data import sources as src
+from curriculum.data.shapes import make_shapes, parse_shapes_name, shapes_name
+from curriculum.data.synthetic import make_gabor, make_gaussian
 from scoring.errors import UserError
 from scoring.ids import as_ids, content_hashes
 
-from curriculum.data import originals, sources as src
-from curriculum.data.shapes import make_shapes, parse_shapes_name, shapes_name
-from curriculum.data.synthetic import make_gabor, make_gaussian
-
-__all__ = ["Split", "Dataset", "load_dataset", "list_datasets", "default_cache_dir",
-           "compute_fingerprint", "image_fingerprints", "apply_label_noise", "CIFAR100_SUPERCLASSES"]
+__all__ = [
+    "Split",
+    "Dataset",
+    "load_dataset",
+    "list_datasets",
+    "default_cache_dir",
+    "compute_fingerprint",
+    "image_fingerprints",
+    "apply_label_noise",
+    "CIFAR100_SUPERCLASSES",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,15 +102,13 @@ class Split:
         if len(self.ids) != len(lab):
             raise ValueError(f"ids must be one per example ({len(lab)}), got {len(self.ids)}")
         if im.dtype != np.uint8 or im.ndim != 4 or im.shape[3] not in (1, 3):
-            raise ValueError(f"images must be uint8 [M, H, W, C] with C in (1, 3), got "
-                             f"{im.dtype} {im.shape}")
+            raise ValueError(f"images must be uint8 [M, H, W, C] with C in (1, 3), got {im.dtype} {im.shape}")
         if lab.dtype != np.int64 or lab.shape != (len(im),):
             raise ValueError(f"labels must be int64 [{len(im)}], got {lab.dtype} {lab.shape}")
         for name, values in self.factors.items():
             v = np.asarray(values)
             if v.shape != (len(im),) or v.dtype.kind not in "biuf":
-                raise ValueError(f"factor {name!r} must be a numeric array [{len(im)}], got "
-                                 f"{v.dtype} {v.shape}")
+                raise ValueError(f"factor {name!r} must be a numeric array [{len(im)}], got {v.dtype} {v.shape}")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -137,7 +144,7 @@ class Dataset:
         return tuple(self.train.images.shape[1:])  # type: ignore[return-value]
 
     @classmethod
-    def build(cls, name: str, train: Split, test: Split, classes, **kw) -> "Dataset":
+    def build(cls, name: str, train: Split, test: Split, classes, **kw) -> Dataset:
         """A Dataset with its fingerprint computed (for data made in memory)."""
         return cls(name, train, test, tuple(classes), compute_fingerprint(train, test), **kw)
 
@@ -174,16 +181,21 @@ def default_cache_dir() -> Path:
 # name -> (hub id, config, description)
 HF_NAMED = {
     "cifar10": ("uoft-cs/cifar10", None, "CIFAR-10, 32x32x3, 10 classes, 50000 / 10000"),
-    "cifar100": ("uoft-cs/cifar100", None, "CIFAR-100 fine labels, 32x32x3, 100 classes, "
-                                           "50000 / 10000"),
+    "cifar100": ("uoft-cs/cifar100", None, "CIFAR-100 fine labels, 32x32x3, 100 classes, 50000 / 10000"),
     "mnist": ("ylecun/mnist", None, "MNIST, 28x28 grey, 10 classes, 60000 / 10000"),
-    "fashion-mnist": ("zalando-datasets/fashion_mnist", None,
-                      "Fashion-MNIST, 28x28 grey, 10 classes, 60000 / 10000"),
-    "svhn": ("ufldl-stanford/svhn", "cropped_digits",
-             "SVHN cropped digits, 32x32x3, 10 classes, 73257 / 26032 ('extra' unused)"),
+    "fashion-mnist": ("zalando-datasets/fashion_mnist", None, "Fashion-MNIST, 28x28 grey, 10 classes, 60000 / 10000"),
+    "svhn": (
+        "ufldl-stanford/svhn",
+        "cropped_digits",
+        "SVHN cropped digits, 32x32x3, 10 classes, 73257 / 26032 ('extra' unused)",
+    ),
 }
-ALIASES = {"fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10",
-           "cifar-100": "cifar100"}
+ALIASES = {
+    "fashion_mnist": "fashion-mnist",
+    "fashionmnist": "fashion-mnist",
+    "cifar-10": "cifar10",
+    "cifar-100": "cifar100",
+}
 
 # The 20 CIFAR-100 coarse classes (Hugging Face's names with '_' -> '-') and their fine classes.
 CIFAR100_SUPERCLASSES = {
@@ -208,9 +220,16 @@ CIFAR100_SUPERCLASSES = {
     "vehicles-1": ("bicycle", "bus", "motorcycle", "pickup_truck", "train"),
     "vehicles-2": ("lawn_mower", "rocket", "streetcar", "tank", "tractor"),
 }
-_SUPER_ALIASES = {"mediumsizedmammals": "medium-mammals", "vehicle1": "vehicles-1",
-                  "vehicle2": "vehicles-2", "insect": "insects", "reptile": "reptiles",
-                  "tree": "trees", "flower": "flowers", "smallmammal": "small-mammals"}
+_SUPER_ALIASES = {
+    "mediumsizedmammals": "medium-mammals",
+    "vehicle1": "vehicles-1",
+    "vehicle2": "vehicles-2",
+    "insect": "insects",
+    "reptile": "reptiles",
+    "tree": "trees",
+    "flower": "flowers",
+    "smallmammal": "small-mammals",
+}
 _FINE_NAME_FIXES = {"cra": "crab"}  # a typo in the Hugging Face ClassLabel names
 
 
@@ -229,39 +248,64 @@ def _resolve_superclass(name: str) -> str | None:
 def list_datasets() -> list[tuple[str, str]]:
     """(name or name pattern, one-line description), for ``curriculum datasets``."""
     rows = [
-        ("digits", "scikit-learn handwritten digits, 8x8 grey, 10 classes, 1347 / 450 "
-                   "(stratified, seed 0); built in, the default"),
-        ("gabor", "Gabor patches (Hacohen et al. 2020), 32x32x3, 12 non-overlapping classes (RGB channel "
-                  "x parity x two base orientations 90 deg apart, each +-30 deg), 960 / 240; "
-                  "built in"),
-        ("gabor-overlap", "Gabor patches, 12 classes read literally from Hacohen et al. 2020 (same-colour "
-                          "same-parity ranges overlap: ~1/4 of images ambiguous), 960 / 240; "
-                          "built in"),
-        ("gaussian", "two overlapping Gaussians (Hacohen et al. 2020), N(0, I) vs N(0.1, I) in 3072 dims "
-                     "as 32x32x3, 5000 / 1000; built in"),
-        ("shapes", "ten procedural shapes, 32x32x3, 5000 / 1000, with their difficulty "
-                   "factors (size, contrast, clutter, occlusion, noise); built in"),
-        ("shapes:<N>[/<T>][-seed<S>]", "the same with N train, T test (default N // 5) "
-                                       "images, from seed S (default 0)"),
+        (
+            "digits",
+            "scikit-learn handwritten digits, 8x8 grey, 10 classes, 1347 / 450 "
+            "(stratified, seed 0); built in, the default",
+        ),
+        (
+            "gabor",
+            "Gabor patches (Hacohen et al. 2020), 32x32x3, 12 non-overlapping classes (RGB channel "
+            "x parity x two base orientations 90 deg apart, each +-30 deg), 960 / 240; "
+            "built in",
+        ),
+        (
+            "gabor-overlap",
+            "Gabor patches, 12 classes read literally from Hacohen et al. 2020 (same-colour "
+            "same-parity ranges overlap: ~1/4 of images ambiguous), 960 / 240; "
+            "built in",
+        ),
+        (
+            "gaussian",
+            "two overlapping Gaussians (Hacohen et al. 2020), N(0, I) vs N(0.1, I) in 3072 dims "
+            "as 32x32x3, 5000 / 1000; built in",
+        ),
+        (
+            "shapes",
+            "ten procedural shapes, 32x32x3, 5000 / 1000, with their difficulty "
+            "factors (size, contrast, clutter, occlusion, noise); built in",
+        ),
+        (
+            "shapes:<N>[/<T>][-seed<S>]",
+            "the same with N train, T test (default N // 5) images, from seed S (default 0)",
+        ),
     ]
-    rows += [(n, f"{d} (Hugging Face {hub}; its original files with --data-dir)")
-             for n, (hub, _, d) in HF_NAMED.items()]
-    rows += [(f"cifar100:{s}", f"CIFAR-100 super-class, 5 classes ({', '.join(f)}), 2500 / 500")
-             for s, f in CIFAR100_SUPERCLASSES.items()]
     rows += [
-        ("hf:<repo id>[:<config>]", "a Hugging Face image-classification dataset on the Hub "
-                                    "(Image + ClassLabel columns found automatically)"),
+        (n, f"{d} (Hugging Face {hub}; its original files with --data-dir)") for n, (hub, _, d) in HF_NAMED.items()
+    ]
+    rows += [
+        (f"cifar100:{s}", f"CIFAR-100 super-class, 5 classes ({', '.join(f)}), 2500 / 500")
+        for s, f in CIFAR100_SUPERCLASSES.items()
+    ]
+    rows += [
+        (
+            "hf:<repo id>[:<config>]",
+            "a Hugging Face image-classification dataset on the Hub (Image + ClassLabel columns found automatically)",
+        ),
         ("hf:<path>", "a folder written by datasets' save_to_disk (splits train + test)"),
-        ("torchvision:<ClassName>", "a torchvision dataset, e.g. torchvision:CIFAR10, "
-                                    "downloaded into the cache folder"),
-        ("folder:<path>", "images in path/train/<class>/ + path/test/<class>/, or in "
-                          "path/<class>/ split 80/20 per class (seed 0)"),
+        (
+            "torchvision:<ClassName>",
+            "a torchvision dataset, e.g. torchvision:CIFAR10, downloaded into the cache folder",
+        ),
+        (
+            "folder:<path>",
+            "images in path/train/<class>/ + path/test/<class>/, or in path/<class>/ split 80/20 per class (seed 0)",
+        ),
     ]
     return rows
 
 
-def apply_label_noise(labels: np.ndarray, fraction: float, num_classes: int,
-                      seed: int = 0) -> np.ndarray:
+def apply_label_noise(labels: np.ndarray, fraction: float, num_classes: int, seed: int = 0) -> np.ndarray:
     """A copy of ``labels`` with round(fraction * M) of them (chosen by ``seed``) replaced by
     labels drawn uniformly from 0..K-1 (a replacement may equal the original)."""
     rng = np.random.default_rng(seed)
@@ -273,7 +317,9 @@ def apply_label_noise(labels: np.ndarray, fraction: float, num_classes: int,
     return out
 
 
-_SUFFIX = re.compile(r"\+(?:noise(?P<p>[0-9.eE+-]+?)(?:-seed(?P<s>\d+))?|size(?P<size>\d+)|part(?P<part>\d+)of(?P<parts>\d+))$")
+_SUFFIX = re.compile(
+    r"\+(?:noise(?P<p>[0-9.eE+-]+?)(?:-seed(?P<s>\d+))?|size(?P<size>\d+)|part(?P<part>\d+)of(?P<parts>\d+))$"
+)
 
 
 def _split_suffixes(name: str) -> tuple[str, dict]:
@@ -295,15 +341,16 @@ def train_part(count: int, part: int, parts: int) -> np.ndarray:
     split of ``count`` examples (one fixed permutation, seed 0), for Hacohen et al.'s collections
     trained on different parts of the train set (its Fig. 22)."""
     if not (parts >= 2 and 0 <= part < parts and parts <= count):
-        raise UserError(f"A train part is +part<k>of<P> with P >= 2, 0 <= k < P and P at most the {count} train "
-                        f"examples; got part {part} of {parts}.")
+        raise UserError(
+            f"A train part is +part<k>of<P> with P >= 2, 0 <= k < P and P at most the {count} train "
+            f"examples; got part {part} of {parts}."
+        )
     return np.sort(np.array_split(np.random.default_rng(0).permutation(count), parts)[part])
 
 
 def _is_local_path(text: str) -> bool:
     """A path (exists, or starts with / . ~, or has more than one '/'), not a Hub id."""
-    return (text.startswith(("/", ".", "~")) or text.count("/") > 1
-            or Path(text).expanduser().exists())
+    return text.startswith(("/", ".", "~")) or text.count("/") > 1 or Path(text).expanduser().exists()
 
 
 def _read_original(key: str, data_dir: Path, cache_dir: Path, image_size: int | None) -> src.RawData:
@@ -330,23 +377,25 @@ def _read_original(key: str, data_dir: Path, cache_dir: Path, image_size: int | 
     return src.cached(cache_key, cache_dir, image_size, build, signature)
 
 
-def _read(base: str, cache_dir: Path, image_size: int | None,
-          data_dir: Path | None = None) -> tuple[str, src.RawData]:
+def _read(base: str, cache_dir: Path, image_size: int | None, data_dir: Path | None = None) -> tuple[str, src.RawData]:
     """Canonical base name and the raw arrays of a name without suffixes (from the original files
     under ``data_dir`` where given)."""
     canonical, read = _resolve(base, cache_dir, image_size, data_dir)
     return canonical, read()
 
 
-def _resolve(base: str, cache_dir: Path, image_size: int | None,
-             data_dir: Path | None = None) -> tuple[str, Callable[[], src.RawData]]:
+def _resolve(
+    base: str, cache_dir: Path, image_size: int | None, data_dir: Path | None = None
+) -> tuple[str, Callable[[], src.RawData]]:
     """Canonical base name of a name without suffixes, and how to read its raw arrays: a name that
     cannot resolve fails here, before anything is read (see :func:`dataset_name`)."""
     if data_dir is not None:
         prefix = base.partition(":")[0].strip().lower().replace("_", "-")
         if ALIASES.get(prefix, prefix) not in originals.ORIGINALS:
-            raise UserError(f"--data-dir reads the original files of {', '.join(originals.ORIGINALS)} "
-                            f"(and CIFAR-100's super-classes), not {base!r}; leave --data-dir out for it.")
+            raise UserError(
+                f"--data-dir reads the original files of {', '.join(originals.ORIGINALS)} "
+                f"(and CIFAR-100's super-classes), not {base!r}; leave --data-dir out for it."
+            )
     shapes = parse_shapes_name(base)
     if shapes is not None:  # generated in seconds: not cached
         return shapes_name(*shapes), lambda: make_shapes(*shapes)
@@ -367,8 +416,12 @@ def _resolve(base: str, cache_dir: Path, image_size: int | None,
             extra = ("coarse_label",) if key == "cifar100" else ()
 
             def read_named() -> src.RawData:
-                raw = src.cached(key, cache_dir, image_size, lambda: src.hf_to_raw(
-                    src.load_hf_source(hub, config, local=False), key, image_size, extra))
+                raw = src.cached(
+                    key,
+                    cache_dir,
+                    image_size,
+                    lambda: src.hf_to_raw(src.load_hf_source(hub, config, local=False), key, image_size, extra),
+                )
                 if key == "cifar100":
                     raw.classes = tuple(_FINE_NAME_FIXES.get(c, c) for c in raw.classes)
                 return raw
@@ -377,37 +430,58 @@ def _resolve(base: str, cache_dir: Path, image_size: int | None,
     elif prefix in ("cifar100", "cifar-100"):
         superclass = _resolve_superclass(rest)
         if superclass is None:
-            raise UserError(f"CIFAR-100 has no super-class {rest!r}; run `curriculum datasets` "
-                            f"for the 20 names (e.g. cifar100:small-mammals).")
+            raise UserError(
+                f"CIFAR-100 has no super-class {rest!r}; run `curriculum datasets` "
+                f"for the 20 names (e.g. cifar100:small-mammals)."
+            )
         return f"cifar100:{superclass}", lambda: _superclass_subset(
-            _read("cifar100", cache_dir, image_size, data_dir)[1], superclass)
+            _read("cifar100", cache_dir, image_size, data_dir)[1], superclass
+        )
     elif prefix == "hf" and rest:
         local = _is_local_path(rest)
         if local:
             path = Path(rest).expanduser().resolve()
             key = f"hf:{path}"
             if not path.exists() and not src.cache_path(cache_dir, key, image_size).exists():
-                raise UserError(f"No dataset at {path}; pass a folder written by "
-                                f"datasets.save_to_disk, or a Hub id like hf:uoft-cs/cifar10.")
-            return key, lambda: src.cached(key, cache_dir, image_size, lambda: src.hf_to_raw(
-                src.load_hf_source(str(path), None, local=True), key, image_size),
-                src.tree_signature(path) if path.exists() else None)
+                raise UserError(
+                    f"No dataset at {path}; pass a folder written by "
+                    f"datasets.save_to_disk, or a Hub id like hf:uoft-cs/cifar10."
+                )
+            return key, lambda: src.cached(
+                key,
+                cache_dir,
+                image_size,
+                lambda: src.hf_to_raw(src.load_hf_source(str(path), None, local=True), key, image_size),
+                src.tree_signature(path) if path.exists() else None,
+            )
         repo, _, config = rest.partition(":")
         key = f"hf:{rest}"
-        return key, lambda: src.cached(key, cache_dir, image_size, lambda: src.hf_to_raw(
-            src.load_hf_source(repo, config or None, local=False), key, image_size))
+        return key, lambda: src.cached(
+            key,
+            cache_dir,
+            image_size,
+            lambda: src.hf_to_raw(src.load_hf_source(repo, config or None, local=False), key, image_size),
+        )
     elif prefix == "torchvision" and rest:
         key = f"torchvision:{rest}"
-        return key, lambda: src.cached(key, cache_dir, image_size, lambda: src.read_torchvision(
-            rest, cache_dir / "torchvision", image_size))
+        return key, lambda: src.cached(
+            key, cache_dir, image_size, lambda: src.read_torchvision(rest, cache_dir / "torchvision", image_size)
+        )
     elif prefix == "folder" and rest:
         path = Path(rest).expanduser().resolve()
         key = f"folder:{path}"
         if not path.is_dir() and not src.cache_path(cache_dir, key, image_size).exists():
-            raise UserError(f"No folder {path}; pass folder:PATH with PATH/<class>/*.png or "
-                            f"PATH/train/<class>/*.png + PATH/test/<class>/*.png.")
-        return key, lambda: src.cached(key, cache_dir, image_size, lambda: src.read_folder(path, image_size),
-                                       src.tree_signature(path, only_images=True) if path.is_dir() else None)
+            raise UserError(
+                f"No folder {path}; pass folder:PATH with PATH/<class>/*.png or "
+                f"PATH/train/<class>/*.png + PATH/test/<class>/*.png."
+            )
+        return key, lambda: src.cached(
+            key,
+            cache_dir,
+            image_size,
+            lambda: src.read_folder(path, image_size),
+            src.tree_signature(path, only_images=True) if path.is_dir() else None,
+        )
     raise UserError(f"Unknown dataset {base!r}; run `curriculum datasets` to list the names.")
 
 
@@ -415,18 +489,25 @@ def _superclass_subset(full: src.RawData, superclass: str) -> src.RawData:
     coarse_names = [str(c) for c in full.extras["coarse_label_names"]]
     matches = [i for i, c in enumerate(coarse_names) if _resolve_superclass(c) == superclass]
     if len(matches) != 1:
-        raise UserError(f"The cached CIFAR-100 has no coarse class {superclass!r} "
-                        f"({coarse_names}); delete the cache folder and load it again.")
+        raise UserError(
+            f"The cached CIFAR-100 has no coarse class {superclass!r} "
+            f"({coarse_names}); delete the cache folder and load it again."
+        )
     coarse = matches[0]
     tr = full.extras["train_coarse_label"] == coarse
     te = full.extras["test_coarse_label"] == coarse
     fine = np.unique(full.train_labels[tr])  # ascending fine-label order
     remap = np.full(len(full.classes), -1, np.int64)
     remap[fine] = np.arange(len(fine))
-    return src.RawData(full.train_images[tr], remap[full.train_labels[tr]],
-                       full.test_images[te], remap[full.test_labels[te]],
-                       tuple(full.classes[i] for i in fine),
-                       train_ids=full.ids("train")[tr], test_ids=full.ids("test")[te])
+    return src.RawData(
+        full.train_images[tr],
+        remap[full.train_labels[tr]],
+        full.test_images[te],
+        remap[full.test_labels[te]],
+        tuple(full.classes[i] for i in fine),
+        train_ids=full.ids("train")[tr],
+        test_ids=full.ids("test")[te],
+    )
 
 
 FRACTION = Interval("[0, 1]")
@@ -434,18 +515,21 @@ SEED = Interval(SEED_RANGE, whole=True)
 IMAGE_SIZE = Interval("[1, 4096]", whole=True)
 
 
-def _parse(name: str, label_noise: float, noise_seed: int, image_size: int | None,
-           data_dir: str | Path | None) -> tuple[str, float, int, int | None, dict, Path | None]:
+def _parse(
+    name: str, label_noise: float, noise_seed: int, image_size: int | None, data_dir: str | Path | None
+) -> tuple[str, float, int, int | None, dict, Path | None]:
     """A dataset name's base, label-noise fraction, noise seed and image size (from its suffixes or
     the arguments, which must agree), its suffixes and the original files' folder, checked."""
     if not isinstance(name, str) or not name.strip():
         raise UserError("Give a dataset name; run `curriculum datasets` to list them.")
     base, found = _split_suffixes(name.strip())
-    for arg, given, default in (("label_noise", label_noise, 0.0), ("noise_seed", noise_seed, 0),
-                                ("image_size", image_size, None)):
+    for arg, given, default in (
+        ("label_noise", label_noise, 0.0),
+        ("noise_seed", noise_seed, 0),
+        ("image_size", image_size, None),
+    ):
         if arg in found and given != default and given != found[arg]:
-            raise UserError(f"The name {name!r} says {arg}={found[arg]} but {arg}={given} was "
-                            f"passed; give it once.")
+            raise UserError(f"The name {name!r} says {arg}={found[arg]} but {arg}={given} was passed; give it once.")
     label_noise = found.get("label_noise", label_noise)
     noise_seed = found.get("noise_seed", noise_seed)
     image_size = found.get("image_size", image_size)
@@ -457,8 +541,9 @@ def _parse(name: str, label_noise: float, noise_seed: int, image_size: int | Non
     if data_dir is not None:
         local = Path(data_dir).expanduser().resolve()
         if not local.is_dir():
-            raise UserError(f"--data-dir {data_dir} is not a folder; pass the folder that holds the "
-                            f"dataset's original files.")
+            raise UserError(
+                f"--data-dir {data_dir} is not a folder; pass the folder that holds the dataset's original files."
+            )
     return base, label_noise, int(noise_seed), image_size, found, local
 
 
@@ -474,23 +559,39 @@ def _canonical(base_canonical: str, label_noise: float, noise_seed: int, image_s
     return canonical
 
 
-def dataset_name(name: str = "digits", *, label_noise: float = 0.0, noise_seed: int = 0,
-                 cache_dir: str | Path | None = None, image_size: int | None = None,
-                 data_dir: str | Path | None = None) -> str:
+def dataset_name(
+    name: str = "digits",
+    *,
+    label_noise: float = 0.0,
+    noise_seed: int = 0,
+    cache_dir: str | Path | None = None,
+    image_size: int | None = None,
+    data_dir: str | Path | None = None,
+) -> str:
     """The name :func:`load_dataset` gives the dataset, with the same errors for a name that
     does not resolve, but without reading any data: a launcher checks a name this way once
     before it starts the processes that load it."""
-    base, label_noise, noise_seed, image_size, found, local = _parse(name, label_noise, noise_seed, image_size, data_dir)
+    base, label_noise, noise_seed, image_size, found, local = _parse(
+        name, label_noise, noise_seed, image_size, data_dir
+    )
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     return _canonical(_resolve(base, cache, image_size, local)[0], label_noise, noise_seed, image_size, found)
 
 
-def load_dataset(name: str = "digits", *, label_noise: float = 0.0, noise_seed: int = 0,
-                 cache_dir: str | Path | None = None, image_size: int | None = None,
-                 data_dir: str | Path | None = None) -> Dataset:
+def load_dataset(
+    name: str = "digits",
+    *,
+    label_noise: float = 0.0,
+    noise_seed: int = 0,
+    cache_dir: str | Path | None = None,
+    image_size: int | None = None,
+    data_dir: str | Path | None = None,
+) -> Dataset:
     """Resolve ``name`` (see the module docstring and ``list_datasets``) to a ``Dataset``;
     ``data_dir``: read a standard dataset from its original files there instead of the hub."""
-    base, label_noise, noise_seed, image_size, found, local = _parse(name, label_noise, noise_seed, image_size, data_dir)
+    base, label_noise, noise_seed, image_size, found, local = _parse(
+        name, label_noise, noise_seed, image_size, data_dir
+    )
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     base_canonical, raw = _read(base, cache, image_size, local)
     canonical = _canonical(base_canonical, label_noise, noise_seed, image_size, found)
@@ -511,10 +612,10 @@ def load_dataset(name: str = "digits", *, label_noise: float = 0.0, noise_seed: 
         train_factors = {name: np.asarray(values)[keep] for name, values in train_factors.items()}
         clean = None if clean is None else clean[keep]
     train = Split(np.ascontiguousarray(train_x), train_y, train_ids, train_factors)
-    test = Split(np.ascontiguousarray(test_x), np.asarray(raw.test_labels, np.int64),
-                 raw.ids("test"), dict(raw.test_factors))
+    test = Split(
+        np.ascontiguousarray(test_x), np.asarray(raw.test_labels, np.int64), raw.ids("test"), dict(raw.test_factors)
+    )
     for split in (train, test):
         if len(split) and (split.labels.min() < 0 or split.labels.max() >= len(classes)):
-            raise UserError(f"{canonical} has labels outside 0..{len(classes) - 1}; "
-                            f"check its label column.")
+            raise UserError(f"{canonical} has labels outside 0..{len(classes) - 1}; check its label column.")
     return Dataset.build(canonical, train, test, classes, clean_train_labels=clean)

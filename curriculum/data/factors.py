@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from curriculum.data import shapes
 from curriculum.config.recipes import base_name
+from curriculum.data import shapes
 from stats.distributions import spearman
 
 PREFIX = "factor_"
@@ -32,10 +32,21 @@ EASIER: dict[str, dict[str, str]] = {
 }
 
 #: Unit of each factor, for figure axes.
-UNITS = {"size": "px, half the box", "contrast": "grey levels", "clutter": "grey levels, std", "occlusion":
-         "fraction of the shape hidden", "noise": "grey levels, std", "x": "px", "y": "px", "margin": "standard deviations",
-         "orientation": "degrees", "offset": "degrees from the class's base", "sigma": "px", "wavelength": "px",
-         "in_other_range": "1 = inside another class's range"}
+UNITS = {
+    "size": "px, half the box",
+    "contrast": "grey levels",
+    "clutter": "grey levels, std",
+    "occlusion": "fraction of the shape hidden",
+    "noise": "grey levels, std",
+    "x": "px",
+    "y": "px",
+    "margin": "standard deviations",
+    "orientation": "degrees",
+    "offset": "degrees from the class's base",
+    "sigma": "px",
+    "wavelength": "px",
+    "in_other_range": "1 = inside another class's range",
+}
 
 
 def factor_columns(factors: dict[str, np.ndarray], dataset: str) -> tuple[dict[str, np.ndarray], dict[str, str | None]]:
@@ -45,8 +56,9 @@ def factor_columns(factors: dict[str, np.ndarray], dataset: str) -> tuple[dict[s
     return columns, {PREFIX + name: easier.get(name) for name in factors}
 
 
-def factor_correlations(table: pd.DataFrame, columns: list[str], directions: dict[str, str | None],
-                        split: str = "train") -> pd.DataFrame:
+def factor_correlations(
+    table: pd.DataFrame, columns: list[str], directions: dict[str, str | None], split: str = "train"
+) -> pd.DataFrame:
     """Spearman r of each column with each factor column over ``split``'s rows.
 
     Long table: factor, column, split, spearman_r, expected (``"+"``, ``"-"`` or ``""`` for a
@@ -62,9 +74,16 @@ def factor_correlations(table: pd.DataFrame, columns: list[str], directions: dic
             r, _ = spearman(rows[column].to_numpy(np.float64), rows[factor].to_numpy(np.float64))
             ways = directions.get(factor), directions.get(column)
             expected = "" if None in ways else "+" if ways[0] == ways[1] else "-"
-            out.append({"factor": factor[len(PREFIX):], "column": column, "split": split, "spearman_r": r,
-                        "expected": expected,
-                        "as_built": None if not expected or not np.isfinite(r) else (r > 0) == (expected == "+")})
+            out.append(
+                {
+                    "factor": factor[len(PREFIX) :],
+                    "column": column,
+                    "split": split,
+                    "spearman_r": r,
+                    "expected": expected,
+                    "as_built": None if not expected or not np.isfinite(r) else (r > 0) == (expected == "+"),
+                }
+            )
     return pd.DataFrame(out)
 
 
@@ -78,9 +97,11 @@ def factor_sentence(correlations: pd.DataFrame, column: str = "accessibility") -
     rows = rows[rows["split"] == split]
     strongest = rows.iloc[rows["spearman_r"].abs().argmax()]
     right = int(rows["as_built"].eq(True).sum())
-    return (f"On the {split} examples, {column} tracks {right} of the {len(rows)} difficulty factors the generator "
-            f"controls with the sign construction predicts; the strongest is {strongest.factor} (Spearman r = "
-            f"{strongest.spearman_r:+.2f}).")
+    return (
+        f"On the {split} examples, {column} tracks {right} of the {len(rows)} difficulty factors the generator "
+        f"controls with the sign construction predicts; the strongest is {strongest.factor} (Spearman r = "
+        f"{strongest.spearman_r:+.2f})."
+    )
 
 
 def factor_table(correlations: pd.DataFrame) -> str:
@@ -89,7 +110,9 @@ def factor_table(correlations: pd.DataFrame) -> str:
     keys = list(dict.fromkeys(zip(correlations["column"], correlations["split"])))
     lines = ["| factor | " + " | ".join(f"{c} ({s})" for c, s in keys) + " |", "| --- |" + " --- |" * len(keys)]
     for factor, rows in correlations.groupby("factor", sort=False):
-        cells = {(r.column, r.split): f"{r.spearman_r:+.3f}" + {True: " ✓", False: " ✗"}.get(r.as_built, "")
-                 for r in rows.itertuples()}
+        cells = {
+            (r.column, r.split): f"{r.spearman_r:+.3f}" + {True: " ✓", False: " ✗"}.get(r.as_built, "")
+            for r in rows.itertuples()
+        }
         lines.append(f"| {factor} | " + " | ".join(cells.get(key, "") for key in keys) + " |")
     return "\n".join(lines)

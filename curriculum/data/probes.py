@@ -83,7 +83,14 @@ def probe_table(sets: dict[str, np.ndarray]) -> pd.DataFrame:
     rows = []
     for name, pred in sets.items():
         observed, null = agreement.consensus(pred[:, None, :])[0], shuffled_consensus(pred)
-        rows.append({"images": name, "count": pred.shape[1], "consensus": observed.mean(), "consensus_null": null.mean(),
-                     "unanimous": np.mean(observed == 1), "unanimous_null": np.mean(null == 1)})
+        rows.append(
+            {
+                "images": name,
+                "count": pred.shape[1],
+                "consensus": observed.mean(),
+                "consensus_null": null.mean(),
+                "unanimous": np.mean(observed == 1),
+                "unanimous_null": np.mean(null == 1),
+            }
+        )
     return pd.DataFrame(rows)
-

@@ -10,13 +10,12 @@ The classes, the factors' ranges and the block seeding: docs/REFERENCE.md, "The 
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
-from scoring.errors import UserError
-
 from curriculum.data.sources import RawData
+from scoring.errors import UserError
 
 SHAPES_SEED = 0
 SHAPES_SIZE = 32
@@ -34,8 +33,15 @@ OCCLUDER_DEPTH = (0.0, 0.4)  # fraction of the shape's bounding box
 NOISE_RANGE = (0.0, 24.0)  # grey levels, std
 FACTORS = ("size", "contrast", "clutter", "occlusion", "noise", "x", "y")
 # Which direction of each factor makes an example easier ("higher" or "lower"; None: nuisance).
-EASIER = {"size": "higher", "contrast": "higher", "clutter": "lower", "occlusion": "lower",
-          "noise": "lower", "x": None, "y": None}
+EASIER = {
+    "size": "higher",
+    "contrast": "higher",
+    "clutter": "lower",
+    "occlusion": "lower",
+    "noise": "lower",
+    "x": None,
+    "y": None,
+}
 
 _SQ2 = np.float32(np.sqrt(2.0))
 
@@ -84,8 +90,10 @@ def parse_shapes_name(name: str) -> tuple[int, int, int] | None:
         return None
     m = _NAME.fullmatch(name)
     if m is None:
-        raise UserError(f"Cannot read the dataset name {name!r}; write shapes, shapes:N (N train, "
-                        f"N // 5 test), shapes:N/T, optionally ending in -seedS.")
+        raise UserError(
+            f"Cannot read the dataset name {name!r}; write shapes, shapes:N (N train, "
+            f"N // 5 test), shapes:N/T, optionally ending in -seedS."
+        )
     n = int(m.group("n")) if m.group("n") else SHAPES_TRAIN
     t = int(m.group("t")) if m.group("t") else (n // 5 if m.group("n") else SHAPES_TEST)
     for what, k in (("train", n), ("test", t)):
@@ -94,8 +102,7 @@ def parse_shapes_name(name: str) -> tuple[int, int, int] | None:
     return n, t, int(m.group("s") or SHAPES_SEED)
 
 
-def shapes_name(n_train: int = SHAPES_TRAIN, n_test: int = SHAPES_TEST,
-                seed: int = SHAPES_SEED) -> str:
+def shapes_name(n_train: int = SHAPES_TRAIN, n_test: int = SHAPES_TEST, seed: int = SHAPES_SEED) -> str:
     """The canonical (shortest) name of these sizes and seed."""
     name = "shapes"
     if (n_train, n_test) != (SHAPES_TRAIN, SHAPES_TEST):
@@ -138,8 +145,7 @@ def _upsample_matrix(src: int, dst: int) -> np.ndarray:
     return w
 
 
-def render(p: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray,
-                                                np.ndarray]:
+def render(p: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Images of one block of parameters -> (uint8 [n, 32, 32, 3], factors, shape coverage,
     occluder coverage), the coverages float32 [n, 32, 32] in [0, 1]."""
     n, s = len(p["label"]), SHAPES_SIZE
@@ -172,8 +178,10 @@ def render(p: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray],
     w = _upsample_matrix(CLUTTER_GRID, s)
     field = np.einsum("hi,nijc,wj->nhwc", w, p["clutter_grid"], w, optimize=True)
     field /= field.reshape(n, -1).std(axis=1)[:, None, None, None] + 1e-6
-    bg = p["background"].astype(np.float32)[:, None, None, :] \
+    bg = (
+        p["background"].astype(np.float32)[:, None, None, :]
         + p["clutter"].astype(np.float32)[:, None, None, None] * field
+    )
     fg = (p["background"] + p["contrast"][:, None] * p["direction"]).astype(np.float32)
     visible = shape * (1.0 - occ)
     img = bg + visible[..., None] * (fg[:, None, None, :] - bg)
@@ -182,9 +190,15 @@ def render(p: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray],
 
     area = shape.reshape(n, -1).sum(axis=1)
     hidden = (shape * occ).reshape(n, -1).sum(axis=1)
-    factors = {"size": p["size"], "contrast": p["contrast"], "clutter": p["clutter"],
-               "occlusion": (hidden / np.maximum(area, 1e-6)).astype(np.float64),
-               "noise": p["noise"], "x": p["x"], "y": p["y"]}
+    factors = {
+        "size": p["size"],
+        "contrast": p["contrast"],
+        "clutter": p["clutter"],
+        "occlusion": (hidden / np.maximum(area, 1e-6)).astype(np.float64),
+        "noise": p["noise"],
+        "x": p["x"],
+        "y": p["y"],
+    }
     return images, factors, shape, occ
 
 
@@ -201,12 +215,10 @@ def _split(seed: int, split: int, n: int) -> tuple[np.ndarray, np.ndarray, dict]
         labels.append(p["label"])
         for k in FACTORS:
             factors[k].append(f[k])
-    return (np.concatenate(images), np.concatenate(labels),
-            {k: np.concatenate(a) for k, a in factors.items()})
+    return (np.concatenate(images), np.concatenate(labels), {k: np.concatenate(a) for k, a in factors.items()})
 
 
-def make_shapes(n_train: int = SHAPES_TRAIN, n_test: int = SHAPES_TEST,
-                seed: int = SHAPES_SEED) -> RawData:
+def make_shapes(n_train: int = SHAPES_TRAIN, n_test: int = SHAPES_TEST, seed: int = SHAPES_SEED) -> RawData:
     """``shapes`` with these sizes and seed (see the module docstring)."""
     tr_x, tr_y, tr_f = _split(seed, 0, n_train)
     te_x, te_y, te_f = _split(seed, 1, n_test)

@@ -28,10 +28,11 @@ import logging
 import os
 import re
 from collections import Counter
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -42,8 +43,7 @@ from scoring.ids import as_ids
 log = logging.getLogger("curriculum.data.datasets")
 
 CACHE_FORMAT = 2  # 2: example ids
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm",
-                    ".pgm"}
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F"}
 TEST_SPLIT_NAMES = ("test", "validation", "valid", "val")
 SPLIT_SEED = 0
@@ -72,6 +72,7 @@ class RawData:
         stored = self.train_ids if split == "train" else self.test_ids
         size = len(self.train_labels if split == "train" else self.test_labels)
         return as_ids(stored) if stored is not None else np.array([f"{split}/{i}" for i in range(size)], dtype=object)
+
     train_factors: dict[str, np.ndarray] = field(default_factory=dict)
     test_factors: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -79,9 +80,10 @@ class RawData:
 # ---------------------------------------------------------------------------------------------
 # splitting, decoding, resizing
 
-def stratified_split(labels: np.ndarray, *, n_test: int | None = None,
-                     test_fraction: float = SPLIT_TEST_FRACTION,
-                     seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
+
+def stratified_split(
+    labels: np.ndarray, *, n_test: int | None = None, test_fraction: float = SPLIT_TEST_FRACTION, seed: int = SPLIT_SEED
+) -> tuple[np.ndarray, np.ndarray]:
     """Seeded stratified split -> (train indices, test indices), each in ascending order.
 
     The test set has ``n_test`` (default ``round(test_fraction * M)``) examples, allotted to the
@@ -143,8 +145,7 @@ def _decode_one(item: Any) -> np.ndarray:
 
     if isinstance(item, Image.Image):
         return _pil_to_array(item)
-    data = bytes(item) if isinstance(item, (bytes, bytearray, memoryview)) else Path(
-        item).read_bytes()
+    data = bytes(item) if isinstance(item, (bytes, bytearray, memoryview)) else Path(item).read_bytes()
     png = data[:8] == b"\x89PNG\r\n\x1a\n"
     webp = data[:4] == b"RIFF" and data[8:12] == b"WEBP"
     fast = png or webp or data[:2] in (b"\xff\xd8", b"BM")
@@ -152,8 +153,13 @@ def _decode_one(item: Any) -> np.ndarray:
     if arr is not None and arr.dtype == np.uint16:
         arr = (arr >> 8).astype(np.uint8)  # 16-bit: keep the high byte (PIL would clip)
     channels = 1 if arr is None or arr.ndim == 2 else arr.shape[2]
-    if (arr is None or arr.dtype != np.uint8 or arr.ndim not in (2, 3)
-            or channels not in (1, 3, 4) or (channels == 4 and data[:2] == b"\xff\xd8")):
+    if (
+        arr is None
+        or arr.dtype != np.uint8
+        or arr.ndim not in (2, 3)
+        or channels not in (1, 3, 4)
+        or (channels == 4 and data[:2] == b"\xff\xd8")
+    ):
         with Image.open(io.BytesIO(data)) as img:
             return _pil_to_array(img)
     if channels == 1:
@@ -194,8 +200,7 @@ def decode_images(items: Sequence[Any], image_size: int | None = None) -> np.nda
 
     step = max(64, -(-len(items) // (_workers() * 8)))
     with ThreadPoolExecutor(_workers()) as pool:
-        jobs = [pool.submit(work, lo, min(lo + step, len(items)))
-                for lo in range(0, len(items), step)]
+        jobs = [pool.submit(work, lo, min(lo + step, len(items))) for lo in range(0, len(items), step)]
         for job in jobs:
             job.result()
     channels = 3 if any(a.shape[2] == 3 for a in arrays) else 1
@@ -212,6 +217,7 @@ def decode_images(items: Sequence[Any], image_size: int | None = None) -> np.nda
 # ---------------------------------------------------------------------------------------------
 # the on-disk cache
 
+
 def safe_name(key: str) -> str:
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", key).strip("._")[:80] or "dataset"
     return safe if safe == key else f"{safe}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
@@ -224,15 +230,18 @@ def files_signature(paths: Sequence[Path], root: Path) -> str:
     h = hashlib.sha256()
     for path in paths:
         st = path.stat()
-        h.update(f"{path.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
-                 f"\0{st.st_ino}\n".encode())
+        h.update(
+            f"{path.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
+            f"\0{st.st_ino}\n".encode()
+        )
     return h.hexdigest()
 
 
 def tree_signature(root: Path, only_images: bool = False) -> str:
     """:func:`files_signature` of every file under root (of every image file, ``only_images``)."""
-    paths = sorted(p for p in root.rglob("*") if p.is_file()
-                   and (not only_images or p.suffix.lower() in IMAGE_EXTENSIONS))
+    paths = sorted(
+        p for p in root.rglob("*") if p.is_file() and (not only_images or p.suffix.lower() in IMAGE_EXTENSIONS)
+    )
     return files_signature(paths, root)
 
 
@@ -250,11 +259,17 @@ def _read_cache(path: Path, signature: str | None, image_size: int | None) -> Ra
             if signature is not None and meta.get("signature") != signature:
                 log.info("%s is stale (its source changed); rebuilding", path)
                 return None
-            extras = {k[len("extra_"):]: z[k] for k in z.files if k.startswith("extra_")}
-            return RawData(z["train_images"], z["train_labels"].astype(np.int64),
-                           z["test_images"], z["test_labels"].astype(np.int64),
-                           tuple(str(c) for c in z["classes"]), extras,
-                           z["train_ids"].astype(object), z["test_ids"].astype(object))
+            extras = {k[len("extra_") :]: z[k] for k in z.files if k.startswith("extra_")}
+            return RawData(
+                z["train_images"],
+                z["train_labels"].astype(np.int64),
+                z["test_images"],
+                z["test_labels"].astype(np.int64),
+                tuple(str(c) for c in z["classes"]),
+                extras,
+                z["train_ids"].astype(object),
+                z["test_ids"].astype(object),
+            )
     except FileNotFoundError:
         return None
     except Exception as err:  # a truncated or foreign file: rebuild it
@@ -262,21 +277,25 @@ def _read_cache(path: Path, signature: str | None, image_size: int | None) -> Ra
         return None
 
 
-def _write_cache(path: Path, raw: RawData, signature: str | None, key: str,
-                 image_size: int | None) -> None:
+def _write_cache(path: Path, raw: RawData, signature: str | None, key: str, image_size: int | None) -> None:
     meta = {"format": CACHE_FORMAT, "key": key, "signature": signature, "image_size": image_size}
     arrays = {
-        "train_images": raw.train_images, "train_labels": raw.train_labels,
-        "test_images": raw.test_images, "test_labels": raw.test_labels,
-        "classes": np.array(raw.classes, dtype=str), "meta": np.array(json.dumps(meta)),
-        "train_ids": raw.ids("train").astype(str), "test_ids": raw.ids("test").astype(str),
+        "train_images": raw.train_images,
+        "train_labels": raw.train_labels,
+        "test_images": raw.test_images,
+        "test_labels": raw.test_labels,
+        "classes": np.array(raw.classes, dtype=str),
+        "meta": np.array(json.dumps(meta)),
+        "train_ids": raw.ids("train").astype(str),
+        "test_ids": raw.ids("test").astype(str),
         **{f"extra_{k}": v for k, v in raw.extras.items()},
     }
     atomic_write(path, lambda handle: np.savez(handle, **arrays))
 
 
-def cached(key: str, cache_dir: Path, image_size: int | None, build: Callable[[], RawData],
-           signature: str | None = None) -> RawData:
+def cached(
+    key: str, cache_dir: Path, image_size: int | None, build: Callable[[], RawData], signature: str | None = None
+) -> RawData:
     """Load ``key`` from the cache, or build it and write the cache atomically.
 
     ``signature`` (for local sources that still exist) must match the one stored with the cache,
@@ -318,6 +337,7 @@ def _building(path: Path):
 # ---------------------------------------------------------------------------------------------
 # scikit-learn digits
 
+
 def read_digits() -> RawData:
     """8x8 grey digits; values 0..16 -> uint8 round(v * 255 / 16); stratified 1347 / 450 split
     (seed 0, see ``stratified_split``); ids are the indices in ``load_digits()``."""
@@ -328,12 +348,12 @@ def read_digits() -> RawData:
     labels = bunch.target.astype(np.int64)
     train, test = stratified_split(labels, n_test=DIGITS_TEST_SIZE)
     classes = tuple(str(c) for c in bunch.target_names)
-    return RawData(images[train], labels[train], images[test], labels[test], classes,
-                   train_ids=train, test_ids=test)
+    return RawData(images[train], labels[train], images[test], labels[test], classes, train_ids=train, test_ids=test)
 
 
 # ---------------------------------------------------------------------------------------------
 # Hugging Face datasets
+
 
 def _pick(names: Sequence[str], preferred: Sequence[str]) -> str | None:
     for p in preferred:
@@ -350,13 +370,18 @@ def _hf_columns(features, what: str) -> tuple[str, str]:
     image_col = _pick(images, ("image", "img"))
     label_col = _pick(labels, ("label", "labels", "fine_label"))
     if label_col is None:
-        ints = [k for k, f in features.items()
-                if isinstance(f, datasets.Value) and "int" in f.dtype and k in ("label", "labels")]
+        ints = [
+            k
+            for k, f in features.items()
+            if isinstance(f, datasets.Value) and "int" in f.dtype and k in ("label", "labels")
+        ]
         label_col = ints[0] if ints else None
     if image_col is None or label_col is None:
-        raise UserError(f"{what} needs an image column (datasets.Image) and a label column "
-                        f"(datasets.ClassLabel), but its columns are {list(features)}; "
-                        f"use folder:PATH or torchvision:NAME for other layouts.")
+        raise UserError(
+            f"{what} needs an image column (datasets.Image) and a label column "
+            f"(datasets.ClassLabel), but its columns are {list(features)}; "
+            f"use folder:PATH or torchvision:NAME for other layouts."
+        )
     return image_col, label_col
 
 
@@ -365,8 +390,11 @@ def _hf_split_arrays(ds, image_col: str, label_col: str, extra_cols: Sequence[st
     ``<split>/<row>``) of one split."""
     import datasets
 
-    ids = (as_ids(ds["id"]) if "id" in ds.column_names
-           else np.array([f"{split}/{row}" for row in range(len(ds))], dtype=object))
+    ids = (
+        as_ids(ds["id"])
+        if "id" in ds.column_names
+        else np.array([f"{split}/{row}" for row in range(len(ds))], dtype=object)
+    )
     ds = ds.select_columns([image_col, label_col, *extra_cols])
     ds = ds.cast_column(image_col, datasets.Image(decode=False))
     table = ds.with_format("arrow")[:]
@@ -377,8 +405,7 @@ def _hf_split_arrays(ds, image_col: str, label_col: str, extra_cols: Sequence[st
     return items, labels, extras, ids
 
 
-def hf_to_raw(dsd, what: str, image_size: int | None,
-              extra_label_cols: Sequence[str] = ()) -> RawData:
+def hf_to_raw(dsd, what: str, image_size: int | None, extra_label_cols: Sequence[str] = ()) -> RawData:
     """A ``datasets.DatasetDict`` (or one ``Dataset``) -> RawData, decoding all images at once.
 
     Splits: ``train``, and the first of test / validation / valid / val whose labels are all
@@ -390,8 +417,9 @@ def hf_to_raw(dsd, what: str, image_size: int | None,
         dsd = {"train": dsd}
     splits = list(dsd.keys())
     if "train" not in splits:
-        raise UserError(f"{what} has no 'train' split (it has {splits}); "
-                        f"save one with DatasetDict(train=..., test=...).")
+        raise UserError(
+            f"{what} has no 'train' split (it has {splits}); save one with DatasetDict(train=..., test=...)."
+        )
     train = dsd["train"]
     image_col, label_col = _hf_columns(train.features, what)
     feature = train.features[label_col]
@@ -440,22 +468,28 @@ def load_hf_source(source: str, config: str | None, local: bool):
                 return datasets.load_from_disk(str(path))
             return datasets.load_dataset(str(path))
         except Exception as err:
-            raise UserError(f"Could not read {path} as a Hugging Face dataset "
-                            f"({type(err).__name__}: {err}); pass a folder written by "
-                            f"DatasetDict.save_to_disk, or use folder:PATH for images.") from None
+            raise UserError(
+                f"Could not read {path} as a Hugging Face dataset "
+                f"({type(err).__name__}: {err}); pass a folder written by "
+                f"DatasetDict.save_to_disk, or use folder:PATH for images."
+            ) from None
     try:
         return datasets.load_dataset(source, config)
     except datasets.exceptions.DatasetNotFoundError as err:
-        raise UserError(f"No Hugging Face dataset {source!r} ({err}); check the repo id, or pass "
-                        f"a local path with hf:PATH.") from None
+        raise UserError(
+            f"No Hugging Face dataset {source!r} ({err}); check the repo id, or pass a local path with hf:PATH."
+        ) from None
     except Exception as err:  # network, auth, hub errors of every kind
-        raise UserError(f"Could not download Hugging Face dataset {source!r} "
-                        f"({type(err).__name__}: {err}); check the network or pass a local path "
-                        f"with hf:PATH.") from None
+        raise UserError(
+            f"Could not download Hugging Face dataset {source!r} "
+            f"({type(err).__name__}: {err}); check the network or pass a local path "
+            f"with hf:PATH."
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------
 # torchvision
+
 
 def _tv_fast_arrays(ds) -> tuple[np.ndarray, np.ndarray] | None:
     """Use ``ds.data`` / ``ds.targets`` (or ``ds.labels``) when they hold the decoded images."""
@@ -489,8 +523,10 @@ def _tv_make(cls, root: Path, split: str, label: str):
     elif "split" in params:
         candidates = [{"split": s} for s in (("train",) if split == "train" else TEST_SPLIT_NAMES)]
     else:
-        raise UserError(f"{label} has neither a 'train' nor a 'split' argument; wrap it as a "
-                        f"Hugging Face dataset (hf:PATH) or an image folder (folder:PATH).")
+        raise UserError(
+            f"{label} has neither a 'train' nor a 'split' argument; wrap it as a "
+            f"Hugging Face dataset (hf:PATH) or an image folder (folder:PATH)."
+        )
     for i, extra in enumerate(candidates):
         try:
             return cls(str(root), **kwargs, **extra)
@@ -499,9 +535,10 @@ def _tv_make(cls, root: Path, split: str, label: str):
                 continue
             raise UserError(f"Could not open {label} ({err}); check the dataset name.") from None
         except Exception as err:
-            raise UserError(f"Could not download {label} into {root} ({type(err).__name__}: "
-                            f"{err}); check the network or place the dataset files there."
-                            ) from None
+            raise UserError(
+                f"Could not download {label} into {root} ({type(err).__name__}: "
+                f"{err}); check the network or place the dataset files there."
+            ) from None
     raise AssertionError("unreachable")
 
 
@@ -511,8 +548,10 @@ def read_torchvision(class_name: str, root: Path, image_size: int | None) -> Raw
     label = f"torchvision:{class_name}"
     cls = getattr(tvd, class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, tvd.VisionDataset)):
-        raise UserError(f"torchvision has no dataset class {class_name!r}; use a class name from "
-                        f"torchvision.datasets such as CIFAR10, MNIST, FashionMNIST or SVHN.")
+        raise UserError(
+            f"torchvision has no dataset class {class_name!r}; use a class name from "
+            f"torchvision.datasets such as CIFAR10, MNIST, FashionMNIST or SVHN."
+        )
     root.mkdir(parents=True, exist_ok=True)
     parts = [_tv_make(cls, root, s, label) for s in ("train", "test")]
     fast = [_tv_fast_arrays(ds) for ds in parts]
@@ -536,19 +575,18 @@ def read_torchvision(class_name: str, root: Path, image_size: int | None) -> Raw
         tr_x, te_x, (tr_y, te_y) = images[:n], images[n:], labels
     k = int(max(tr_y.max(), te_y.max())) + 1
     classes = getattr(parts[0], "classes", None)
-    classes = tuple(str(c) for c in classes) if classes and len(classes) >= k else tuple(
-        str(i) for i in range(k))
+    classes = tuple(str(c) for c in classes) if classes and len(classes) >= k else tuple(str(i) for i in range(k))
     return RawData(tr_x, tr_y, te_x, te_y, classes)  # ids: <split>/<index in that split>
 
 
 # ---------------------------------------------------------------------------------------------
 # image folders
 
+
 def _class_files(root: Path) -> dict[str, list[Path]]:
     out = {}
     for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = sorted(p for p in d.rglob("*")
-                       if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        files = sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
         if files:
             out[d.name] = files
     return out
@@ -565,8 +603,9 @@ def read_folder(root: Path, image_size: int | None) -> RawData:
         classes = tuple(train_files)
         unknown = sorted(set(test_files) - set(train_files))
         if unknown:
-            raise UserError(f"{test_dir} has classes that {root / 'train'} lacks ({unknown}); "
-                            f"give every test class train images.")
+            raise UserError(
+                f"{test_dir} has classes that {root / 'train'} lacks ({unknown}); give every test class train images."
+            )
         tr = [(f, k) for k, c in enumerate(classes) for f in train_files[c]]
         te = [(f, classes.index(c)) for c in test_files for f in test_files[c]]
     else:
@@ -577,13 +616,22 @@ def read_folder(root: Path, image_size: int | None) -> RawData:
         tr_idx, te_idx = stratified_split(labels) if len(pairs) else ([], [])
         tr, te = [pairs[i] for i in tr_idx], [pairs[i] for i in te_idx]
     if not tr or not te:
-        raise UserError(f"Found no train/test images under {root}; expected {root}/train/<class>/"
-                        f"*.png and {root}/test/<class>/*.png, or {root}/<class>/*.png.")
+        raise UserError(
+            f"Found no train/test images under {root}; expected {root}/train/<class>/"
+            f"*.png and {root}/test/<class>/*.png, or {root}/<class>/*.png."
+        )
     log.info("decoding %d images under %s", len(tr) + len(te), root)
     images = decode_images([f for f, _ in tr] + [f for f, _ in te], image_size)
+
     def ids(pairs):
         return np.array([f.relative_to(root).as_posix() for f, _ in pairs], dtype=object)
 
-    return RawData(images[: len(tr)], np.array([k for _, k in tr], np.int64),
-                   images[len(tr):], np.array([k for _, k in te], np.int64), classes,
-                   train_ids=ids(tr), test_ids=ids(te))
+    return RawData(
+        images[: len(tr)],
+        np.array([k for _, k in tr], np.int64),
+        images[len(tr) :],
+        np.array([k for _, k in te], np.int64),
+        classes,
+        train_ids=ids(tr),
+        test_ids=ids(te),
+    )

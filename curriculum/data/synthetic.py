@@ -57,8 +57,7 @@ def orientation_distance(a, b):
     return np.minimum(d, 180.0 - d)
 
 
-def gabor_patches(size: int, theta_deg: np.ndarray, sigma: np.ndarray,
-                  wavelength: np.ndarray, odd: bool) -> np.ndarray:
+def gabor_patches(size: int, theta_deg: np.ndarray, sigma: np.ndarray, wavelength: np.ndarray, odd: bool) -> np.ndarray:
     """Gabor patches in [-1, 1], float64 [n, size, size], centred on the image; one patch per
     entry of the 1-D parameter arrays."""
     c = (size - 1) / 2.0
@@ -106,8 +105,9 @@ def make_gabor(overlap: bool = False) -> RawData:
     classes = tuple(name for name, *_ in specs)
     draw = np.arange(k * per).reshape(k, per)  # the id: the generator's draw index
     tr_ids, te_ids = draw[:, :n_train].reshape(-1)[p_train], draw[:, n_train:].reshape(-1)[p_test]
-    return RawData(tr_x, tr_y, te_x, te_y, classes, train_ids=tr_ids, test_ids=te_ids,
-                   train_factors=tr_f, test_factors=te_f)
+    return RawData(
+        tr_x, tr_y, te_x, te_y, classes, train_ids=tr_ids, test_ids=te_ids, train_factors=tr_f, test_factors=te_f
+    )
 
 
 def gaussian_margin(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -137,7 +137,14 @@ def make_gaussian() -> RawData:
     train_x, train_y, train_draw = _gaussian_split(rng, GAUSSIAN_TRAIN_PER_CLASS)
     test_x, test_y, test_draw = _gaussian_split(rng, GAUSSIAN_TEST_PER_CLASS)
     classes = tuple(f"mean-{m:g}" for m in GAUSSIAN_MEANS)
-    return RawData(train_x, train_y, test_x, test_y, classes,
-                   train_ids=[f"train/{i}" for i in train_draw], test_ids=[f"test/{i}" for i in test_draw],
-                   train_factors={"margin": gaussian_margin(train_x, train_y)},
-                   test_factors={"margin": gaussian_margin(test_x, test_y)})
+    return RawData(
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        classes,
+        train_ids=[f"train/{i}" for i in train_draw],
+        test_ids=[f"test/{i}" for i in test_draw],
+        train_factors={"margin": gaussian_margin(train_x, train_y)},
+        test_factors={"margin": gaussian_margin(test_x, test_y)},
+    )

@@ -22,7 +22,7 @@ ARCHITECTURES: dict[str, str] = {
     "lenet5": "LeNet-5 (ReLU, max-pool): convs 6@5x5, 16@5x5, FC 120-84",
     "resnet18": "CIFAR-style ResNet-18: 3x3 stride-1 stem, no initial max-pool, global average pool",
     "logistic": "multinomial logistic regression: one fully connected layer from the pixels to the "
-                "classes (a linear model that trains in seconds, for runs at scale)",
+    "classes (a linear model that trains in seconds, for runs at scale)",
 }
 
 
@@ -75,7 +75,7 @@ def split_linear(name: str) -> tuple[bool, str]:
     own name (``linear-linear-fc`` -> ``(True, "fc")``: linearising twice is linearising)."""
     base = name
     while base.startswith(LINEAR_PREFIX):
-        base = base[len(LINEAR_PREFIX):]
+        base = base[len(LINEAR_PREFIX) :]
     return base != name, base
 
 
@@ -88,7 +88,7 @@ def check_arch(arch: str) -> str:
     name = arch.strip().lower()
     _, base = split_linear(name)
     if base.startswith(TORCHVISION_PREFIX):
-        tv_name = base[len(TORCHVISION_PREFIX):]
+        tv_name = base[len(TORCHVISION_PREFIX) :]
         names = _torchvision_names()
         if tv_name not in names:
             raise _unknown_tv(tv_name, names)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from curriculum.config.constraints import Interval
 from curriculum.models.architectures import (
     LINEAR_PREFIX,
     TORCHVISION_PREFIX,
@@ -24,7 +25,6 @@ from curriculum.models.architectures import (
     list_architectures,
     split_linear,
 )
-from curriculum.config.constraints import Interval
 from scoring.errors import UserError
 
 _COUNT = Interval("[1, inf)", whole=True)
@@ -69,9 +69,7 @@ class _Stack:
         if pad_h % 2 == 0 and pad_w % 2 == 0:
             conv_padding: tuple[int, int] = (pad_h // 2, pad_w // 2)
         else:  # asymmetric: explicit zero pad, extra row/column at the bottom/right
-            self.layers.append(
-                nn.ZeroPad2d((pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
-            )
+            self.layers.append(nn.ZeroPad2d((pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)))
             conv_padding = (0, 0)
         self.layers.append(nn.Conv2d(self.channels, out_channels, kernel, padding=conv_padding))
         self.layers.append(self.act())
@@ -121,9 +119,7 @@ def _keras_init(model: nn.Module) -> nn.Module:
 
 
 def _net(features: _Stack, classifier: nn.Sequential) -> nn.Sequential:
-    return nn.Sequential(
-        OrderedDict(features=nn.Sequential(*features.layers), classifier=classifier)
-    )
+    return nn.Sequential(OrderedDict(features=nn.Sequential(*features.layers), classifier=classifier))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,9 +129,7 @@ def _net(features: _Stack, classifier: nn.Sequential) -> nn.Sequential:
 
 def _st_vgg(in_channels, num_classes, image_size, dropout):
     s = _Stack(in_channels, image_size, nn.ELU)
-    for i, (filters, kernel) in enumerate(
-        [(32, 3), (32, 3), (64, 3), (64, 3), (128, 3), (128, 3), (256, 2), (256, 2)]
-    ):
+    for i, (filters, kernel) in enumerate([(32, 3), (32, 3), (64, 3), (64, 3), (128, 3), (128, 3), (256, 2), (256, 2)]):
         s.conv(filters, kernel)
         if i % 2 == 1:
             s.pool()
@@ -220,9 +214,29 @@ _ACTIVATION_TYPES: tuple[type[nn.Module], ...] = tuple(
     for t in (
         getattr(nn, name, None)
         for name in (
-            "ReLU", "ReLU6", "LeakyReLU", "PReLU", "RReLU", "ELU", "SELU", "CELU", "GELU",
-            "SiLU", "Mish", "Hardswish", "Hardsigmoid", "Hardtanh", "Hardshrink", "Softshrink",
-            "Sigmoid", "LogSigmoid", "Tanh", "Tanhshrink", "Softplus", "Softsign", "Threshold",
+            "ReLU",
+            "ReLU6",
+            "LeakyReLU",
+            "PReLU",
+            "RReLU",
+            "ELU",
+            "SELU",
+            "CELU",
+            "GELU",
+            "SiLU",
+            "Mish",
+            "Hardswish",
+            "Hardsigmoid",
+            "Hardtanh",
+            "Hardshrink",
+            "Softshrink",
+            "Sigmoid",
+            "LogSigmoid",
+            "Tanh",
+            "Tanhshrink",
+            "Softplus",
+            "Softsign",
+            "Threshold",
         )
     )
     if t is not None
@@ -319,8 +333,7 @@ def _torchvision(name: str, in_channels: int, num_classes: int) -> nn.Module:
     return model
 
 
-def _dry_run(model: nn.Module, arch: str, in_channels: int, image_size, num_classes: int,
-             check_linear: bool) -> None:
+def _dry_run(model: nn.Module, arch: str, in_channels: int, image_size, num_classes: int, check_linear: bool) -> None:
     """One eval-mode forward at the requested size (and, for linear variants, a linearity check)
     so that a size the model cannot take fails here with one sentence. Uses its own generator, so
     the global RNG (and hence the next model's initialisation) is untouched."""
@@ -369,9 +382,7 @@ def _is_affine(out: torch.Tensor, rtol: float = 1e-3) -> bool:
         return False
     additive = (d_xy - d_x - d_y).abs().max() <= rtol * scale
     odd = (d_mx + d_x).abs().max() <= rtol * scale
-    homogeneous = (d_100x - 100 * d_x).abs().max() <= rtol * 100 * max(
-        d_x.abs().max(), d_100x.abs().max() / 100
-    )
+    homogeneous = (d_100x - 100 * d_x).abs().max() <= rtol * 100 * max(d_x.abs().max(), d_100x.abs().max() / 100)
     return bool(additive and odd and homogeneous)
 
 
@@ -405,7 +416,7 @@ def build_model(
     linear, base = split_linear(name)
 
     if base.startswith(TORCHVISION_PREFIX):
-        model = _torchvision(base[len(TORCHVISION_PREFIX):], in_channels, num_classes)
+        model = _torchvision(base[len(TORCHVISION_PREFIX) :], in_channels, num_classes)
         if linear:
             linearize(model)
         _dry_run(model, name, in_channels, (h, w), num_classes, check_linear=linear)

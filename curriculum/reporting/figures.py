@@ -54,7 +54,9 @@ def wrap(text: str, width: int) -> str:
 def save(fig: plt.Figure, path: Path) -> Path:
     """Write ``fig`` to ``path`` atomically (temporary name + rename) and close it."""
     try:
-        atomic_write(path, lambda handle: fig.savefig(handle, dpi=110, format=path.suffix.lstrip("."), bbox_inches="tight"))
+        atomic_write(
+            path, lambda handle: fig.savefig(handle, dpi=110, format=path.suffix.lstrip("."), bbox_inches="tight")
+        )
     finally:
         plt.close(fig)
     return path
@@ -81,8 +83,14 @@ def fraction_ticks(first: int, n: int, most: int = 7) -> list[int]:
     return [first, n]
 
 
-def consistency_panel(ax: plt.Axes, histogram: np.ndarray, accuracy: np.ndarray, class_accuracy: np.ndarray,
-                      class_sizes: np.ndarray, color: str) -> None:
+def consistency_panel(
+    ax: plt.Axes,
+    histogram: np.ndarray,
+    accuracy: np.ndarray,
+    class_accuracy: np.ndarray,
+    class_sizes: np.ndarray,
+    color: str,
+) -> None:
     """One histogram of consistency k/N at one checkpoint (``histogram[k]``: examples exactly k of
     the N members get right) beside what N independent members of the same accuracies
     (``accuracy`` [N]), and of the same per-class accuracies (``class_accuracy`` [N, K] on classes
@@ -95,10 +103,25 @@ def consistency_panel(ax: plt.Axes, histogram: np.ndarray, accuracy: np.ndarray,
     width = 0.27 / n
     floor = 0.5 / m  # below one example: nothing to see
     ax.bar(grid - width, observed, width=width, color=color, label="observed")
-    ax.bar(grid, np.maximum(null, floor), width=width, color="lightgray", edgecolor="gray", linewidth=0.5,
-           label="independent members (same accuracies)")
-    ax.bar(grid + width, np.maximum(class_null, floor), width=width, color="white", edgecolor="black", linewidth=0.5,
-           hatch="///", label="independent given the class (same per-class accuracies)")
+    ax.bar(
+        grid,
+        np.maximum(null, floor),
+        width=width,
+        color="lightgray",
+        edgecolor="gray",
+        linewidth=0.5,
+        label="independent members (same accuracies)",
+    )
+    ax.bar(
+        grid + width,
+        np.maximum(class_null, floor),
+        width=width,
+        color="white",
+        edgecolor="black",
+        linewidth=0.5,
+        hatch="///",
+        label="independent given the class (same per-class accuracies)",
+    )
     ax.set_yscale("log")
     ax.set_ylim(floor, 1.5)
     ax.set_xlim(-0.6 / n, 1 + 0.6 / n)
@@ -107,19 +130,27 @@ def consistency_panel(ax: plt.Axes, histogram: np.ndarray, accuracy: np.ndarray,
     ax.tick_params(axis="y", labelsize=7)
 
 
-def consistency_histograms(counts: dict[str, CheckpointCounts], epochs: list[float], path: Path, title: str,
-                           unit: str = "epoch") -> Path:
+def consistency_histograms(
+    counts: dict[str, CheckpointCounts], epochs: list[float], path: Path, title: str, unit: str = "epoch"
+) -> Path:
     """Observed consistency histograms per checkpoint (rows: splits) beside the independent nulls
     (Hacohen et al. 2020, Fig. 1), from the streaming pass's per-checkpoint counts."""
     picks = pick_checkpoints(len(epochs))
-    fig, axes = plt.subplots(len(counts), len(picks), figsize=(2.4 * len(picks), 2.5 * len(counts) + 0.6),
-                             squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        len(counts), len(picks), figsize=(2.4 * len(picks), 2.5 * len(counts) + 0.6), squeeze=False, sharey=True
+    )
     for row, (split, split_counts) in enumerate(counts.items()):
         accuracy, by_class = split_counts.member_accuracy(), split_counts.class_accuracy()
         for col, e in enumerate(picks):
             ax = axes[row, col]
-            consistency_panel(ax, split_counts.histogram[e], accuracy[:, e], by_class[:, e],
-                              split_counts.class_sizes, SPLIT_COLORS.get(split, "tab:gray"))
+            consistency_panel(
+                ax,
+                split_counts.histogram[e],
+                accuracy[:, e],
+                by_class[:, e],
+                split_counts.class_sizes,
+                SPLIT_COLORS.get(split, "tab:gray"),
+            )
             ax.set_title(f"{split}, {checkpoint_label(epochs[e], unit)}", fontsize=9)
             ax.set_xlabel("consistency (members right / N)", fontsize=7)
         axes[row, 0].set_ylabel("fraction of examples (log)", fontsize=8)
@@ -150,7 +181,13 @@ def agreement_curve(summary: pd.DataFrame, path: Path, title: str, unit: str = "
         ax.plot(x, mean, color="black", label="mean accuracy of the members")
         ax.fill_between(x, mean - std, mean + std, color="black", alpha=0.15, label="accuracy +- std over members")
         ax.plot(x, rows["tpa"], color="tab:red", label="TP-agreement (all right / any right)")
-        ax.plot(x, rows["tpa_lower"], color="tab:red", linestyle="--", label="TP-agreement implied by accuracy alone (lower bound)")
+        ax.plot(
+            x,
+            rows["tpa_lower"],
+            color="tab:red",
+            linestyle="--",
+            label="TP-agreement implied by accuracy alone (lower bound)",
+        )
         ax.set_title(split, fontsize=9)
         ax.set_xlabel("epoch" if unit == "epoch" else unit.replace("of ", "fraction of ", 1))
         ax.set_ylim(0, 1.02)
@@ -160,8 +197,14 @@ def agreement_curve(summary: pd.DataFrame, path: Path, title: str, unit: str = "
     return save(fig, path)
 
 
-def statistics_figure(summary: pd.DataFrame, curves: pd.DataFrame, correlations: pd.DataFrame, path: Path, title: str,
-                      min_agreement: float = 0.2) -> Path:
+def statistics_figure(
+    summary: pd.DataFrame,
+    curves: pd.DataFrame,
+    correlations: pd.DataFrame,
+    path: Path,
+    title: str,
+    min_agreement: float = 0.2,
+) -> Path:
     """The agreement curve beside, per statistic, its mean over the examples all members get right
     (Pliushch et al., Fig. 4), with the Spearman correlation of the statistic with accessibility
     on each panel. Checkpoints with TP-agreement below ``min_agreement`` are left out, as in their
@@ -199,20 +242,35 @@ def statistics_figure(summary: pd.DataFrame, curves: pd.DataFrame, correlations:
         ax.grid(alpha=0.3)
         if corr is not None and name in corr.index:
             r, p = corr.loc[name, "spearman_r"], corr.loc[name, "p_value"]
-            ax.text(0.03, 0.04, f"Spearman r with accessibility\n(train) = {r:+.2f}, p = {p:.1g}", transform=ax.transAxes,
-                    fontsize=7, bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
+            ax.text(
+                0.03,
+                0.04,
+                f"Spearman r with accessibility\n(train) = {r:+.2f}, p = {p:.1g}",
+                transform=ax.transAxes,
+                fontsize=7,
+                bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
+            )
     handles = [plt.Line2D([], [], color=SPLIT_COLORS[s]) for s in SPLIT_COLORS] + [
-        plt.Line2D([], [], color="gray", marker="."), plt.Line2D([], [], color="gray", linestyle="--"),
-        plt.Rectangle((0, 0), 1, 1, color="gray", alpha=0.15)]
-    labels = ["train", "test", "mean over the examples every member gets right", "mean over all examples",
-              "mean +- std over all examples"]
+        plt.Line2D([], [], color="gray", marker="."),
+        plt.Line2D([], [], color="gray", linestyle="--"),
+        plt.Rectangle((0, 0), 1, 1, color="gray", alpha=0.15),
+    ]
+    labels = [
+        "train",
+        "test",
+        "mean over the examples every member gets right",
+        "mean over all examples",
+        "mean +- std over all examples",
+    ]
     fig.tight_layout(rect=(0, 0, 1, 0.9))
     fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.95), ncol=5, fontsize=8, frameon=False)
     fig.suptitle(f"{title}; checkpoints with TP-agreement >= {min_agreement:g}", fontsize=10, y=1.0)
     return save(fig, path)
 
 
-def learning_curves_figure(curves: pd.DataFrame, path: Path, title: str = "", open_fraction: np.ndarray | None = None) -> Path:
+def learning_curves_figure(
+    curves: pd.DataFrame, path: Path, title: str = "", open_fraction: np.ndarray | None = None
+) -> Path:
     """Test accuracy over training steps: mean over seeds per order, with a +- std band; on a
     second axis, the fraction of the train set the pacing has opened at each step (``none``
     trains on all of it from the start)."""
@@ -221,7 +279,14 @@ def learning_curves_figure(curves: pd.DataFrame, path: Path, title: str = "", op
         opened = ax.twinx()
         steps = np.arange(1, len(open_fraction) + 1)
         opened.fill_between(steps, open_fraction, step="post", color="tab:gray", alpha=0.12, linewidth=0)
-        opened.plot(steps, open_fraction, color="tab:gray", linewidth=0.8, drawstyle="steps-post", label="open fraction (paced orders)")
+        opened.plot(
+            steps,
+            open_fraction,
+            color="tab:gray",
+            linewidth=0.8,
+            drawstyle="steps-post",
+            label="open fraction (paced orders)",
+        )
         opened.set_ylim(0, 1.02)
         opened.set_ylabel("fraction of the train set open to the paced orders", color="tab:gray", fontsize=8)
         opened.tick_params(axis="y", colors="tab:gray")
@@ -231,7 +296,9 @@ def learning_curves_figure(curves: pd.DataFrame, path: Path, title: str = "", op
         stats = rows.groupby("step")["test_accuracy"].agg(["mean", "std"]).fillna(0.0)
         color = ORDER_COLORS.get(order)
         ax.plot(stats.index, stats["mean"], color=color, label=order)
-        ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=color, alpha=0.15)
+        ax.fill_between(
+            stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=color, alpha=0.15
+        )
     ax.set_xlabel("training step (mini-batches)")
     ax.set_ylabel("test accuracy (mean; band +- std over seeds)")
     ax.set_title(title, fontsize=10)
@@ -245,12 +312,22 @@ def learning_curves_figure(curves: pd.DataFrame, path: Path, title: str = "", op
     return save(fig, path)
 
 
-def gallery(images: np.ndarray, labels: np.ndarray, scores: np.ndarray, classes: list[str], path: Path, title: str,
-            per_side: int = 4, score_name: str = "accessibility") -> Path:
+def gallery(
+    images: np.ndarray,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    classes: list[str],
+    path: Path,
+    title: str,
+    per_side: int = 4,
+    score_name: str = "accessibility",
+) -> Path:
     """Per class (rows), the ``per_side`` easiest (left) and hardest (right) examples by a
     higher-is-easier score, each captioned with its score."""
     present = [k for k in range(len(classes)) if (labels == k).any()]
-    fig, axes = plt.subplots(len(present), 2 * per_side, figsize=(1.05 * 2 * per_side, 1.15 * len(present) + 0.5), squeeze=False)
+    fig, axes = plt.subplots(
+        len(present), 2 * per_side, figsize=(1.05 * 2 * per_side, 1.15 * len(present) + 0.5), squeeze=False
+    )
     grey = images.shape[-1] == 1
     for row, k in enumerate(present):
         idx = np.flatnonzero(labels == k)
@@ -272,8 +349,10 @@ def gallery(images: np.ndarray, labels: np.ndarray, scores: np.ndarray, classes:
             ax.imshow(image, cmap="gray" if grey else None, vmin=0, vmax=255, interpolation="nearest")
             ax.set_title(f"{scores[i]:.2f}", fontsize=7, pad=2)
         axes[row, 0].set_ylabel(classes[k], fontsize=8, rotation=0, ha="right", va="center")
-    fig.suptitle(f"{title}\nleft (green): {per_side} easiest of each class, right (red): {per_side} hardest; caption: {score_name}",
-                 fontsize=9)
+    fig.suptitle(
+        f"{title}\nleft (green): {per_side} easiest of each class, right (red): {per_side} hardest; caption: {score_name}",
+        fontsize=9,
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     return save(fig, path)
 
@@ -283,8 +362,17 @@ def data_map(confidence: np.ndarray, variability: np.ndarray, correctness: np.nd
     coloured by the fraction of checkpoints at which the example was right."""
     fig, ax = plt.subplots(figsize=(5.6, 4.6))
     order = np.argsort(correctness, kind="stable")
-    points = ax.scatter(variability[order], confidence[order], c=correctness[order], cmap="RdYlGn", vmin=0, vmax=1,
-                        s=6, alpha=0.7, linewidths=0)
+    points = ax.scatter(
+        variability[order],
+        confidence[order],
+        c=correctness[order],
+        cmap="RdYlGn",
+        vmin=0,
+        vmax=1,
+        s=6,
+        alpha=0.7,
+        linewidths=0,
+    )
     fig.colorbar(points, ax=ax, label="correctness (fraction of checkpoints right)")
     ax.set_xlabel("variability (std of P(true class) over checkpoints)")
     ax.set_ylabel("confidence (mean P(true class))")
@@ -298,8 +386,15 @@ def data_map(confidence: np.ndarray, variability: np.ndarray, correctness: np.nd
     return save(fig, path)
 
 
-def factor_figure(table: pd.DataFrame, correlations: pd.DataFrame, column: str, units: dict[str, str], path: Path,
-                  title: str, bins: int = 10) -> Path:
+def factor_figure(
+    table: pd.DataFrame,
+    correlations: pd.DataFrame,
+    column: str,
+    units: dict[str, str],
+    path: Path,
+    title: str,
+    bins: int = 10,
+) -> Path:
     """Per generating factor (one panel each), the mean of ``column`` over ten equal-count bins of
     the factor, train and test, with the Spearman r and the sign construction predicts."""
     factors = list(correlations["factor"].unique())
@@ -326,12 +421,19 @@ def factor_figure(table: pd.DataFrame, correlations: pd.DataFrame, column: str, 
         ax.grid(alpha=0.3)
     for ax in axes[:, 0]:
         ax.set_ylabel(f"mean {column}", fontsize=8)
-    for ax in list(axes.flat)[len(factors):]:
+    for ax in list(axes.flat)[len(factors) :]:
         ax.axis("off")
     handles = [plt.Line2D([], [], color=SPLIT_COLORS[s], marker=".") for s in SPLIT_COLORS]
     fig.tight_layout(rect=(0, 0, 1, 0.9))
-    fig.legend(handles, [f"{s} (mean over {bins} equal-count bins of the factor)" for s in SPLIT_COLORS],
-               loc="upper center", bbox_to_anchor=(0.5, 0.95), ncol=2, fontsize=8, frameon=False)
+    fig.legend(
+        handles,
+        [f"{s} (mean over {bins} equal-count bins of the factor)" for s in SPLIT_COLORS],
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.95),
+        ncol=2,
+        fontsize=8,
+        frameon=False,
+    )
     fig.suptitle(title, fontsize=10, y=1.0)
     return save(fig, path)
 
@@ -343,8 +445,14 @@ def accessibility_scatter(pairs: list[dict], path: Path, title: str) -> Path:
     fig, axes = plt.subplots(1, len(pairs), figsize=(4.3 * len(pairs), 4.3), squeeze=False)
     for ax, pair in zip(axes[0], pairs):
         jitter = np.random.default_rng(0).uniform(-0.004, 0.004, size=(2, len(pair["x"])))
-        ax.scatter(pair["x"] + jitter[0], pair["y"] + jitter[1], s=5, alpha=0.35, color=SPLIT_COLORS.get(pair["split"], "tab:gray"),
-                   linewidths=0)
+        ax.scatter(
+            pair["x"] + jitter[0],
+            pair["y"] + jitter[1],
+            s=5,
+            alpha=0.35,
+            color=SPLIT_COLORS.get(pair["split"], "tab:gray"),
+            linewidths=0,
+        )
         ax.plot([0, 1], [0, 1], color="black", linewidth=0.8, linestyle="--")
         ax.set_xlim(-0.02, 1.02)
         ax.set_ylim(-0.02, 1.02)
@@ -353,8 +461,15 @@ def accessibility_scatter(pairs: list[dict], path: Path, title: str) -> Path:
         ax.set_ylabel(wrap(f"accessibility, {pair['ylabel']}", 55), fontsize=8)
         ax.set_title(f"{pair['split']} ({len(pair['x'])} examples)", fontsize=9)
         ceiling = "" if not np.isfinite(pair["ceiling"]) else f"\nnoise ceiling (split-half) {pair['ceiling']:.3f}"
-        ax.text(0.03, 0.97, f"Pearson r = {pair['pearson']:.3f}\nSpearman r = {pair['spearman']:.3f}{ceiling}",
-                transform=ax.transAxes, va="top", fontsize=8, bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
+        ax.text(
+            0.03,
+            0.97,
+            f"Pearson r = {pair['pearson']:.3f}\nSpearman r = {pair['spearman']:.3f}{ceiling}",
+            transform=ax.transAxes,
+            va="top",
+            fontsize=8,
+            bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"},
+        )
         ax.grid(alpha=0.3)
     fig.suptitle(wrap(title, 95), fontsize=10)
     fig.tight_layout()
@@ -367,15 +482,23 @@ def cross_consistency_histograms(panels: list[dict], path: Path, title: str) -> 
     for the Na + Nb members (``histogram``, ``accuracy``, ``class_accuracy``, ``class_sizes``)."""
     splits = list(dict.fromkeys(p["split"] for p in panels))
     cols = max(sum(p["split"] == s for p in panels) for s in splits)
-    fig, axes = plt.subplots(len(splits), cols, figsize=(2.9 * cols, 2.6 * len(splits) + 0.7), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        len(splits), cols, figsize=(2.9 * cols, 2.6 * len(splits) + 0.7), squeeze=False, sharey=True
+    )
     for ax in axes.ravel():
         ax.axis("off")
     for row, split in enumerate(splits):
         for col, panel in enumerate(p for p in panels if p["split"] == split):
             ax = axes[row, col]
             ax.axis("on")
-            consistency_panel(ax, panel["histogram"], panel["accuracy"], panel["class_accuracy"],
-                              panel["class_sizes"], SPLIT_COLORS.get(split, "tab:gray"))
+            consistency_panel(
+                ax,
+                panel["histogram"],
+                panel["accuracy"],
+                panel["class_accuracy"],
+                panel["class_sizes"],
+                SPLIT_COLORS.get(split, "tab:gray"),
+            )
             ax.set_title(f"{split}: {panel['caption']}", fontsize=8)
             ax.set_xlabel("cross-consistency (members right / N)", fontsize=7)
         axes[row, 0].set_ylabel("fraction of examples (log)", fontsize=8)
@@ -415,9 +538,19 @@ def consensus_histograms(sets: dict[str, tuple[np.ndarray, np.ndarray]], members
     floor = 0.5 / max(len(v[0]) for v in sets.values())
     for ax, (name, (observed, null)) in zip(axes[0], sets.items()):
         count = len(observed)
-        for offset, values, style in ((-0.18, observed, {"color": "tab:purple", "label": "observed"}),
-                                      (0.18, null, {"color": "lightgray", "edgecolor": "gray", "linewidth": 0.5,
-                                                    "label": "labels shuffled over images (null)"})):
+        for offset, values, style in (
+            (-0.18, observed, {"color": "tab:purple", "label": "observed"}),
+            (
+                0.18,
+                null,
+                {
+                    "color": "lightgray",
+                    "edgecolor": "gray",
+                    "linewidth": 0.5,
+                    "label": "labels shuffled over images (null)",
+                },
+            ),
+        ):
             hist = np.bincount(np.round(values * members).astype(int), minlength=members + 1)[1:] / count
             ax.bar(grid + offset / members, np.maximum(hist, floor), width=0.36 / members, **style)
         ax.set_yscale("log")

@@ -34,7 +34,12 @@ def steps_to_target(curve: pd.DataFrame, target: float) -> float:
     return float(hit["step"].min()) if len(hit) else float("nan")
 
 
-def compare_orders(curves: pd.DataFrame, predictions: dict[tuple[str, int], np.ndarray], test_labels: np.ndarray, target: float | None = None) -> pd.DataFrame:
+def compare_orders(
+    curves: pd.DataFrame,
+    predictions: dict[tuple[str, int], np.ndarray],
+    test_labels: np.ndarray,
+    target: float | None = None,
+) -> pd.DataFrame:
     """One row per order.
 
     ``curves`` has columns order, seed, step, test_accuracy; ``predictions[order, seed]`` is the
@@ -61,8 +66,14 @@ def compare_orders(curves: pd.DataFrame, predictions: dict[tuple[str, int], np.n
             reach.append(steps_to_target(run, target))
         correct = np.stack([predictions[order, seed] == test_labels for seed in final.index])[:, None, :]
         row = {
-            "order": order, "seeds": len(final), "final_acc": mean, "ci95": half, "auc": float(np.mean(areas)),
-            "target": float(target), "steps_to_target": float(np.mean(reach)), "reached": int(np.sum(~np.isnan(reach))),
+            "order": order,
+            "seeds": len(final),
+            "final_acc": mean,
+            "ci95": half,
+            "auc": float(np.mean(areas)),
+            "target": float(target),
+            "steps_to_target": float(np.mean(reach)),
+            "reached": int(np.sum(~np.isnan(reach))),
             "tpa": float(agreement.tp_agreement(correct)[0]),
             "mean_consistency": float(agreement.consistency(correct)[0].mean()),
         }
@@ -83,9 +94,15 @@ def format_comparison(table: pd.DataFrame) -> str:
     head += "".join(f" {'vs ' + c + ' (p)':>17}" for c in gains)
     lines = [head, "-" * len(head)]
     for row in table.to_dict("records"):
-        steps = f"{row['steps_to_target']:.0f}" if np.isfinite(row["steps_to_target"]) else f"- ({row['reached']}/{row['seeds']})"
+        steps = (
+            f"{row['steps_to_target']:.0f}"
+            if np.isfinite(row["steps_to_target"])
+            else f"- ({row['reached']}/{row['seeds']})"
+        )
         ci = f"{row['final_acc']:.4f} +- {row['ci95']:.4f}" if np.isfinite(row["ci95"]) else f"{row['final_acc']:.4f}"
-        line = f"{row['order']:10} {ci:>20} {row['auc']:6.3f} {steps:>16} {row['tpa']:6.3f} {row['mean_consistency']:6.3f}"
+        line = (
+            f"{row['order']:10} {ci:>20} {row['auc']:6.3f} {steps:>16} {row['tpa']:6.3f} {row['mean_consistency']:6.3f}"
+        )
         for control in gains:
             gain, p = row.get(f"gain_vs_{control}"), row.get(f"p_vs_{control}")
             line += f" {'':>17}" if gain is None or np.isnan(gain) else f" {gain:+8.4f} ({p:5.2f})"

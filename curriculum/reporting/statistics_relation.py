@@ -20,8 +20,13 @@ from scoring.stream import DEFAULT_MEMORY_MB, correct_counts, row_blocks
 from stats.distributions import spearman
 
 
-def statistic_curves(run_dir: Path, info: dict, labels: dict[str, np.ndarray],
-                     statistics: dict[str, dict[str, np.ndarray]], memory_mb: float = DEFAULT_MEMORY_MB) -> pd.DataFrame:
+def statistic_curves(
+    run_dir: Path,
+    info: dict,
+    labels: dict[str, np.ndarray],
+    statistics: dict[str, dict[str, np.ndarray]],
+    memory_mb: float = DEFAULT_MEMORY_MB,
+) -> pd.DataFrame:
     """Long table: split, checkpoint, epoch, statistic, agreed_mean, tpa, dataset_mean, dataset_std.
 
     Reads the record a block of checkpoints at a time (:func:`scoring.stream.correct_counts`):
@@ -41,9 +46,18 @@ def statistic_curves(run_dir: Path, info: dict, labels: dict[str, np.ndarray],
                     curves[name][e] = agreement.mean_over_agreed(values, right[i] == members)
         for name, values in statistics[split].items():
             for e, epoch in enumerate(epochs):
-                rows.append({"split": split, "checkpoint": e, "epoch": epoch, "statistic": name,
-                             "agreed_mean": curves[name][e], "tpa": tpa[e],
-                             "dataset_mean": float(np.nanmean(values)), "dataset_std": float(np.nanstd(values))})
+                rows.append(
+                    {
+                        "split": split,
+                        "checkpoint": e,
+                        "epoch": epoch,
+                        "statistic": name,
+                        "agreed_mean": curves[name][e],
+                        "tpa": tpa[e],
+                        "dataset_mean": float(np.nanmean(values)),
+                        "dataset_std": float(np.nanstd(values)),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -54,6 +68,13 @@ def statistic_correlations(table: pd.DataFrame, names: list[str], split: str = "
     for name in names:
         values = rows[name].to_numpy(dtype=np.float64)
         r, p = spearman(values, rows["accessibility"].to_numpy(dtype=np.float64))
-        out.append({"statistic": name, "mean": float(np.nanmean(values)), "std": float(np.nanstd(values)),
-                    "spearman_r": r, "p_value": p})
+        out.append(
+            {
+                "statistic": name,
+                "mean": float(np.nanmean(values)),
+                "std": float(np.nanstd(values)),
+                "spearman_r": r,
+                "p_value": p,
+            }
+        )
     return pd.DataFrame(out)

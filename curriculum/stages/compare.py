@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curriculum.reporting import figures
 from curriculum.config.stages import CompareConfig
+from curriculum.reporting import figures
 from curriculum.reporting.report import write_section
 from scoring import agreement
 from scoring.errors import UserError
@@ -74,18 +74,22 @@ class Collection:
         rows = self.summary[self.summary["split"] == split].sort_values("checkpoint")
         return 1.0 - rows["acc_mean"].to_numpy(np.float64)
 
-    def counts(self, split: str, rows: list[int],
-               groups: np.ndarray | None = None) -> tuple[np.ndarray, CheckpointCounts]:
+    def counts(
+        self, split: str, rows: list[int], groups: np.ndarray | None = None
+    ) -> tuple[np.ndarray, CheckpointCounts]:
         """:func:`scoring.stream.correct_counts` of this run at checkpoints ``rows``."""
-        return correct_counts(self.path, split, self.labels(split), self.info["members"], len(self.epochs), rows,
-                              groups)
+        return correct_counts(
+            self.path, split, self.labels(split), self.info["members"], len(self.epochs), rows, groups
+        )
 
 
 def load_collection(path: str | Path) -> Collection:
     path = Path(path)
     info = read_run_info(path)
     if info is None or info.get("status") != "complete" or not (path / "scores.parquet").exists():
-        raise UserError(f"{path} holds no finished score run; run `curriculum score --out {path}` (or `curriculum learners`) first.")
+        raise UserError(
+            f"{path} holds no finished score run; run `curriculum score --out {path}` (or `curriculum learners`) first."
+        )
     scores = Scores.load(path)
     rewrite = f"run `curriculum score --out {path}` again with the run's settings to rewrite it"
     if not (path / "summary.csv").exists():
@@ -107,8 +111,10 @@ def shared_splits(a: Collection, b: Collection) -> list[str]:
         if (fa == fb) if fa and fb else data_a["fingerprint"] == data_b["fingerprint"]:
             same.append(split)
     if not same:
-        raise UserError(f"{a.path} ({data_a['name']}) and {b.path} ({data_b['name']}) hold different images; compare runs "
-                        "of the same dataset (other seeds, architectures, learners, label noise or train partitions of it).")
+        raise UserError(
+            f"{a.path} ({data_a['name']}) and {b.path} ({data_b['name']}) hold different images; compare runs "
+            "of the same dataset (other seeds, architectures, learners, label noise or train partitions of it)."
+        )
     return same
 
 
@@ -144,38 +150,72 @@ def compare_pair(a: Collection, b: Collection, tol: float = 0.01, threshold: flo
     for split in shared_splits(a, b):
         xa, xb = (c.scores.split(split)["accessibility"].to_numpy(np.float64) for c in (a, b))
         if len(xa) != len(xb):
-            raise UserError(f"{a.path} and {b.path} score {len(xa)} and {len(xb)} {split} examples; "
-                            "rerun the older one with this version of `curriculum score`.")
+            raise UserError(
+                f"{a.path} and {b.path} score {len(xa)} and {len(xb)} {split} examples; "
+                "rerun the older one with this version of `curriculum score`."
+            )
         pearson_r, pearson_p = pearson(xa, xb)
         spearman_r, spearman_p = spearman(xa, xb)
         rel_a, rel_b = (float(c.scores.reliability.loc["accessibility", split]) for c in (a, b))
-        correlations.append({
-            "split": split, "examples": len(xa),
-            "labels_equal": bool(np.array_equal(a.labels(split), b.labels(split))),
-            "pearson_r": pearson_r, "pearson_p": pearson_p, "spearman_r": spearman_r, "spearman_p": spearman_p,
-            "reliability_a": rel_a, "reliability_b": rel_b, "ceiling": float(np.sqrt(rel_a * rel_b)) if rel_a > 0 and rel_b > 0 else np.nan,
-        })
+        correlations.append(
+            {
+                "split": split,
+                "examples": len(xa),
+                "labels_equal": bool(np.array_equal(a.labels(split), b.labels(split))),
+                "pearson_r": pearson_r,
+                "pearson_p": pearson_p,
+                "spearman_r": spearman_r,
+                "spearman_p": spearman_p,
+                "reliability_a": rel_a,
+                "reliability_b": rel_b,
+                "ceiling": float(np.sqrt(rel_a * rel_b)) if rel_a > 0 and rel_b > 0 else np.nan,
+            }
+        )
         err_a, err_b = a.errors(split), b.errors(split)
         pairs = _matched(err_a, err_b, tol)
         for block, right, counts_a, counts_b in merged_counts(a, b, split, pairs):
             for i, (ia, ib) in enumerate(block):
                 row = right[i] / n  # cross-consistency (Hacohen et al. 2020, section 4.2)
                 acc = np.concatenate([counts_a.member_accuracy()[:, i], counts_b.member_accuracy()[:, i]])
-                matched_rows.append({
-                    "split": split, "checkpoint_a": ia, "checkpoint_b": ib, "epoch_a": a.epochs[ia], "epoch_b": b.epochs[ib],
-                    "error_a": err_a[ia], "error_b": err_b[ib], "mean_cross_consistency": row.mean(),
-                    "at0_observed": np.mean(row == 0), "at0_independent": np.prod(1 - acc),
-                    "at1_observed": np.mean(row == 1), "at1_independent": np.prod(acc), "bimodality": bimodality(row),
-                })
+                matched_rows.append(
+                    {
+                        "split": split,
+                        "checkpoint_a": ia,
+                        "checkpoint_b": ib,
+                        "epoch_a": a.epochs[ia],
+                        "epoch_b": b.epochs[ib],
+                        "error_a": err_a[ia],
+                        "error_b": err_b[ib],
+                        "mean_cross_consistency": row.mean(),
+                        "at0_observed": np.mean(row == 0),
+                        "at0_independent": np.prod(1 - acc),
+                        "at1_observed": np.mean(row == 1),
+                        "at1_independent": np.prod(acc),
+                        "bimodality": bimodality(row),
+                    }
+                )
         for block in row_blocks(_easy_pairs(a, b, pairs), len(xa)):
             ia, ib = (np.array(side) for side in zip(*block))
             cons_a = a.counts(split, list(ia))[0] / a.info["members"]
             cons_b = b.counts(split, list(ib))[0] / b.info["members"]
             both, only_a, only_b = agreement.compare_easy_sets(cons_a, cons_b, threshold)
-            easy_rows += [{"split": split, "epoch_a": a.epochs[i], "epoch_b": b.epochs[j],
-                           "examples": len(xa), "both": int(x), "only_a": int(y), "only_b": int(z)}
-                          for i, j, x, y, z in zip(ia, ib, both, only_a, only_b)]
-    return {"correlations": pd.DataFrame(correlations), "matched": pd.DataFrame(matched_rows), "easy_sets": pd.DataFrame(easy_rows)}
+            easy_rows += [
+                {
+                    "split": split,
+                    "epoch_a": a.epochs[i],
+                    "epoch_b": b.epochs[j],
+                    "examples": len(xa),
+                    "both": int(x),
+                    "only_a": int(y),
+                    "only_b": int(z),
+                }
+                for i, j, x, y, z in zip(ia, ib, both, only_a, only_b)
+            ]
+    return {
+        "correlations": pd.DataFrame(correlations),
+        "matched": pd.DataFrame(matched_rows),
+        "easy_sets": pd.DataFrame(easy_rows),
+    }
 
 
 def _spread(items: list, count: int = 4) -> list:
@@ -183,14 +223,25 @@ def _spread(items: list, count: int = 4) -> list:
     return [items[i] for i in sorted({round(x) for x in np.linspace(0, len(items) - 1, min(count, len(items)))})]
 
 
-def pair_figures(a: Collection, b: Collection, tables: dict[str, pd.DataFrame], folder: Path, threshold: float) -> list[Path]:
+def pair_figures(
+    a: Collection, b: Collection, tables: dict[str, pd.DataFrame], folder: Path, threshold: float
+) -> list[Path]:
     head = f"{a.info['dataset']['name']}: {a.label} vs {b.label}"
     stem = f"{a.name}_vs_{b.name}"
     corr = tables["correlations"]
-    scatter = [{"split": r.split, "x": a.scores.split(r.split)["accessibility"].to_numpy(),
-                "y": b.scores.split(r.split)["accessibility"].to_numpy(),
-                "xlabel": a.label, "ylabel": b.label,
-                "pearson": r.pearson_r, "spearman": r.spearman_r, "ceiling": r.ceiling} for r in corr.itertuples()]
+    scatter = [
+        {
+            "split": r.split,
+            "x": a.scores.split(r.split)["accessibility"].to_numpy(),
+            "y": b.scores.split(r.split)["accessibility"].to_numpy(),
+            "xlabel": a.label,
+            "ylabel": b.label,
+            "pearson": r.pearson_r,
+            "spearman": r.spearman_r,
+            "ceiling": r.ceiling,
+        }
+        for r in corr.itertuples()
+    ]
     drawn = [figures.accessibility_scatter(scatter, folder / f"{stem}_accessibility.png", f"{head}: accessibility")]
     matched = tables["matched"]
     if len(matched):
@@ -203,18 +254,34 @@ def pair_figures(a: Collection, b: Collection, tables: dict[str, pd.DataFrame], 
                 accuracy = np.concatenate([counts_a.member_accuracy(), counts_b.member_accuracy()])
                 by_class = np.concatenate([counts_a.class_accuracy(), counts_b.class_accuracy()])
                 for i, r in enumerate(shown[: len(block)]):
-                    panels.append({
-                        "split": split, "histogram": np.bincount(right[i], minlength=n + 1),
-                        "accuracy": accuracy[:, i], "class_accuracy": by_class[:, i],
-                        "class_sizes": counts_a.class_sizes,
-                        "caption": f"epochs {r.epoch_a:.3g}/{r.epoch_b:.3g}, "
-                                   f"error {r.error_a:.2f}/{r.error_b:.2f}"})
-                shown = shown[len(block):]
-        drawn.append(figures.cross_consistency_histograms(panels, folder / f"{stem}_cross_consistency.png",
-                                                          f"{head}: cross-consistency of the {n} members at accuracy-matched checkpoints"))
+                    panels.append(
+                        {
+                            "split": split,
+                            "histogram": np.bincount(right[i], minlength=n + 1),
+                            "accuracy": accuracy[:, i],
+                            "class_accuracy": by_class[:, i],
+                            "class_sizes": counts_a.class_sizes,
+                            "caption": f"epochs {r.epoch_a:.3g}/{r.epoch_b:.3g}, error {r.error_a:.2f}/{r.error_b:.2f}",
+                        }
+                    )
+                shown = shown[len(block) :]
+        drawn.append(
+            figures.cross_consistency_histograms(
+                panels,
+                folder / f"{stem}_cross_consistency.png",
+                f"{head}: cross-consistency of the {n} members at accuracy-matched checkpoints",
+            )
+        )
     if len(tables["easy_sets"]):
-        drawn.append(figures.easy_set_bars(tables["easy_sets"], folder / f"{stem}_easy_sets.png",
-                                           f"{head}: easy sets (consistency > {threshold:g})", a.name, b.name))
+        drawn.append(
+            figures.easy_set_bars(
+                tables["easy_sets"],
+                folder / f"{stem}_easy_sets.png",
+                f"{head}: easy sets (consistency > {threshold:g})",
+                a.name,
+                b.name,
+            )
+        )
     return drawn
 
 
@@ -234,28 +301,52 @@ def pair_text(a: Collection, b: Collection, tables: dict[str, pd.DataFrame], tol
     say = []
     for r in corr.itertuples():
         ceiling = f", against a noise ceiling of {r.ceiling:.2f}" if np.isfinite(r.ceiling) else ""
-        labels = "" if r.labels_equal else " (the labels differ: each collection's correctness is against its own labels)"
-        say.append(f"On the {r.split} split{labels} the two collections learn the {r.examples} examples in "
-                   f"{_order_word(r.spearman_r, r.ceiling)} order: Spearman r of accessibility {r.spearman_r:.2f}"
-                   f"{ceiling} (Pearson {r.pearson_r:.2f}).")
+        labels = (
+            "" if r.labels_equal else " (the labels differ: each collection's correctness is against its own labels)"
+        )
+        say.append(
+            f"On the {r.split} split{labels} the two collections learn the {r.examples} examples in "
+            f"{_order_word(r.spearman_r, r.ceiling)} order: Spearman r of accessibility {r.spearman_r:.2f}"
+            f"{ceiling} (Pearson {r.pearson_r:.2f})."
+        )
     if not len(matched):
-        say.append(f"No checkpoints match within {tol:.0%} mean error, so there is no cross-consistency (the collections "
-                   "never reach the same accuracy at a recorded checkpoint).")
-    lines += [" ".join(say), "", "```", f"{'split':6} {'Pearson r':>10} {'p':>8} {'Spearman r':>11} {'p':>8} {'ceiling':>8} "
-              f"{'rel A':>6} {'rel B':>6}"]
-    lines += [f"{r.split:6} {r.pearson_r:10.3f} {r.pearson_p:8.1e} {r.spearman_r:11.3f} {r.spearman_p:8.1e} {r.ceiling:8.3f} "
-              f"{r.reliability_a:6.3f} {r.reliability_b:6.3f}" for r in corr.itertuples()]
+        say.append(
+            f"No checkpoints match within {tol:.0%} mean error, so there is no cross-consistency (the collections "
+            "never reach the same accuracy at a recorded checkpoint)."
+        )
+    lines += [
+        " ".join(say),
+        "",
+        "```",
+        f"{'split':6} {'Pearson r':>10} {'p':>8} {'Spearman r':>11} {'p':>8} {'ceiling':>8} {'rel A':>6} {'rel B':>6}",
+    ]
+    lines += [
+        f"{r.split:6} {r.pearson_r:10.3f} {r.pearson_p:8.1e} {r.spearman_r:11.3f} {r.spearman_p:8.1e} {r.ceiling:8.3f} "
+        f"{r.reliability_a:6.3f} {r.reliability_b:6.3f}"
+        for r in corr.itertuples()
+    ]
     if len(matched):
-        lines += ["", f"cross-consistency at checkpoints matched within {tol:.0%} mean error (c=0/c=1: observed / independent "
-                  "members of the same accuracies):",
-                  f"{'split':6} {'epoch A':>8} {'epoch B':>8} {'error A':>8} {'error B':>8} {'c=0 obs/ind':>13} {'c=1 obs/ind':>13} {'bimod':>6}"]
-        lines += [f"{r.split:6} {r.epoch_a:8.2f} {r.epoch_b:8.2f} {r.error_a:8.3f} {r.error_b:8.3f} "
-                  f"{r.at0_observed:6.3f}/{r.at0_independent:6.3f} {r.at1_observed:6.3f}/{r.at1_independent:6.3f} {r.bimodality:6.3f}"
-                  for r in matched.itertuples()]
+        lines += [
+            "",
+            f"cross-consistency at checkpoints matched within {tol:.0%} mean error (c=0/c=1: observed / independent "
+            "members of the same accuracies):",
+            f"{'split':6} {'epoch A':>8} {'epoch B':>8} {'error A':>8} {'error B':>8} {'c=0 obs/ind':>13} {'c=1 obs/ind':>13} {'bimod':>6}",
+        ]
+        lines += [
+            f"{r.split:6} {r.epoch_a:8.2f} {r.epoch_b:8.2f} {r.error_a:8.3f} {r.error_b:8.3f} "
+            f"{r.at0_observed:6.3f}/{r.at0_independent:6.3f} {r.at1_observed:6.3f}/{r.at1_independent:6.3f} {r.bimodality:6.3f}"
+            for r in matched.itertuples()
+        ]
     if len(easy):
-        lines += ["", f"easy sets (consistency > {threshold:g}): examples easy for both / for A only / for B only:",
-                  f"{'split':6} {'epoch A':>8} {'epoch B':>8} {'both':>6} {'A only':>7} {'B only':>7}"]
-        lines += [f"{r.split:6} {r.epoch_a:8.2f} {r.epoch_b:8.2f} {r.both:6d} {r.only_a:7d} {r.only_b:7d}" for r in easy.itertuples()]
+        lines += [
+            "",
+            f"easy sets (consistency > {threshold:g}): examples easy for both / for A only / for B only:",
+            f"{'split':6} {'epoch A':>8} {'epoch B':>8} {'both':>6} {'A only':>7} {'B only':>7}",
+        ]
+        lines += [
+            f"{r.split:6} {r.epoch_a:8.2f} {r.epoch_b:8.2f} {r.both:6d} {r.only_a:7d} {r.only_b:7d}"
+            for r in easy.itertuples()
+        ]
     lines.append("```")
     return "\n".join(lines)
 
@@ -268,7 +359,7 @@ def compare(config: CompareConfig) -> dict[tuple[str, str], dict[str, pd.DataFra
     """
     config.validate()
     runs = [load_collection(r) for r in config.runs]
-    pairs = [(a, b) for i, a in enumerate(runs) for b in runs[i + 1:]]
+    pairs = [(a, b) for i, a in enumerate(runs) for b in runs[i + 1 :]]
     for a, b in pairs:  # every pair checked before anything is written
         shared_splits(a, b)
     out = Path(config.out) if config.out else runs[0].path / "compare"
@@ -280,7 +371,9 @@ def compare(config: CompareConfig) -> dict[tuple[str, str], dict[str, pd.DataFra
         drawn += pair_figures(a, b, tables, out / "figures", config.threshold)
     for kind in ("correlations", "matched", "easy_sets"):
         frame = pd.concat([t[kind].assign(run_a=a, run_b=b) for (a, b), t in results.items()], ignore_index=True)
-        atomic_write_bytes(out / f"{'comparison' if kind == 'correlations' else kind}.csv", frame.to_csv(index=False).encode())
+        atomic_write_bytes(
+            out / f"{'comparison' if kind == 'correlations' else kind}.csv", frame.to_csv(index=False).encode()
+        )
     for report in (out / "report.md", runs[0].path / "report.md"):
         images = [f"![{f.stem}]({Path(os.path.relpath(f, report.parent)).as_posix()})" for f in drawn]
         body = "\n\n".join([f"## Comparison with {', '.join(r.name for r in runs[1:])}", *texts, "\n".join(images)])

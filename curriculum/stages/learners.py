@@ -22,8 +22,8 @@ import numpy as np
 from curriculum.config.stages import LearnersConfig
 from curriculum.data.datasets import image_fingerprints, load_dataset
 from curriculum.reporting.report import write_report
-from scoring.records import SPLITS, default_run_dir, read_run_info, update_run
 from scoring.recorder import Recorder
+from scoring.records import SPLITS, default_run_dir, read_run_info, update_run
 
 
 def _learner(name: str, seed: int):
@@ -39,7 +39,9 @@ def _learner(name: str, seed: int):
     from sklearn.tree import DecisionTreeClassifier
 
     return {
-        "svm": lambda: make_pipeline(StandardScaler(), CalibratedClassifierCV(SVC(kernel="rbf", random_state=seed), ensemble=False)),
+        "svm": lambda: make_pipeline(
+            StandardScaler(), CalibratedClassifierCV(SVC(kernel="rbf", random_state=seed), ensemble=False)
+        ),
         "knn": lambda: KNeighborsClassifier(n_neighbors=5),
         "random-forest": lambda: RandomForestClassifier(n_estimators=100, random_state=seed, n_jobs=1),
         "adaboost": lambda: AdaBoostClassifier(LogisticRegression(max_iter=200), n_estimators=10, random_state=seed),
@@ -60,15 +62,26 @@ def learners(config: LearnersConfig) -> Path:
     """Fit every learner on every fraction and write a score run (``runs/<dataset>-learners``)."""
     config.validate()
     names, fractions = config.learners, config.fractions
-    dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed,
-                           data_dir=config.data_dir)
+    dataset = load_dataset(
+        config.dataset, label_noise=config.label_noise, noise_seed=config.seed, data_dir=config.data_dir
+    )
     run_dir = Path(config.out) if config.out else default_run_dir(dataset.name + "-learners")
     k = dataset.num_classes
-    x = {split: dataset.split(split).images.reshape(len(dataset.split(split)), -1).astype(np.float32) / 255 for split in SPLITS}
+    x = {
+        split: dataset.split(split).images.reshape(len(dataset.split(split)), -1).astype(np.float32) / 255
+        for split in SPLITS
+    }
     y = {split: dataset.split(split).labels for split in SPLITS}
-    recorder = Recorder(run_dir, labels=y, ids={s: dataset.split(s).ids for s in SPLITS},
-                        images={s: dataset.split(s).images for s in SPLITS}, num_classes=k, dataset=dataset.name,
-                        fingerprint=dataset.fingerprint, arch="learners:" + ",".join(names))
+    recorder = Recorder(
+        run_dir,
+        labels=y,
+        ids={s: dataset.split(s).ids for s in SPLITS},
+        images={s: dataset.split(s).images for s in SPLITS},
+        num_classes=k,
+        dataset=dataset.name,
+        fingerprint=dataset.fingerprint,
+        arch="learners:" + ",".join(names),
+    )
     order = np.random.default_rng(config.seed).permutation(len(y["train"]))
     prior = np.bincount(y["train"], minlength=k) / len(y["train"])
     started = time.perf_counter()
@@ -87,8 +100,12 @@ def learners(config: LearnersConfig) -> Path:
         if not config.quiet:
             print(f"{name}: test accuracy {np.mean(model.predict(x['test']) == y['test']):.3f} on the whole train set")
     recorder.finish()
-    update_run(run_dir, settings=config.settings(),
-               dataset={**read_run_info(run_dir)["dataset"], "images": image_fingerprints(dataset)},
-               checkpoint_unit="of the train set", seconds=round(time.perf_counter() - started, 1))
+    update_run(
+        run_dir,
+        settings=config.settings(),
+        dataset={**read_run_info(run_dir)["dataset"], "images": image_fingerprints(dataset)},
+        checkpoint_unit="of the train set",
+        seconds=round(time.perf_counter() - started, 1),
+    )
     write_report(run_dir, dataset, read_run_info(run_dir), quiet=config.quiet)
     return run_dir

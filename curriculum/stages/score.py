@@ -30,45 +30,58 @@ from tqdm.auto import tqdm
 from curriculum.config.options import check_output_dir
 from curriculum.config.stages import ScoreConfig
 from curriculum.data.datasets import Dataset, image_fingerprints, load_dataset
+from curriculum.data.probes import load_probe, probe_images, probe_predictions, save_probe
+from curriculum.reporting.report import write_report
 from curriculum.training.engine import (
-    batches_per_epoch,
     DeviceData,
     Diverged,
     FiniteGuard,
+    MemberSetup,
     agree,
     barrier,
+    batches_per_epoch,
     compute_layout,
+    fallback_note,
     learning_rate,
     make_accelerator,
-    MemberSetup,
     make_members,
-    resolve_stacking,
     outputs_to_record,
     predict,
     read_back,
-    fallback_note,
     resolve_arch,
     resolve_precision,
+    resolve_stacking,
     run_lock,
     train_steps,
 )
 from curriculum.training.policy import device_policy
-from curriculum.data.probes import load_probe, probe_images, probe_predictions, save_probe
-from curriculum.reporting.report import write_report
 from scoring.errors import UserError
 from scoring.files import atomic_write_bytes, reading
-from scoring.records import (FIELDS, PROBS, SPLITS, MemberRecord, default_run_dir, member_dir, open_run, plan_disk,
-                             read_run_info, update_run)
+from scoring.records import (
+    FIELDS,
+    PROBS,
+    SPLITS,
+    MemberRecord,
+    default_run_dir,
+    member_dir,
+    open_run,
+    plan_disk,
+    read_run_info,
+    update_run,
+)
 
 #: The dtype each recorded field is narrowed to on the device, before it is copied to the host.
 RECORD_DTYPES = {**{key: getattr(torch, np.dtype(dtype).name) for key, dtype in FIELDS.items()}, PROBS: torch.float16}
+
 
 def checkpoint_steps(epochs: float, eval_every: float, steps_per_epoch: int) -> list[int]:
     """Training steps at which every member predicts every example: 0 (initialisation), every
     ``eval_every`` epochs (rounded to whole steps) and the end of training."""
     if eval_every * steps_per_epoch < 1:
-        raise UserError(f"--eval-every {eval_every:g} is shorter than one training step (an epoch is "
-                        f"{steps_per_epoch} steps); pass --eval-every {1 / steps_per_epoch:.3g} or more.")
+        raise UserError(
+            f"--eval-every {eval_every:g} is shorter than one training step (an epoch is "
+            f"{steps_per_epoch} steps); pass --eval-every {1 / steps_per_epoch:.3g} or more."
+        )
     total = max(1, round(epochs * steps_per_epoch))
     steps = {0, total}
     k = 1
@@ -137,7 +150,9 @@ class GroupTrainer:
         lr = lambda step: learning_rate(self.config, step, self.total_steps, self.decay_every)  # noqa: E731
         while self.step < target:  # an epoch at a time, to show progress
             stop = min(target, self.step + self.steps_per_epoch)
-            train_steps(self.group, self.data, self.step, stop, self._batches, lr, self.config.augment, self.guard, online)
+            train_steps(
+                self.group, self.data, self.step, stop, self._batches, lr, self.config.augment, self.guard, online
+            )
             if progress is not None:
                 progress.update((stop - self.step) * len(self.members))
             self.step = stop
@@ -156,14 +171,18 @@ class GroupTrainer:
             for key in ("p_true", "el2n"):
                 bad |= ~torch.isfinite(fields[key]).all(1)
         keys = [(split, key) for split, fields in rows.items() for key in fields]
-        *values, bad = read_back([rows[split][key].to(RECORD_DTYPES[key]) for split, key in keys] + [bad], self.data.policy)
+        *values, bad = read_back(
+            [rows[split][key].to(RECORD_DTYPES[key]) for split, key in keys] + [bad], self.data.policy
+        )
         if bad.any():
             raise Diverged(self.step, int(bad.nonzero()[0][0]))
         host: dict[str, dict[str, np.ndarray]] = {split: {} for split in rows}
         for (split, key), value in zip(keys, values):
             host[split][key] = value
-        return [{split: {key: value[k] for key, value in fields.items()} for split, fields in host.items()}
-                for k in range(len(self.members))]
+        return [
+            {split: {key: value[k] for key, value in fields.items()} for split, fields in host.items()}
+            for k in range(len(self.members))
+        ]
 
 
 def member_names(group: list[int]) -> str:
@@ -217,15 +236,25 @@ def _saved_state(run_dir: Path, members: list[int], before: int) -> int | None:
     state, or None."""
     common = None
     for member in members:
-        indices = {int(path.stem.split("_")[1]) for path in member_dir(run_dir, member).glob("state_*.pt")
-                   if path.stem.split("_")[1].isdecimal()}
+        indices = {
+            int(path.stem.split("_")[1])
+            for path in member_dir(run_dir, member).glob("state_*.pt")
+            if path.stem.split("_")[1].isdecimal()
+        }
         common = indices if common is None else common & indices
     found = [index for index in common or () if index < before]
     return max(found) if found else None
 
 
-def train_group(trainer: GroupTrainer, records: list[MemberRecord], run_dir: Path, steps: list[int], progress: tqdm | None,
-                every: int = 1, timings: dict[str, float] | None = None) -> None:
+def train_group(
+    trainer: GroupTrainer,
+    records: list[MemberRecord],
+    run_dir: Path,
+    steps: list[int],
+    progress: tqdm | None,
+    every: int = 1,
+    timings: dict[str, float] | None = None,
+) -> None:
     """Resume the group from its members' last saved state and record the remaining checkpoints.
 
     A state is saved at every ``every``-th checkpoint, for every member before any record is
@@ -275,7 +304,16 @@ def train_group(trainer: GroupTrainer, records: list[MemberRecord], run_dir: Pat
         lap("training states")
 
 
-def run_info(config: ScoreConfig, dataset: Dataset, arch: str, steps: list[int], steps_per_epoch: int, precision: str, layout: str, compute: dict) -> dict:
+def run_info(
+    config: ScoreConfig,
+    dataset: Dataset,
+    arch: str,
+    steps: list[int],
+    steps_per_epoch: int,
+    precision: str,
+    layout: str,
+    compute: dict,
+) -> dict:
     """run.json. Its settings hold the resolved precision and the stacking layout: a stacked
     member's record depends on its group (float reassociation), so a run resumes bit-exactly
     only with the same layout and is refused with another."""
@@ -306,12 +344,19 @@ def check_resumable(run_dir: Path, info: dict) -> None:
     existing = read_run_info(run_dir)
     old, new = (existing or {}).get("settings", {}).get("layout", ""), info["settings"]["layout"]
     counts = [re.search(r"(\d+) process\(es\)$", layout) for layout in (old, new)]
-    if existing and existing.get("status") != "diverged" and all(counts) and old != new and \
-            old.split(",")[0] == new.split(",")[0]:
+    if (
+        existing
+        and existing.get("status") != "diverged"
+        and all(counts)
+        and old != new
+        and old.split(",")[0] == new.split(",")[0]
+    ):
         before, now = (int(count.group(1)) for count in counts)
-        raise UserError(f"{run_dir} holds members stacked over {before} processes, and {now} processes would group "
-                        f"them differently (a stacked record depends on its group); launch {before} processes to "
-                        "resume it, or pass another --out.")
+        raise UserError(
+            f"{run_dir} holds members stacked over {before} processes, and {now} processes would group "
+            f"them differently (a stacked record depends on its group); launch {before} processes to "
+            "resume it, or pass another --out."
+        )
     open_run(run_dir, info, write=False)
 
 
@@ -331,8 +376,9 @@ def score(config: ScoreConfig) -> Path:
     policy = device_policy(accelerator.device)
 
     def load() -> Dataset:
-        return load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed,
-                            data_dir=config.data_dir)
+        return load_dataset(
+            config.dataset, label_noise=config.label_noise, noise_seed=config.seed, data_dir=config.data_dir
+        )
 
     # Each node's first process reads (and caches) the dataset before the node's others do.
     first = agree(accelerator, lambda: load() if accelerator.is_local_main_process else None)
@@ -340,9 +386,11 @@ def score(config: ScoreConfig) -> Path:
 
     def plan() -> tuple:
         if processes > config.members:
-            raise UserError(f"{processes} processes for {config.members} members: each process trains whole members, so "
-                            f"{processes - config.members} would idle; launch {config.members} processes (or train "
-                            f"--members {processes}).")
+            raise UserError(
+                f"{processes} processes for {config.members} members: each process trains whole members, so "
+                f"{processes - config.members} would idle; launch {config.members} processes (or train "
+                f"--members {processes})."
+            )
         arch = resolve_arch(config, dataset)  # a bad --arch fails before any write
         precision = resolve_precision(config, policy)
         stacked = resolve_stacking(config, arch, dataset, policy, precision, warn=fallback_note(accelerator))
@@ -351,8 +399,12 @@ def score(config: ScoreConfig) -> Path:
         check_output_dir(run_dir, "--out")
         steps_per_epoch = batches_per_epoch(len(dataset.train.labels), config.batch_size)
         steps = checkpoint_steps(config.epochs, config.eval_every, steps_per_epoch)
-        info = run_info(config, dataset, arch, steps, steps_per_epoch, precision, layout, compute_layout(accelerator.device))
-        probe = probe_images(config.probe, dataset.image_shape) if config.probe else None  # a bad --probe fails before any write
+        info = run_info(
+            config, dataset, arch, steps, steps_per_epoch, precision, layout, compute_layout(accelerator.device)
+        )
+        probe = (
+            probe_images(config.probe, dataset.image_shape) if config.probe else None
+        )  # a bad --probe fails before any write
         sizes = {split: len(dataset.split(split).labels) for split in SPLITS}
         statement = plan_disk(run_dir, config.members, len(steps), sizes, dataset.num_classes, config.record_probs)
         return arch, precision, stacked, run_dir, steps_per_epoch, steps, info, probe, statement
@@ -371,14 +423,21 @@ def score(config: ScoreConfig) -> Path:
 
         def finish() -> None:
             if main:
-                scores = write_report(run_dir, dataset, info, quiet=config.quiet, memory_mb=config.score_memory,
-                                      timings=timings)
+                scores = write_report(
+                    run_dir, dataset, info, quiet=config.quiet, memory_mb=config.score_memory, timings=timings
+                )
                 seconds = time.perf_counter() - started
                 if not config.quiet:
                     print(time_sentence(timings, seconds, processes))
                 # How this session ran, beside its time; not checked on resume, which any process count may do.
-                update_run(run_dir, status="complete", seconds=round(seconds, 1), processes=processes,
-                           reliability=scores.meta["reliability"], timings={k: round(v, 2) for k, v in timings.items()})
+                update_run(
+                    run_dir,
+                    status="complete",
+                    seconds=round(seconds, 1),
+                    processes=processes,
+                    reliability=scores.meta["reliability"],
+                    timings={k: round(v, 2) for k, v in timings.items()},
+                )
 
         agree(accelerator, finish)
     return run_dir
@@ -388,14 +447,23 @@ def time_sentence(timings: dict[str, float], seconds: float, processes: int) -> 
     """Where the score stage's wall time went, largest share first; ``other`` is the rest (setting
     up the members and moving the data to the device)."""
     shares = {**timings, "other": max(0.0, seconds - sum(timings.values()))}
-    parts = ", ".join(f"{name} {value:.1f} s ({value / seconds:.0%})" for name, value in
-                      sorted(shares.items(), key=lambda item: -item[1]))
+    parts = ", ".join(
+        f"{name} {value:.1f} s ({value / seconds:.0%})"
+        for name, value in sorted(shares.items(), key=lambda item: -item[1])
+    )
     whose = "" if processes == 1 else f" (training parts: the members of this process, 1 of {processes})"
     return f"Time: {seconds:.1f} s wall; {parts}{whose}."
 
 
-def train_members(setup: MemberSetup, accelerator, run_dir: Path, steps: list[int], steps_per_epoch: int,
-                  probe: np.ndarray | None = None, timings: dict[str, float] | None = None) -> None:
+def train_members(
+    setup: MemberSetup,
+    accelerator,
+    run_dir: Path,
+    steps: list[int],
+    steps_per_epoch: int,
+    probe: np.ndarray | None = None,
+    timings: dict[str, float] | None = None,
+) -> None:
     """Train and record this process's members (r, r + P, ...) in groups, each from where it stopped;
     finished members label the ``probe`` images (``--probe``) too. ``timings`` accumulates where
     the time went (:func:`train_group`)."""
@@ -404,8 +472,10 @@ def train_members(setup: MemberSetup, accelerator, run_dir: Path, steps: list[in
     sizes = {split: data.size(split) for split in SPLITS}
     mine = list(range(accelerator.process_index, config.members, processes))
     probs = dataset.num_classes if config.record_probs else None
-    records = agree(accelerator, lambda: {member: MemberRecord(run_dir, member, sizes, len(steps), num_classes=probs)
-                                          for member in mine})  # a damaged record stops every process
+    records = agree(
+        accelerator,
+        lambda: {member: MemberRecord(run_dir, member, sizes, len(steps), num_classes=probs) for member in mine},
+    )  # a damaged record stops every process
     # The groups of an uninterrupted run, since a stacked member's numbers depend on its group. A
     # run killed between the commits of one checkpoint leaves a group's members one row apart: the
     # group resumes from its least advanced member, and a member ahead (even one that finished,
@@ -413,33 +483,54 @@ def train_members(setup: MemberSetup, accelerator, run_dir: Path, steps: list[in
     done = {member: records[member].committed() for member in mine}
     groups = [mine[i : i + config.max_stack] for i in range(0, len(mine), config.max_stack)]
     with tqdm(
-        total=len(mine) * steps[-1], unit="ex", unit_scale=config.batch_size, dynamic_ncols=True,
+        total=len(mine) * steps[-1],
+        unit="ex",
+        unit_scale=config.batch_size,
+        dynamic_ncols=True,
         disable=config.quiet or not accelerator.is_main_process,
     ) as progress:
         for whole in groups:
             start = min(done[member] for member in whole)
-            group = [member for member in whole if done[member] < len(steps) or start == 0 or (
-                start < len(steps) and _state_path(run_dir, member, start - 1).exists())]
+            group = [
+                member
+                for member in whole
+                if done[member] < len(steps)
+                or start == 0
+                or (start < len(steps) and _state_path(run_dir, member, start - 1).exists())
+            ]
             for member in whole:
                 if member not in group:  # finished: a run killed between the last commit and the clean-up
                     _drop_states(run_dir, member)
                     if probe is not None and load_probe(run_dir, member, members=1) is None:
-                        raise UserError(f"Member {member} finished without its probe predictions (the run stopped "
-                                        f"between them); delete {member_dir(run_dir, member)} and run the same command again.")
+                        raise UserError(
+                            f"Member {member} finished without its probe predictions (the run stopped "
+                            f"between them); delete {member_dir(run_dir, member)} and run the same command again."
+                        )
                     progress.update(steps[-1])
             if not group:
                 continue
             progress.set_description(f"{setup.arch} members {member_names(group)} of {config.members}")
             trainer = GroupTrainer(setup, group, steps[-1], steps_per_epoch)
             try:
-                train_group(trainer, [records[member] for member in group], run_dir, steps, progress,
-                            every=state_every(len(steps), config.eval_every), timings=timings)
+                train_group(
+                    trainer,
+                    [records[member] for member in group],
+                    run_dir,
+                    steps,
+                    progress,
+                    every=state_every(len(steps), config.eval_every),
+                    timings=timings,
+                )
                 if probe is not None:
                     for member, pred in zip(group, probe_predictions(trainer.group, data, probe)):
                         save_probe(run_dir, member, pred)
             except Diverged as err:
                 member = group[err.member]
                 update_run(run_dir, status="diverged", diverged={"member": member, "step": err.step})
-                raise err.user_error(f"Member {member}", f"at step {err.step} (epoch {err.step / steps_per_epoch:.2f})",
-                                     config, setup.precision,
-                                     f"{run_dir} is marked diverged, so the corrected command starts it afresh.") from None
+                raise err.user_error(
+                    f"Member {member}",
+                    f"at step {err.step} (epoch {err.step / steps_per_epoch:.2f})",
+                    config,
+                    setup.precision,
+                    f"{run_dir} is marked diverged, so the corrected command starts it afresh.",
+                ) from None

@@ -33,7 +33,9 @@ from stats.images import STATISTICS, compute_statistics
 
 ENTROPY_WINDOW = 10  # Pliushch et al.'s window
 SUMMARY_COLUMNS = ("split", "checkpoint", "epoch", "acc_mean", "tpa")
-FACTORS_TITLE = "Spearman r of each image statistic with each factor that generated the examples (statistics_factors.csv)"
+FACTORS_TITLE = (
+    "Spearman r of each image statistic with each factor that generated the examples (statistics_factors.csv)"
+)
 
 log = logging.getLogger("curriculum.stats")
 
@@ -44,18 +46,25 @@ def entropy_window(dataset: Dataset) -> int:
     return min(ENTROPY_WINDOW, h, w)
 
 
-def dataset_statistics(dataset: Dataset, workers: int | None = None, cache_dir: str | Path | None = None) -> dict[str, dict[str, np.ndarray]]:
+def dataset_statistics(
+    dataset: Dataset, workers: int | None = None, cache_dir: str | Path | None = None
+) -> dict[str, dict[str, np.ndarray]]:
     """``{split: {statistic: values [M]}}`` for every statistic of :data:`stats.images.STATISTICS`."""
     window = entropy_window(dataset)
     path = Path(cache_dir or default_cache_dir()) / "statistics" / f"{dataset.fingerprint}-w{window}.npz"
     if path.exists():
         try:
-            with reading(path, "it is recomputed", errors=(OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)), np.load(path) as cached:
+            with (
+                reading(path, "it is recomputed", errors=(OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)),
+                np.load(path) as cached,
+            ):
                 return {split: {name: cached[f"{split}/{name}"] for name in STATISTICS} for split in SPLITS}
         except CorruptFileError as err:  # a cache is recomputable: say so, then replace it
             log.warning("%s", err)
     try:
-        values = {split: compute_statistics(dataset.split(split).images, workers=workers, window=window) for split in SPLITS}
+        values = {
+            split: compute_statistics(dataset.split(split).images, workers=workers, window=window) for split in SPLITS
+        }
     except ValueError as err:  # stats raises ValueError (it sits below scoring's UserError)
         raise UserError(str(err)) from None
     flat = {f"{split}/{name}": v for split, named in values.items() for name, v in named.items()}
@@ -71,9 +80,13 @@ def read_run(run_dir: Path, dataset: Dataset) -> tuple[Scores, dict, pd.DataFram
     scores.check_fingerprint(dataset.fingerprint, dataset.name)
     info = read_run_info(run_dir)
     if info is None:
-        raise UserError(f"{run_dir} holds scores but no run.json; delete {run_dir} and run `curriculum score` again to recompute it.")
+        raise UserError(
+            f"{run_dir} holds scores but no run.json; delete {run_dir} and run `curriculum score` again to recompute it."
+        )
     summary_path = run_dir / "summary.csv"
-    rewrite = f"run `curriculum score --dataset {dataset.name} --out {run_dir}` again with the run's settings to rewrite it"
+    rewrite = (
+        f"run `curriculum score --dataset {dataset.name} --out {run_dir}` again with the run's settings to rewrite it"
+    )
     if not summary_path.exists():
         raise UserError(f"{run_dir} has no summary.csv; {rewrite}.")
     with reading(summary_path, rewrite):
@@ -109,18 +122,27 @@ def format_table(table: pd.DataFrame) -> str:
 def statistics_section(table: pd.DataFrame, window: int, figure: Path, factors: pd.DataFrame | None) -> str:
     """The report section of ``curriculum stats``: a sentence on the strongest relation, the table."""
     strongest = table.iloc[table["spearman_r"].abs().argmax()]
-    rows = [f"| {statistic_label(r.statistic)} | {r.mean:.3f} +- {r.std:.3f} | {r.spearman_r:+.3f} | {r.p_value:.1e} |"
-            for r in table.itertuples()]
-    return "\n".join([
-        "## Image statistics", "",
-        f"Of the image statistics, {statistic_label(strongest.statistic)} goes with the learning order most strongly: "
-        f"Spearman r = {strongest.spearman_r:+.2f} with accessibility over the train examples "
-        f"({'easier' if strongest.spearman_r > 0 else 'harder'} examples have higher values; entropy window "
-        f"{window}x{window}).", "",
-        "| statistic | mean +- std (train) | Spearman r with accessibility | p-value |", "| --- | --- | --- | --- |", *rows, "",
-        *([] if factors is None else [FACTORS_TITLE + ":", "", factor_table(factors), ""]),
-        f"![statistics]({figure.as_posix()})",
-    ])
+    rows = [
+        f"| {statistic_label(r.statistic)} | {r.mean:.3f} +- {r.std:.3f} | {r.spearman_r:+.3f} | {r.p_value:.1e} |"
+        for r in table.itertuples()
+    ]
+    return "\n".join(
+        [
+            "## Image statistics",
+            "",
+            f"Of the image statistics, {statistic_label(strongest.statistic)} goes with the learning order most strongly: "
+            f"Spearman r = {strongest.spearman_r:+.2f} with accessibility over the train examples "
+            f"({'easier' if strongest.spearman_r > 0 else 'harder'} examples have higher values; entropy window "
+            f"{window}x{window}).",
+            "",
+            "| statistic | mean +- std (train) | Spearman r with accessibility | p-value |",
+            "| --- | --- | --- | --- |",
+            *rows,
+            "",
+            *([] if factors is None else [FACTORS_TITLE + ":", "", factor_table(factors), ""]),
+            f"![statistics]({figure.as_posix()})",
+        ]
+    )
 
 
 def image_statistics(config: StatsConfig) -> pd.DataFrame:
@@ -130,26 +152,33 @@ def image_statistics(config: StatsConfig) -> pd.DataFrame:
     run, the Spearman correlation with accessibility and its p-value.
     """
     config.validate()
-    dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed,
-                           data_dir=config.data_dir)
+    dataset = load_dataset(
+        config.dataset, label_noise=config.label_noise, noise_seed=config.seed, data_dir=config.data_dir
+    )
     window = entropy_window(dataset)
     names = list(STATISTICS)
     run_dir = Path(config.run) if config.run else default_run_dir(dataset.name)
     has_run = (run_dir / "scores.parquet").exists()
     if config.run and not has_run:
-        raise UserError(f"No scores at {run_dir}; run `curriculum score --dataset {config.dataset} --out {run_dir}` first.")
+        raise UserError(
+            f"No scores at {run_dir}; run `curriculum score --dataset {config.dataset} --out {run_dir}` first."
+        )
     if not has_run:
         values = dataset_statistics(dataset, config.workers)
-        table = pd.DataFrame([
-            {"statistic": name, "mean": float(np.mean(v)), "std": float(np.std(v))}
-            for name, v in values["train"].items()
-        ])
+        table = pd.DataFrame(
+            [
+                {"statistic": name, "mean": float(np.mean(v)), "std": float(np.std(v))}
+                for name, v in values["train"].items()
+            ]
+        )
         factors = statistics_vs_factors(dataset, values)
         if not config.quiet:
             print(format_table(table))
             if factors is not None:
                 print(f"\n{FACTORS_TITLE}:\n{factor_table(factors)}")
-            print(f"\nNo score run at {run_dir}: run `curriculum score --dataset {config.dataset}` to relate these to learning order.")
+            print(
+                f"\nNo score run at {run_dir}: run `curriculum score --dataset {config.dataset}` to relate these to learning order."
+            )
         return table
     check_output_dir(run_dir, "--run")
     with locked(run_dir, "--run"):
@@ -169,10 +198,14 @@ def image_statistics(config: StatsConfig) -> pd.DataFrame:
             atomic_write_bytes(run_dir / "statistics_factors.csv", factors.to_csv(index=False).encode())
         title = f"{dataset.name}, {info['members']} x {info['arch']}: image statistics of the agreed examples"
         figure = statistics_figure(summary, curves, table, run_dir / "figures" / "statistics_vs_agreement.png", title)
-        write_section(run_dir / "report.md", "stats", statistics_section(table, window, figure.relative_to(run_dir), factors))
+        write_section(
+            run_dir / "report.md", "stats", statistics_section(table, window, figure.relative_to(run_dir), factors)
+        )
     if not config.quiet:
-        print(f"Image statistics of {dataset.name} (train split; entropy window {window}x{window}) "
-              "and their rank correlation with accessibility:")
+        print(
+            f"Image statistics of {dataset.name} (train split; entropy window {window}x{window}) "
+            "and their rank correlation with accessibility:"
+        )
         print(format_table(table))
         if factors is not None:
             print(f"\n{FACTORS_TITLE}:\n{factor_table(factors)}")

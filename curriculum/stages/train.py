@@ -24,12 +24,17 @@ from tqdm.auto import tqdm
 from curriculum.config.options import check_output_dir, to_dict
 from curriculum.config.stages import SELF_TAUGHT, TrainConfig
 from curriculum.data.datasets import Dataset, load_dataset
+from curriculum.pacing import make_pacing
+from curriculum.reporting.figures import learning_curves_figure
+from curriculum.reporting.order_comparison import compare_orders, format_comparison
+from curriculum.reporting.report import write_section
+from curriculum.sampler import CurriculumBatchSampler
 from curriculum.training.engine import (
     DeviceData,
-    MemberSetup,
-    batches_per_epoch,
     Diverged,
     FiniteGuard,
+    MemberSetup,
+    batches_per_epoch,
     fallback_note,
     learning_rate,
     make_accelerator,
@@ -43,15 +48,10 @@ from curriculum.training.engine import (
 )
 from curriculum.training.members import Members
 from curriculum.training.policy import DevicePolicy, device_policy
-from scoring.formats import load_external_scores
-from scoring.ordering import order_examples, uses_pacing
-from curriculum.pacing import make_pacing
-from curriculum.reporting.figures import learning_curves_figure
-from curriculum.reporting.report import write_section
-from curriculum.sampler import CurriculumBatchSampler
-from curriculum.reporting.order_comparison import compare_orders, format_comparison
 from scoring.errors import UserError
 from scoring.files import LOCK_NAME, atomic_write_bytes, atomic_write_json, read_json, writing
+from scoring.formats import load_external_scores
+from scoring.ordering import order_examples, uses_pacing
 from scoring.records import default_run_dir
 from scoring.scores import Scores
 
@@ -77,8 +77,17 @@ def make_plan(config: TrainConfig, dataset: Dataset, policy: DevicePolicy, warn=
     arch = resolve_arch(config, dataset)
     precision = resolve_precision(config, policy)
     stacked = resolve_stacking(config, arch, dataset, policy, precision, warn=warn)
-    return Plan(config, dataset, DeviceData(dataset, policy.device, policy), arch, precision, stacked, steps, eval_steps,
-                config.lr_decay_steps or max(1, steps // 4))
+    return Plan(
+        config,
+        dataset,
+        DeviceData(dataset, policy.device, policy),
+        arch,
+        precision,
+        stacked,
+        steps,
+        eval_steps,
+        config.lr_decay_steps or max(1, steps // 4),
+    )
 
 
 class DeviceBatches:
@@ -98,8 +107,14 @@ class DeviceBatches:
         return self.indices[step - self.start]
 
 
-def train_runs(config: TrainConfig, plan: Plan, samplers: list[CurriculumBatchSampler], seeds: list[int],
-               labels: list[str], progress: tqdm | None = None) -> tuple[Members, np.ndarray, np.ndarray]:
+def train_runs(
+    config: TrainConfig,
+    plan: Plan,
+    samplers: list[CurriculumBatchSampler],
+    seeds: list[int],
+    labels: list[str],
+    progress: tqdm | None = None,
+) -> tuple[Members, np.ndarray, np.ndarray]:
     """Train one model per (sampler, seed) as one group; returns the group, every run's test
     accuracy at every eval step [K, evals] and its final test predictions [K, M_test]. ``seed``
     alone decides a run's initial weights, augmentations and dropout; ``labels`` name the runs."""
@@ -114,8 +129,13 @@ def train_runs(config: TrainConfig, plan: Plan, samplers: list[CurriculumBatchSa
             train_steps(group, plan.data, start, stop, batches, lr, config.augment, guard)
             guard.check(stop)
         except Diverged as err:
-            raise err.user_error(f"The {labels[err.member]} run (seed {seeds[err.member]})", f"at step {err.step}", config,
-                                 plan.precision, "nothing was written.") from None
+            raise err.user_error(
+                f"The {labels[err.member]} run (seed {seeds[err.member]})",
+                f"at step {err.step}",
+                config,
+                plan.precision,
+                "nothing was written.",
+            ) from None
         pred = predict(group, plan.data, "test")["pred"]
         accuracies.append((pred == test_labels).float().mean(1))
         if progress is not None:
@@ -131,9 +151,14 @@ def given_scores(config: TrainConfig, dataset: Dataset, run_dir: Path | None) ->
     labels = dataset.train.labels
     if config.scores_file:
         column = None if config.by == TrainConfig.by else config.by  # the default: the file's own score
-        values, easier, matched = load_external_scores(config.scores_file, labels, ids=dataset.train.ids,
-                                                       column=column, direction=config.scores_direction,
-                                                       dataset=dataset.name)
+        values, easier, matched = load_external_scores(
+            config.scores_file,
+            labels,
+            ids=dataset.train.ids,
+            column=column,
+            direction=config.scores_direction,
+            dataset=dataset.name,
+        )
         matched = matched.removeprefix(f"{config.scores_file}: ").rstrip(".")
         return values, easier, f"scores file {config.scores_file} ({easier} = easier; {matched})"
     if run_dir is None:
@@ -143,7 +168,9 @@ def given_scores(config: TrainConfig, dataset: Dataset, run_dir: Path | None) ->
     values = scores.column(config.by, "train")
     direction = scores.directions.get(config.by)
     if direction is None:
-        raise UserError(f"Score column '{config.by}' has no easier direction; choose another --by or pass --scores-file.")
+        raise UserError(
+            f"Score column '{config.by}' has no easier direction; choose another --by or pass --scores-file."
+        )
     return values, direction, f"'{config.by}' of {run_dir}"
 
 
@@ -151,16 +178,23 @@ def self_taught_scores(config: TrainConfig, plan: Plan, progress: tqdm | None) -
     """Hacohen & Weinshall's self-taught scoring: a vanilla model of the same architecture,
     trained with the same budget, ranks the train set by its P(true class) (higher = easier)."""
     seed = config.seed + 10_000
-    sampler = CurriculumBatchSampler(np.arange(len(plan.dataset.train.labels)), None, config.batch_size, plan.steps, seed=seed)
+    sampler = CurriculumBatchSampler(
+        np.arange(len(plan.dataset.train.labels)), None, config.batch_size, plan.steps, seed=seed
+    )
     group, _, _ = train_runs(config, plan, [sampler], [seed], [SELF_TAUGHT], progress)
     return predict(group, plan.data, "train")["p_true"][0].cpu().numpy(), "higher", "self-taught P(true class)"
 
 
-def build_orders(config: TrainConfig, kinds: list[str], ranking: tuple[np.ndarray, str, str], labels: np.ndarray) -> dict[tuple[str, int], np.ndarray]:
+def build_orders(
+    config: TrainConfig, kinds: list[str], ranking: tuple[np.ndarray, str, str], labels: np.ndarray
+) -> dict[tuple[str, int], np.ndarray]:
     """The example order of every (order kind, seed) run."""
     scores, easier, _ = ranking
-    return {(kind, seed): order_examples(scores, labels, kind, easier=easier, balanced=config.balanced, seed=seed)
-            for kind in kinds for seed in range(config.seed, config.seed + config.seeds)}
+    return {
+        (kind, seed): order_examples(scores, labels, kind, easier=easier, balanced=config.balanced, seed=seed)
+        for kind in kinds
+        for seed in range(config.seed, config.seed + config.seeds)
+    }
 
 
 def resolve_scores_run(config: TrainConfig, dataset: Dataset) -> Path | None:
@@ -204,8 +238,12 @@ def check_output(out: Path, settings: dict) -> None:
                 f"Output directory {out} holds results of other settings ({', '.join(changed)}); "
                 f"pass another --out or delete {out}."
             )
-    elif any(p.name != LOCK_NAME and not (p.name.startswith(".") and p.name.endswith(".tmp"))
-             and p.name not in {"figures", "report.md", *RESULT_FILES} for p in out.iterdir()):
+    elif any(
+        p.name != LOCK_NAME
+        and not (p.name.startswith(".") and p.name.endswith(".tmp"))
+        and p.name not in {"figures", "report.md", *RESULT_FILES}
+        for p in out.iterdir()
+    ):
         raise UserError(f"Output directory {out} is not empty and holds no curriculum run; pass another --out.")
 
 
@@ -215,10 +253,16 @@ def train_section(results: pd.DataFrame, setting: str, table: str, figure: Path)
     lines = [f"## Curriculum training: {setting}", ""]
     if "curriculum" in rows.index:
         row = rows.loc["curriculum"]
-        gains = [f"{row[f'gain_vs_{c}']:+.4f} over {c} (paired p = {row[f'p_vs_{c}']:.2f})" for c in ("none", "random")
-                 if f"gain_vs_{c}" in rows and np.isfinite(row[f"gain_vs_{c}"])]
-        lines += [f"Easy-first training reaches {row['final_acc']:.4f} final test accuracy"
-                  + (f": {' and '.join(gains)}." if gains else "."), ""]
+        gains = [
+            f"{row[f'gain_vs_{c}']:+.4f} over {c} (paired p = {row[f'p_vs_{c}']:.2f})"
+            for c in ("none", "random")
+            if f"gain_vs_{c}" in rows and np.isfinite(row[f"gain_vs_{c}"])
+        ]
+        lines += [
+            f"Easy-first training reaches {row['final_acc']:.4f} final test accuracy"
+            + (f": {' and '.join(gains)}." if gains else "."),
+            "",
+        ]
     return "\n".join([*lines, "```", table, "```", "", f"![learning curves]({figure.as_posix()})"])
 
 
@@ -247,27 +291,41 @@ def train(config: TrainConfig) -> pd.DataFrame:
     config.validate()
     orders = config.orders
     accelerator = make_accelerator(config)
-    dataset = load_dataset(config.dataset, label_noise=config.label_noise, noise_seed=config.seed,
-                           data_dir=config.data_dir)
+    dataset = load_dataset(
+        config.dataset, label_noise=config.label_noise, noise_seed=config.seed, data_dir=config.data_dir
+    )
     run_dir = resolve_scores_run(config, dataset)
     plan = make_plan(config, dataset, device_policy(accelerator.device), warn=fallback_note(accelerator))
     labels = dataset.train.labels
     m = len(labels)
-    pacing = make_pacing(config.pacing, num_examples=m, batch_size=config.batch_size, total_steps=plan.steps, **config.pacing_params())
+    pacing = make_pacing(
+        config.pacing, num_examples=m, batch_size=config.batch_size, total_steps=plan.steps, **config.pacing_params()
+    )
     if pacing.full_at() is None:
         logging.getLogger(__name__).warning(
             f"Note: {pacing.describe()} opens at most {pacing(plan.steps - 1) / m:.0%} of the {m} train examples within the "
-            f"{plan.steps}-step budget, so the curriculum orders never see the rest; leave the stage length out to derive it.")
+            f"{plan.steps}-step budget, so the curriculum orders never see the rest; leave the stage length out to derive it."
+        )
     out = Path(config.out) if config.out else default_out(config, run_dir or default_run_dir(dataset.name))
     check_output_dir(out, "--out")
     ranking = given_scores(config, dataset, run_dir)
-    settings = {**config.settings(), "arch": plan.arch, "steps": plan.steps, "order_digest": order_digest(ranking),
-                "dataset": {"name": dataset.name, "fingerprint": dataset.fingerprint}}
+    settings = {
+        **config.settings(),
+        "arch": plan.arch,
+        "steps": plan.steps,
+        "order_digest": order_digest(ranking),
+        "dataset": {"name": dataset.name, "fingerprint": dataset.fingerprint},
+    }
     with run_lock(accelerator, out, "--out"):
         check_output(out, settings)
         run_orders = None if ranking is None else build_orders(config, orders, ranking, labels)
         started = time.perf_counter()
-        with tqdm(total=(len(orders) * config.seeds + (ranking is None)) * plan.steps, unit="step", dynamic_ncols=True, disable=config.quiet) as progress:
+        with tqdm(
+            total=(len(orders) * config.seeds + (ranking is None)) * plan.steps,
+            unit="step",
+            dynamic_ncols=True,
+            disable=config.quiet,
+        ) as progress:
             if ranking is None:
                 ranking = self_taught_scores(config, plan, progress)
                 run_orders = build_orders(config, orders, ranking, labels)
@@ -276,24 +334,52 @@ def train(config: TrainConfig) -> pd.DataFrame:
             for first in range(0, len(runs), config.max_stack):
                 group = runs[first : first + config.max_stack]
                 progress.set_description(f"runs {first + 1}..{first + len(group)} of {len(runs)}")
-                samplers = [CurriculumBatchSampler(run_orders[kind, seed], pacing if uses_pacing(kind) else None, config.batch_size, plan.steps, seed=seed)
-                            for kind, seed in group]
-                _, accuracies, final = train_runs(config, plan, samplers, [seed for _, seed in group], [kind for kind, _ in group], progress)
+                samplers = [
+                    CurriculumBatchSampler(
+                        run_orders[kind, seed],
+                        pacing if uses_pacing(kind) else None,
+                        config.batch_size,
+                        plan.steps,
+                        seed=seed,
+                    )
+                    for kind, seed in group
+                ]
+                _, accuracies, final = train_runs(
+                    config, plan, samplers, [seed for _, seed in group], [kind for kind, _ in group], progress
+                )
                 for k, (kind, seed) in enumerate(group):
                     predictions[kind, seed] = final[k]
-                    curves += [{"order": kind, "seed": seed, "step": s, "test_accuracy": float(a)} for s, a in zip(plan.eval_steps, accuracies[k])]
+                    curves += [
+                        {"order": kind, "seed": seed, "step": s, "test_accuracy": float(a)}
+                        for s, a in zip(plan.eval_steps, accuracies[k])
+                    ]
         source = ranking[2]
         curves = pd.DataFrame(curves)
         results = compare_orders(curves, predictions, dataset.test.labels, target=config.target)
-        config_doc = {**to_dict(config), **settings, "order_source": source, "seconds": round(time.perf_counter() - started, 1)}
-        figure = write_outputs(out, config_doc, curves, results,
-                               title=f"{dataset.name}: {config.pacing} pacing, {plan.arch}, {config.seeds} seeds",
-                               open_fraction=np.array([pacing(t) for t in range(plan.steps)]) / m)
-        setting = (f"{dataset.name}, {plan.arch}, {plan.steps} steps of {config.batch_size}, {pacing.describe()}, "
-                   f"order by {source}; {config.seeds} seeds per order")
+        config_doc = {
+            **to_dict(config),
+            **settings,
+            "order_source": source,
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        figure = write_outputs(
+            out,
+            config_doc,
+            curves,
+            results,
+            title=f"{dataset.name}: {config.pacing} pacing, {plan.arch}, {config.seeds} seeds",
+            open_fraction=np.array([pacing(t) for t in range(plan.steps)]) / m,
+        )
+        setting = (
+            f"{dataset.name}, {plan.arch}, {plan.steps} steps of {config.batch_size}, {pacing.describe()}, "
+            f"order by {source}; {config.seeds} seeds per order"
+        )
         report = (run_dir or out) / "report.md"  # the score run's report when the order comes from one
-        write_section(report, f"train-{out.name}", train_section(results, setting, format_comparison(results),
-                                                                 Path(os.path.relpath(figure, report.parent))))
+        write_section(
+            report,
+            f"train-{out.name}",
+            train_section(results, setting, format_comparison(results), Path(os.path.relpath(figure, report.parent))),
+        )
     if not config.quiet:
         print(f"\n{setting}")
         print(format_comparison(results))

@@ -20,11 +20,11 @@ import logging
 import math
 import os
 import socket
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -34,10 +34,10 @@ from accelerate.utils import gather_object
 
 from curriculum.config.stages import TrainingConfig
 from curriculum.data.datasets import Dataset
+from curriculum.models.builders import build_model
 from curriculum.training.launch import PeerFailed
 from curriculum.training.members import MemberLoop, Members, StackedMembers, float32_head, own_dropout, stacking_refusal
 from curriculum.training.policy import DevicePolicy, device_policy
-from curriculum.models.builders import build_model
 from scoring.errors import UserError
 from scoring.files import holder, locked
 
@@ -134,6 +134,7 @@ def run_lock(accelerator: Accelerator, directory: Path, option: str) -> Iterator
     with the same sentence.
     """
     with ExitStack() as stack:
+
         def take() -> str | None:
             if accelerator.is_main_process:
                 stack.enter_context(locked(directory, option))
@@ -215,15 +216,17 @@ class DeviceData:
     def size(self, split: str) -> int:
         return len(self.labels[split])
 
-    def batch(self, split: str, index: torch.Tensor | slice,
-              memory_format: torch.memory_format = torch.channels_last) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(
+        self, split: str, index: torch.Tensor | slice, memory_format: torch.memory_format = torch.channels_last
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised float images (in ``memory_format``) and labels of the examples in ``index``."""
         x = (self.images[split][index].float().div_(255.0) - self.mean) / self.std
         return x.contiguous(memory_format=memory_format), self.labels[split][index]
 
 
-def augment(x: torch.Tensor, generators: list[torch.Generator],
-            memory_format: torch.memory_format = torch.channels_last) -> torch.Tensor:
+def augment(
+    x: torch.Tensor, generators: list[torch.Generator], memory_format: torch.memory_format = torch.channels_last
+) -> torch.Tensor:
     """Random horizontal flip and random crop (reflect padding of H/8 pixels), per example.
 
     ``x`` holds one equal batch per generator, consecutively; each member's draws come from its
@@ -233,7 +236,9 @@ def augment(x: torch.Tensor, generators: list[torch.Generator],
     n, _, h, w = x.shape
     b, pad = n // len(generators), max(1, h // 8)
     side = 2 * pad + 1
-    code = torch.cat([torch.randint(0, 2 * side * side, (b,), generator=g, device=g.device) for g in generators]).to(x.device)
+    code = torch.cat([torch.randint(0, 2 * side * side, (b,), generator=g, device=g.device) for g in generators]).to(
+        x.device
+    )
     flip, dy, dx = code % 2 == 1, code // 2 // side, code // 2 % side
     x = torch.where(flip.view(n, 1, 1, 1), x.flip(3), x)
     padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
@@ -253,7 +258,9 @@ def new_model(config: TrainingConfig, arch: str, dataset: Dataset, seed: int, de
     return float32_head(own_dropout(model)).to(device=device, memory_format=torch.channels_last)
 
 
-def optimizer_factory(config: TrainingConfig, policy: DevicePolicy) -> Callable[[list[torch.Tensor]], torch.optim.Optimizer]:
+def optimizer_factory(
+    config: TrainingConfig, policy: DevicePolicy
+) -> Callable[[list[torch.Tensor]], torch.optim.Optimizer]:
     """Builds the configured optimizer over a list of tensors, in the policy's implementation
     (fused on a GPU: one kernel for every parameter; the plain for-loop on a CPU)."""
     options = policy.optimizer_options()
@@ -261,13 +268,21 @@ def optimizer_factory(config: TrainingConfig, policy: DevicePolicy) -> Callable[
     def make(params: list[torch.Tensor]) -> torch.optim.Optimizer:
         if config.optimizer == "adam":
             return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, **options)
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, **options)
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, **options
+        )
 
     return make
 
 
-def resolve_stacking(config: TrainingConfig, arch: str, dataset: Dataset, policy: DevicePolicy, precision: str,
-                     warn: Callable[[str], None] | None = print) -> bool:
+def resolve_stacking(
+    config: TrainingConfig,
+    arch: str,
+    dataset: Dataset,
+    policy: DevicePolicy,
+    precision: str,
+    warn: Callable[[str], None] | None = print,
+) -> bool:
     """Whether groups of members train stacked.
 
     ``auto`` is the policy's: stacked on a GPU, where a step of a small CNN is bound by kernel
@@ -346,8 +361,9 @@ class Diverged(Exception):
         """The one sentence a stage ends with: ``who`` diverged ``when``, which flags to change,
         and what became of the output (``aftermath``)."""
         full = " or train in full precision (--precision no)" if precision != "no" else ""
-        return UserError(f"{who} diverged {when}: its training loss is not finite. "
-                         f"Lower --lr (now {config.lr:g}){full}; {aftermath}")
+        return UserError(
+            f"{who} diverged {when}: its training loss is not finite. Lower --lr (now {config.lr:g}){full}; {aftermath}"
+        )
 
 
 def batches_per_epoch(num_examples: int, batch_size: int) -> int:
@@ -386,9 +402,17 @@ class FiniteGuard:
             raise Diverged(step, int(bad.nonzero()[0, 0]))
 
 
-def train_steps(members: Members, data: DeviceData, start: int, stop: int, batches: Callable[[int], torch.Tensor],
-                lr: Callable[[int], float], augmented: bool, guard: FiniteGuard,
-                on_step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None) -> None:
+def train_steps(
+    members: Members,
+    data: DeviceData,
+    start: int,
+    stop: int,
+    batches: Callable[[int], torch.Tensor],
+    lr: Callable[[int], float],
+    augmented: bool,
+    guard: FiniteGuard,
+    on_step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None,
+) -> None:
     """The training loop: steps ``start`` to ``stop - 1`` of every member of the group.
 
     ``batches(step)`` gives the example indices [K, B] on the device (row k: member k's batch);
@@ -418,7 +442,9 @@ def outputs_to_record(logits: torch.Tensor, y: torch.Tensor, probs: bool = False
 
 
 @torch.no_grad()
-def predict(members: Members, data: DeviceData, split: str, batch_size: int = 1024, probs: bool = False) -> dict[str, torch.Tensor]:
+def predict(
+    members: Members, data: DeviceData, split: str, batch_size: int = 1024, probs: bool = False
+) -> dict[str, torch.Tensor]:
     """Eval-mode outputs of every member on every example of ``split``: tensors [K, M] ([K, M,
     classes] for ``probs``) on the device (see outputs_to_record), filled batch by batch
     without a host synchronisation."""

@@ -35,8 +35,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from curriculum.config.options import check_output_dir
 from curriculum.config.stages import ScoreConfig
@@ -70,17 +70,23 @@ def processes_to_launch(config: ScoreConfig) -> int:
         return 1
     if "WORLD_SIZE" in os.environ:
         if wanted is not None:
-            raise UserError(f"--processes {wanted} cannot be combined with a launcher (WORLD_SIZE is set); drop "
-                            "--processes and give the process count to torchrun / accelerate launch.")
+            raise UserError(
+                f"--processes {wanted} cannot be combined with a launcher (WORLD_SIZE is set); drop "
+                "--processes and give the process count to torchrun / accelerate launch."
+            )
         return 1
     if _on_gpu(config):
         if wanted is not None:
-            raise UserError(f"--processes {wanted} starts CPU processes; on GPUs launch with `accelerate launch "
-                            f"--num_processes {wanted} -m curriculum score` or torchrun, or pass --cpu.")
+            raise UserError(
+                f"--processes {wanted} starts CPU processes; on GPUs launch with `accelerate launch "
+                f"--num_processes {wanted} -m curriculum score` or torchrun, or pass --cpu."
+            )
         return 1
     if wanted is not None and wanted > config.members:
-        raise UserError(f"--processes {wanted} is more than the {config.members} members (each process trains whole "
-                        f"members, so {wanted - config.members} would idle); pass --processes {config.members} or fewer.")
+        raise UserError(
+            f"--processes {wanted} is more than the {config.members} members (each process trains whole "
+            f"members, so {wanted - config.members} would idle); pass --processes {config.members} or fewer."
+        )
     return wanted or min(usable_cores(), config.members)
 
 
@@ -112,7 +118,9 @@ def preflight(config: ScoreConfig) -> None:
     from scoring.files import locked
     from scoring.records import check_new_run_dir, check_records, default_run_dir, read_run_info
 
-    name = dataset_name(config.dataset, label_noise=config.label_noise, noise_seed=config.seed, data_dir=config.data_dir)
+    name = dataset_name(
+        config.dataset, label_noise=config.label_noise, noise_seed=config.seed, data_dir=config.data_dir
+    )
     if config.arch != "auto" and TORCHVISION_PREFIX not in config.arch:  # torchvision's names cost its import
         check_arch(config.arch)
     run_dir = Path(config.out) if config.out else default_run_dir(name)
@@ -137,10 +145,19 @@ def launch(processes: int, argv: Sequence[str]) -> int:
 
     logs = tempfile.mkdtemp(prefix="curriculum-workers-")
     config = LaunchConfig(
-        min_nodes=1, max_nodes=1, nproc_per_node=processes, run_id=uuid.uuid4().hex, role="curriculum",
-        rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", max_restarts=0, monitor_interval=0.05,
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=processes,
+        run_id=uuid.uuid4().hex,
+        role="curriculum",
+        rdzv_backend="c10d",
+        rdzv_endpoint="127.0.0.1:0",
+        max_restarts=0,
+        monitor_interval=0.05,
         # rank 0's progress and summary reach the terminal; the others' output is kept apart
-        logs_specs=DefaultLogsSpecs(log_dir=logs, redirects={rank: Std.ALL if rank else Std.NONE for rank in range(processes)}),
+        logs_specs=DefaultLogsSpecs(
+            log_dir=logs, redirects={rank: Std.ALL if rank else Std.NONE for rank in range(processes)}
+        ),
     )
     saved = {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", LAUNCHER)}
     os.environ.update({"OMP_NUM_THREADS": "1", LAUNCHER: str(os.getpid())})
@@ -175,15 +192,18 @@ def _speak(failures: dict) -> int:
         report = reports[min(own)[1]]
         sys.stderr.write(report["text"])
         return int(report["status"])
-    silent = [rank for rank, report in reports.items()
-              if report is None and failures[rank].exitcode != -signal.SIGTERM] or [
-              rank for rank, report in reports.items() if report is None]
+    silent = [
+        rank for rank, report in reports.items() if report is None and failures[rank].exitcode != -signal.SIGTERM
+    ] or [rank for rank, report in reports.items() if report is None]
     if silent:
         rank = min(silent, key=lambda r: (failures[r].timestamp, r))
         code = failures[rank].exitcode
         how = f"by signal {signal.Signals(-code).name}" if code < 0 else f"with status {code}"
-        print(f"curriculum score: error: process {rank} ended {how} before it could say why (the system may have "
-              "stopped it, for example when memory ran out); run the same command again to resume.", file=sys.stderr)
+        print(
+            f"curriculum score: error: process {rank} ended {how} before it could say why (the system may have "
+            "stopped it, for example when memory ran out); run the same command again to resume.",
+            file=sys.stderr,
+        )
         return 128 - code if code < 0 else code
     report = reports[min(failures)]
     sys.stderr.write(report["text"])
@@ -216,8 +236,11 @@ def report_failure(status: int, text: str, kind: str) -> None:
     if not path:
         return
     now = time.time()
-    report = {"message": text.rstrip(), "timestamp": int(now),
-              "curriculum": {"status": status, "text": text, "kind": kind, "time": now}}
+    report = {
+        "message": text.rstrip(),
+        "timestamp": int(now),
+        "curriculum": {"status": status, "text": text, "kind": kind, "time": now},
+    }
     try:
         Path(path).write_text(json.dumps(report))
     except OSError:  # the agent then reports the exit status alone

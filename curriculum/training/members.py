@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
 from contextlib import nullcontext
-from typing import ContextManager
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
-
 
 
 def autocast(device: torch.device, precision: str) -> ContextManager:
@@ -116,8 +115,11 @@ def own_dropout(model: nn.Module) -> nn.Module:
 def _noise_layout(model: nn.Module, sample: torch.Tensor) -> list[tuple[str, torch.Size]]:
     """(buffer name, per-example shape) of every MemberDropout's input, from one eval forward."""
     shapes: dict[str, torch.Size] = {}
-    hooks = [module.register_forward_pre_hook(lambda m, args, name=name: shapes.__setitem__(name, args[0].shape[1:]))
-             for name, module in model.named_modules() if isinstance(module, MemberDropout)]
+    hooks = [
+        module.register_forward_pre_hook(lambda m, args, name=name: shapes.__setitem__(name, args[0].shape[1:]))
+        for name, module in model.named_modules()
+        if isinstance(module, MemberDropout)
+    ]
     was_training = model.training
     model.eval()
     try:
@@ -132,8 +134,13 @@ def _noise_layout(model: nn.Module, sample: torch.Tensor) -> list[tuple[str, tor
 
 def _slice_optimizer_state(state: dict, k: int) -> dict:
     """Member k's share of a stacked optimizer's state_dict, in the single-model format."""
-    per_param = {i: {key: value[k].clone() if torch.is_tensor(value) and value.dim() > 0 else value
-                     for key, value in entries.items()} for i, entries in state["state"].items()}
+    per_param = {
+        i: {
+            key: value[k].clone() if torch.is_tensor(value) and value.dim() > 0 else value
+            for key, value in entries.items()
+        }
+        for i, entries in state["state"].items()
+    }
     return {"state": per_param, "param_groups": state["param_groups"]}
 
 
@@ -141,8 +148,12 @@ def _stack_optimizer_states(states: list[dict]) -> dict:
     """The stacked optimizer's state_dict from its members' single-model state_dicts."""
     stacked = {}
     for i, entries in states[0]["state"].items():
-        stacked[i] = {key: torch.stack([s["state"][i][key] for s in states]).contiguous() if torch.is_tensor(value) and value.dim() > 0 else value
-                      for key, value in entries.items()}
+        stacked[i] = {
+            key: torch.stack([s["state"][i][key] for s in states]).contiguous()
+            if torch.is_tensor(value) and value.dim() > 0
+            else value
+            for key, value in entries.items()
+        }
     return {"state": stacked, "param_groups": states[0]["param_groups"]}
 
 
@@ -179,7 +190,7 @@ class Members:
         noise, offset = {}, 0
         for name, shape in self.noise_layout:
             size = batch * shape.numel()
-            noise[name] = flat[:, offset:offset + size].view(len(self), batch, *shape)
+            noise[name] = flat[:, offset : offset + size].view(len(self), batch, *shape)
             offset += size
         return noise
 
@@ -218,7 +229,9 @@ class MemberLoop(Members):
         b = len(y) // k_count
         noise = self._noise(b)
         logits, losses = [], []
-        for k, (model, forward, optimizer, scaler) in enumerate(zip(self.models, self.forwards, self.optimizers, self.scalers)):
+        for k, (model, forward, optimizer, scaler) in enumerate(
+            zip(self.models, self.forwards, self.optimizers, self.scalers)
+        ):
             model.train()
             for name, value in noise.items():
                 module, _, attr = name.rpartition(".")
@@ -252,8 +265,12 @@ class MemberLoop(Members):
 
     def member_state(self, k):
         scaler = self.scalers[k]
-        return {"model": self.models[k].state_dict(), "optimizer": self.optimizers[k].state_dict(),
-                "scaler": scaler.state_dict() if scaler else None, "generator": self.generators[k].get_state()}
+        return {
+            "model": self.models[k].state_dict(),
+            "optimizer": self.optimizers[k].state_dict(),
+            "scaler": scaler.state_dict() if scaler else None,
+            "generator": self.generators[k].get_state(),
+        }
 
     def load_member_states(self, states):
         for k, state in enumerate(states):
@@ -309,8 +326,12 @@ class StackedMembers(Members):
 
     def member_state(self, k):
         model = {name: tensor[k].detach().clone() for name, tensor in {**self.params, **self.buffers}.items()}
-        return {"model": model, "optimizer": _slice_optimizer_state(self.optimizer.state_dict(), k),
-                "scaler": None, "generator": self.generators[k].get_state()}
+        return {
+            "model": model,
+            "optimizer": _slice_optimizer_state(self.optimizer.state_dict(), k),
+            "scaler": None,
+            "generator": self.generators[k].get_state(),
+        }
 
     def load_member_states(self, states):
         with torch.no_grad():
@@ -326,7 +347,9 @@ class StackedMembers(Members):
 DEVICE_ERRORS = ("out of memory", "CUDA", "cuDNN", "CUBLAS", "cublas", "NCCL", "HIP", "MIOpen", "device-side")
 
 
-def stacking_refusal(models: list[nn.Module], make_optimizer: Callable, precision: str, sample: torch.Tensor) -> str | None:
+def stacking_refusal(
+    models: list[nn.Module], make_optimizer: Callable, precision: str, sample: torch.Tensor
+) -> str | None:
     """Why members like ``models`` (two fresh ones) cannot train stacked, or None: the probe is
     one stacked step of them on ``sample`` (two images) each. An error of the device itself
     (out of memory, cuDNN, CUDA) is raised, not returned."""

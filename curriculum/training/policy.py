@@ -50,8 +50,10 @@ class DevicePolicy:
     def rng_state(self) -> dict:
         """The global RNG states a training state saves: the CPU's and, on a GPU, this process's
         device only (not every visible GPU's, so a state resumes under another GPU count)."""
-        return {"torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
+        return {
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+        }
 
     def set_rng_state(self, state: dict) -> None:
         torch.set_rng_state(state["torch_rng"])
@@ -85,8 +87,9 @@ def policy_of(kind: str, device: torch.device) -> DevicePolicy:
     """
     if kind == "gpu":
         bf16 = device.type != "cuda" or torch.cuda.is_bf16_supported()
-        return DevicePolicy(device, "gpu", "bf16" if bf16 else "no", stack=True, guard_every=50, optimizer="fused",
-                            pin_memory=True)
+        return DevicePolicy(
+            device, "gpu", "bf16" if bf16 else "no", stack=True, guard_every=50, optimizer="fused", pin_memory=True
+        )
     return DevicePolicy(device, "cpu", "no", stack=False, guard_every=1, optimizer="for-loop", pin_memory=False)
 
 

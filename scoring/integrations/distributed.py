@@ -62,9 +62,7 @@ class DistributedRecorder:
             except Exception as err:  # every rank must leave the collective, then raise it
                 result = [
                     None,
-                    err
-                    if isinstance(err, UserError)
-                    else RuntimeError(f"rank 0: {type(err).__name__}: {err}"),
+                    err if isinstance(err, UserError) else RuntimeError(f"rank 0: {type(err).__name__}: {err}"),
                 ]
                 if self.world == 1:
                     raise
@@ -143,26 +141,17 @@ class Schedule:
     def __init__(self, every: float = 1.0, unit: str = "epoch"):
         if unit not in UNITS:
             raise UserError(f"The recording interval's unit is 'epoch' or 'step', got {unit!r}.")
-        if (
-            isinstance(every, bool)
-            or not isinstance(every, (int, float))
-            or not math.isfinite(every)
-            or every <= 0
-        ):
+        if isinstance(every, bool) or not isinstance(every, (int, float)) or not math.isfinite(every) or every <= 0:
             raise UserError(f"Record every a positive number of {unit}s, got every={every!r}.")
         if unit == "step" and int(every) != every:
-            raise UserError(
-                f"Record every a whole number of steps, got every={every!r}; or pass unit='epoch'."
-            )
+            raise UserError(f"Record every a whole number of steps, got every={every!r}; or pass unit='epoch'.")
         self.every, self.unit = every, unit
         self.steps_per_epoch: float | None = None
 
     def start(self, steps_per_epoch: float) -> None:
         """Set the optimizer steps in one epoch (known once the training data is loaded)."""
         if not steps_per_epoch > 0:
-            raise UserError(
-                f"The training run has {steps_per_epoch} optimizer steps per epoch; give it training data."
-            )
+            raise UserError(f"The training run has {steps_per_epoch} optimizer steps per epoch; give it training data.")
         self.steps_per_epoch = float(steps_per_epoch)
         if self.unit == "epoch" and round(self.every * self.steps_per_epoch) < 1:
             raise UserError(

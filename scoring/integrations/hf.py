@@ -39,9 +39,7 @@ torch = require("torch", "hf", "The Hugging Face Trainer callback")
 LABEL_KEYS = ("labels", "label", "label_ids")
 
 
-def split_labels_and_ids(
-    splits: dict[str, Any], label_column: str, id_column: str | None
-) -> tuple[dict, dict]:
+def split_labels_and_ids(splits: dict[str, Any], label_column: str, id_column: str | None) -> tuple[dict, dict]:
     """Per split, every example's label and id from a ``datasets.Dataset`` (or a mapping of columns)."""
     labels, ids = {}, {}
     for split, dataset in splits.items():
@@ -93,9 +91,7 @@ class RecorderCallback(transformers.TrainerCallback):
         **recorder_args: Any,
     ):
         if not splits:
-            raise UserError(
-                "Give the callback the datasets to record, e.g. splits={'train': train, 'test': test}."
-            )
+            raise UserError("Give the callback the datasets to record, e.g. splits={'train': train, 'test': test}.")
         self.run_dir, self.splits, self.member = Path(run_dir), dict(splits), member
         self.schedule = Schedule(every, unit)
         self.label_column, self.id_column = label_column, id_column
@@ -110,9 +106,7 @@ class RecorderCallback(transformers.TrainerCallback):
         """Each split as the Trainer feeds it: columns the model's forward does not take removed."""
         if not args.remove_unused_columns:
             return self.splits
-        accepted = (
-            set(inspect.signature(model.forward).parameters) | set(LABEL_KEYS) | set(args.label_names or [])
-        )
+        accepted = set(inspect.signature(model.forward).parameters) | set(LABEL_KEYS) | set(args.label_names or [])
         return {
             split: dataset.remove_columns([c for c in dataset.column_names if c not in accepted])
             if hasattr(dataset, "remove_columns")
@@ -123,17 +117,11 @@ class RecorderCallback(transformers.TrainerCallback):
     def on_train_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):
         if self.recorder is None:
             labels, ids = split_labels_and_ids(self.splits, self.label_column, self.id_column)
-            self.recorder = DistributedRecorder(
-                self.run_dir, labels, ids=ids, resume=True, **self.recorder_args
-            )
+            self.recorder = DistributedRecorder(self.run_dir, labels, ids=ids, resume=True, **self.recorder_args)
         accumulation = args.gradient_accumulation_steps
         batches = len(train_dataloader)
         self.schedule.start(max(batches // accumulation + int(batches % accumulation > 0), 1))
-        collate = (
-            self.collate_fn
-            or getattr(train_dataloader, "collate_fn", None)
-            or transformers.default_data_collator
-        )
+        collate = self.collate_fn or getattr(train_dataloader, "collate_fn", None) or transformers.default_data_collator
         inputs = self._inputs(model, args)
         size = self.batch_size or args.per_device_eval_batch_size
 
@@ -142,9 +130,7 @@ class RecorderCallback(transformers.TrainerCallback):
                 chosen = positions[start : start + size]
                 yield chosen, collate([inputs[split][int(i)] for i in chosen])
 
-        self._pass = EvalPass(
-            self.recorder, {split: len(d) for split, d in self.splits.items()}, batches_of, _logits
-        )
+        self._pass = EvalPass(self.recorder, {split: len(d) for split, d in self.splits.items()}, batches_of, _logits)
         for split, ids in self.held_out.items():
             self.recorder.hold_out(self.member, split, ids=ids)
         self._pass.begin(model, self.member, state.global_step, self.schedule)
@@ -159,9 +145,7 @@ class RecorderCallback(transformers.TrainerCallback):
     def finish(self) -> Scores:
         """Write the scores of every member recorded in ``run_dir`` (call on every rank)."""
         if self.recorder is None:
-            raise UserError(
-                "The callback has recorded nothing yet; train with it (trainer.train()) before finish()."
-            )
+            raise UserError("The callback has recorded nothing yet; train with it (trainer.train()) before finish().")
         return self.recorder.finish()
 
 

@@ -90,8 +90,7 @@ class RecorderCallback(*_callback_bases()):
     ):
         if not splits:
             raise UserError(
-                "Give the callback the datasets to record, e.g. "
-                "splits={'train': train_set, 'test': test_set}."
+                "Give the callback the datasets to record, e.g. splits={'train': train_set, 'test': test_set}."
             )
         self.run_dir, self.splits, self.member = Path(run_dir), dict(splits), member
         self.schedule = Schedule(every, unit)
@@ -122,20 +121,15 @@ class RecorderCallback(*_callback_bases()):
     def on_train_start(self, trainer, pl_module):
         if self.recorder is None:
             labels = {
-                split: to_numpy(self.labels[split])
-                if self.labels and split in self.labels
-                else dataset_labels(dataset)
+                split: to_numpy(self.labels[split]) if self.labels and split in self.labels else dataset_labels(dataset)
                 for split, dataset in self.splits.items()
             }
-            self.recorder = DistributedRecorder(
-                self.run_dir, labels, ids=self.ids, resume=True, **self.recorder_args
-            )
+            self.recorder = DistributedRecorder(self.run_dir, labels, ids=self.ids, resume=True, **self.recorder_args)
         batches, accumulation = trainer.num_training_batches, trainer.accumulate_grad_batches
         if batches == float("inf"):
             if self.schedule.unit == "epoch":
                 raise UserError(
-                    "The training data has no length, so an epoch is unknown; "
-                    "record every N steps (unit='step')."
+                    "The training data has no length, so an epoch is unknown; record every N steps (unit='step')."
                 )
             batches = accumulation
         self.schedule.start(-(-int(batches) // accumulation))
