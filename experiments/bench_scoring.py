@@ -40,10 +40,11 @@ import numpy as np
 from scoring.errors import UserError
 from scoring.files import atomic_write_json
 from scoring.records import FIELDS, check_complete, member_dir, read_run_info
-from scoring.reliability import DEFAULT_SPLITS, spearman_brown, spearman_rho
+from scoring.reliability import DEFAULT_HALVINGS, spearman_brown
 from scoring.run import el2n_checkpoint, write_scores
 from scoring.scores import Scores
 from scoring.stream import DEFAULT_MEMORY_MB
+from stats.distributions import spearman_rho
 
 CLASSES = 10
 SPLIT_SIZES = (5 / 6, 1 / 6)  # train / test shares of the examples (CIFAR-10: 50,000 / 10,000)
@@ -218,7 +219,7 @@ def in_memory_columns(record: Record, el2n_at: int) -> dict[str, np.ndarray]:
 
 
 def in_memory_reliability(
-    record: Record, el2n_at: int, splits: int = DEFAULT_SPLITS, seed: int = 0, decimals: int | None = None
+    record: Record, el2n_at: int, splits: int = DEFAULT_HALVINGS, seed: int = 0, decimals: int | None = None
 ) -> dict[str, dict[str, float]]:
     """Split-half reliability recomputing every score from the raw arrays of each half.
     ``decimals`` rounds the half scores first, as the streaming pass does (12 decimals): float

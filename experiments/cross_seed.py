@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from scoring import Scores
-from scoring.reliability import spearman_rho
+from stats.distributions import spearman_rho
 
 
 def main() -> None:

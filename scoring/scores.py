@@ -27,7 +27,7 @@ from scoring.files import atomic_write_bytes, reading
 from scoring.ids import Alignment, align, as_ids
 from scoring.ordering import order_examples
 from scoring.records import SCHEMA_VERSION
-from scoring.reliability import DEFAULT_SPLITS
+from scoring.reliability import DEFAULT_HALVINGS
 
 META_KEY = b"curriculum"
 KEY_COLUMNS = ("split", "index", "id", "content_hash")  # what identifies a row; never a score
@@ -105,7 +105,7 @@ class Scores:
             "el2n_checkpoint": el2n_checkpoint,
             "reliability": {
                 "method": "split-half: Spearman rho between the scores of two random halves of the members, "
-                f"mean over {DEFAULT_SPLITS} splits ('half'), Spearman-Brown corrected to all members ('full')",
+                f"mean over {DEFAULT_HALVINGS} splits ('half'), Spearman-Brown corrected to all members ('full')",
                 "values": {
                     split: {name: {k: _json_float(v) for k, v in values.items()} for name, values in halves.items()}
                     for split, halves in reliability.items()

@@ -36,7 +36,7 @@ import numpy as np
 from scoring import agreement
 from scoring.errors import UserError
 from scoring.records import check_complete, open_field
-from scoring.reliability import DEFAULT_SPLITS, member_halvings, split_half_reliability
+from scoring.reliability import DEFAULT_HALVINGS, member_halvings, split_half_reliability
 
 #: Default bound, in MiB, on the arrays of one streaming pass (the Python process adds ~100 MB).
 DEFAULT_MEMORY_MB = 256
@@ -59,7 +59,7 @@ _BLOCK_BYTES_PER_ENTRY = 4  # bytes per entry of a block of rows read (pred and 
 _TILE = 2**17  # entries folded at a time: their float64 buffer (1 MiB) stays in cache
 _MAX_ROWS = 64  # rows read at a time at most (the reads are contiguous; more buys nothing)
 _CHUNK_BYTES_PER_MEMBER = 40  # per member and example: the sufficient statistics below
-_OUTPUT_BYTES = 8 * len(SCORE_NAMES) * (1 + 2 * DEFAULT_SPLITS) + 16  # per example: scores, half scores, labels
+_OUTPUT_BYTES = 8 * len(SCORE_NAMES) * (1 + 2 * DEFAULT_HALVINGS) + 16  # per example: scores, half scores, labels
 
 
 @dataclass
@@ -164,7 +164,7 @@ def score_split(
     checkpoints: int,
     el2n_checkpoint: int,
     memory_mb: float = DEFAULT_MEMORY_MB,
-    halvings: int = DEFAULT_SPLITS,
+    halvings: int = DEFAULT_HALVINGS,
     seed: int = 0,
 ) -> SplitScores:
     """Every score of one split's record, its split-half reliability and the per-checkpoint counts,

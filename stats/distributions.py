@@ -21,7 +21,9 @@ import numpy as np
 __all__ = [
     "bimodality",
     "pearson",
+    "average_ranks",
     "spearman",
+    "spearman_rho",
     "poisson_binomial_pmf",
     "independent_null_consistency",
     "class_conditional_null_consistency",
@@ -128,8 +130,38 @@ def pearson(x, y) -> tuple[float, float]:
     return _correlation(_scipy_stats().pearsonr, x, y, "pearson")
 
 
+def average_ranks(x) -> np.ndarray:
+    """Ranks 1..M of ``x`` with ties given their average rank (scipy's ``rankdata``)."""
+    x = np.asarray(x, dtype=np.float64)
+    order = np.argsort(x)  # any order of tied values gives the same average ranks
+    sorted_x = x[order]
+    new = np.empty(len(x), bool)
+    new[:1] = True
+    np.not_equal(sorted_x[1:], sorted_x[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], len(x))
+    ranks = np.empty(len(x))
+    ranks[order] = ((starts + ends + 1) / 2)[np.cumsum(new) - 1]
+    return ranks
+
+
+def spearman_rho(x, y) -> float:
+    """Spearman's rank correlation of two equal-length 1-D samples.
+
+    Returns a float in ``[-1, 1]`` (higher = the two order the items more alike), or NaN when
+    either sample is constant (an order with no spread has no correlation). NaN values are not
+    allowed: every example has every score.
+    """
+    rx, ry = average_ranks(x), average_ranks(y)
+    rx -= rx.mean()
+    ry -= ry.mean()
+    denom = np.sqrt((rx * rx).sum() * (ry * ry).sum())
+    return float((rx * ry).sum() / denom) if denom > 0 else float("nan")
+
+
 def spearman(x, y) -> tuple[float, float]:
-    """Spearman rank correlation of two 1-D samples and its two-sided p-value.
+    """Spearman rank correlation of two 1-D samples and its two-sided p-value (scipy's; where no
+    p-value is needed, :func:`spearman_rho` gives rho with numpy alone).
 
     Pairs where either value is NaN are dropped first; ties get average ranks.
 
