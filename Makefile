@@ -23,8 +23,9 @@ demo: venv
 	$(VENV)/bin/curriculum stats --dataset digits
 	$(VENV)/bin/curriculum train --dataset digits --pacing exp
 
+# One pytest worker per core (at most 4): a test's processes compute on one thread each.
 test: venv
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadfile tests
 
 # The formatter and linter settle style (settings in pyproject.toml); `make format` applies them.
 lint: venv

@@ -18,6 +18,8 @@ from scoring.files import locked
 
 
 def _resolve(processes, monkeypatch, cores=2, launched=False, gpu=False):
+    """How many workers ``--processes processes`` launches with ``cores`` cores, under a launcher or
+    not, on a GPU machine or not (the device policy as CURRICULUM_DEVICE_POLICY says)."""
     monkeypatch.setattr(launch, "usable_cores", lambda: cores)
     monkeypatch.setattr(launch, "_on_gpu", lambda config: gpu)
     if launched:
@@ -47,6 +49,19 @@ def test_a_launcher_or_a_gpu_decides_the_layout(monkeypatch, where, fix):
     assert _resolve("auto", monkeypatch, cores=8, **where) == 1 and _resolve("1", monkeypatch, **where) == 1
     with pytest.raises(UserError, match=fix):
         _resolve("2", monkeypatch, **where)
+
+
+def test_the_device_policy_decides_whether_auto_fans_out(monkeypatch):
+    """The GPU's choices, run on the CPU, lay out as on a GPU (auto: one process; the launcher
+    decides), while an explicit count still starts CPU processes, which is what the CPU runs."""
+    monkeypatch.setenv("CURRICULUM_DEVICE_POLICY", "gpu")
+    assert _resolve("auto", monkeypatch, cores=8) == 1
+    assert _resolve("2", monkeypatch, cores=8) == 2
+    monkeypatch.setenv("CURRICULUM_DEVICE_POLICY", "cpu")
+    assert _resolve("auto", monkeypatch, cores=8) == 3
+    monkeypatch.setenv("CURRICULUM_DEVICE_POLICY", "tpu")
+    with pytest.raises(UserError, match="CURRICULUM_DEVICE_POLICY=tpu is not a device policy; set it to cpu or gpu"):
+        _resolve("auto", monkeypatch)
 
 
 def test_a_count_under_a_launcher_is_refused_in_one_sentence(tmp_path):

@@ -40,6 +40,7 @@ from pathlib import Path
 
 from curriculum.config.options import check_output_dir
 from curriculum.config.stages import ScoreConfig
+from curriculum.training.policy import fans_out
 from scoring.errors import UserError
 
 GPU_DRIVERS = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")  # NVIDIA, AMD (ROCm), WSL: where torch.cuda may find one
@@ -61,9 +62,10 @@ def usable_cores() -> int:
 def processes_to_launch(config: ScoreConfig) -> int:
     """How many workers this command launches; 1: it trains in this process.
 
-    ``auto`` is one worker per usable core, at most one per member, on the CPU and when no launcher
-    started this process; under a launcher or on a GPU the launcher decides the layout, so an
-    explicit count there is refused, and so is a count above the members (a process would idle).
+    ``auto`` is one worker per usable core, at most one per member, where the device policy fans
+    out (the CPU's choice, :func:`curriculum.training.policy.fans_out`) and no launcher started this
+    process; under a launcher or on a GPU the launcher decides the layout, so an explicit count
+    there is refused, and so is a count above the members (a process would idle).
     """
     wanted = None if config.processes == "auto" else int(config.processes)
     if wanted == 1:
@@ -75,12 +77,13 @@ def processes_to_launch(config: ScoreConfig) -> int:
                 "--processes and give the process count to torchrun / accelerate launch."
             )
         return 1
-    if _on_gpu(config):
-        if wanted is not None:
-            raise UserError(
-                f"--processes {wanted} starts CPU processes; on GPUs launch with `accelerate launch "
-                f"--num_processes {wanted} -m curriculum score` or torchrun, or pass --cpu."
-            )
+    on_gpu = _on_gpu(config)
+    if on_gpu and wanted is not None:
+        raise UserError(
+            f"--processes {wanted} starts CPU processes; on GPUs launch with `accelerate launch "
+            f"--num_processes {wanted} -m curriculum score` or torchrun, or pass --cpu."
+        )
+    if wanted is None and not fans_out("cuda" if on_gpu else "cpu"):
         return 1
     if wanted is not None and wanted > config.members:
         raise UserError(

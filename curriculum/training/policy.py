@@ -4,8 +4,9 @@
 engine, the members and both stages read their device-dependent choices from it: what
 ``--precision auto`` and ``--stack auto`` mean, how often the divergence guard reads back, which
 optimizer implementation runs, where generators live, which RNG states a checkpoint saves, and
-whether host-to-device copies are pinned and asynchronous. (Whether the command fans out to one
-process per core is decided before torch is imported, in :mod:`curriculum.training.launch`.)
+whether host-to-device copies are pinned and asynchronous, and whether ``--processes auto`` fans a
+command out to one process per core. The launcher asks that last question before torch is imported
+(:func:`fans_out`), so this module imports torch only where a policy is applied.
 
 No GPU has to be present to run the GPU's choices: with ``CURRICULUM_DEVICE_POLICY=gpu`` in the
 environment a run on the CPU makes every choice a GPU makes (bf16 autocast, stacked members, a
@@ -18,10 +19,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from scoring.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 POLICY_ENV = "CURRICULUM_DEVICE_POLICY"
 KINDS = ("cpu", "gpu")
@@ -42,6 +45,7 @@ class DevicePolicy:
     guard_every: int  # steps between the divergence guard's read-backs (each one waits for the device)
     optimizer: str  # "for-loop", "foreach" or "fused": the optimizer implementation
     pin_memory: bool  # host batches staged in pinned memory and copied without blocking
+    fan_out: bool  # --processes auto: one process per usable core (else the launcher decides the layout)
 
     def optimizer_options(self) -> dict:
         """Keyword arguments that select the implementation in ``torch.optim.SGD`` / ``Adam``."""
@@ -50,12 +54,16 @@ class DevicePolicy:
     def rng_state(self) -> dict:
         """The global RNG states a training state saves: the CPU's and, on a GPU, this process's
         device only (not every visible GPU's, so a state resumes under another GPU count)."""
+        import torch
+
         return {
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
         }
 
     def set_rng_state(self, state: dict) -> None:
+        import torch
+
         torch.set_rng_state(state["torch_rng"])
         saved = state.get("cuda_rng")
         if saved is not None and self.device.type == "cuda":
@@ -81,22 +89,40 @@ def policy_of(kind: str, device: torch.device) -> DevicePolicy:
 
     A GPU stacks its members and trains in bf16 where it supports it: a step of a small CNN is
     bound by kernel launches there, so fewer, larger kernels and a fused optimizer pay, and the
-    host reads the guard every 50 steps only. A CPU is bound by arithmetic: one by one in
-    float32 (measured faster, experiments/README.md) with the plain for-loop optimizer, and a
-    read-back costs nothing, so the guard reads every step.
+    host reads the guard every 50 steps only; its processes are laid out by the launcher, one a
+    GPU. A CPU is bound by arithmetic: one by one in float32 (measured faster,
+    experiments/README.md) with the plain for-loop optimizer, a read-back costs nothing, so the
+    guard reads every step, and a plain command fans out to one single-threaded process per core.
     """
+    import torch
+
     if kind == "gpu":
         bf16 = device.type != "cuda" or torch.cuda.is_bf16_supported()
+        precision = "bf16" if bf16 else "no"
         return DevicePolicy(
-            device, "gpu", "bf16" if bf16 else "no", stack=True, guard_every=50, optimizer="fused", pin_memory=True
+            device, "gpu", precision, stack=True, guard_every=50, optimizer="fused", pin_memory=True, fan_out=False
         )
-    return DevicePolicy(device, "cpu", "no", stack=False, guard_every=1, optimizer="for-loop", pin_memory=False)
+    return DevicePolicy(
+        device, "cpu", "no", stack=False, guard_every=1, optimizer="for-loop", pin_memory=False, fan_out=True
+    )
+
+
+def policy_kind(device_type: str) -> str:
+    """Whose choices (``cpu`` or ``gpu``) a process on a device of this type (``cpu``, ``cuda``)
+    makes: its own, unless ``CURRICULUM_DEVICE_POLICY`` says otherwise."""
+    kind = os.environ.get(POLICY_ENV, "").strip().lower()
+    if kind and kind not in KINDS:
+        raise UserError(f"{POLICY_ENV}={kind} is not a device policy; set it to cpu or gpu, or unset it.")
+    return kind or ("cpu" if device_type == "cpu" else "gpu")
+
+
+def fans_out(device_type: str) -> bool:
+    """Whether ``--processes auto`` starts one process per core on a device of this type: the
+    :class:`DevicePolicy` ``fan_out`` choice, answered without importing torch (the launcher asks)."""
+    return policy_kind(device_type) == "cpu"
 
 
 def device_policy(device: torch.device) -> DevicePolicy:
     """The policy of a process training on ``device``: the GPU's choices on a GPU, the CPU's on a
     CPU, unless ``CURRICULUM_DEVICE_POLICY`` (``cpu`` or ``gpu``) says whose choices to make."""
-    kind = os.environ.get(POLICY_ENV, "").strip().lower()
-    if kind and kind not in KINDS:
-        raise UserError(f"{POLICY_ENV}={kind} is not a device policy; set it to cpu or gpu, or unset it.")
-    return policy_of(kind or ("cpu" if device.type == "cpu" else "gpu"), device)
+    return policy_of(policy_kind(device.type), device)

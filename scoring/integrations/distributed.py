@@ -11,8 +11,9 @@ same row twice. Without an initialised process group it is a plain Recorder on o
 
 :class:`Schedule` says at which training steps to record (every ``every`` epochs or steps), and
 :class:`EvalPass` predicts every example of each split, this rank's shard only, in evaluation
-mode and without gradients: the Hugging Face and Lightning callbacks are these two plus their
-library's hooks.
+mode and without gradients. :class:`RecordingCallback` is what the Hugging Face and Lightning
+callbacks share (an EvalPass on a Schedule, started, stepped and finished); each adds only its
+library's hooks and how that library hands over batches.
 """
 
 from __future__ import annotations
@@ -237,3 +238,59 @@ class EvalPass:
             )
         if kept == 0:
             self.record(model, member, 0, 0.0)
+
+
+class RecordingCallback:
+    """The part of a training callback that does not depend on its library: one member's record in
+    ``run_dir``, its ``splits`` predicted on a :class:`Schedule`, and ``held_out`` examples (per
+    split, the ids this member never trains on). A subclass builds :attr:`recorder` and calls
+    :meth:`start` when training starts and :meth:`after_step` after every optimizer step."""
+
+    how_to_train = "train with it"  # how the library trains with a callback, for finish()'s error
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        splits: dict[str, Any],
+        member: int,
+        schedule: Schedule,
+        held_out: dict[str, Any] | None,
+        recorder_args: dict[str, Any],
+    ):
+        if not splits:
+            raise UserError("Give the callback the datasets to record, e.g. splits={'train': train, 'test': test}.")
+        self.run_dir, self.splits, self.member, self.schedule = Path(run_dir), dict(splits), member, schedule
+        self.held_out, self.recorder_args = held_out or {}, recorder_args
+        self.recorder: DistributedRecorder | None = None
+        self._pass: EvalPass | None = None
+        self._last_step = -1
+
+    def start(
+        self,
+        model: Any,
+        step: int,
+        steps_per_epoch: float,
+        batches: Callable[[str, np.ndarray], Iterable[tuple[np.ndarray, Any]]],
+        forward: Callable[[Any, Any], Any],
+    ) -> None:
+        """Training starts (or resumes) at optimizer step ``step``: keep the record up to there and
+        record the initialisation if the member has none."""
+        self.schedule.start(steps_per_epoch)
+        self._pass = EvalPass(self.recorder, {split: len(d) for split, d in self.splits.items()}, batches, forward)
+        for split, ids in self.held_out.items():
+            self.recorder.hold_out(self.member, split, ids=ids)
+        self._pass.begin(model, self.member, step, self.schedule)
+        self._last_step = step
+
+    def after_step(self, model: Any, step: int) -> None:
+        """Record a checkpoint after optimizer step ``step`` if the schedule says so, once (a
+        library may call its hook again for the same step, e.g. between accumulated batches)."""
+        if step != self._last_step and self.schedule.due(step):
+            self._pass.record(model, self.member, step, self.schedule.epoch(step))
+            self._last_step = step
+
+    def finish(self) -> Scores:
+        """Write the scores of every member recorded in ``run_dir`` (call on every rank)."""
+        if self.recorder is None:
+            raise UserError(f"The callback has recorded nothing yet; {self.how_to_train} before finish().")
+        return self.recorder.finish()

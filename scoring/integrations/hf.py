@@ -31,8 +31,7 @@ import numpy as np
 
 from scoring.errors import UserError
 from scoring.integrations import require
-from scoring.integrations.distributed import DistributedRecorder, EvalPass, Schedule
-from scoring.scores import Scores
+from scoring.integrations.distributed import DistributedRecorder, RecordingCallback, Schedule
 
 transformers = require("transformers", "hf", "The Hugging Face Trainer callback")
 torch = require("torch", "hf", "The Hugging Face Trainer callback")
@@ -63,7 +62,7 @@ def split_labels_and_ids(splits: dict[str, Any], label_column: str, id_column: s
     return labels, ids
 
 
-class RecorderCallback(transformers.TrainerCallback):
+class RecorderCallback(RecordingCallback, transformers.TrainerCallback):
     """Record member ``member`` of the run in ``run_dir`` from a ``Trainer``; see the module docstring.
 
     ``splits``: name -> ``datasets.Dataset`` to predict (e.g. ``{"train": train, "test": test}``).
@@ -73,6 +72,8 @@ class RecorderCallback(transformers.TrainerCallback):
     probabilities. ``record_probs`` and the remaining keyword arguments go to
     :class:`scoring.Recorder` (``dataset``, ``arch``, ...).
     """
+
+    how_to_train = "train with it (trainer.train())"
 
     def __init__(
         self,
@@ -90,17 +91,10 @@ class RecorderCallback(transformers.TrainerCallback):
         held_out: dict[str, Any] | None = None,
         **recorder_args: Any,
     ):
-        if not splits:
-            raise UserError("Give the callback the datasets to record, e.g. splits={'train': train, 'test': test}.")
-        self.run_dir, self.splits, self.member = Path(run_dir), dict(splits), member
-        self.schedule = Schedule(every, unit)
+        recorder_args = {"record_probs": record_probs, **recorder_args}
+        super().__init__(run_dir, splits, member, Schedule(every, unit), held_out, recorder_args)
         self.label_column, self.id_column = label_column, id_column
         self.collate_fn, self.batch_size = collate_fn, batch_size
-        self.recorder_args = {"record_probs": record_probs, **recorder_args}
-        self.held_out = held_out or {}
-        self.recorder: DistributedRecorder | None = None
-        self._pass: EvalPass | None = None
-        self._last_step = -1
 
     def _inputs(self, model: Any, args: Any) -> dict[str, Any]:
         """Each split as the Trainer feeds it: columns the model's forward does not take removed."""
@@ -120,7 +114,6 @@ class RecorderCallback(transformers.TrainerCallback):
             self.recorder = DistributedRecorder(self.run_dir, labels, ids=ids, resume=True, **self.recorder_args)
         accumulation = args.gradient_accumulation_steps
         batches = len(train_dataloader)
-        self.schedule.start(max(batches // accumulation + int(batches % accumulation > 0), 1))
         collate = self.collate_fn or getattr(train_dataloader, "collate_fn", None) or transformers.default_data_collator
         inputs = self._inputs(model, args)
         size = self.batch_size or args.per_device_eval_batch_size
@@ -130,23 +123,11 @@ class RecorderCallback(transformers.TrainerCallback):
                 chosen = positions[start : start + size]
                 yield chosen, collate([inputs[split][int(i)] for i in chosen])
 
-        self._pass = EvalPass(self.recorder, {split: len(d) for split, d in self.splits.items()}, batches_of, _logits)
-        for split, ids in self.held_out.items():
-            self.recorder.hold_out(self.member, split, ids=ids)
-        self._pass.begin(model, self.member, state.global_step, self.schedule)
-        self._last_step = state.global_step
+        steps_per_epoch = max(batches // accumulation + int(batches % accumulation > 0), 1)
+        self.start(model, state.global_step, steps_per_epoch, batches_of, _logits)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        step = state.global_step
-        if step != self._last_step and self.schedule.due(step):
-            self._pass.record(model, self.member, step, self.schedule.epoch(step))
-            self._last_step = step
-
-    def finish(self) -> Scores:
-        """Write the scores of every member recorded in ``run_dir`` (call on every rank)."""
-        if self.recorder is None:
-            raise UserError("The callback has recorded nothing yet; train with it (trainer.train()) before finish().")
-        return self.recorder.finish()
+        self.after_step(model, state.global_step)
 
 
 def _logits(model: Any, batch: dict[str, Any]) -> Any:

@@ -30,9 +30,8 @@ import numpy as np
 
 from scoring.errors import UserError
 from scoring.integrations import require
-from scoring.integrations.distributed import DistributedRecorder, EvalPass, Schedule
+from scoring.integrations.distributed import DistributedRecorder, RecordingCallback, Schedule
 from scoring.recorder import to_numpy
-from scoring.scores import Scores
 
 torch = require("torch", "lightning", "The Lightning callback")
 
@@ -65,11 +64,13 @@ def _first_input(module: Any, batch: Any) -> Any:
     return module(batch[0] if isinstance(batch, (list, tuple)) else batch)
 
 
-class RecorderCallback(*_callback_bases()):
+class RecorderCallback(RecordingCallback, *_callback_bases()):
     """Record member ``member`` of the run in ``run_dir`` from a Lightning ``Trainer``; see the
     module docstring. ``held_out``: per split, the ids of the examples this member never trains on
     (its fold), for out-of-sample cleanlab probabilities. ``record_probs`` and the remaining
     keyword arguments go to :class:`scoring.Recorder`."""
+
+    how_to_train = "fit with it"
 
     def __init__(
         self,
@@ -88,20 +89,11 @@ class RecorderCallback(*_callback_bases()):
         held_out: dict[str, Any] | None = None,
         **recorder_args: Any,
     ):
-        if not splits:
-            raise UserError(
-                "Give the callback the datasets to record, e.g. splits={'train': train_set, 'test': test_set}."
-            )
-        self.run_dir, self.splits, self.member = Path(run_dir), dict(splits), member
-        self.schedule = Schedule(every, unit)
+        recorder_args = {"record_probs": record_probs, **recorder_args}
+        super().__init__(run_dir, splits, member, Schedule(every, unit), held_out, recorder_args)
         self.labels, self.ids = labels, ids
         self.forward = forward or _first_input
         self.batch_size, self.collate_fn = batch_size, collate_fn
-        self.recorder_args = {"record_probs": record_probs, **recorder_args}
-        self.held_out = held_out or {}
-        self.recorder: DistributedRecorder | None = None
-        self._pass: EvalPass | None = None
-        self._last_step = -1
 
     @property
     def state_key(self) -> str:
@@ -132,23 +124,7 @@ class RecorderCallback(*_callback_bases()):
                     "The training data has no length, so an epoch is unknown; record every N steps (unit='step')."
                 )
             batches = accumulation
-        self.schedule.start(-(-int(batches) // accumulation))
-        self._pass = EvalPass(
-            self.recorder, {split: len(d) for split, d in self.splits.items()}, self._batches, self.forward
-        )
-        for split, ids in self.held_out.items():
-            self.recorder.hold_out(self.member, split, ids=ids)
-        self._pass.begin(pl_module, self.member, trainer.global_step, self.schedule)
-        self._last_step = trainer.global_step
+        self.start(pl_module, trainer.global_step, -(-int(batches) // accumulation), self._batches, self.forward)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        step = trainer.global_step
-        if step != self._last_step and self.schedule.due(step):
-            self._pass.record(pl_module, self.member, step, self.schedule.epoch(step))
-            self._last_step = step
-
-    def finish(self) -> Scores:
-        """Write the scores of every member recorded in ``run_dir`` (call on every rank)."""
-        if self.recorder is None:
-            raise UserError("The callback has recorded nothing yet; fit with it before finish().")
-        return self.recorder.finish()
+        self.after_step(pl_module, trainer.global_step)
