@@ -323,37 +323,51 @@ def gallery(
     score_name: str = "accessibility",
 ) -> Path:
     """Per class (rows), the ``per_side`` easiest (left) and hardest (right) examples by a
-    higher-is-easier score, each captioned with its score."""
+    higher-is-easier score, each captioned with its score.
+
+    The tiles are composed into one image drawn on one axes (80 axes of a 10-class gallery took
+    most of a small run's report to lay out and draw)."""
     present = [k for k in range(len(classes)) if (labels == k).any()]
-    fig, axes = plt.subplots(
-        len(present), 2 * per_side, figsize=(1.05 * 2 * per_side, 1.15 * len(present) + 0.5), squeeze=False
+    height, width = images.shape[1:3]
+    zoom = max(1, -(-48 // max(height, width)))  # small images upscaled (nearest) so borders stay thin
+    tile_h, tile_w = height * zoom, width * zoom
+    border = max(2, round(max(tile_h, tile_w) / 24))
+    gap_x, gap_y, middle = max(2, tile_w // 6), max(4, tile_h // 3), max(4, tile_w // 3)
+    cols = 2 * per_side
+    canvas = np.full(
+        (gap_y + len(present) * (tile_h + 2 * border + gap_y), cols * (tile_w + 2 * border + gap_x) + middle, 3),
+        255,
+        np.uint8,
     )
-    grey = images.shape[-1] == 1
+    colors = {True: (44, 160, 44), False: (214, 39, 40)}  # tab:green easiest, tab:red hardest
+    captions = []
     for row, k in enumerate(present):
         idx = np.flatnonzero(labels == k)
         ranked = idx[np.argsort(-scores[idx], kind="stable")]
         picks = list(ranked[:per_side]) + [None] * (per_side - min(per_side, len(ranked)))
         hardest = list(ranked[::-1][:per_side][::-1])
         picks += [None] * (per_side - len(hardest)) + hardest
+        top = gap_y + row * (tile_h + 2 * border + gap_y)
         for col, i in enumerate(picks):
-            ax = axes[row, col]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_edgecolor("tab:green" if col < per_side else "tab:red")
-                spine.set_linewidth(1.5)
             if i is None:
-                ax.axis("off")
                 continue
-            image = images[i][..., 0] if grey else images[i]
-            ax.imshow(image, cmap="gray" if grey else None, vmin=0, vmax=255, interpolation="nearest")
-            ax.set_title(f"{scores[i]:.2f}", fontsize=7, pad=2)
-        axes[row, 0].set_ylabel(classes[k], fontsize=8, rotation=0, ha="right", va="center")
-    fig.suptitle(
+            left = col * (tile_w + 2 * border + gap_x) + (middle if col >= per_side else 0)
+            canvas[top : top + tile_h + 2 * border, left : left + tile_w + 2 * border] = colors[col < per_side]
+            tile = np.repeat(np.repeat(images[i], zoom, axis=0), zoom, axis=1)
+            canvas[top + border : top + border + tile_h, left + border : left + border + tile_w] = tile
+            captions.append((left + border + tile_w / 2, top - 1, f"{scores[i]:.2f}"))
+    fig, ax = plt.subplots(figsize=(1.05 * cols, 1.15 * len(present) + 0.5))
+    ax.imshow(canvas, interpolation="nearest")
+    ax.set_axis_off()
+    for x, y, text in captions:
+        ax.text(x, y, text, fontsize=7, ha="center", va="bottom")
+    for row, k in enumerate(present):
+        y = gap_y + row * (tile_h + 2 * border + gap_y) + border + tile_h / 2
+        ax.text(-gap_x, y, classes[k], fontsize=8, ha="right", va="center")
+    ax.set_title(
         f"{title}\nleft (green): {per_side} easiest of each class, right (red): {per_side} hardest; caption: {score_name}",
         fontsize=9,
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
     return save(fig, path)
 
 
