@@ -51,14 +51,28 @@ def test_digits_shapes_split_and_classes():
         d.split("val")
 
 
-def test_digits_pixels_are_scaled_sklearn_values():
+@pytest.mark.parametrize("how", ["shipped file", "scikit-learn"])
+def test_digits_are_scikit_learns_scaled_and_keyed_by_its_index(monkeypatch, how):
+    """Read from the file scikit-learn ships (without importing it) or, where that file is not
+    found, through ``load_digits``: either way each example is ``load_digits()``'s row ``id``,
+    its pixels scaled from 0..16 to 0..255."""
+    import importlib.util
+
     from sklearn.datasets import load_digits
 
-    d = load_dataset("digits")
-    ref = np.rint(load_digits().images * 255 / 16).astype(np.uint8)
-    # every train image is one of scikit-learn's images, unchanged apart from the scaling
-    ref_rows = {r.tobytes() for r in ref}
-    assert all(img[..., 0].tobytes() in ref_rows for img in d.train.images[:50])
+    from curriculum.data import sources
+
+    if how == "scikit-learn":
+        find_spec = importlib.util.find_spec
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "sklearn" else find_spec(name))
+    raw, bunch = sources.read_digits(), load_digits()
+    for images, labels, ids in (
+        (raw.train_images, raw.train_labels, raw.train_ids),
+        (raw.test_images, raw.test_labels, raw.test_ids),
+    ):
+        assert np.array_equal(images[..., 0], np.rint(bunch.images[ids] * 255 / 16).astype(np.uint8))
+        assert np.array_equal(labels, bunch.target[ids])
+    assert sorted([*raw.train_ids, *raw.test_ids]) == list(range(1797))
 
 
 def test_fingerprint_stable_and_changed_by_label_noise():

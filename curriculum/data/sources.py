@@ -341,14 +341,30 @@ def _building(path: Path):
 def read_digits() -> RawData:
     """8x8 grey digits; values 0..16 -> uint8 round(v * 255 / 16); stratified 1347 / 450 split
     (seed 0, see ``stratified_split``); ids are the indices in ``load_digits()``."""
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
-    labels = bunch.target.astype(np.int64)
+    table = _digits_table()
+    images = np.rint(table[:, :-1].reshape(-1, 8, 8) * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    labels = table[:, -1].astype(np.int64)
     train, test = stratified_split(labels, n_test=DIGITS_TEST_SIZE)
-    classes = tuple(str(c) for c in bunch.target_names)
+    classes = tuple(str(c) for c in range(10))
     return RawData(images[train], labels[train], images[test], labels[test], classes, train_ids=train, test_ids=test)
+
+
+def _digits_table() -> np.ndarray:
+    """``load_digits()``'s rows (64 pixels, then the label) read from the file scikit-learn ships,
+    without importing scikit-learn (a second per process, most of a small run's start-up)."""
+    import gzip
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")  # finds the package without running it
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            with gzip.open(path, "rt") as handle:
+                return np.loadtxt(handle, delimiter=",")
+    from sklearn.datasets import load_digits  # a layout this does not know: ask scikit-learn
+
+    data, target = load_digits(return_X_y=True)
+    return np.column_stack([data, target])
 
 
 # ---------------------------------------------------------------------------------------------
