@@ -23,9 +23,12 @@ demo: venv
 	$(VENV)/bin/curriculum stats --dataset digits
 	$(VENV)/bin/curriculum train --dataset digits --pacing exp
 
-# One pytest worker per core (at most 4): a test's processes compute on one thread each.
+# One pytest worker per usable core (at most 4; each test's processes compute on one thread),
+# whole files to a worker so that a file's shared runs are made once.
+WORKERS ?= $(shell $(PYTHON) -c "import os; n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count(); print(max(1, min(4, n or 1)))")
+
 test: venv
-	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadfile tests
+	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile tests
 
 # The formatter and linter settle style (settings in pyproject.toml); `make format` applies them.
 lint: venv
