@@ -152,21 +152,3 @@ def kill_all(pid: int, timeout: float = 60) -> None:
     while any(map(running, pids)):
         assert time.time() < deadline, f"processes {[p for p in pids if running(p)]} outlived SIGKILL"
         time.sleep(0.02)
-
-
-# The files whose tests train the most (measured: each over a minute of one core), collected first
-# so that pytest-xdist's workers (`make test`, one per core, whole files each) start them early and
-# finish together rather than one of them running the longest file at the end alone.
-LONGEST_FILES = (
-    "test_score_cli.py",
-    "test_run_dir.py",
-    "test_gpu_policy.py",
-    "test_train_cli.py",
-    "test_compare_cli.py",
-    "test_findings_cli.py",
-)
-
-
-def pytest_collection_modifyitems(items):
-    first = {name: rank for rank, name in enumerate(LONGEST_FILES)}
-    items.sort(key=lambda item: first.get(item.path.name, len(LONGEST_FILES)))  # stable: file order kept

@@ -333,25 +333,22 @@ def gallery(
     tile_h, tile_w = height * zoom, width * zoom
     border = max(2, round(max(tile_h, tile_w) / 24))
     gap_x, gap_y, middle = max(2, tile_w // 6), max(4, tile_h // 3), max(4, tile_w // 3)
-    cols = 2 * per_side
-    canvas = np.full(
-        (gap_y + len(present) * (tile_h + 2 * border + gap_y), cols * (tile_w + 2 * border + gap_x) + middle, 3),
-        255,
-        np.uint8,
-    )
+    cols, pitch_x, pitch_y = 2 * per_side, tile_w + 2 * border + gap_x, tile_h + 2 * border + gap_y
+    canvas = np.full((gap_y + len(present) * pitch_y, cols * pitch_x + middle, 3), 255, np.uint8)
     colors = {True: (44, 160, 44), False: (214, 39, 40)}  # tab:green easiest, tab:red hardest
-    captions = []
+    captions, row_labels = [], []
     for row, k in enumerate(present):
         idx = np.flatnonzero(labels == k)
         ranked = idx[np.argsort(-scores[idx], kind="stable")]
         picks = list(ranked[:per_side]) + [None] * (per_side - min(per_side, len(ranked)))
         hardest = list(ranked[::-1][:per_side][::-1])
         picks += [None] * (per_side - len(hardest)) + hardest
-        top = gap_y + row * (tile_h + 2 * border + gap_y)
+        top = gap_y + row * pitch_y
+        row_labels.append((top + border + tile_h / 2, classes[k]))
         for col, i in enumerate(picks):
             if i is None:
                 continue
-            left = col * (tile_w + 2 * border + gap_x) + (middle if col >= per_side else 0)
+            left = col * pitch_x + (middle if col >= per_side else 0)
             canvas[top : top + tile_h + 2 * border, left : left + tile_w + 2 * border] = colors[col < per_side]
             tile = np.repeat(np.repeat(images[i], zoom, axis=0), zoom, axis=1)
             canvas[top + border : top + border + tile_h, left + border : left + border + tile_w] = tile
@@ -361,9 +358,8 @@ def gallery(
     ax.set_axis_off()
     for x, y, text in captions:
         ax.text(x, y, text, fontsize=7, ha="center", va="bottom")
-    for row, k in enumerate(present):
-        y = gap_y + row * (tile_h + 2 * border + gap_y) + border + tile_h / 2
-        ax.text(-gap_x, y, classes[k], fontsize=8, ha="right", va="center")
+    for y, name in row_labels:
+        ax.text(-gap_x, y, name, fontsize=8, ha="right", va="center")
     ax.set_title(
         f"{title}\nleft (green): {per_side} easiest of each class, right (red): {per_side} hardest; caption: {score_name}",
         fontsize=9,

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 POLICY_ENV = "CURRICULUM_DEVICE_POLICY"
 KINDS = ("cpu", "gpu")
+FANS_OUT = {"cpu": True, "gpu": False}  # DevicePolicy.fan_out of each kind, readable without torch
 
 
 @dataclass(frozen=True)
@@ -100,10 +101,17 @@ def policy_of(kind: str, device: torch.device) -> DevicePolicy:
         bf16 = device.type != "cuda" or torch.cuda.is_bf16_supported()
         precision = "bf16" if bf16 else "no"
         return DevicePolicy(
-            device, "gpu", precision, stack=True, guard_every=50, optimizer="fused", pin_memory=True, fan_out=False
+            device,
+            "gpu",
+            precision,
+            stack=True,
+            guard_every=50,
+            optimizer="fused",
+            pin_memory=True,
+            fan_out=FANS_OUT["gpu"],
         )
     return DevicePolicy(
-        device, "cpu", "no", stack=False, guard_every=1, optimizer="for-loop", pin_memory=False, fan_out=True
+        device, "cpu", "no", stack=False, guard_every=1, optimizer="for-loop", pin_memory=False, fan_out=FANS_OUT["cpu"]
     )
 
 
@@ -119,7 +127,7 @@ def policy_kind(device_type: str) -> str:
 def fans_out(device_type: str) -> bool:
     """Whether ``--processes auto`` starts one process per core on a device of this type: the
     :class:`DevicePolicy` ``fan_out`` choice, answered without importing torch (the launcher asks)."""
-    return policy_kind(device_type) == "cpu"
+    return FANS_OUT[policy_kind(device_type)]
 
 
 def device_policy(device: torch.device) -> DevicePolicy:

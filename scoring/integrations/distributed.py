@@ -253,14 +253,17 @@ class RecordingCallback:
         run_dir: str | Path,
         splits: dict[str, Any],
         member: int,
-        schedule: Schedule,
+        every: float,
+        unit: str,
         held_out: dict[str, Any] | None,
+        record_probs: bool,
         recorder_args: dict[str, Any],
     ):
         if not splits:
             raise UserError("Give the callback the datasets to record, e.g. splits={'train': train, 'test': test}.")
-        self.run_dir, self.splits, self.member, self.schedule = Path(run_dir), dict(splits), member, schedule
-        self.held_out, self.recorder_args = held_out or {}, recorder_args
+        self.run_dir, self.splits, self.member = Path(run_dir), dict(splits), member
+        self.schedule = Schedule(every, unit)
+        self.held_out, self.recorder_args = held_out or {}, {"record_probs": record_probs, **recorder_args}
         self.recorder: DistributedRecorder | None = None
         self._pass: EvalPass | None = None
         self._last_step = -1

@@ -31,7 +31,7 @@ import numpy as np
 
 from scoring.errors import UserError
 from scoring.integrations import require
-from scoring.integrations.distributed import DistributedRecorder, RecordingCallback, Schedule
+from scoring.integrations.distributed import DistributedRecorder, RecordingCallback
 
 transformers = require("transformers", "hf", "The Hugging Face Trainer callback")
 torch = require("torch", "hf", "The Hugging Face Trainer callback")
@@ -91,8 +91,7 @@ class RecorderCallback(RecordingCallback, transformers.TrainerCallback):
         held_out: dict[str, Any] | None = None,
         **recorder_args: Any,
     ):
-        recorder_args = {"record_probs": record_probs, **recorder_args}
-        super().__init__(run_dir, splits, member, Schedule(every, unit), held_out, recorder_args)
+        super().__init__(run_dir, splits, member, every, unit, held_out, record_probs, recorder_args)
         self.label_column, self.id_column = label_column, id_column
         self.collate_fn, self.batch_size = collate_fn, batch_size
 

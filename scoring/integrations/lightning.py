@@ -30,7 +30,7 @@ import numpy as np
 
 from scoring.errors import UserError
 from scoring.integrations import require
-from scoring.integrations.distributed import DistributedRecorder, RecordingCallback, Schedule
+from scoring.integrations.distributed import DistributedRecorder, RecordingCallback
 from scoring.recorder import to_numpy
 
 torch = require("torch", "lightning", "The Lightning callback")
@@ -89,8 +89,7 @@ class RecorderCallback(RecordingCallback, *_callback_bases()):
         held_out: dict[str, Any] | None = None,
         **recorder_args: Any,
     ):
-        recorder_args = {"record_probs": record_probs, **recorder_args}
-        super().__init__(run_dir, splits, member, Schedule(every, unit), held_out, recorder_args)
+        super().__init__(run_dir, splits, member, every, unit, held_out, record_probs, recorder_args)
         self.labels, self.ids = labels, ids
         self.forward = forward or _first_input
         self.batch_size, self.collate_fn = batch_size, collate_fn
