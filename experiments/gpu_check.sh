@@ -14,18 +14,26 @@
 #    time, its TFLOP/s, and the share of each part (training, predictions, records, states, report).
 # 3. A stacked bf16 score run on digits killed with SIGKILL and resumed, against an uninterrupted
 #    one: whether the resume is bit-exact on this GPU (cuDNN may pick nondeterministic kernels).
+# 4. The same run's predicted labels against float32 one by one at every checkpoint
+#    (experiments/record_agreement.py), beside two float32 runs that differ only in --seed.
 # Set GPU_CHECK_TESTS=1 to also run the GPU-path tests (tests/test_budgets.py, test_gpu_policy.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
 OUT=${1:-gpu_check_$(date +%Y%m%d_%H%M%S)}
+"$PYTHON" - <<'EOF' || exit 2
+import sys
+try:
+    import torch
+except ImportError:
+    sys.exit("gpu_check.sh needs torch: run it with the project's environment (PYTHON=.venv/bin/python, after make venv).")
+if not torch.cuda.is_available():
+    sys.exit("gpu_check.sh needs a GPU that torch can see (torch.cuda.is_available() is False).")
+EOF
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" CURRICULUM_CACHE="$OUT/cache"
 started=$(date +%s)
 section() { echo; echo "== $* ($(( $(date +%s) - started )) s)"; }
-
-"$PYTHON" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" || {
-    echo "gpu_check.sh needs a GPU that torch can see (torch.cuda.is_available() is False)." >&2; exit 2; }
 { nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv || true
   "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version())"
   echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"; } 2>&1 | tee "$OUT/device.txt"
@@ -54,6 +62,15 @@ for file in "$OUT"/resume/reference/records/*/*.npy; do
 done
 grep -o '"precision": "[a-z0-9]*", "layout": "[^"]*"' "$OUT/resume/run/run.json" | tee "$OUT/resume.txt"
 echo "resumed record bit-exact: $same" | tee -a "$OUT/resume.txt"
+
+section "4. labels of the bf16 stacked run against float32 one by one; float32 against another seed"
+"$PYTHON" -m curriculum "${args[@]}" --precision no --stack off --out "$OUT/agreement/float32"
+"$PYTHON" -m curriculum "${args[@]}" --precision no --stack off --seed 1 --out "$OUT/agreement/float32_seed1"
+{ echo "bf16 stacked vs float32 one by one:"
+  "$PYTHON" experiments/record_agreement.py "$OUT/resume/reference" "$OUT/agreement/float32"
+  echo; echo "float32 --seed 1 vs float32 --seed 0 (the scale):"
+  "$PYTHON" experiments/record_agreement.py "$OUT/agreement/float32_seed1" "$OUT/agreement/float32"
+} 2>&1 | tee "$OUT/agreement.txt"
 
 if [ "${GPU_CHECK_TESTS:-0}" = 1 ]; then
     section "tests of the GPU path"

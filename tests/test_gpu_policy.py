@@ -20,7 +20,7 @@ import sys
 import time
 
 import pytest
-from conftest import TINY_SCORE, cli_env, load_record
+from conftest import ROOT, TINY_SCORE, cli_env, load_record
 
 from curriculum.data.datasets import load_dataset
 from scoring.records import SPLITS
@@ -233,3 +233,23 @@ def test_stacking_falls_back_once_with_the_reason_and_never_hides_a_device_error
                 ".item() on a Tensor); training them one by one."
             )
         ]
+
+
+def test_gpu_check_refuses_a_machine_without_a_gpu_in_one_sentence(tmp_path):
+    """experiments/gpu_check.sh parses, and without a GPU stops before it writes anything."""
+    import torch
+
+    script = ROOT / "experiments" / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0  # the whole script parses
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: run experiments/gpu_check.sh itself")
+    done = subprocess.run(
+        ["bash", str(script), str(tmp_path / "out")],
+        env={**cli_env(tmp_path), "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == "gpu_check.sh needs a GPU that torch can see (torch.cuda.is_available() is False).\n"
+    assert not (tmp_path / "out").exists()
