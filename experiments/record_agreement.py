@@ -107,7 +107,7 @@ def main() -> None:
         worst = trained.loc[trained.agree_min.idxmin()]
         print(
             f"worst trained checkpoint: {worst.agree_min:.2%} of one member's {worst.split} labels agree "
-            f"(checkpoint {worst.checkpoint}, epoch {worst.epoch:g}); on the labels the reference is confident "
+            f"(checkpoint {worst.checkpoint}, epoch {worst.epoch:.3g}); on the labels the reference is confident "
             f"of, at worst {trained.agree_confident_min.min():.2%}"
         )
 
