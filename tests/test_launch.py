@@ -17,7 +17,7 @@ from scoring.errors import UserError
 from scoring.files import locked
 
 
-def _resolve(processes, monkeypatch, cores=2, launched=False, gpu=False):
+def _resolve(processes, monkeypatch, cores=2, launched=False, gpu=False, members=3):
     """How many workers ``--processes processes`` launches with ``cores`` cores, under a launcher or
     not, on a GPU machine or not (the device policy as CURRICULUM_DEVICE_POLICY says)."""
     monkeypatch.setattr(launch, "usable_cores", lambda: cores)
@@ -26,7 +26,7 @@ def _resolve(processes, monkeypatch, cores=2, launched=False, gpu=False):
         monkeypatch.setenv("WORLD_SIZE", "2")
     else:
         monkeypatch.delenv("WORLD_SIZE", raising=False)
-    return launch.processes_to_launch(ScoreConfig(members=3, processes=processes))
+    return launch.processes_to_launch(ScoreConfig(members=members, processes=processes))
 
 
 def test_auto_is_one_process_a_core_at_most_one_a_member(monkeypatch):
@@ -36,6 +36,31 @@ def test_auto_is_one_process_a_core_at_most_one_a_member(monkeypatch):
     assert _resolve("1", monkeypatch, cores=8) == 1
     with pytest.raises(UserError, match="--processes 5 is more than the 3 members .* pass --processes 3 or fewer"):
         _resolve("5", monkeypatch, cores=8)  # but not more than members: a process would idle
+    # No more than finish as soon: 12 members take 2 rounds on 6 to 11 processes.
+    assert _resolve("auto", monkeypatch, cores=8, members=12) == 6
+    assert _resolve("auto", monkeypatch, cores=4, members=10) == 4  # 3 rounds on 4 processes, 4 rounds on 3
+    assert _resolve("8", monkeypatch, cores=8, members=12) == 8  # a count asked for is kept
+
+
+def test_an_uneven_layout_is_noted_with_the_counts_that_waste_no_process():
+    assert launch.uneven_note(10, 8) == (
+        "Note: 10 members on 8 processes: 2 train 2 members and 6 train 1 (a process trains whole "
+        "members); 5 processes would finish as soon, 10 would finish sooner."
+    )
+    assert launch.uneven_note(12, 5) == (
+        "Note: 12 members on 5 processes: 2 train 3 members and 3 train 2 (a process trains whole "
+        "members); 4 processes would finish as soon, 6 would finish sooner."
+    )
+    assert launch.uneven_note(3, 2) == (
+        "Note: 3 members on 2 processes: 1 trains 2 members and 1 trains 1 (a process trains whole "
+        "members); 3 would finish sooner."
+    )
+    assert launch.uneven_note(12, 6) is None and launch.uneven_note(12, 1) is None and launch.uneven_note(3, 3) is None
+    for members in range(1, 40):
+        for limit in range(1, members + 1):
+            fewest = launch.fewest_processes(members, limit)
+            assert fewest <= limit and -(-members // fewest) == -(-members // limit)  # as many rounds
+            assert fewest == 1 or -(-members // (fewest - 1)) > -(-members // limit)  # and no fewer would do
 
 
 @pytest.mark.parametrize(

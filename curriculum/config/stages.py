@@ -169,7 +169,8 @@ class ScoreConfig(TrainingConfig):
     processes: str = option(
         "auto",
         "on the CPU, the command starts this many processes of itself (one thread each) "
-        "and spreads the members over them (at most one per member): auto is one per usable core; "
+        "and spreads the members over them (at most one per member): auto is one per usable core, "
+        "fewer where as few finish as soon; "
         "under torchrun / accelerate launch, or on a GPU, the launcher decides (1 or auto)",
         setting=False,
     )

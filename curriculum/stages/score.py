@@ -54,6 +54,7 @@ from curriculum.training.engine import (
     run_lock,
     train_steps,
 )
+from curriculum.training.launch import uneven_note
 from curriculum.training.policy import device_policy
 from scoring.errors import UserError
 from scoring.files import atomic_write_bytes, reading
@@ -412,6 +413,8 @@ def score(config: ScoreConfig) -> Path:
     arch, precision, stacked, run_dir, steps_per_epoch, steps, info, probe, statement = agree(accelerator, plan)
     if main and not config.quiet:
         print(statement)
+        if note := uneven_note(config.members, processes):
+            print(note)
     with run_lock(accelerator, run_dir, "--out"):
         agree(accelerator, lambda: check_resumable(run_dir, info))  # all refuse a mismatch together
         agree(accelerator, lambda: open_run(run_dir, info, write=True) if main else None)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import signal
@@ -62,9 +63,9 @@ def usable_cores() -> int:
 def processes_to_launch(config: ScoreConfig) -> int:
     """How many workers this command launches; 1: it trains in this process.
 
-    ``auto`` is one worker per usable core, at most one per member, where the device policy fans
-    out (the CPU's choice, :func:`curriculum.training.policy.fans_out`) and no launcher started this
-    process; under a launcher or on a GPU the launcher decides the layout, so an explicit count
+    ``auto`` is one worker per usable core, at most one per member and no more than finish as
+    soon (:func:`fewest_processes`), where the device policy fans out (the CPU's choice,
+    :func:`curriculum.training.policy.fans_out`) and no launcher started this process; under a launcher or on a GPU the launcher decides the layout, so an explicit count
     there is refused, and so is a count above the members (a process would idle).
     """
     wanted = None if config.processes == "auto" else int(config.processes)
@@ -90,7 +91,32 @@ def processes_to_launch(config: ScoreConfig) -> int:
             f"--processes {wanted} is more than the {config.members} members (each process trains whole "
             f"members, so {wanted - config.members} would idle); pass --processes {config.members} or fewer."
         )
-    return wanted or min(usable_cores(), config.members)
+    return wanted or fewest_processes(config.members, usable_cores())
+
+
+def fewest_processes(members: int, limit: int) -> int:
+    """The fewest processes, at most ``limit``, that train ``members`` in as few rounds as ``limit``
+    processes do (a process trains whole members: 12 members take 2 rounds on 6 to 11 processes)."""
+    return math.ceil(members / math.ceil(members / limit))
+
+
+def uneven_note(members: int, processes: int) -> str | None:
+    """A line for a layout in which some processes train one member more than others, naming the
+    counts that waste none; None for an even one."""
+    extra = members % processes
+    if extra == 0 or members < processes:
+        return None
+    per, fewest = math.ceil(members / processes), fewest_processes(members, processes)
+
+    def train(count: int) -> str:
+        return f"{count} train{'s' if count == 1 else ''}"
+
+    as_soon = f"{fewest} processes would finish as soon, " if fewest < processes else ""
+    return (
+        f"Note: {members} members on {processes} processes: {train(extra)} {per} members and "
+        f"{train(processes - extra)} {per - 1} (a process trains whole members); "
+        f"{as_soon}{math.ceil(members / (per - 1))} would finish sooner."
+    )
 
 
 def _on_gpu(config: ScoreConfig) -> bool:
