@@ -84,6 +84,14 @@ def fraction_ticks(first: int, n: int, most: int = 7) -> list[int]:
     return [first, n]
 
 
+def _log_fractions(ax: plt.Axes, floor: float) -> None:
+    """A log y axis of fractions from ``floor`` to 1, decades only: the unlabelled minor ticks were
+    half of a histogram figure's time."""
+    ax.set_yscale("log")
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.set_ylim(floor, 1.5)
+
+
 def consistency_panel(
     ax: plt.Axes,
     histogram: np.ndarray,
@@ -123,9 +131,7 @@ def consistency_panel(
         hatch="///",
         label="independent given the class (same per-class accuracies)",
     )
-    ax.set_yscale("log")
-    ax.yaxis.set_minor_locator(NullLocator())  # unlabelled, and their layout was half the figure's time
-    ax.set_ylim(floor, 1.5)
+    _log_fractions(ax, floor)
     ax.set_xlim(-0.6 / n, 1 + 0.6 / n)
     ticks = fraction_ticks(0, n)
     ax.set_xticks([k / n for k in ticks], [f"{k}/{n}" for k in ticks], fontsize=7)
@@ -565,8 +571,7 @@ def consensus_histograms(sets: dict[str, tuple[np.ndarray, np.ndarray]], members
         ):
             hist = np.bincount(np.round(values * members).astype(int), minlength=members + 1)[1:] / count
             ax.bar(grid + offset / members, np.maximum(hist, floor), width=0.36 / members, **style)
-        ax.set_yscale("log")
-        ax.set_ylim(floor, 1.5)
+        _log_fractions(ax, floor)
         ticks = [k for k in fraction_ticks(0, members) if k > 0]  # consensus is at least 1/N
         ax.set_xticks([k / members for k in ticks], [f"{k}/{members}" for k in ticks], fontsize=7)
         ax.set_xlabel("consensus (members giving the most common label / N)", fontsize=7)
