@@ -189,3 +189,67 @@ def test_a_diverging_stacked_member_is_named_and_leaves_the_others_finite():
     x, y = data.batch("train", torch.arange(300))
     _, losses = group.train_step(x, y, 0.05)
     assert torch.isfinite(losses[[0, 2]]).all() and not torch.isfinite(losses[1])
+
+
+def _stacked(models, way):
+    from curriculum.training.members import StackedMembers
+
+    sample = torch.zeros(2, 3, 16, 16, dtype=next(models[0].parameters()).dtype)
+    return StackedMembers(models, [0, 1, 2], lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), "no", sample, way=way)
+
+
+@pytest.mark.parametrize("arch", ["small-st-vgg", "lenet5", "fc"])
+def test_the_grouped_way_computes_and_trains_what_vmap_does(arch):
+    """float64, so that the two ways' different order of the same sums stays near 1e-15: logits of
+    each member's own batch (with its dropout) and of one shared batch, the losses, and the
+    weights after two SGD steps with momentum."""
+    from curriculum.models.builders import build_model
+    from curriculum.training.members import float32_head, own_dropout
+
+    def models():
+        built = []
+        for seed in range(3):
+            torch.manual_seed(seed)
+            model = build_model(arch, in_channels=3, num_classes=10, image_size=(16, 16), dropout=True)
+            built.append(float32_head(own_dropout(model)).double())
+        return built
+
+    grouped, vmapped = _stacked(models(), "grouped"), _stacked(models(), "vmap")
+    assert (grouped.way, vmapped.way) == ("grouped", "vmap")
+    x = torch.randn(3 * 4, 3, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(12) % 10
+    for _ in range(2):
+        (logits_g, losses_g), (logits_v, losses_v) = (g.train_step(x, y, 0.1) for g in (grouped, vmapped))
+        torch.testing.assert_close(logits_g, logits_v, rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(losses_g, losses_v, rtol=1e-9, atol=1e-12)
+    for name in vmapped.params:
+        torch.testing.assert_close(grouped.params[name], vmapped.params[name], rtol=1e-9, atol=1e-12)
+    assert not torch.equal(grouped.params[name][0], grouped.params[name][1])  # three members, not one
+    torch.testing.assert_close(grouped.logits(x[:5]), vmapped.logits(x[:5]), rtol=1e-9, atol=1e-12)
+
+
+def test_a_model_that_is_not_a_plain_stack_of_layers_stacks_with_vmap():
+    from curriculum.data.datasets import load_dataset
+    from curriculum.models.builders import build_model
+    from curriculum.training.engine import stacked_way
+    from curriculum.training.members import float32_head, grouped_layers, own_dropout
+
+    config, dataset = TrainingConfig().complete(), load_dataset("digits")
+    assert [stacked_way(config, arch, dataset) for arch in ("st-vgg", "lenet5", "fc", "resnet18")] == [
+        "grouped",
+        "grouped",
+        "grouped",
+        "vmap",  # BatchNorm and residual additions
+    ]
+    batch_norm = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(), torch.nn.Linear(4, 2)
+    )
+    assert grouped_layers(batch_norm) is None
+    assert grouped_layers(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())) is None  # no Flatten
+    nn = torch.nn
+    assert grouped_layers(nn.Sequential(nn.Flatten(), nn.Linear(4, 2, bias=False))) is None
+    assert grouped_layers(nn.Sequential(nn.Flatten(), nn.MaxPool2d(2), nn.Linear(4, 2))) is None
+    assert len(grouped_layers(nn.Sequential(nn.ZeroPad2d(1), nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4, 2)))) == 4
+    models = [float32_head(own_dropout(build_model("resnet18", in_channels=3, num_classes=10, image_size=(16, 16))))]
+    with pytest.raises(ValueError, match="grouped_forward cannot take"):
+        _stacked([*models, *models, *models], "grouped")

@@ -73,7 +73,7 @@ def test_a_gpu_policy_score_run_resumes_exactly_and_keeps_the_float32_labels(tmp
         _finish(proc)
 
     settings = json.loads((tmp_path / "run" / "run.json").read_text())["settings"]
-    assert settings["precision"] == "bf16" and settings["layout"].startswith("stacked")
+    assert settings["precision"] == "bf16" and settings["layout"].startswith("stacked as grouped convolutions")
     assert json.loads((tmp_path / "float32" / "run.json").read_text())["settings"]["layout"] == "one by one"
     assert _records(tmp_path / "run") == _records(tmp_path / "reference")  # bit-exact after the kill
 

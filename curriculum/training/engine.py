@@ -22,7 +22,7 @@ import os
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -36,7 +36,15 @@ from curriculum.config.stages import TrainingConfig
 from curriculum.data.datasets import Dataset
 from curriculum.models.builders import build_model
 from curriculum.training.launch import PeerFailed
-from curriculum.training.members import MemberLoop, Members, StackedMembers, float32_head, own_dropout, stacking_refusal
+from curriculum.training.members import (
+    MemberLoop,
+    Members,
+    StackedMembers,
+    float32_head,
+    grouped_layers,
+    own_dropout,
+    stacking_refusal,
+)
 from curriculum.training.policy import DevicePolicy, device_policy
 from scoring.errors import UserError
 from scoring.files import holder, locked
@@ -307,6 +315,14 @@ def resolve_stacking(
     return False
 
 
+def stacked_way(config: TrainingConfig, arch: str, dataset: Dataset) -> str:
+    """How stacked members of ``arch`` compute (:class:`StackedMembers`): ``grouped`` for a plain
+    stack of layers, else ``vmap``. The two round differently in bf16, so a run's layout names it."""
+    with torch.random.fork_rng(devices=[]):  # a model built to be looked at draws nothing for the run
+        model = new_model(config, arch, dataset, 0, torch.device("cpu"))
+    return "grouped" if grouped_layers(model) else "vmap"
+
+
 def fallback_note(accelerator: Accelerator) -> Callable[[str], None] | None:
     """Where :func:`resolve_stacking` says why members train one by one after all: once per run
     (the main process), as a warning on stderr, also under --quiet (it changes the run's speed
@@ -325,6 +341,7 @@ class MemberSetup:
     arch: str
     precision: str
     stacked: bool
+    stack_way: str = field(default="auto", kw_only=True)  # of stacked members: auto, grouped or vmap (StackedMembers)
 
 
 def make_members(setup: MemberSetup, seeds: list[int]) -> Members:
@@ -332,8 +349,10 @@ def make_members(setup: MemberSetup, seeds: list[int]) -> Members:
     config, data = setup.config, setup.data
     models = [new_model(config, setup.arch, setup.dataset, seed, data.device) for seed in seeds]
     sample, _ = data.batch("train", slice(0, 1))
-    kind = StackedMembers if setup.stacked and len(models) > 1 else MemberLoop
-    return kind(models, seeds, optimizer_factory(config, data.policy), setup.precision, sample, config.compile)
+    make = optimizer_factory(config, data.policy)
+    if setup.stacked and len(models) > 1:
+        return StackedMembers(models, seeds, make, setup.precision, sample, config.compile, way=setup.stack_way)
+    return MemberLoop(models, seeds, make, setup.precision, sample, config.compile)
 
 
 def learning_rate(config: TrainingConfig, step: int, total_steps: int, decay_every: int) -> float:

@@ -7,22 +7,30 @@ order, augmentations and dropout masks. Dropout therefore never touches the glob
 member's generator before each step. So a member's training is the same whether it is trained
 alone, in a loop beside others, or stacked with them, up to floating-point reassociation.
 
-Stacked (``torch.func``): parameters and buffers are stacked along a new leading dimension
-(``stack_module_state``), the forward is ``vmap`` of ``functional_call`` over that dimension (a
-convolution with batched weights becomes one grouped convolution, a linear layer one batched
-matmul), and one optimizer steps all members' stacked tensors: SGD and Adam are elementwise, so
-that equals K optimizers. BatchNorm works: its running statistics are stacked buffers updated in
-place per member. fp16 is not stacked (one loss scale would skip a step for every member when one
-overflows), nor is a model whose forward ``vmap`` cannot take (checked with a probe step).
+Stacked: parameters and buffers are stacked along a new leading dimension
+(``stack_module_state``) and one optimizer steps all members' stacked tensors: SGD and Adam are
+elementwise, so that equals K optimizers. The forward takes one of two ways over the same stacked
+tensors. A plain stack of layers (``nn.Sequential`` of convolutions, pools, pads, activations,
+dropout, one ``Flatten`` and linear layers: st-VGG, LeNet-5, the fully connected nets) runs
+:func:`grouped_forward`: the members' channels side by side, each convolution one ``groups=K``
+convolution, each linear layer one batched matmul. Any other model runs ``vmap`` of
+``functional_call`` (``torch.func``), which computes the same convolutions but moves the member
+dimension in and out at every pool and convolution, copying the activations each time: for a step
+of 10 st-VGG members, 179 kernel launches against the grouped way's 145, and 330 MiB copied at
+batch 100 against 63 (tests/test_budgets.py, experiments/README.md).
+BatchNorm works there: its running statistics are stacked buffers updated in place per member.
+fp16 is not stacked (one loss scale would skip a step for every member when one overflows), nor is
+a model whose forward ``vmap`` cannot take (checked with a probe step).
 
 Layout: members trained one by one are ``channels_last`` (NHWC, what cuDNN and oneDNN prefer). A
 stacked model is plain NCHW, inputs and weights alike: ``vmap`` turns every convolution into a
 grouped one over a reshaped input and moves the member dimension around pools, which undoes
 ``channels_last`` (a copy of the activations at each move) and would hand cuDNN NCHW inputs with
-NHWC weights. Precision: under ``vmap`` a convolution reaches the autocast layer as
-``aten::convolution``, which CUDA autocast runs in bf16 but CPU autocast leaves in float32, so a
-stacked convolution casts its operands itself (:class:`CastConv2d`) and computes in the same
-precision on every device.
+NHWC weights; the grouped way keeps one NCHW layout throughout. Precision: under ``vmap`` a
+convolution reaches the autocast layer as ``aten::convolution``, which CUDA autocast runs in bf16
+but CPU autocast leaves in float32, so a stacked convolution casts its operands itself
+(:class:`CastConv2d`, and likewise in the grouped way) and computes in the same precision on
+every device.
 """
 
 from __future__ import annotations
@@ -69,14 +77,14 @@ def cast_convolutions(model: nn.Module) -> nn.Module:
 
 
 class Float32Linear(nn.Linear):
-    """A ``Linear`` layer computed in float32 whatever the autocast: the classifier head. Its
+    """A ``Linear`` layer computed in its weights' float32 whatever the autocast: the classifier head. Its
     logits decide the recorded label; rounded to bf16 (8 bits of mantissa) nearly tied logits
     become tied, and the label flips against a float32 run for no reason of training. The head
     is a negligible share of the arithmetic."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(x.device.type, enabled=False):
-            return F.linear(x.float(), self.weight, self.bias)
+            return F.linear(x.to(self.weight.dtype), self.weight, self.bias)
 
 
 def float32_head(model: nn.Module) -> nn.Module:
@@ -155,6 +163,100 @@ def _stack_optimizer_states(states: list[dict]) -> dict:
             for key, value in entries.items()
         }
     return {"state": stacked, "param_groups": states[0]["param_groups"]}
+
+
+def grouped_layers(model: nn.Module) -> list[tuple[str, nn.Module]] | None:
+    """The (name, layer) list :func:`grouped_forward` runs for members like ``model``, or None
+    when it cannot take the model: an ``nn.Sequential`` (nested ones allowed) of ungrouped
+    zero-padded convolutions, pools and pads, then one ``Flatten``, then linear layers with bias,
+    with activations and dropout anywhere."""
+    if type(model) is not nn.Sequential:
+        return None
+
+    def leaves(module: nn.Module, prefix: str):
+        for name, child in module.named_children():
+            if type(child) is nn.Sequential:
+                yield from leaves(child, f"{prefix}{name}.")
+            else:
+                yield f"{prefix}{name}", child
+
+    layers, flat = [], False
+    for name, layer in leaves(model, ""):
+        if type(layer) in (nn.Conv2d, CastConv2d):
+            if flat or layer.groups != 1 or layer.padding_mode != "zeros" or isinstance(layer.padding, str):
+                return None
+        elif type(layer) in (nn.Linear, Float32Linear):
+            if not flat or layer.bias is None:
+                return None
+        elif type(layer) is nn.Flatten:
+            if flat or layer.start_dim != 1 or layer.end_dim != -1:
+                return None
+            flat = True
+        elif isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d, nn.ZeroPad2d)):
+            if flat or getattr(layer, "return_indices", False):
+                return None
+        elif not isinstance(layer, (nn.ELU, nn.ReLU, MemberDropout)):
+            return None
+        layers.append((name, layer))
+    return layers if flat else None
+
+
+def grouped_forward(
+    layers: list[tuple[str, nn.Module]],
+    params: dict[str, torch.Tensor],
+    noise: dict[str, torch.Tensor],
+    x: torch.Tensor,
+    members: int,
+    training: bool,
+) -> torch.Tensor:
+    """Logits ``[K, B, classes]`` of K stacked members (``params``: name -> ``[K, ...]``) on
+    ``x``: each member's own batch ``[K, B, C, H, W]`` in training, or one batch ``[B, C, H, W]``
+    for all (evaluation). The activations travel as ``[B, K*C, H, W]``, member k's channels in
+    group k, so a convolution is one ``groups=K`` convolution and a per-channel layer acts on every
+    member at once; the first convolution of a shared batch is one plain convolution with the
+    members' filters side by side. From ``Flatten`` on they are ``[K, B, features]`` and a linear
+    layer is one batched matmul (the classifier head in float32, as :class:`Float32Linear`)."""
+    k, form = members, ("members" if x.dim() == 5 else "shared")  # or "grouped", "flat", "shared-flat"
+    for name, layer in layers:
+        if isinstance(layer, nn.Conv2d):
+            weight, bias = params[f"{name}.weight"].flatten(0, 1), params.get(f"{name}.bias")
+            bias = None if bias is None else bias.flatten()
+            if form == "members":
+                x = x.transpose(0, 1).flatten(1, 2)
+            kind = x.device.type
+            if torch.is_autocast_enabled(kind):  # cast here, as CastConv2d does
+                dtype = torch.get_autocast_dtype(kind)
+                x, weight, bias = x.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype)
+            groups = 1 if form == "shared" else k
+            x = F.conv2d(x, weight, bias, layer.stride, layer.padding, layer.dilation, groups)
+            form = "grouped"
+        elif isinstance(layer, nn.Linear):
+            weight, bias = params[f"{name}.weight"].transpose(1, 2), params[f"{name}.bias"].unsqueeze(1)
+            if form == "shared-flat":
+                x, form = x.expand(k, *x.shape), "flat"
+            if isinstance(layer, Float32Linear):
+                with torch.autocast(x.device.type, enabled=False):
+                    x = torch.baddbmm(bias, x.to(weight.dtype), weight)
+            else:
+                x = torch.baddbmm(bias, x, weight)
+        elif isinstance(layer, nn.Flatten):
+            if form == "grouped":
+                x, form = x.unflatten(1, (k, -1)).flatten(2).transpose(0, 1), "flat"
+            elif form == "members":
+                x, form = x.flatten(2), "flat"
+            else:
+                x, form = x.flatten(1), "shared-flat"
+        elif isinstance(layer, MemberDropout):
+            if training and layer.p > 0:
+                keep = (noise[f"{name}.noise"] >= layer.p).to(x.dtype) / (1 - layer.p)  # [K, B, *shape]
+                if form == "grouped":
+                    keep = keep.transpose(0, 1).flatten(1, 2)
+                x = x * keep
+        elif form == "members":  # a per-channel layer before the first convolution
+            x = layer(x.flatten(0, 1)).unflatten(0, (k, -1))
+        else:
+            x = layer(x)
+    return x
 
 
 class Members:
@@ -282,24 +384,39 @@ class MemberLoop(Members):
 
 
 class StackedMembers(Members):
-    """Members stacked into one model: one forward (``vmap``), one backward, one optimizer step;
-    NCHW throughout (see the module docstring)."""
+    """Members stacked into one model: one forward (grouped or ``vmap``), one backward, one
+    optimizer step; NCHW throughout (see the module docstring). ``way``: ``auto`` (grouped where
+    :func:`grouped_layers` takes the model), ``grouped`` or ``vmap``."""
 
     memory_format = torch.contiguous_format
 
-    def __init__(self, models, seeds, make_optimizer, precision, sample, compile=False):
+    def __init__(self, models, seeds, make_optimizer, precision, sample, compile=False, way="auto"):
         super().__init__(models, seeds, precision, sample)
         params, buffers = stack_module_state(models)
         self.params = {name: value.detach().contiguous().requires_grad_() for name, value in params.items()}
         self.buffers = {name: value.contiguous() for name, value in buffers.items()}
         self.skeleton = cast_convolutions(copy.deepcopy(models[0]).to("meta"))
         self.optimizer = make_optimizer(list(self.params.values()))
+        layers = grouped_layers(self.skeleton) if way != "vmap" else None
+        if way == "grouped" and layers is None:
+            raise ValueError(f"grouped_forward cannot take {type(models[0]).__name__} (see grouped_layers)")
+        self.way = "grouped" if layers is not None else "vmap"
+        k_count = len(models)
 
         def one(params, buffers, noise, x):
             return functional_call(self.skeleton, (params, {**buffers, **noise}), (x,))
 
-        train_forward = vmap(one, in_dims=(0, 0, 0, 0), randomness="error")
-        eval_forward = vmap(one, in_dims=(0, 0, None, None), randomness="error")
+        if layers is not None:
+
+            def train_forward(params, buffers, noise, x):
+                return grouped_forward(layers, params, noise, x, k_count, training=True)
+
+            def eval_forward(params, buffers, noise, x):
+                return grouped_forward(layers, params, noise, x, k_count, training=False)
+
+        else:
+            train_forward = vmap(one, in_dims=(0, 0, 0, 0), randomness="error")
+            eval_forward = vmap(one, in_dims=(0, 0, None, None), randomness="error")
         self.train_forward = torch.compile(train_forward) if compile else train_forward
         self.eval_forward = torch.compile(eval_forward) if compile else eval_forward
 
