@@ -1,5 +1,5 @@
-"""Benchmark the score stage's training: a plain PyTorch loop vs the engine, one by one and stacked,
-and vs a hand-written grouped-convolution model of the members.
+"""Benchmark the score stage's training: a plain PyTorch loop vs the engine, one by one and stacked
+(grouped convolutions, or ``vmap``).
 
 All four train the same members (same architecture, seeds, batch size, SGD schedule, epochs)
 and, at every checkpoint (initialisation and every epoch), predict every train and test example,
@@ -9,11 +9,12 @@ moving the predictions to the host, as the score stage records them:
               on the device, one member after another, ``model(x)``, cross-entropy, ``opt.step()``,
               evaluation in batches of 1024 under ``torch.no_grad`` (label, P(true), EL2N)
   one by one  the engine (``curriculum.stages.score.GroupTrainer``) with ``stack="off"``
-  stacked     the engine with ``stack="on"``: the members as one ``torch.func`` model
-  grouped     the plain loop's members as one module (``GroupedMembers``): each convolution one
-              ``groups=N`` convolution over the members' channel groups, each fully connected
-              layer one batched matmul, one SGD optimizer; issue 8's alternative to ``vmap``,
-              measured here only (the engine does not use it)
+  stacked     the engine with ``stack="on"``: the members as one stacked model, in the way the
+              engine picks (``grouped_forward`` for a plain stack of layers such as st-VGG: each
+              convolution one ``groups=N`` convolution over the members' channel groups, each
+              linear layer one batched matmul; else ``vmap``)
+  vmap        the engine stacked with ``vmap`` of ``functional_call`` (``torch.func``), the way it
+              takes for any other architecture
 Beside them, ``stage`` runs the score stage as ``curriculum score`` runs it (the same members,
 ``--stack auto`` and ``--precision`` as the command resolves them on this device, a checkpoint
 every ``--eval-every`` epochs as the command's default quarter epoch), writing its records,
@@ -25,8 +26,8 @@ median is reported: wall seconds, the ratio of the plain loop's time to each (ab
 plain), examples per second (training plus evaluated examples) and, on a GPU, the achieved FLOP/s
 against the device's peak (FLOPs counted with ``torch.utils.flop_counter.FlopCounterMode``), and
 this process's CPU seconds with their ratio (steadier than wall time on cores other jobs share). It
-also prints how many predicted labels the stacked and one-by-one records share, and the grouped
-and plain ones (these draw different dropout masks, so they agree less).
+also prints how many predicted labels the stacked and one-by-one records share, and the stacked and
+vmap ones.
 
 Default data: synthetic CIFAR-shaped images (32x32x3, 10 classes: a smooth random template per
 class plus noise), 50,000 train and 10,000 test, 10 members, 10 epochs, the default CIFAR
@@ -172,117 +173,22 @@ def run_plain(config: ScoreConfig, dataset: Dataset, arch: str, precision: str, 
     return preds
 
 
-class BatchedLinear(nn.Module):
-    """The members' ``Linear`` layers as one batched matmul: ``(N, B, in) @ (N, in, out) + (N, 1, out)``."""
-
-    def __init__(self, layers: tuple[nn.Linear, ...]):
-        super().__init__()
-        self.weight = nn.Parameter(torch.stack([layer.weight.detach().T for layer in layers]))
-        self.bias = nn.Parameter(torch.stack([layer.bias.detach()[None] for layer in layers]))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias, x, self.weight)
-
-
-class GroupedMembers(nn.Module):
-    """N members of one architecture as one hand-written module of grouped convolutions: the
-    alternative to the engine's ``torch.func``/``vmap`` stacking that issue 8 asks to measure.
-
-    Built from the members' own models (copies of their weights), walking ``build_model``'s
-    ``nn.Sequential``. The input holds member k's images in channel group k (``(B, N*C, H, W)``,
-    each member's own batch); every ``Conv2d`` becomes one with ``groups=N``, member k's filters in
-    output group k. Activations, pools, zero padding and dropout act per channel or element, so
-    they are the members' own layers (dropout thus draws each member's masks independently). At
-    ``Flatten`` the features become ``(N, B, features)`` and every ``Linear`` is one batched matmul
-    over an ``(N, in, out)`` weight. Logits come out ``(N, B, classes)``. The members' parameters
-    are disjoint slices, so one SGD step on the sum of their losses is N members' own SGD steps
-    (momentum and weight decay are elementwise).
-    """
-
-    PER_CHANNEL = (nn.ZeroPad2d, nn.ELU, nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.Dropout)
-
-    def __init__(self, models: list[nn.Module]):
-        super().__init__()
-        self.members = n = len(models)
-        self.layers = nn.ModuleList()
-        for same in zip(*([m for m in model.modules() if not isinstance(m, nn.Sequential)] for model in models)):
-            layer = same[0]
-            if (
-                type(layer) is nn.Conv2d
-                and layer.groups == 1
-                and layer.padding_mode == "zeros"
-                and layer.bias is not None
-            ):
-                grouped = nn.Conv2d(
-                    n * layer.in_channels,
-                    n * layer.out_channels,
-                    layer.kernel_size,
-                    layer.stride,
-                    layer.padding,
-                    layer.dilation,
-                    groups=n,
-                )
-                grouped.weight = nn.Parameter(torch.cat([m.weight.detach() for m in same]))
-                grouped.bias = nn.Parameter(torch.cat([m.bias.detach() for m in same]))
-                self.layers.append(grouped)
-            elif type(layer) is nn.Linear and layer.bias is not None:
-                self.layers.append(BatchedLinear(same))
-            elif type(layer) is nn.Flatten and layer.start_dim == 1 or isinstance(layer, self.PER_CHANNEL):
-                self.layers.append(layer)
-            else:
-                raise ValueError(
-                    f"grouped members cannot take {layer!r}: a plain nn.Sequential of Conv2d (with bias), "
-                    f"Linear (with bias), Flatten and {', '.join(t.__name__ for t in self.PER_CHANNEL)} only"
-                )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            if isinstance(layer, nn.Flatten):
-                x = x.unflatten(1, (self.members, -1)).flatten(2).transpose(0, 1)
-            else:
-                x = layer(x)
-        return x
-
-
-def run_grouped(config: ScoreConfig, dataset: Dataset, arch: str, precision: str, device: torch.device) -> dict:
-    """The members the plain loop builds, trained at once as :class:`GroupedMembers` with the same
-    schedule, batches and evaluation; one SGD optimizer over the grouped parameters."""
-    x_all, y_all = device_splits(dataset, device)
-    n = config.members
-    model = GroupedMembers([member_model(config, dataset, arch, k) for k in range(n)]).to(
-        device, memory_format=torch.channels_last
-    )
-    optimizer = optimizer_for(config, model)
-    generators = [torch.Generator(device=device).manual_seed(member_seed(config.seed, k)) for k in range(n)]
-    preds = {}
-    for epoch in range(int(config.epochs) + 1):
-        model.eval()
-        for split in ("train", "test"):
-            pred = evaluate(lambda x: model(x.repeat(1, n, 1, 1)), x_all[split], y_all[split], precision)
-            preds.update({(k, split): pred[k] for k in range(n)})
-        if epoch == int(config.epochs):
-            break
-        model.train()
-        for lr, indices in epoch_steps(config, len(y_all["train"]), generators, epoch):
-            with autocast(device, precision):
-                logits = model(torch.cat([x_all["train"][index] for index in indices], dim=1))
-            # the sum over members of each member's mean cross-entropy
-            loss = n * F.cross_entropy(
-                logits.float().flatten(0, 1), torch.cat([y_all["train"][index] for index in indices])
-            )
-            sgd_step(optimizer, lr, loss)
-    return preds
-
-
 def run_engine(
-    config: ScoreConfig, dataset: Dataset, arch: str, precision: str, device: torch.device, stacked: bool
+    config: ScoreConfig,
+    dataset: Dataset,
+    arch: str,
+    precision: str,
+    device: torch.device,
+    stacked: bool,
+    way: str = "auto",
 ) -> dict:
-    """The score stage's trainer on every member at once, checkpoint by checkpoint, no files;
-    returns every checkpoint's predicted labels ([checkpoints, examples] per member and split)."""
+    """The score stage's trainer on every member at once (stacked in ``way``: auto, grouped or
+    vmap), checkpoint by checkpoint, no files; returns every checkpoint's predicted labels
+    ([checkpoints, examples] per member and split)."""
     data = DeviceData(dataset, device)
     steps_per_epoch = batches_per_epoch(len(dataset.train.labels), config.batch_size)
     steps = checkpoint_steps(config.epochs, 1, steps_per_epoch)
-    setup = MemberSetup(config, dataset, data, arch, precision, stacked)
+    setup = MemberSetup(config, dataset, data, arch, precision, stacked, stack_way=way)
     trainer = GroupTrainer(setup, list(range(config.members)), steps[-1], steps_per_epoch)
     preds: dict = {}
     for index, step in enumerate(steps):
@@ -352,7 +258,7 @@ def flops_per_example(arch: str, dataset: Dataset, batch: int, device: torch.dev
     return train_count.get_total_flops() / batch, eval_count.get_total_flops() / batch
 
 
-WAYS = ("plain", "one-by-one", "stacked", "grouped", "stage")
+WAYS = ("plain", "one-by-one", "stacked", "vmap", "stage")
 
 
 def main() -> None:
@@ -421,7 +327,7 @@ def main() -> None:
         "plain": lambda cfg, ds: run_plain(cfg, ds, arch, precision, device),
         "one-by-one": lambda cfg, ds: run_engine(cfg, ds, arch, precision, device, stacked=False),
         "stacked": lambda cfg, ds: run_engine(cfg, ds, arch, precision, device, stacked=True),
-        "grouped": lambda cfg, ds: run_grouped(cfg, ds, arch, precision, device),
+        "vmap": lambda cfg, ds: run_engine(cfg, ds, arch, precision, device, stacked=True, way="vmap"),
         "stage": lambda cfg, ds: stage_info.update(
             run_stage(cfg, ds, device, stage_seconds if cfg is config else Counter())
         ),
@@ -499,20 +405,15 @@ def main() -> None:
                 )
                 break
     print()
-    if "stacked" in ways and "one-by-one" in ways:
-        agree = np.array(
-            [
-                [np.mean(a == b) for a, b in zip(preds["stacked"][key], preds["one-by-one"][key])]
-                for key in preds["one-by-one"]
-            ]
-        )  # [member and split, checkpoint]
-        print(
-            f"stacked vs one-by-one records: {agree.min():.2%} of the predicted labels agree at the worst checkpoint "
-            f"(member and split), {agree.mean():.2%} on average, {agree[:, -1].mean():.2%} at the last"
-        )
-    if "grouped" in ways and "plain" in ways:
-        same = np.mean([np.mean(preds["grouped"][key] == preds["plain"][key]) for key in preds["plain"]])
-        print(f"grouped vs plain records: {same:.2%} of the last checkpoint's predicted labels agree")
+    for a, b in (("stacked", "one-by-one"), ("stacked", "vmap")):
+        if a in ways and b in ways:
+            agree = np.array(
+                [[np.mean(x == y) for x, y in zip(preds[a][key], preds[b][key])] for key in preds[b]]
+            )  # [member and split, checkpoint]
+            print(
+                f"{a} vs {b} records: {agree.min():.2%} of the predicted labels agree at the worst checkpoint "
+                f"(member and split), {agree.mean():.2%} on average, {agree[:, -1].mean():.2%} at the last"
+            )
 
 
 if __name__ == "__main__":

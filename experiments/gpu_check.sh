@@ -6,7 +6,7 @@
 #   experiments/gpu_check.sh [OUT]        # OUT: where the logs go (default gpu_check_<date>)
 #
 # 1. bench_score.py at its defaults (10 st-VGG members x 10 epochs, 50,000 + 10,000 images): the
-#    plain loop, the engine one by one and stacked, the grouped module; wall time, examples/s,
+#    plain loop, the engine one by one and stacked (grouped convolutions, and vmap); wall time, examples/s,
 #    achieved TFLOP/s against the device's bf16 peak, and the stacked-vs-one-by-one agreement of
 #    the predicted labels at every checkpoint.
 # 2. The default `curriculum score --dataset cifar10` run, shaped alike on the synthetic images
@@ -39,7 +39,7 @@ section() { echo; echo "== $* ($(( $(date +%s) - started )) s)"; }
   echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"; } 2>&1 | tee "$OUT/device.txt"
 
 section "1. bench_score.py at its defaults"
-"$PYTHON" experiments/bench_score.py --ways plain,one-by-one,stacked,grouped 2>&1 | tee "$OUT/bench_score.txt"
+"$PYTHON" experiments/bench_score.py --ways plain,one-by-one,stacked,vmap 2>&1 | tee "$OUT/bench_score.txt"
 
 section "2. the default score run, CIFAR-shaped: 10 members x 20 epochs, a checkpoint every quarter epoch"
 "$PYTHON" experiments/bench_score.py --ways stage --epochs 20 --eval-every 0.25 2>&1 | tee "$OUT/score_stage.txt"
