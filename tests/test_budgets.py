@@ -216,3 +216,15 @@ def test_stacked_forward_compiles_without_a_graph_break(way):
         )
     assert explained.graph_break_count == 0, explained.break_reasons
     assert explained.graph_count == 1
+
+
+def test_the_classifier_head_computes_in_float32_and_the_other_layers_in_bf16(stvgg):
+    """The head's logits decide the recorded label: rounded to bf16, nearly tied logits would tie
+    (Float32Linear). st-VGG's two linear layers are batched matmuls over the members."""
+    group, data = stvgg
+    x, _ = data.batch("test", torch.arange(2), group.memory_format)
+    with Dispatches() as counted:
+        group.logits(x)
+    matmuls = [dtypes for name, dtypes in counted.inputs if name.split(".")[1] in ("bmm", "baddbmm", "mm", "addmm")]
+    assert len(matmuls) == 2, counted.inputs
+    assert set(matmuls[0]) == {torch.bfloat16} and set(matmuls[1]) == {torch.float32}, matmuls
