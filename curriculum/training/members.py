@@ -16,8 +16,8 @@ dropout, one ``Flatten`` and linear layers: st-VGG, LeNet-5, the fully connected
 convolution, each linear layer one batched matmul. Any other model runs ``vmap`` of
 ``functional_call`` (``torch.func``), which computes the same convolutions but moves the member
 dimension in and out at every pool and convolution, copying the activations each time: for a step
-of 10 st-VGG members, 179 kernel launches against the grouped way's 145, and 330 MiB copied at
-batch 100 against 63 (tests/test_budgets.py, experiments/README.md).
+of 10 st-VGG members, 179 kernel launches against the grouped way's 162, and 330 MiB copied at
+batch 100 against 117 (tests/test_budgets.py, experiments/README.md).
 BatchNorm works there: its running statistics are stacked buffers updated in place per member.
 fp16 is not stacked (one loss scale would skip a step for every member when one overflows), nor is
 a model whose forward ``vmap`` cannot take (checked with a probe step).
@@ -26,7 +26,9 @@ Layout: members trained one by one are ``channels_last`` (NHWC, what cuDNN and o
 stacked model is plain NCHW, inputs and weights alike: ``vmap`` turns every convolution into a
 grouped one over a reshaped input and moves the member dimension around pools, which undoes
 ``channels_last`` (a copy of the activations at each move) and would hand cuDNN NCHW inputs with
-NHWC weights; the grouped way keeps one NCHW layout throughout. Precision: under ``vmap`` a
+NHWC weights. The grouped way computes in ``channels_last`` throughout, inputs and weights
+alike, as a member alone does (on this CPU an evaluation then costs what one by one costs, where
+NCHW cost 1.5 times as much). Precision: under ``vmap`` a
 convolution reaches the autocast layer as ``aten::convolution``, which CUDA autocast runs in bf16
 but CPU autocast leaves in float32, so a stacked convolution casts its operands itself
 (:class:`CastConv2d`, and likewise in the grouped way) and computes in the same precision on
@@ -201,6 +203,13 @@ def grouped_layers(model: nn.Module) -> list[tuple[str, nn.Module]] | None:
     return layers if flat else None
 
 
+def _grouped(x: torch.Tensor) -> torch.Tensor:
+    """``[K, B, C, H, W]`` (a tensor per member) as ``[B, K*C, H, W]`` in ``channels_last``: member
+    k's channels in group k, every pixel's channels of all members side by side."""
+    k, b, c, h, w = x.shape
+    return x.permute(1, 3, 4, 0, 2).reshape(b, h, w, k * c).permute(0, 3, 1, 2)
+
+
 def grouped_forward(
     layers: list[tuple[str, nn.Module]],
     params: dict[str, torch.Tensor],
@@ -211,18 +220,22 @@ def grouped_forward(
 ) -> torch.Tensor:
     """Logits ``[K, B, classes]`` of K stacked members (``params``: name -> ``[K, ...]``) on
     ``x``: each member's own batch ``[K, B, C, H, W]`` in training, or one batch ``[B, C, H, W]``
-    for all (evaluation). The activations travel as ``[B, K*C, H, W]``, member k's channels in
-    group k, so a convolution is one ``groups=K`` convolution and a per-channel layer acts on every
-    member at once; the first convolution of a shared batch is one plain convolution with the
-    members' filters side by side. From ``Flatten`` on they are ``[K, B, features]`` and a linear
-    layer is one batched matmul (the classifier head in float32, as :class:`Float32Linear`)."""
+    for all (evaluation). The activations travel as ``[B, K*C, H, W]`` in ``channels_last`` (as a
+    member alone computes), member k's channels in group k, so a convolution is one ``groups=K``
+    convolution and a per-channel layer acts on every member at once; the first convolution of a
+    shared batch is one plain convolution with the members' filters side by side. From ``Flatten``
+    on they are ``[K, B, features]`` and a linear layer is one batched matmul (the classifier head
+    in float32, as :class:`Float32Linear`)."""
     k, form = members, ("members" if x.dim() == 5 else "shared")  # or "grouped", "flat", "shared-flat"
     for name, layer in layers:
         if isinstance(layer, nn.Conv2d):
             weight, bias = params[f"{name}.weight"].flatten(0, 1), params.get(f"{name}.bias")
             bias = None if bias is None else bias.flatten()
             if form == "members":
-                x = x.transpose(0, 1).flatten(1, 2)
+                x = _grouped(x)
+            elif form == "shared":
+                x = x.contiguous(memory_format=torch.channels_last)
+            weight = weight.contiguous(memory_format=torch.channels_last)
             kind = x.device.type
             if torch.is_autocast_enabled(kind):  # cast here, as CastConv2d does
                 dtype = torch.get_autocast_dtype(kind)
@@ -240,8 +253,8 @@ def grouped_forward(
             else:
                 x = torch.baddbmm(bias, x, weight)
         elif isinstance(layer, nn.Flatten):
-            if form == "grouped":
-                x, form = x.unflatten(1, (k, -1)).flatten(2).transpose(0, 1), "flat"
+            if form == "grouped":  # each member's features in its own C, H, W order
+                x, form = x.unflatten(1, (k, -1)).transpose(0, 1).reshape(k, len(x), -1), "flat"
             elif form == "members":
                 x, form = x.flatten(2), "flat"
             else:
@@ -250,7 +263,7 @@ def grouped_forward(
             if training and layer.p > 0:
                 keep = (noise[f"{name}.noise"] >= layer.p).to(x.dtype) / (1 - layer.p)  # [K, B, *shape]
                 if form == "grouped":
-                    keep = keep.transpose(0, 1).flatten(1, 2)
+                    keep = _grouped(keep)
                 x = x * keep
         elif form == "members":  # a per-channel layer before the first convolution
             x = layer(x.flatten(0, 1)).unflatten(0, (k, -1))
@@ -385,7 +398,7 @@ class MemberLoop(Members):
 
 class StackedMembers(Members):
     """Members stacked into one model: one forward (grouped or ``vmap``), one backward, one
-    optimizer step; NCHW throughout (see the module docstring). ``way``: ``auto`` (grouped where
+    optimizer step; parameters stored NCHW (see the module docstring). ``way``: ``auto`` (grouped where
     :func:`grouped_layers` takes the model), ``grouped`` or ``vmap``."""
 
     memory_format = torch.contiguous_format
