@@ -231,11 +231,14 @@ def test_the_grouped_way_computes_and_trains_what_vmap_does(arch):
 def test_a_model_that_is_not_a_plain_stack_of_layers_stacks_with_vmap():
     from curriculum.data.datasets import load_dataset
     from curriculum.models.builders import build_model
-    from curriculum.training.engine import stacked_way
+    from curriculum.training.engine import resolve_stacking
     from curriculum.training.members import float32_head, grouped_layers, own_dropout
+    from curriculum.training.policy import policy_of
 
-    config, dataset = TrainingConfig().complete(), load_dataset("digits")
-    assert [stacked_way(config, arch, dataset) for arch in ("st-vgg", "lenet5", "fc", "resnet18")] == [
+    config, dataset = TrainingConfig(stack="on").complete(), load_dataset("digits")
+    policy = policy_of("cpu", torch.device("cpu"))
+    ways = [resolve_stacking(config, arch, dataset, policy, "no") for arch in ("st-vgg", "lenet5", "fc", "resnet18")]
+    assert ways == [
         "grouped",
         "grouped",
         "grouped",

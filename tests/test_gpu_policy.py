@@ -82,9 +82,8 @@ def test_a_gpu_policy_score_run_resumes_exactly_and_keeps_the_float32_labels(tmp
         same = gpu[split].pred == cpu[split].pred  # [member, checkpoint, example]
         # The same initial weights: only the evaluation's precision differs, and it tips labels whose
         # logits are nearly tied, as many are at initialisation (12 of 1347 train labels of member 1
-        # on this CPU; a CPU whose bf16 kernels round otherwise may tip a few more). A wrong weight
-        # or cast changes most labels.
-        assert same[:, 0].mean(axis=1).min() >= 0.985, same[:, 0].mean(axis=1)
+        # on this CPU, 99.11 %). A wrong weight or cast changes most labels.
+        assert same[:, 0].mean(axis=1).min() >= 0.99, same[:, 0].mean(axis=1)
         confident = cpu[split].p_true > 0.5
         assert confident[:, 1:].mean() > 0.2  # trained members are confident of many examples
         for member in range(2):
@@ -230,7 +229,7 @@ def test_stacking_falls_back_once_with_the_reason_and_never_hides_a_device_error
             decide()
         assert not said
     else:
-        assert decide() is False
+        assert decide() is None
         assert said == [
             (
                 "Members of 'small-st-vgg' cannot be stacked (RuntimeError: vmap: It looks like you're calling "

@@ -331,8 +331,8 @@ def test_stacked_runs_reach_the_accuracies_they_reach_one_by_one(full, score_run
     alone, stacked = _outputs(full[1])[1], _outputs(tmp_path / "out")[1]
     both = alone.merge(stacked, on=["order", "seed", "step"], suffixes=("_alone", "_stacked"))
     assert len(both) == len(alone) == 4 * 2 * 4
-    # float32 reassociation tips labels near a tie: up to about 1 % of them at a checkpoint
-    # (experiments/README.md, "bf16 against float32"), so 0.02 (7 of 360 test images) per evaluation,
-    # and most evaluations exactly equal; runs mixed up between orders or seeds differ by far more.
+    # float32 reassociation may tip a label near a tie (the grouped way, in channels_last as the
+    # runs one by one, gave all 32 evaluations exactly equal here); runs mixed up between orders or
+    # seeds differ by far more.
     difference = (both.test_accuracy_alone - both.test_accuracy_stacked).abs()
-    assert difference.max() <= 0.02 and (difference == 0).mean() >= 0.5, both
+    assert difference.max() <= 0.005 and (difference == 0).mean() >= 0.5, both

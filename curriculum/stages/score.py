@@ -52,7 +52,6 @@ from curriculum.training.engine import (
     resolve_precision,
     resolve_stacking,
     run_lock,
-    stacked_way,
     train_steps,
 )
 from curriculum.training.launch import uneven_note
@@ -395,11 +394,14 @@ def score(config: ScoreConfig) -> Path:
             )
         arch = resolve_arch(config, dataset)  # a bad --arch fails before any write
         precision = resolve_precision(config, policy)
-        stacked = resolve_stacking(config, arch, dataset, policy, precision, warn=fallback_note(accelerator))
+        way = resolve_stacking(config, arch, dataset, policy, precision, warn=fallback_note(accelerator))
+        stacked = way is not None
         # vmap's layout keeps the name it had before the grouped way existed, so its runs still resume
-        way = " as grouped convolutions" if stacked and stacked_way(config, arch, dataset) == "grouped" else ""
+        named = " as grouped convolutions" if way == "grouped" else ""
         layout = (
-            f"stacked{way} in groups of up to {config.max_stack}, {processes} process(es)" if stacked else "one by one"
+            f"stacked{named} in groups of up to {config.max_stack}, {processes} process(es)"
+            if stacked
+            else "one by one"
         )
         run_dir = Path(config.out) if config.out else default_run_dir(dataset.name)
         check_output_dir(run_dir, "--out")

@@ -76,7 +76,7 @@ def make_plan(config: TrainConfig, dataset: Dataset, policy: DevicePolicy, warn=
     eval_steps = sorted({*range(every, steps, every), steps})
     arch = resolve_arch(config, dataset)
     precision = resolve_precision(config, policy)
-    stacked = resolve_stacking(config, arch, dataset, policy, precision, warn=warn)
+    stacked = resolve_stacking(config, arch, dataset, policy, precision, warn=warn) is not None
     return Plan(
         config,
         dataset,

@@ -290,8 +290,10 @@ def resolve_stacking(
     policy: DevicePolicy,
     precision: str,
     warn: Callable[[str], None] | None = print,
-) -> bool:
-    """Whether groups of members train stacked.
+) -> str | None:
+    """How groups of members train stacked (:class:`StackedMembers`): ``grouped`` for a plain stack
+    of layers, else ``vmap``; None when they train one by one. The two ways round differently in
+    bf16, so a run's layout names the way.
 
     ``auto`` is the policy's: stacked on a GPU, where a step of a small CNN is bound by kernel
     launches, not on a CPU, where it is bound by arithmetic and a loop measured faster
@@ -301,26 +303,18 @@ def resolve_stacking(
     taken for a model that cannot stack.
     """
     if config.stack == "off" or (config.stack == "auto" and not policy.stack):
-        return False
+        return None
     h, w, c = dataset.image_shape
     models = [new_model(config, arch, dataset, seed, policy.device) for seed in (0, 1)]
     sample = torch.randn(2, c, h, w, device=policy.device)
     refusal = stacking_refusal(models, optimizer_factory(config, policy), precision, sample)
     if refusal is None:
-        return True
+        return "grouped" if grouped_layers(models[0]) else "vmap"
     if config.stack == "on":
         raise UserError(f"Members of '{arch}' cannot be stacked ({refusal}); pass --stack off.")
     if warn is not None:
         warn(f"Members of '{arch}' cannot be stacked ({refusal}); training them one by one.")
-    return False
-
-
-def stacked_way(config: TrainingConfig, arch: str, dataset: Dataset) -> str:
-    """How stacked members of ``arch`` compute (:class:`StackedMembers`): ``grouped`` for a plain
-    stack of layers, else ``vmap``. The two round differently in bf16, so a run's layout names it."""
-    with torch.random.fork_rng(devices=[]):  # a model built to be looked at draws nothing for the run
-        model = new_model(config, arch, dataset, 0, torch.device("cpu"))
-    return "grouped" if grouped_layers(model) else "vmap"
+    return None
 
 
 def fallback_note(accelerator: Accelerator) -> Callable[[str], None] | None:

@@ -65,8 +65,9 @@ def processes_to_launch(config: ScoreConfig) -> int:
 
     ``auto`` is one worker per usable core, at most one per member and no more than finish as
     soon (:func:`fewest_processes`), where the device policy fans out (the CPU's choice,
-    :func:`curriculum.training.policy.fans_out`) and no launcher started this process; under a launcher or on a GPU the launcher decides the layout, so an explicit count
-    there is refused, and so is a count above the members (a process would idle).
+    :func:`curriculum.training.policy.fans_out`) and no launcher started this process. Under a
+    launcher or on a GPU the launcher decides the layout, so an explicit count there is refused,
+    and so is a count above the members (a process would idle).
     """
     wanted = None if config.processes == "auto" else int(config.processes)
     if wanted == 1:

@@ -28,11 +28,10 @@ grouped one over a reshaped input and moves the member dimension around pools, w
 ``channels_last`` (a copy of the activations at each move) and would hand cuDNN NCHW inputs with
 NHWC weights. The grouped way computes in ``channels_last`` throughout, inputs and weights
 alike, as a member alone does (on this CPU an evaluation then costs what one by one costs, where
-NCHW cost 1.5 times as much). Precision: under ``vmap`` a
-convolution reaches the autocast layer as ``aten::convolution``, which CUDA autocast runs in bf16
-but CPU autocast leaves in float32, so a stacked convolution casts its operands itself
-(:class:`CastConv2d`, and likewise in the grouped way) and computes in the same precision on
-every device.
+NCHW cost 1.5 times as much). Precision: under ``vmap`` a convolution reaches the autocast layer
+as ``aten::convolution``, which CUDA autocast runs in bf16 but CPU autocast leaves in float32, so
+a stacked convolution casts its operands itself (:func:`autocast_operands`) and computes in the
+same precision on every device.
 """
 
 from __future__ import annotations
@@ -56,18 +55,22 @@ def autocast(device: torch.device, precision: str) -> ContextManager:
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def autocast_operands(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> tuple:
+    """A convolution's operands in the autocast dtype when autocast is on, else as they are: a
+    stacked convolution then runs in bf16 on the CPU as it does on a GPU (see the module
+    docstring); where autocast would have cast them too, the casts change nothing."""
+    kind = x.device.type
+    if not torch.is_autocast_enabled(kind):
+        return x, weight, bias
+    dtype = torch.get_autocast_dtype(kind)
+    return x.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype)
+
+
 class CastConv2d(nn.Conv2d):
-    """A ``Conv2d`` that casts its input and weights to the autocast dtype itself, when autocast
-    is on: the stacked convolution then runs in bf16 on the CPU as it does on a GPU (see the
-    module docstring); where autocast would have cast them too, the casts change nothing."""
+    """A ``Conv2d`` whose operands are cast by :func:`autocast_operands` (``vmap``'s stacked way)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        kind = x.device.type
-        if not torch.is_autocast_enabled(kind):
-            return super().forward(x)
-        dtype = torch.get_autocast_dtype(kind)
-        bias = None if self.bias is None else self.bias.to(dtype)
-        return self._conv_forward(x.to(dtype), self.weight.to(dtype), bias)
+        return self._conv_forward(*autocast_operands(x, self.weight, self.bias))
 
 
 def cast_convolutions(model: nn.Module) -> nn.Module:
@@ -79,8 +82,8 @@ def cast_convolutions(model: nn.Module) -> nn.Module:
 
 
 class Float32Linear(nn.Linear):
-    """A ``Linear`` layer computed in its weights' float32 whatever the autocast: the classifier head. Its
-    logits decide the recorded label; rounded to bf16 (8 bits of mantissa) nearly tied logits
+    """A ``Linear`` layer computed in its weights' float32 whatever the autocast: the classifier
+    head. Its logits decide the recorded label; rounded to bf16 (8 bits of mantissa) nearly tied logits
     become tied, and the label flips against a float32 run for no reason of training. The head
     is a negligible share of the arithmetic."""
 
@@ -235,11 +238,7 @@ def grouped_forward(
                 x = _grouped(x)
             elif form == "shared":
                 x = x.contiguous(memory_format=torch.channels_last)
-            weight = weight.contiguous(memory_format=torch.channels_last)
-            kind = x.device.type
-            if torch.is_autocast_enabled(kind):  # cast here, as CastConv2d does
-                dtype = torch.get_autocast_dtype(kind)
-                x, weight, bias = x.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype)
+            x, weight, bias = autocast_operands(x, weight.contiguous(memory_format=torch.channels_last), bias)
             groups = 1 if form == "shared" else k
             x = F.conv2d(x, weight, bias, layer.stride, layer.padding, layer.dilation, groups)
             form = "grouped"
@@ -398,8 +397,8 @@ class MemberLoop(Members):
 
 class StackedMembers(Members):
     """Members stacked into one model: one forward (grouped or ``vmap``), one backward, one
-    optimizer step; parameters stored NCHW (see the module docstring). ``way``: ``auto`` (grouped where
-    :func:`grouped_layers` takes the model), ``grouped`` or ``vmap``."""
+    optimizer step; parameters stored NCHW (see the module docstring). ``way``: ``auto``
+    (grouped where :func:`grouped_layers` takes the model), ``grouped`` or ``vmap``."""
 
     memory_format = torch.contiguous_format
 
@@ -419,14 +418,12 @@ class StackedMembers(Members):
         def one(params, buffers, noise, x):
             return functional_call(self.skeleton, (params, {**buffers, **noise}), (x,))
 
-        if layers is not None:
+        if layers is not None:  # buffers: none in a plain stack of layers
 
-            def train_forward(params, buffers, noise, x):
-                return grouped_forward(layers, params, noise, x, k_count, training=True)
+            def grouped(training: bool) -> Callable:
+                return lambda params, buffers, noise, x: grouped_forward(layers, params, noise, x, k_count, training)
 
-            def eval_forward(params, buffers, noise, x):
-                return grouped_forward(layers, params, noise, x, k_count, training=False)
-
+            train_forward, eval_forward = grouped(True), grouped(False)
         else:
             train_forward = vmap(one, in_dims=(0, 0, 0, 0), randomness="error")
             eval_forward = vmap(one, in_dims=(0, 0, None, None), randomness="error")
